@@ -1,0 +1,1 @@
+"""The catalogue: data elements, datasets, agency mappings and the sharing-responsibility list."""

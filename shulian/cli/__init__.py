@@ -1,0 +1,1 @@
+"""The one CLI, ``shulian``. Each area has its own module; main.py wires them explicitly."""

@@ -1,0 +1,43 @@
+"""``shulian broker``: the embedded Kafka-compatible broker."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+
+import click
+
+from shulian.cli.common import friendly_errors, settings_from
+
+
+@click.command("broker")
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="SHULIAN_BROKER_HOST",
+              help="Address to listen on [env SHULIAN_BROKER_HOST]")
+@click.option("--port", type=int, default=None, envvar="SHULIAN_BROKER_PORT",
+              help="Port to listen on [env SHULIAN_BROKER_PORT, default 9092]")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              envvar="SHULIAN_DATA_DIR",
+              help="Keep data on disk (SeaweedFS S3 under DIR) so it survives a restart; "
+                   "without it data is in memory [env SHULIAN_DATA_DIR]")
+@click.pass_context
+@friendly_errors
+def broker(ctx: click.Context, host: str, port: int | None, data_dir: Path | None) -> None:
+    """Run the embedded broker (Tansu) until Ctrl-C or SIGTERM."""
+    from shulian.embedded.broker import EmbeddedBroker
+
+    settings = settings_from(ctx, broker_port=port, data_dir=data_dir)
+    eb = EmbeddedBroker(host=host, port=settings.broker_port, data_dir=settings.data_dir)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    eb.start()
+    click.echo(f"broker ready: bootstrap servers {eb.bootstrap}"
+               + (f" (durable, data in {data_dir})" if data_dir else " (memory)"), err=False)
+    try:
+        while not stop.wait(0.5):
+            if not eb.alive():
+                raise click.ClickException("the broker exited unexpectedly; see its log")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        eb.stop()

@@ -1,0 +1,59 @@
+"""Shared CLI plumbing: settings from options with SHULIAN_* fallbacks, logging, errors."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+
+from shulian.errors import ConfigError, ShulianError
+from shulian.log import configure_logging
+from shulian.settings import Settings, load_settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def settings_from(ctx: click.Context, **overrides: Any) -> Settings:
+    """Settings for this command: environment first, then the options the user gave."""
+    settings = load_settings(**overrides)
+    configure_logging(level=settings.log_level, fmt=settings.log_format)
+    return settings
+
+
+def friendly_errors(fn: F) -> F:
+    """Turn Shulian's own errors into a clear message and exit code 2 (config) or 1 (infra)."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        except ShulianError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def bootstrap_option(fn: F) -> F:
+    return click.option(
+        "--bootstrap",
+        "bootstrap_servers",
+        envvar="SHULIAN_BOOTSTRAP_SERVERS",
+        default=None,
+        help="Kafka bootstrap servers [env SHULIAN_BOOTSTRAP_SERVERS, default 127.0.0.1:9092]",
+    )(fn)
+
+
+def registry_option(fn: F) -> F:
+    return click.option(
+        "--registry-url",
+        envvar="SHULIAN_REGISTRY_URL",
+        default=None,
+        help="Schema registry URL [env SHULIAN_REGISTRY_URL, default http://127.0.0.1:8081]",
+    )(fn)

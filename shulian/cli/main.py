@@ -1,0 +1,24 @@
+"""``shulian``: the one entry point. Commands are wired here explicitly, one line each."""
+
+from __future__ import annotations
+
+import click
+
+from shulian import __version__
+from shulian.cli.broker import broker
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="shulian")
+def cli() -> None:
+    """Shulian (数链): a streaming data chain for cross-agency government data sharing.
+
+    Every option falls back to a SHULIAN_* environment variable.
+    """
+
+
+cli.add_command(broker)
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,1 @@
+"""Embedded parts for a developer machine and CI: Tansu, SeaweedFS, the stack supervisor."""

@@ -1,0 +1,58 @@
+"""structlog, configured once: human-readable on a terminal, JSON lines otherwise.
+
+Never log record payloads or personal data; use :func:`mask_id` for identifiers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sys
+from typing import Literal
+
+import structlog
+
+LogFormat = Literal["auto", "console", "json"]
+
+_configured = False
+
+
+def configure_logging(*, level: str = "INFO", fmt: LogFormat = "auto", force: bool = False) -> None:
+    """Configure structlog and the stdlib root logger once per process."""
+    global _configured
+    if _configured and not force:
+        return
+    use_console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
+    renderer: structlog.types.Processor = (
+        structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        if use_console
+        else structlog.processors.JSONRenderer()
+    )
+    numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.StackInfoRenderer(),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr, force=True)
+    _configured = True
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    return structlog.get_logger(name)  # type: ignore[no-any-return]
+
+
+def mask_id(value: str | bytes | None) -> str:
+    """A short, stable, non-reversible tag for an identifier, safe to log."""
+    if value is None:
+        return "-"
+    raw = value if isinstance(value, bytes) else value.encode("utf-8", "replace")
+    return "h:" + hashlib.sha256(raw).hexdigest()[:12]

@@ -1,0 +1,5 @@
+"""Fixtures come from tests/fixtures/*, one module per real part, listed here explicitly."""
+
+pytest_plugins = [
+    "tests.fixtures.broker",
+]
