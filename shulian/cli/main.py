@@ -6,6 +6,7 @@ import click
 
 from shulian import __version__
 from shulian.cli.broker import broker
+from shulian.cli.worker import init, sharing, worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,6 +19,9 @@ def cli() -> None:
 
 
 cli.add_command(broker)
+cli.add_command(init)
+cli.add_command(worker)
+cli.add_command(sharing)
 
 
 def main() -> None:

@@ -81,8 +81,11 @@ def ensure_topics(
     if not missing:
         return
     futures = admin.create_topics(
-        [NewTopic(s.name, num_partitions=s.partitions, replication_factor=replication_factor, config=dict(s.config))
-         for s in missing],
+        [
+            NewTopic(s.name, num_partitions=s.partitions,
+                     replication_factor=replication_factor, config=dict(s.config))
+            for s in missing
+        ],
         request_timeout=timeout_s,
     )
     for name, fut in futures.items():

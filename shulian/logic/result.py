@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
@@ -35,7 +36,7 @@ class Rejected:
     detail: str  # human text; never contains the offending value itself
     field: str | None = None  # canonical or raw field concerned
     check: str | None = None  # which check failed (e.g. "check_digit", "length")
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 Result = Accepted[T] | Rejected

@@ -1,0 +1,129 @@
+"""Stage 1, validate + harmonise: ``raw.<agency>.<dataset>`` -> ``canonical.<dataset>``.
+
+Every record ends in exactly one place: the canonical topic, or the agency's dead-letter topic
+with its original bytes untouched and headers naming the reason and origin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from shulian.chain.messages import InMessage, OutMessage, SchemaLookup
+from shulian.chain.topology import Topology, subject_of
+from shulian.chain.wire import decode_body, encode_wire, split_wire
+from shulian.logic.harmonise import Harmoniser
+from shulian.logic.result import Accepted, Reason, Rejected
+
+
+@dataclass(frozen=True, slots=True)
+class CanonicalSchema:
+    schema_id: int
+    parsed: Any
+
+
+class IngestStage:
+    """Raw message -> canonical message or dead letter. Pure given a schema lookup."""
+
+    def __init__(
+        self,
+        *,
+        topology: Topology,
+        harmoniser: Harmoniser,
+        schemas: SchemaLookup,
+        canonical: dict[str, CanonicalSchema],
+    ) -> None:
+        self._topology = topology
+        self._harmoniser = harmoniser
+        self._schemas = schemas
+        self._canonical = canonical
+
+    def process(self, msgs: Iterable[InMessage]) -> tuple[list[OutMessage], list[Rejected]]:
+        """Outputs for a batch (canonical and dead letters) and the rejections, in order."""
+        out: list[OutMessage] = []
+        rejected: list[Rejected] = []
+        for msg in msgs:
+            result = self._one(msg)
+            if isinstance(result, Rejected):
+                rejected.append(result)
+                out.append(self._deadletter(msg, result))
+            else:
+                out.append(result)
+        return out, rejected
+
+    def _one(self, msg: InMessage) -> OutMessage | Rejected:
+        parsed_topic = self._topology.parse_raw(msg.topic)
+        if parsed_topic is None:
+            return Rejected(Reason.UNKNOWN_DATASET, "topic is not raw.<agency>.<dataset>")
+        agency, dataset = parsed_topic
+        if not msg.value:
+            return Rejected(Reason.EMPTY_VALUE, "the record has no value")
+        wire = split_wire(msg.value)
+        if isinstance(wire, Rejected):
+            return wire
+        schema_id, body = wire
+        writer = self._schemas.parsed(schema_id)
+        if writer is None:
+            return Rejected(Reason.UNKNOWN_SCHEMA_ID, f"schema id {schema_id} is not registered",
+                            extra={"schema_id": schema_id})
+        subject = subject_of(self._topology.unprefix(msg.topic) or msg.topic)
+        if subject not in self._schemas.subjects_of(schema_id):
+            return Rejected(Reason.SCHEMA_NOT_ALLOWED,
+                            f"schema id {schema_id} is not registered under subject {subject}",
+                            extra={"schema_id": schema_id})
+        raw = decode_body(writer, body)
+        if isinstance(raw, Rejected):
+            return raw
+        result = self._harmoniser.harmonise(agency, dataset, raw)
+        if isinstance(result, Rejected):
+            return result
+        assert isinstance(result, Accepted)
+        harmonised = result.value
+        target = self._canonical.get(dataset)
+        if target is None:
+            return Rejected(Reason.UNKNOWN_DATASET, f"no canonical schema for dataset {dataset}")
+        try:
+            value = encode_wire(target.schema_id, target.parsed, harmonised.record)
+        except Exception as exc:
+            return Rejected(Reason.ENCODE_ERROR, f"canonical record does not encode: "
+                            f"{type(exc).__name__}")
+        return OutMessage(
+            topic=self._topology.canonical(dataset),
+            key=harmonised.key.encode("utf-8"),
+            value=value,
+            headers=[
+                ("shulian.provider", agency.encode()),
+                ("shulian.source.topic", msg.topic.encode()),
+                ("shulian.source.partition", str(msg.partition).encode()),
+                ("shulian.source.offset", str(msg.offset).encode()),
+                ("shulian.source.timestamp", str(msg.timestamp_ms).encode()),
+                ("shulian.mapping.version", str(harmonised.mapping_version).encode()),
+                ("shulian.raw.schema_id", str(schema_id).encode()),
+            ],
+        )
+
+    def _deadletter(self, msg: InMessage, rej: Rejected) -> OutMessage:
+        parsed_topic = self._topology.parse_raw(msg.topic)
+        agency, dataset = parsed_topic if parsed_topic else ("unknown", "unknown")
+        headers: list[tuple[str, bytes]] = [
+            ("shulian.reason", rej.reason.value.encode()),
+            ("shulian.detail", rej.detail.encode("utf-8", "replace")),
+            ("shulian.source.topic", msg.topic.encode()),
+            ("shulian.source.partition", str(msg.partition).encode()),
+            ("shulian.source.offset", str(msg.offset).encode()),
+            ("shulian.source.timestamp", str(msg.timestamp_ms).encode()),
+        ]
+        if rej.field:
+            headers.append(("shulian.field", rej.field.encode()))
+        if rej.check:
+            headers.append(("shulian.check", rej.check.encode()))
+        # the original headers travel along untouched, prefixed
+        headers.extend((f"orig.{k}", v if v is not None else b"") for k, v in msg.headers)
+        return OutMessage(
+            topic=self._topology.deadletter(agency, dataset),
+            key=msg.key,
+            value=msg.value or b"",
+            headers=headers,
+            partition=msg.partition,
+        )

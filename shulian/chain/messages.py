@@ -1,0 +1,54 @@
+"""Framework-free message types passed between the agents and the stages."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+Headers = Sequence[tuple[str, bytes | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class InMessage:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int
+    headers: Headers = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OutMessage:
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+    partition: int | None = None  # None: the producer's partitioner (murmur2 on the key)
+
+
+class SchemaLookup(Protocol):
+    """What the stages need from the schema registry (satisfied by shulian.serde.SchemaCache)."""
+
+    def parsed(self, schema_id: int) -> Any | None: ...
+
+    def subjects_of(self, schema_id: int) -> frozenset[str]: ...
+
+
+def header(headers: Headers, name: str) -> bytes | None:
+    for k, v in headers:
+        if k == name:
+            return v
+    return None
+
+
+def header_str(headers: Headers, name: str) -> str | None:
+    raw = header(headers, name)
+    if raw is None:
+        return None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None

@@ -1,0 +1,137 @@
+"""Topic names of the chain, derived from the catalogue, and their creation.
+
+    raw.<agency>.<dataset>         agency publishes (Avro, subject raw.<agency>.<dataset>-value)
+    canonical.<dataset>            harmonised records (subject canonical.<dataset>-value)
+    deadletter.<agency>.<dataset>  rejected records: original bytes + reason headers
+    egress.<consumer>.<dataset>    each consumer's permitted view
+    audit.<dataset>                hash-chained decisions; partition p chains the decisions taken
+                                   for canonical.<dataset> partition p (one writer per partition)
+    control.sharing-list           new sharing-list versions (one partition)
+
+A namespace (used by drills) prefixes every name: ``<ns>.raw.psb.household_change``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shulian.catalog.models import Catalog
+
+RAW = "raw"
+CANONICAL = "canonical"
+DEADLETTER = "deadletter"
+EGRESS = "egress"
+AUDIT = "audit"
+CONTROL = "control.sharing-list"
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Names of every topic for one namespace (``None`` = production names)."""
+
+    namespace: str | None = None
+    partitions: int = 3
+
+    def _n(self, name: str) -> str:
+        return f"{self.namespace}.{name}" if self.namespace else name
+
+    def raw(self, agency: str, dataset: str) -> str:
+        return self._n(f"{RAW}.{agency}.{dataset}")
+
+    def canonical(self, dataset: str) -> str:
+        return self._n(f"{CANONICAL}.{dataset}")
+
+    def deadletter(self, agency: str, dataset: str) -> str:
+        return self._n(f"{DEADLETTER}.{agency}.{dataset}")
+
+    def egress(self, consumer: str, dataset: str) -> str:
+        return self._n(f"{EGRESS}.{consumer}.{dataset}")
+
+    def audit(self, dataset: str) -> str:
+        return self._n(f"{AUDIT}.{dataset}")
+
+    @property
+    def control(self) -> str:
+        return self._n(CONTROL)
+
+    def unprefix(self, topic: str) -> str | None:
+        """The production name of ``topic``, or None if it is not in this namespace."""
+        if not self.namespace:
+            return topic
+        prefix = self.namespace + "."
+        return topic[len(prefix):] if topic.startswith(prefix) else None
+
+    def parse_raw(self, topic: str) -> tuple[str, str] | None:
+        """``raw.<agency>.<dataset>`` -> (agency, dataset)."""
+        name = self.unprefix(topic)
+        if name is None:
+            return None
+        parts = name.split(".")
+        if len(parts) != 3 or parts[0] != RAW:
+            return None
+        return parts[1], parts[2]
+
+    def parse_canonical(self, topic: str) -> str | None:
+        name = self.unprefix(topic)
+        if name is None:
+            return None
+        parts = name.split(".")
+        if len(parts) != 2 or parts[0] != CANONICAL:
+            return None
+        return parts[1]
+
+    def parse_egress(self, topic: str) -> tuple[str, str] | None:
+        """``egress.<consumer>.<dataset>`` -> (consumer, dataset)."""
+        name = self.unprefix(topic)
+        if name is None:
+            return None
+        parts = name.split(".")
+        if len(parts) != 3 or parts[0] != EGRESS:
+            return None
+        return parts[1], parts[2]
+
+
+def subject_of(topic: str) -> str:
+    """Confluent TopicNameStrategy subject for a topic's values."""
+    return f"{topic}-value"
+
+
+@dataclass(frozen=True)
+class TopicPlan:
+    """Every topic the chain needs for a catalogue, with its partition count."""
+
+    raw: tuple[str, ...]
+    canonical: tuple[str, ...]
+    deadletter: tuple[str, ...]
+    egress: tuple[str, ...]
+    audit: tuple[str, ...]
+    control: str
+    partitions: int
+
+    def all(self) -> list[tuple[str, int]]:
+        names = [*self.raw, *self.canonical, *self.deadletter, *self.egress, *self.audit]
+        return [(n, self.partitions) for n in names] + [(self.control, 1)]
+
+
+def plan_topics(catalog: Catalog, topology: Topology) -> TopicPlan:
+    """Topics for every mapping (raw, dead letters), dataset (canonical, audit) and every
+    consumer named by any list version (egress)."""
+    pairs = sorted(catalog.mappings)
+    consumers = sorted(
+        {
+            (e.consumer, e.dataset)
+            for sl in catalog.sharing_lists.values()
+            for e in sl.entries
+        }
+    )
+    datasets = sorted(catalog.datasets)
+    return TopicPlan(
+        raw=tuple(topology.raw(a, d) for a, d in pairs),
+        canonical=tuple(topology.canonical(d) for d in datasets),
+        deadletter=tuple(topology.deadletter(a, d) for a, d in pairs)
+        + tuple(topology.deadletter("_canonical", d) for d in datasets),
+        egress=tuple(topology.egress(c, d) for c, d in consumers),
+        audit=tuple(topology.audit(d) for d in datasets),
+        control=topology.control,
+        partitions=topology.partitions,
+    )

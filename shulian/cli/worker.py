@@ -1,0 +1,106 @@
+"""``shulian worker``, ``shulian init`` and ``shulian sharing publish``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from shulian.cli.common import bootstrap_option, friendly_errors, registry_option, settings_from
+
+
+def _catalog_option(fn):  # type: ignore[no-untyped-def]
+    return click.option(
+        "--catalog", "catalog_dir", type=click.Path(file_okay=False, path_type=Path),
+        envvar="SHULIAN_CATALOG_DIR", default=None,
+        help="Catalogue folder [env SHULIAN_CATALOG_DIR, default ./catalog]")(fn)
+
+
+@click.command("worker")
+@bootstrap_option
+@registry_option
+@_catalog_option
+@click.option("--namespace", envvar="SHULIAN_NAMESPACE", default=None,
+              help="Topic prefix for an isolated chain (drills) [env SHULIAN_NAMESPACE]")
+@click.option("--worker-id", envvar="SHULIAN_WORKER_ID", default=None,
+              help="Name recorded in audit records [env SHULIAN_WORKER_ID]")
+@click.option("--metrics-port", type=int, envvar="SHULIAN_METRICS_PORT", default=None,
+              help="Prometheus metrics port, 0 to disable [env SHULIAN_METRICS_PORT]")
+@click.pass_context
+@friendly_errors
+def worker(ctx: click.Context, bootstrap_servers: str | None, registry_url: str | None,
+           catalog_dir: Path | None, namespace: str | None, worker_id: str | None,
+           metrics_port: int | None) -> None:
+    """Run a chain worker: validate, harmonise, enforce the list, route, audit.
+
+    Runs until Ctrl-C or SIGTERM. Scale by running more workers (one per partition at most);
+    the topics must exist (`shulian init`).
+    """
+    from streams.worker import run_worker
+
+    settings = settings_from(ctx, bootstrap_servers=bootstrap_servers, registry_url=registry_url,
+                             catalog_dir=catalog_dir, worker_id=worker_id,
+                             metrics_port=metrics_port)
+    run_worker(settings, namespace=namespace)
+
+
+@click.command("init")
+@bootstrap_option
+@registry_option
+@_catalog_option
+@click.option("--namespace", envvar="SHULIAN_NAMESPACE", default=None,
+              help="Topic prefix for an isolated chain [env SHULIAN_NAMESPACE]")
+@click.pass_context
+@friendly_errors
+def init(ctx: click.Context, bootstrap_servers: str | None, registry_url: str | None,
+         catalog_dir: Path | None, namespace: str | None) -> None:
+    """Create the chain's topics (explicit partitions) and register its schemas. Idempotent."""
+    from shulian.catalog.load import load_catalog
+    from shulian.chain.topology import Topology
+    from shulian.io.setup import init_topology
+
+    settings = settings_from(ctx, bootstrap_servers=bootstrap_servers, registry_url=registry_url,
+                             catalog_dir=catalog_dir)
+    catalog = load_catalog(settings.catalog_dir, schemas_dir=settings.schemas_dir)
+    report = init_topology(settings, catalog,
+                           Topology(namespace=namespace, partitions=settings.default_partitions))
+    click.echo(f"ready: {report.topics} topics, {report.subjects} schema subjects")
+
+
+@click.group("sharing")
+def sharing() -> None:
+    """The sharing-responsibility list (共享责任清单) in force."""
+
+
+@sharing.command("publish")
+@bootstrap_option
+@_catalog_option
+@click.argument("list_file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--namespace", envvar="SHULIAN_NAMESPACE", default=None,
+              help="Topic prefix [env SHULIAN_NAMESPACE]")
+@click.pass_context
+@friendly_errors
+def publish(ctx: click.Context, bootstrap_servers: str | None, catalog_dir: Path | None,
+            list_file: Path, namespace: str | None) -> None:
+    """Validate LIST_FILE and publish it as a new list version to the control topic.
+
+    Running workers apply it from their next batch on; the audit names the version.
+    """
+    from confluent_kafka import Producer
+
+    from shulian.catalog.load import load_catalog, load_sharing_list_text
+    from shulian.chain.topology import Topology
+    from shulian.io.kafka import producer_config
+
+    settings = settings_from(ctx, bootstrap_servers=bootstrap_servers, catalog_dir=catalog_dir)
+    catalog = load_catalog(settings.catalog_dir, schemas_dir=settings.schemas_dir)
+    text = list_file.read_text(encoding="utf-8")
+    sl = load_sharing_list_text(text, source=str(list_file), catalog=catalog)
+    producer = Producer(producer_config(settings))
+    errors: list[str] = []
+    producer.produce(Topology(namespace=namespace).control, text.encode("utf-8"),
+                     str(sl.version).encode(),
+                     on_delivery=lambda err, _m: errors.append(str(err)) if err else None)
+    if producer.flush(30) or errors:
+        raise click.ClickException(f"publishing failed: {errors or 'timeout'}")
+    click.echo(f"published list version {sl.version} ({len(sl.entries)} entries)")

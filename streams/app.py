@@ -1,0 +1,106 @@
+"""The Faust app and its two agents. Thin: decode events, call a stage, produce, then ack.
+
+- ``ingest``  raw.<agency>.<dataset>  -> canonical.<dataset> | deadletter.<agency>.<dataset>
+- ``enforce`` canonical.<dataset>     -> egress.<consumer>.<dataset> + audit.<dataset>
+
+Both consume in batches (``take_events``), use ``value_serializer="raw"`` (fastavro in the
+stages), produce through confluent-kafka without a per-record await, and keep concurrency 1
+(faust-streaming #606: concurrency > 1 can commit past unprocessed messages). Scale with
+partitions and processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+
+from shulian.chain.enforce import EnforceStage
+from shulian.chain.ingest import IngestStage
+from shulian.chain.messages import InMessage
+from shulian.log import get_logger
+from shulian.settings import Settings
+from streams.metrics import ChainMetrics
+from streams.runtime import OutputProducer
+
+log = get_logger(__name__)
+
+
+@dataclass
+class ChainParts:
+    """Everything the agents call; built by :func:`streams.worker.build_parts`."""
+
+    ingest: IngestStage
+    enforce: EnforceStage
+    producer: OutputProducer
+    raw_topics: Sequence[str]
+    canonical_topics: Sequence[str]
+    metrics: ChainMetrics
+    on_batch: Callable[[], None]  # e.g. apply a new list version between batches
+
+
+def to_in_message(event: Any) -> InMessage:
+    m = event.message
+    return InMessage(
+        topic=m.topic,
+        partition=m.partition,
+        offset=m.offset,
+        key=m.key,
+        value=m.value,
+        timestamp_ms=int((m.timestamp or 0) * 1000),
+        headers=list(m.headers or ()),
+    )
+
+
+def create_app(settings: Settings, parts: ChainParts, *, app_id: str) -> faust.App:
+    """A Faust app wired to the given parts. No side effects until a worker runs it."""
+    app = faust.App(
+        app_id,
+        broker=[f"kafka://{b}" for b in settings.bootstrap_servers.split(",")],
+        value_serializer="raw",
+        key_serializer="raw",
+        web_enabled=False,
+        topic_allow_declare=False,  # topics are created by `shulian init` with explicit partitions
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=6.0,  # Tansu's first join waits ~half of it
+        broker_heartbeat_interval=0.5,
+        broker_max_poll_records=5000,
+        stream_buffer_maxsize=65536,
+        consumer_max_fetch_size=16 * 1024 * 1024,
+        broker_commit_interval=1.0,
+    )
+    raw = app.topic(*parts.raw_topics, value_serializer="raw", key_serializer="raw")
+    canonical = app.topic(*parts.canonical_topics, value_serializer="raw", key_serializer="raw")
+    batch, within = settings.batch_size, settings.batch_within_s
+
+    async def ingest(stream: faust.StreamT[Any]) -> None:
+        async for events in stream.take_events(batch, within=within):
+            parts.on_batch()
+            msgs = [to_in_message(e) for e in events]
+            out, rejected = parts.ingest.process(msgs)
+            await parts.producer.deliver_async(out)
+            parts.metrics.ingested(len(msgs), rejected)
+            for rej in rejected:
+                log.info("record.rejected", reason=rej.reason.value, field=rej.field,
+                         check=rej.check)
+
+    async def enforce(stream: faust.StreamT[Any]) -> None:
+        async for events in stream.take_events(batch, within=within):
+            parts.on_batch()
+            msgs = [to_in_message(e) for e in events]
+            out, stats = parts.enforce.process(msgs)
+            await parts.producer.deliver_async(out)
+            parts.metrics.enforced(len(msgs), stats)
+
+    app.agent(raw, name="ingest", concurrency=1, sink=None)(ingest)
+    app.agent(canonical, name="enforce", concurrency=1, sink=None)(enforce)
+
+    @app.on_partitions_revoked.connect
+    async def _forget_heads(*_: Any, **__: Any) -> None:
+        # another worker may have written to our audit partitions: re-read heads on next use
+        parts.enforce.forget_chains()
+
+    return app

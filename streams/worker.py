@@ -1,0 +1,148 @@
+"""The chain worker: builds the parts from settings and the catalogue, runs the Faust app.
+
+List versions: the worker starts with the newest list version on disk, then applies every newer
+valid version published on the control topic (``shulian sharing publish``), before its first
+record and between batches afterwards. A bad version is refused with its issues logged; the last
+good version stays in force.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from dataclasses import dataclass, field
+
+from shulian.catalog.load import load_catalog, load_sharing_list_text
+from shulian.logic.harmonise import Harmoniser
+from shulian.serde import SchemaCache
+
+from shulian.catalog.models import Catalog, SharingList
+from shulian.chain.enforce import EnforceStage, ViewSchema
+from shulian.chain.ingest import IngestStage
+from shulian.chain.topology import Topology, plan_topics
+from shulian.errors import ConfigError
+from shulian.io.setup import register_raw_and_canonical, register_views, registry_client
+from shulian.log import get_logger
+from shulian.logic.policy import PolicyEngine
+from shulian.settings import Settings
+from streams.app import ChainParts, create_app
+from streams.metrics import ChainMetrics
+from streams.runtime import ControlFollower, OutputProducer, audit_head
+
+log = get_logger(__name__)
+
+
+def master_key(settings: Settings) -> bytes:
+    """The HMAC master key (SHULIAN_HMAC_MASTER_KEY); an ephemeral one is refused in production
+    use but allowed for the embedded stack with a warning."""
+    if settings.hmac_master_key is not None:
+        return settings.hmac_master_key.get_secret_value().encode("utf-8")
+    log.warning("hmac.master_key.ephemeral",
+                note="SHULIAN_HMAC_MASTER_KEY unset: keyed hashes change on every start")
+    return secrets.token_bytes(32)
+
+
+@dataclass
+class ListManager:
+    """Follows the control topic and switches the enforce stage to newer valid list versions."""
+
+    settings: Settings
+    catalog: Catalog
+    stage: EnforceStage
+    key: bytes
+    follower: ControlFollower
+    metrics: ChainMetrics
+    applied: set[int] = field(default_factory=set)
+
+    def apply_texts(self, texts: list[bytes]) -> None:
+        for raw in texts:
+            self._apply_one(raw)
+
+    def _apply_one(self, raw: bytes) -> None:
+        try:
+            text = raw.decode("utf-8")
+            sl = load_sharing_list_text(text, source="control-topic", catalog=self.catalog)
+        except (UnicodeDecodeError, ConfigError) as exc:
+            log.error("sharing_list.refused", error=str(exc),
+                      kept_version=self.stage.list_version)
+            return
+        if sl.version <= self.stage.list_version:
+            log.info("sharing_list.ignored", version=sl.version,
+                     in_force=self.stage.list_version)
+            return
+        self.switch(sl)
+
+    def switch(self, sl: SharingList) -> None:
+        views = register_views(self.catalog, sl, registry_client(self.settings))
+        engine = PolicyEngine(catalog=self.catalog, sharing_list=sl, master_key=self.key)
+        self.stage.apply_list(engine, views)
+        self.metrics.list_version.set(sl.version)
+        log.info("sharing_list.applied", version=sl.version, entries=len(sl.entries))
+
+    def poll(self) -> None:
+        texts = self.follower.poll(timeout_s=0)
+        if texts:
+            self.apply_texts(texts)
+
+
+def build_parts(settings: Settings, *, namespace: str | None = None) -> ChainParts:
+    catalog = load_catalog(settings.catalog_dir, schemas_dir=settings.schemas_dir)
+    topology = Topology(namespace=namespace, partitions=settings.default_partitions)
+    client = registry_client(settings)
+    canonical = register_raw_and_canonical(settings, catalog, topology, client)
+    schemas = SchemaCache(settings.registry_url)
+    key = master_key(settings)
+    metrics = ChainMetrics()
+
+    initial = catalog.current_list
+    views: dict[tuple[int, str], ViewSchema] = register_views(catalog, initial, client)
+    engine = PolicyEngine(catalog=catalog, sharing_list=initial, master_key=key)
+    enforce = EnforceStage(
+        topology=topology,
+        schemas=schemas,
+        engine=engine,
+        views=views,
+        head_loader=lambda topic, partition: audit_head(settings, topic, partition),
+        worker=settings.worker_id,
+    )
+    metrics.list_version.set(initial.version)
+    follower = ControlFollower(settings, topology.control)
+    lists = ListManager(settings=settings, catalog=catalog, stage=enforce, key=key,
+                        follower=follower, metrics=metrics)
+    lists.apply_texts(follower.catch_up())
+
+    plan = plan_topics(catalog, topology)
+    return ChainParts(
+        ingest=IngestStage(topology=topology, harmoniser=Harmoniser(catalog), schemas=schemas,
+                           canonical=canonical),
+        enforce=enforce,
+        producer=OutputProducer(settings),
+        raw_topics=plan.raw,
+        canonical_topics=plan.canonical,
+        metrics=metrics,
+        on_batch=lists.poll,
+    )
+
+
+def run_worker(settings: Settings, *, namespace: str | None = None) -> None:
+    """Run the chain worker in the foreground until SIGTERM/SIGINT."""
+    import faust
+
+    try:
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        pass
+    parts = build_parts(settings, namespace=namespace)
+    app_id = f"shulian-chain{'-' + namespace if namespace else ''}"
+    app = create_app(settings, parts, app_id=app_id)
+    if settings.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.metrics_port, addr="127.0.0.1", registry=parts.metrics.registry)
+    log.info("worker.starting", app_id=app_id, raw_topics=len(parts.raw_topics),
+             canonical_topics=len(parts.canonical_topics), pid=os.getpid())
+    worker = faust.Worker(app, loglevel="WARNING", quiet=True, redirect_stdouts=False)
+    worker.execute_from_commandline()
