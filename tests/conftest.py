@@ -2,4 +2,5 @@
 
 pytest_plugins = [
     "tests.fixtures.broker",
+    "tests.fixtures.registry",
 ]

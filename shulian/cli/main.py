@@ -6,6 +6,7 @@ import click
 
 from shulian import __version__
 from shulian.cli.broker import broker
+from shulian.cli.registry import registry
 from shulian.cli.worker import init, sharing, worker
 
 
@@ -19,6 +20,7 @@ def cli() -> None:
 
 
 cli.add_command(broker)
+cli.add_command(registry)
 cli.add_command(init)
 cli.add_command(worker)
 cli.add_command(sharing)
