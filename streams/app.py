@@ -76,7 +76,7 @@ def create_app(settings: Settings, parts: ChainParts, *, app_id: str) -> faust.A
     canonical = app.topic(*parts.canonical_topics, value_serializer="raw", key_serializer="raw")
     batch, within = settings.batch_size, settings.batch_within_s
 
-    async def ingest(stream: faust.StreamT[Any]) -> None:
+    async def ingest(stream: Any) -> None:  # faust.Stream; take_events is not in its stubs
         async for events in stream.take_events(batch, within=within):
             parts.on_batch()
             msgs = [to_in_message(e) for e in events]
@@ -87,7 +87,7 @@ def create_app(settings: Settings, parts: ChainParts, *, app_id: str) -> faust.A
                 log.info("record.rejected", reason=rej.reason.value, field=rej.field,
                          check=rej.check)
 
-    async def enforce(stream: faust.StreamT[Any]) -> None:
+    async def enforce(stream: Any) -> None:
         async for events in stream.take_events(batch, within=within):
             parts.on_batch()
             msgs = [to_in_message(e) for e in events]

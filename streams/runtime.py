@@ -11,7 +11,6 @@ body must never raise on infrastructure failure.)
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import time
 from collections.abc import Sequence
@@ -23,7 +22,7 @@ from shulian.chain.messages import OutMessage
 from shulian.errors import BrokerError
 from shulian.io.kafka import consumer_config, producer_config
 from shulian.log import get_logger
-from shulian.logic.audit import GENESIS
+from shulian.logic.audit import AuditChain
 from shulian.settings import Settings
 
 log = get_logger(__name__)
@@ -40,16 +39,18 @@ class OutputProducer:
         failed: list[tuple[OutMessage, KafkaError]] = []
         produce = self._producer.produce
         for m in msgs:
+            headers: Any = m.headers
+
             def on_delivery(err: KafkaError | None, _msg: Any, m: OutMessage = m) -> None:
                 if err is not None:
                     failed.append((m, err))
             while True:
                 try:
                     if m.partition is None:
-                        produce(m.topic, m.value, m.key, headers=m.headers, on_delivery=on_delivery)
+                        produce(m.topic, m.value, m.key, headers=headers, on_delivery=on_delivery)
                     else:
                         produce(m.topic, m.value, m.key, partition=m.partition,
-                                headers=m.headers, on_delivery=on_delivery)
+                                headers=headers, on_delivery=on_delivery)
                     break
                 except BufferError:
                     self._producer.poll(0.05)
@@ -117,19 +118,16 @@ def read_tail(
         consumer.close()
 
 
-def audit_head(settings: Settings, topic: str, partition: int) -> str:
-    """The hash that the next audit record of this partition must link to."""
+def audit_chain(settings: Settings, topic: str, partition: int) -> AuditChain:
+    """The audit chain of a partition, resumed after its last record (read, not trusted)."""
     tail = read_tail(settings, topic, partition)
-    if tail is None:
-        return GENESIS
     try:
-        head = json.loads(tail)["hash"]
-    except (ValueError, KeyError, TypeError) as exc:
+        chain = AuditChain.resume(tail)
+    except ValueError as exc:
         raise BrokerError(f"last audit record of {topic}[{partition}] is unreadable") from exc
-    if not isinstance(head, str):
-        raise BrokerError(f"last audit record of {topic}[{partition}] has no hash")
-    log.info("audit.head_loaded", topic=topic, partition=partition, head=head[:12])
-    return head
+    log.info("audit.chain_resumed", topic=topic, partition=partition, head=chain.head[:12],
+             next_seq=chain.next_seq)
+    return chain
 
 
 class ControlFollower:

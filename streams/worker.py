@@ -14,9 +14,6 @@ import secrets
 from dataclasses import dataclass, field
 
 from shulian.catalog.load import load_catalog, load_sharing_list_text
-from shulian.logic.harmonise import Harmoniser
-from shulian.serde import SchemaCache
-
 from shulian.catalog.models import Catalog, SharingList
 from shulian.chain.enforce import EnforceStage, ViewSchema
 from shulian.chain.ingest import IngestStage
@@ -24,11 +21,13 @@ from shulian.chain.topology import Topology, plan_topics
 from shulian.errors import ConfigError
 from shulian.io.setup import register_raw_and_canonical, register_views, registry_client
 from shulian.log import get_logger
+from shulian.logic.harmonise import Harmoniser
 from shulian.logic.policy import PolicyEngine
+from shulian.serde import SchemaCache
 from shulian.settings import Settings
 from streams.app import ChainParts, create_app
 from streams.metrics import ChainMetrics
-from streams.runtime import ControlFollower, OutputProducer, audit_head
+from streams.runtime import ControlFollower, OutputProducer, audit_chain
 
 log = get_logger(__name__)
 
@@ -103,7 +102,7 @@ def build_parts(settings: Settings, *, namespace: str | None = None) -> ChainPar
         schemas=schemas,
         engine=engine,
         views=views,
-        head_loader=lambda topic, partition: audit_head(settings, topic, partition),
+        chain_loader=lambda topic, partition: audit_chain(settings, topic, partition),
         worker=settings.worker_id,
     )
     metrics.list_version.set(initial.version)

@@ -23,8 +23,8 @@ from shulian.logic.result import Reason, Rejected
 
 CANONICAL_DEADLETTER_AGENCY = "_canonical"
 
-HeadLoader = Callable[[str, int], str]
-"""(audit topic, partition) -> hash of the last audit record there (or the genesis hash)."""
+ChainLoader = Callable[[str, int], AuditChain]
+"""(audit topic, partition) -> the chain resumed after the last audit record there."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +50,7 @@ class EnforceStage:
         schemas: SchemaLookup,
         engine: PolicyEngine,
         views: dict[tuple[int, str], ViewSchema],
-        head_loader: HeadLoader,
+        chain_loader: ChainLoader,
         worker: str,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -58,7 +58,7 @@ class EnforceStage:
         self._schemas = schemas
         self._engine = engine
         self._views = views
-        self._head_loader = head_loader
+        self._chain_loader = chain_loader
         self._worker = worker
         self._clock = clock
         self._chains: dict[tuple[str, int], AuditChain] = {}
@@ -82,7 +82,7 @@ class EnforceStage:
     def _chain(self, audit_topic: str, partition: int) -> AuditChain:
         chain = self._chains.get((audit_topic, partition))
         if chain is None:
-            chain = AuditChain(self._head_loader(audit_topic, partition))
+            chain = self._chain_loader(audit_topic, partition)
             self._chains[(audit_topic, partition)] = chain
         return chain
 

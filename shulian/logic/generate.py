@@ -1,0 +1,223 @@
+"""Synthetic records in an agency's own dialect, for the demo, benchmarks and fault tests.
+
+The generator walks an agency mapping backwards: it draws a valid canonical value per data
+element (real check digits, real region codes), then writes it the way that agency does (its
+field names, code list, date format, money unit, region names), typed as its raw schema says.
+Invalid records fail one element check on purpose (a wrong check digit, an unknown region).
+Deterministic for a given ``random.Random`` seed. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from shulian.catalog.models import (
+    Catalog,
+    DataElement,
+    ElementType,
+    FieldMapping,
+    Mapping,
+    MoneyUnit,
+    RegionInput,
+)
+from shulian.logic.elements import CREDIT_CHARSET, citizen_id_check_char, credit_code_check_char
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+_SURNAMES = (
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢"
+    "宋唐许韩冯邓曹彭曾萧田董袁潘于蒋蔡余杜叶程"
+)
+_GIVEN = (
+    "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超"
+    "秀兰霞平刚桂英华玉兰红梅建国志强淑珍子轩一诺欣怡浩然"
+)
+_TEXT = [
+    "广州市天河区体育西路103号",
+    "上海市黄浦区南京东路100号",
+    "北京市东城区东长安街1号",
+    "杭州市西湖区文三路90号",
+    "深圳市南山区科技园南区",
+    "珠海市香洲区情侣中路",
+    "佛山市禅城区祖庙路",
+]
+_COMPANY = [
+    "科技有限公司", "贸易有限公司", "餐饮管理有限公司", "建筑工程有限公司", "医药连锁有限公司",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Generated:
+    raw: dict[str, Any]  # the record in the agency's dialect, as its raw schema types it
+    valid: bool  # False when one element check was broken on purpose
+    broken_field: str | None = None
+
+
+class DialectGenerator:
+    """Records for one (agency, dataset) in that agency's dialect."""
+
+    def __init__(self, *, catalog: Catalog, mapping: Mapping, raw_schema: dict[str, Any]) -> None:
+        self._catalog = catalog
+        self._mapping = mapping
+        self._dataset = catalog.datasets[mapping.dataset]
+        self._raw_types = {f["name"]: _base_type(f["type"]) for f in raw_schema["fields"]}
+        self._raw_fields = raw_schema["fields"]
+        districts = sorted(c for c in catalog.regions if not c.endswith("00"))
+        self._districts = districts or sorted(catalog.regions)
+
+    def generate(self, rng: random.Random, *, invalid_rate: float = 0.0) -> Generated:
+        raw: dict[str, Any] = {}
+        canonical: dict[str, Any] = {}
+        for field in self._dataset.fields:
+            fm = self._mapping.fields.get(field.name)
+            if fm is None or fm.source is None:
+                continue
+            element = self._catalog.elements[field.element]
+            value = self._canonical_value(element, rng)
+            canonical[field.name] = value
+            raw[fm.source] = self._dialect(value, element, fm, rng)
+        broken: str | None = None
+        if invalid_rate and rng.random() < invalid_rate:
+            broken = self._break(raw, rng)
+        for f in self._raw_fields:  # raw fields the mapping does not use still need a value
+            if f["name"] not in raw and "default" not in f:
+                raw[f["name"]] = 0 if self._raw_types[f["name"]] in ("int", "long") else ""
+        for name, value in list(raw.items()):
+            raw[name] = _as_raw_type(value, self._raw_types.get(name, "string"))
+        return Generated(raw=raw, valid=broken is None, broken_field=broken)
+
+    # --- canonical values ---------------------------------------------------------------
+
+    def _canonical_value(self, element: DataElement, rng: random.Random) -> Any:
+        t = element.type
+        if t is ElementType.CITIZEN_ID:
+            born = date(1950, 1, 1) + timedelta(days=rng.randrange(0, 60 * 365))
+            first17 = f"{rng.choice(self._districts)}{born:%Y%m%d}{rng.randrange(0, 1000):03d}"
+            return first17 + citizen_id_check_char(first17)
+        if t is ElementType.CREDIT_CODE:
+            org = "".join(rng.choice(CREDIT_CHARSET) for _ in range(9))
+            first17 = f"91{rng.choice(self._districts)}{org}"
+            return first17 + credit_code_check_char(first17)
+        if t is ElementType.REGION_CODE:
+            return rng.choice(self._districts)
+        if t is ElementType.SEX:
+            return rng.choice(("1", "2"))
+        if t is ElementType.DATE:
+            return date(2015, 1, 1) + timedelta(days=rng.randrange(0, 10 * 365))
+        if t is ElementType.TIMESTAMP:
+            base = datetime(2026, 1, 1, tzinfo=UTC)
+            return base + timedelta(seconds=rng.randrange(0, 300 * 86400))
+        if t is ElementType.MONEY_FEN:
+            return rng.randrange(1, 50_000) * 100  # whole yuan: exact in every unit
+        if t is ElementType.PERSON_NAME:
+            return rng.choice(_SURNAMES) + "".join(
+                rng.choice(_GIVEN) for _ in range(rng.choice((1, 2))))
+        if t is ElementType.CODE:
+            return rng.choice(sorted(element.codes or {"0": ""}))
+        if t is ElementType.INTEGER:
+            return rng.randrange(0, 10_000)
+        if t is ElementType.PHONE:
+            return "13" + "".join(str(rng.randrange(10)) for _ in range(9))
+        if element.max_length is not None and element.max_length < 20:
+            return "".join(rng.choice(_GIVEN) for _ in range(min(4, element.max_length)))
+        return rng.choice(_TEXT) if rng.random() < 0.5 else (
+            rng.choice(_TEXT)[:3] + rng.choice(_COMPANY))
+
+    # --- the agency's dialect -------------------------------------------------------------
+
+    def _dialect(self, value: Any, element: DataElement, fm: FieldMapping,
+                 rng: random.Random) -> Any:
+        if fm.codes:
+            sources = sorted(k for k, v in fm.codes.items() if v == str(value))
+            if sources:
+                return rng.choice(sources)
+        if isinstance(value, datetime) or (isinstance(value, date) and fm.date_formats):
+            return _format_time(value, (fm.date_formats or ["%Y-%m-%d"])[0])
+        if element.type is ElementType.MONEY_FEN and fm.unit is not None:
+            return _money(int(value), fm.unit)
+        if element.type is ElementType.REGION_CODE and fm.region is RegionInput.NAME:
+            return self._catalog.regions.get(str(value), str(value))
+        if isinstance(value, date):
+            return value.isoformat()
+        return value
+
+    def _break(self, raw: dict[str, Any], rng: random.Random) -> str | None:
+        """Break one element check: a citizen ID or credit code check digit, or a region."""
+        for field in self._dataset.fields:
+            fm = self._mapping.fields.get(field.name)
+            if fm is None or fm.source is None or fm.source not in raw:
+                continue
+            et = self._catalog.elements[field.element].type
+            current = str(raw[fm.source])
+            if et in (ElementType.CITIZEN_ID, ElementType.CREDIT_CODE) and len(current) == 18:
+                charset = "0123456789X" if et is ElementType.CITIZEN_ID else CREDIT_CHARSET
+                wrong = rng.choice([c for c in charset if c != current[-1]])
+                raw[fm.source] = current[:-1] + wrong
+                return field.name
+        for field in self._dataset.fields:
+            fm = self._mapping.fields.get(field.name)
+            et = self._catalog.elements[field.element].type
+            if fm is not None and fm.source in raw and et is ElementType.REGION_CODE:
+                raw[fm.source] = "999999"
+                return field.name
+        return None
+
+
+def _base_type(avro_type: Any) -> str:
+    if isinstance(avro_type, list):
+        non_null = [t for t in avro_type if t != "null"]
+        return _base_type(non_null[0]) if non_null else "null"
+    if isinstance(avro_type, dict):
+        return str(avro_type.get("type", "string"))
+    return str(avro_type)
+
+
+def _as_raw_type(value: Any, raw_type: str) -> Any:
+    if raw_type in ("int", "long"):
+        if isinstance(value, int):
+            return value
+        try:
+            return int(Decimal(str(value)))
+        except ArithmeticError:
+            return 0
+    if raw_type in ("float", "double"):
+        return float(value)
+    if raw_type == "boolean":
+        return bool(value)
+    return str(value)
+
+
+def _format_time(value: date, fmt: str) -> Any:
+    if isinstance(value, datetime):
+        moment = value.astimezone(SHANGHAI)
+    else:
+        moment = datetime(value.year, value.month, value.day, tzinfo=SHANGHAI)
+    if fmt == "epoch_millis":
+        return int(moment.timestamp() * 1000)
+    if fmt == "epoch_seconds":
+        return int(moment.timestamp())
+    return moment.strftime(fmt)
+
+
+def _money(fen: int, unit: MoneyUnit) -> str | int:
+    if unit is MoneyUnit.FEN:
+        return fen
+    if unit is MoneyUnit.JIAO:
+        return str(Decimal(fen) / 10)
+    if unit is MoneyUnit.YUAN:
+        return str((Decimal(fen) / 100).quantize(Decimal("0.01")))
+    return str((Decimal(fen) / 1_000_000).normalize())
+
+
+def generators_for(
+    catalog: Catalog, raw_schemas: dict[tuple[str, str], dict[str, Any]]
+) -> dict[tuple[str, str], DialectGenerator]:
+    """One generator per (agency, dataset) mapping of the catalogue."""
+    return {
+        pair: DialectGenerator(catalog=catalog, mapping=m, raw_schema=raw_schemas[pair])
+        for pair, m in sorted(catalog.mappings.items())
+    }
