@@ -1,0 +1,168 @@
+"""The Confluent wire format and a schema cache shared by the chain and the connectors.
+
+Wire format: magic byte 0, the schema id as 4 bytes big-endian, then the Avro binary body.
+:class:`SchemaCache` asks a Confluent-compatible registry (ours or Confluent's) through
+confluent-kafka's ``SchemaRegistryClient`` and keeps parsed fastavro schemas by id. Ids are
+immutable, so positive answers are kept for good: once fetched, a schema keeps working while the
+registry restarts. "Not found" is kept for ``negative_ttl_s`` only. Plain dicts: meant for one
+thread or one asyncio worker.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import time
+from typing import Any
+
+import fastavro
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+from shulian.errors import RegistryError
+
+MAGIC = 0
+_HEADER = struct.Struct(">bI")
+
+
+def encode_wire(schema_id: int, parsed_schema: Any, record: dict[str, Any]) -> bytes:
+    """One record in Confluent's wire format (raises fastavro's errors for an invalid record)."""
+    buf = io.BytesIO()
+    buf.write(_HEADER.pack(MAGIC, schema_id))
+    fastavro.schemaless_writer(buf, parsed_schema, record)
+    return buf.getvalue()
+
+
+def split_wire(value: bytes) -> tuple[int, memoryview] | None:
+    """(schema id, Avro body) of a wire-format value; None when it is not in that format."""
+    if value is None or len(value) < _HEADER.size or value[0] != MAGIC:
+        return None
+    _, schema_id = _HEADER.unpack_from(value)
+    return schema_id, memoryview(value)[_HEADER.size :]
+
+
+def decode_wire(parsed_schema: Any, body: memoryview | bytes) -> Any:
+    """The record in an Avro body written with ``parsed_schema``."""
+    return fastavro.schemaless_reader(io.BytesIO(body), parsed_schema, None)
+
+
+class SchemaCache:
+    """Schemas by id from a schema registry, parsed for fastavro, cached."""
+
+    def __init__(self, registry_url: str, *, negative_ttl_s: float = 5.0) -> None:
+        self.registry_url = registry_url
+        self.negative_ttl_s = negative_ttl_s
+        self._client = SchemaRegistryClient(
+            {"url": registry_url, "timeout": 10, "max.retries": 2, "retries.wait.ms": 100}
+        )
+        self._schemas: dict[int, Schema] = {}
+        self._parsed: dict[int, Any] = {}
+        self._missing: dict[int, float] = {}
+        self._subjects: dict[int, tuple[float, frozenset[str]]] = {}
+
+    # ------------------------------------------------------------------ by id
+    def _schema(self, schema_id: int) -> Schema | None:
+        found = self._schemas.get(schema_id)
+        if found is not None:
+            return found
+        missing_since = self._missing.get(schema_id)
+        if missing_since is not None and time.monotonic() - missing_since < self.negative_ttl_s:
+            return None
+        try:
+            found = self._client.get_schema(schema_id)
+        except SchemaRegistryError as exc:
+            if exc.http_status_code == 404:
+                self._missing[schema_id] = time.monotonic()
+                return None
+            raise RegistryError(f"registry {self.registry_url} answered {exc}") from exc
+        except Exception as exc:
+            raise RegistryError(f"registry {self.registry_url} unreachable: {exc}") from exc
+        self._missing.pop(schema_id, None)
+        self._schemas[schema_id] = found
+        return found
+
+    def schema_str(self, schema_id: int) -> str | None:
+        """The schema text for ``schema_id``; None when the registry says it does not exist."""
+        found = self._schema(schema_id)
+        return None if found is None else found.schema_str
+
+    def parsed(self, schema_id: int) -> Any | None:
+        """The fastavro-parsed schema for ``schema_id`` (references resolved); None if unknown."""
+        if schema_id in self._parsed:
+            return self._parsed[schema_id]
+        found = self._schema(schema_id)
+        if found is None:
+            return None
+        named: dict[str, Any] = {}
+        self._parse_references(found, named, set())
+        parsed = fastavro.parse_schema(json.loads(found.schema_str or "null"), named_schemas=named)
+        self._parsed[schema_id] = parsed
+        return parsed
+
+    def _parse_references(
+        self, schema: Schema, named: dict[str, Any], seen: set[tuple[str, int]]
+    ) -> None:
+        for ref in schema.references or []:
+            if ref.subject is None or ref.version is None:
+                raise RegistryError(f"schema reference {ref.name} lacks a subject or version")
+            key = (ref.subject, ref.version)
+            if key in seen:
+                continue
+            seen.add(key)
+            try:
+                registered = self._client.get_version(ref.subject, ref.version)
+            except SchemaRegistryError as exc:
+                raise RegistryError(
+                    f"reference {ref.name} ({ref.subject} v{ref.version}): {exc}"
+                ) from exc
+            except Exception as exc:
+                raise RegistryError(f"registry {self.registry_url} unreachable: {exc}") from exc
+            self._parse_references(registered.schema, named, seen)
+            fastavro.parse_schema(
+                json.loads(registered.schema.schema_str or "null"), named_schemas=named
+            )
+
+    def subjects_of(self, schema_id: int) -> frozenset[str]:
+        """The subjects ``schema_id`` is registered under (refreshed after ``negative_ttl_s``,
+        since a subject may register the same schema later; the last answer is kept while the
+        registry is unreachable)."""
+        cached = self._subjects.get(schema_id)
+        if cached is not None and time.monotonic() - cached[0] < self.negative_ttl_s:
+            return cached[1]
+        try:
+            subjects = frozenset(self._client.get_subjects_by_schema_id(schema_id))
+        except SchemaRegistryError as exc:
+            if exc.http_status_code == 404:
+                subjects = frozenset()
+            elif cached is not None:
+                return cached[1]
+            else:
+                raise RegistryError(f"registry {self.registry_url} answered {exc}") from exc
+        except Exception as exc:
+            if cached is not None:
+                return cached[1]
+            raise RegistryError(f"registry {self.registry_url} unreachable: {exc}") from exc
+        self._subjects[schema_id] = (time.monotonic(), subjects)
+        return subjects
+
+    # ------------------------------------------------------------------ by subject
+    def register(self, subject: str, schema_str: str) -> int:
+        """Register an Avro schema under ``subject``; its id (the existing one if already there)."""
+        try:
+            return int(self._client.register_schema(subject, Schema(schema_str, "AVRO")))
+        except SchemaRegistryError as exc:
+            raise RegistryError(f"cannot register under {subject}: {exc}") from exc
+        except Exception as exc:
+            raise RegistryError(f"registry {self.registry_url} unreachable: {exc}") from exc
+
+    def latest_id(self, subject: str) -> int | None:
+        """The id of the subject's latest version (never cached); None when there is none."""
+        try:
+            return int(self._client.get_version(subject, "latest").schema_id)  # type: ignore[arg-type]
+        except SchemaRegistryError as exc:
+            if exc.http_status_code == 404:
+                return None
+            raise RegistryError(f"registry {self.registry_url} answered {exc}") from exc
+        except Exception as exc:
+            raise RegistryError(f"registry {self.registry_url} unreachable: {exc}") from exc
