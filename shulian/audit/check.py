@@ -1,0 +1,185 @@
+"""``shulian audit verify``, the pure part: hash chains, completeness both ways, digests.
+
+- Chains: every partition of every audit topic is checked from its first record with
+  :func:`shulian.logic.audit.verify_chain` (a chain cannot be checked from the middle without a
+  trusted head, so a time window never shortens this part).
+- Completeness: an egress record and a ``deliver`` audit record match on
+  ``(egress topic, record key, entry id, list version)``. Every egress record inside the window
+  needs a matching audit record (live ``decision`` or ``replay``) anywhere in the log, and every
+  ``deliver`` audit record inside the window that names an egress topic needs an egress record.
+  Duplicates on either side (at-least-once redelivery) are fine.
+- Digests: where the canonical record an audit record names (``source``) was read, its
+  SHA-256 must equal the audited ``record_digest``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from shulian.audit.window import Window
+from shulian.chain.messages import InMessage, header_str
+from shulian.logic.audit import parse_audit, record_digest, verify_chain
+
+__all__ = [
+    "AuditEntry",
+    "Break",
+    "Delivery",
+    "audit_entries",
+    "completeness",
+    "deliveries_from_audit",
+    "deliveries_from_egress",
+    "digest_breaks",
+    "ts_ms",
+    "verify_partitions",
+]
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Break:
+    """One thing wrong, where it is."""
+
+    topic: str
+    partition: int
+    offset: int
+    what: str
+
+
+def verify_partitions(partitions: Mapping[tuple[str, int], Sequence[InMessage]]) -> list[Break]:
+    """The hash-chain breaks of every partition (each checked from its genesis)."""
+    breaks: list[Break] = []
+    for (topic, partition), msgs in sorted(partitions.items()):
+        items = [(m.offset, m.value or b"") for m in sorted(msgs, key=lambda m: m.offset)]
+        breaks.extend(Break(topic, partition, b.offset, b.what) for b in verify_chain(items))
+    return breaks
+
+
+def ts_ms(iso: str) -> int:
+    """Epoch milliseconds of an audit ``ts`` (``2026-03-01T00:00:00.000Z``)."""
+    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """A parsed audit record and where it sits."""
+
+    topic: str
+    partition: int
+    offset: int
+    record: dict[str, Any]
+
+    @property
+    def ts_ms(self) -> int:
+        return ts_ms(str(self.record["ts"]))
+
+
+def audit_entries(msgs: Iterable[InMessage]) -> list[AuditEntry]:
+    """The parseable audit records among ``msgs`` (unparseable ones are chain breaks already)."""
+    out: list[AuditEntry] = []
+    for m in msgs:
+        rec = parse_audit(m.value or b"")
+        if rec is not None and isinstance(rec.get("ts"), str):
+            out.append(AuditEntry(m.topic, m.partition, m.offset, rec))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One side of a delivery: an egress record or a ``deliver`` audit record."""
+
+    egress_topic: str
+    record_key: str
+    entry_id: str
+    list_version: int
+    topic: str  # where this item was read (the egress topic, or the audit topic)
+    partition: int
+    offset: int
+    ts_ms: int
+
+    @property
+    def match_key(self) -> tuple[str, str, str, int]:
+        return (self.egress_topic, self.record_key, self.entry_id, self.list_version)
+
+
+def deliveries_from_audit(entries: Iterable[AuditEntry]) -> list[Delivery]:
+    """The ``deliver`` audit records that name an egress topic (sink replays name none)."""
+    out: list[Delivery] = []
+    for e in entries:
+        r = e.record
+        if r.get("decision") != "deliver" or not r.get("egress_topic"):
+            continue
+        out.append(Delivery(str(r["egress_topic"]), str(r.get("record_key", "")),
+                            str(r.get("entry_id", "")), int(r.get("list_version", -1)),
+                            e.topic, e.partition, e.offset, e.ts_ms))
+    return out
+
+
+def deliveries_from_egress(msgs: Iterable[InMessage]) -> tuple[list[Delivery], list[Break]]:
+    """Egress records as deliveries; records without key or entry/version headers are breaks."""
+    out: list[Delivery] = []
+    breaks: list[Break] = []
+    for m in msgs:
+        entry = header_str(m.headers, "shulian.entry")
+        version = header_str(m.headers, "shulian.list.version")
+        try:
+            key = (m.key or b"").decode("utf-8")
+        except UnicodeDecodeError:
+            key = ""
+        if not key or entry is None or version is None or not version.isdigit():
+            breaks.append(Break(m.topic, m.partition, m.offset,
+                                "egress record without key or shulian.entry/list.version headers"))
+            continue
+        out.append(Delivery(m.topic, key, entry, int(version), m.topic, m.partition, m.offset,
+                            m.timestamp_ms))
+    return out, breaks
+
+
+def completeness(
+    egress: Sequence[Delivery], audited: Sequence[Delivery], window: Window
+) -> list[Break]:
+    """Both directions of the match, judged for the items inside ``window``."""
+    audited_keys = {d.match_key for d in audited}
+    egress_keys = {d.match_key for d in egress}
+    breaks: list[Break] = []
+    for d in egress:
+        if window.contains(d.ts_ms) and d.match_key not in audited_keys:
+            breaks.append(Break(d.topic, d.partition, d.offset,
+                                f"egress record without a deliver audit record (key "
+                                f"{d.record_key!r}, entry {d.entry_id}, v{d.list_version})"))
+    for d in audited:
+        if window.contains(d.ts_ms) and d.match_key not in egress_keys:
+            breaks.append(Break(d.topic, d.partition, d.offset,
+                                f"deliver audit record without its egress record on "
+                                f"{d.egress_topic} (key {d.record_key!r}, entry {d.entry_id}, "
+                                f"v{d.list_version})"))
+    return breaks
+
+
+def digest_breaks(
+    entries: Iterable[AuditEntry],
+    canonical: Mapping[tuple[str, int, int], bytes],
+    *,
+    read_topics: frozenset[str],
+    window: Window,
+) -> list[Break]:
+    """Audit records (inside ``window``) whose canonical record differs from the audited digest
+    or is missing from a canonical topic that was read in full."""
+    breaks: list[Break] = []
+    for e in entries:
+        src = e.record.get("source")
+        if not isinstance(src, dict) or not window.contains(e.ts_ms):
+            continue
+        where = (str(src.get("topic")), int(src.get("partition", -1)), int(src.get("offset", -1)))
+        if where[0] not in read_topics:
+            continue
+        value = canonical.get(where)
+        if value is None:
+            breaks.append(Break(e.topic, e.partition, e.offset,
+                                f"canonical record {where[0]}[{where[1]}]@{where[2]} not found"))
+        elif record_digest(value) != e.record.get("record_digest"):
+            breaks.append(Break(e.topic, e.partition, e.offset,
+                                f"record_digest differs from canonical record "
+                                f"{where[0]}[{where[1]}]@{where[2]}"))
+    return breaks
