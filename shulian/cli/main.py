@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from shulian import __version__
+from shulian.cli.audit import audit
 from shulian.cli.broker import broker
 from shulian.cli.registry import registry
 from shulian.cli.worker import init, sharing, worker
@@ -24,6 +25,7 @@ cli.add_command(registry)
 cli.add_command(init)
 cli.add_command(worker)
 cli.add_command(sharing)
+cli.add_command(audit)
 
 
 def main() -> None:

@@ -1,0 +1,282 @@
+"""``shulian audit verify`` and ``shulian audit report``.
+
+Topics come from the catalogue (every ``audit.<dataset>``, ``audit.replay.<dataset>``,
+``egress.<consumer>.<dataset>`` and ``canonical.<dataset>``) unless given explicitly with
+``--audit-topic``/``--egress-topic``/``--canonical-topic``. Egress topics named by ``deliver``
+audit records are always read too.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from shulian.audit.check import (
+    AuditEntry,
+    Break,
+    audit_entries,
+    completeness,
+    deliveries_from_audit,
+    deliveries_from_egress,
+    digest_breaks,
+    verify_partitions,
+)
+from shulian.audit.report import COLUMNS, Filter, report_rows, summary, to_csv, to_json
+from shulian.audit.window import Window
+from shulian.cli.common import bootstrap_option, friendly_errors, settings_from
+from shulian.errors import ConfigError, ConfigIssue
+from shulian.settings import Settings
+
+err_console = Console(stderr=True)
+
+
+@contextmanager
+def reading(label: str) -> Iterator[Callable[[int], None]]:
+    """A rich progress line on stderr counting the records read; yields the callback."""
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"),
+                  TextColumn("{task.completed:,} records"), TimeElapsedColumn(),
+                  console=err_console, transient=False) as progress:
+        task = progress.add_task(label, total=None)
+        yield lambda n: progress.advance(task, n)
+
+
+@dataclass(frozen=True)
+class Topics:
+    audit: tuple[str, ...]
+    egress: tuple[str, ...]
+    canonical: tuple[str, ...]
+
+
+def catalogue_topics(settings: Settings, namespace: str | None) -> Topics:
+    """Audit (live and replay), egress and canonical topics of the catalogue."""
+    from shulian.audit.redeliver import replay_audit_topic
+    from shulian.catalog.load import load_catalog
+    from shulian.chain.topology import Topology, plan_topics
+
+    catalog = load_catalog(settings.catalog_dir, schemas_dir=settings.schemas_dir)
+    topology = Topology(namespace=namespace)
+    plan = plan_topics(catalog, topology)
+    replay = tuple(replay_audit_topic(topology, d) for d in sorted(catalog.datasets))
+    return Topics(plan.audit + replay, plan.egress, plan.canonical)
+
+
+def resolve_topics(settings: Settings, *, namespace: str | None, audit: Sequence[str],
+                   egress: Sequence[str], canonical: Sequence[str]) -> Topics:
+    if audit:
+        return Topics(tuple(audit), tuple(egress), tuple(canonical))
+    found = catalogue_topics(settings, namespace)
+    return Topics(found.audit, tuple(egress) or found.egress, tuple(canonical) or found.canonical)
+
+
+def window_of(start: str | None, end: str | None) -> Window:
+    try:
+        return Window.parse(start, end)
+    except ValueError as exc:
+        raise ConfigError([ConfigIssue("command line", "--from/--to", str(exc))]) from None
+
+
+@dataclass
+class VerifyResult:
+    breaks: list[Break]
+    audit_records: dict[tuple[str, int], int] = field(default_factory=dict)
+    egress_records: int = 0
+    deliveries_audited: int = 0
+    canonical_records: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.breaks
+
+
+def run_verify(settings: Settings, topics: Topics, window: Window, *,
+               check_digests: bool = True) -> VerifyResult:
+    """Read the topics and check chains, completeness and digests."""
+    from shulian.io.reader import read_topics
+
+    with reading("audit topics") as progress:
+        audit_parts = read_topics(settings, topics.audit, progress=progress)
+    breaks = verify_partitions(audit_parts)
+    entries = [e for msgs in audit_parts.values() for e in audit_entries(msgs)]
+    audited = deliveries_from_audit(entries)
+    egress_topics = sorted(set(topics.egress) | {d.egress_topic for d in audited})
+    with reading("egress topics") as progress:
+        egress_parts = read_topics(settings, egress_topics, progress=progress)
+    egress, bad = deliveries_from_egress(m for msgs in egress_parts.values() for m in msgs)
+    breaks.extend(b for b in bad if any(window.contains(m.timestamp_ms) for m in
+                                        egress_parts[(b.topic, b.partition)]
+                                        if m.offset == b.offset))
+    breaks.extend(completeness(egress, audited, window))
+    canonical_count = 0
+    if check_digests and topics.canonical:
+        with reading("canonical topics") as progress:
+            canonical_parts = read_topics(settings, topics.canonical, progress=progress)
+        values = {(m.topic, m.partition, m.offset): m.value or b""
+                  for msgs in canonical_parts.values() for m in msgs}
+        canonical_count = len(values)
+        breaks.extend(digest_breaks(entries, values, read_topics=frozenset(topics.canonical),
+                                    window=window))
+    return VerifyResult(
+        breaks=sorted(set(breaks)),
+        audit_records={tp: len(msgs) for tp, msgs in audit_parts.items()},
+        egress_records=len(egress) + len(bad),
+        deliveries_audited=len(audited),
+        canonical_records=canonical_count,
+    )
+
+
+def _topic_options(fn: Any) -> Any:
+    fn = click.option("--canonical-topic", "canonical_topics", multiple=True,
+                      help="Canonical topic to check digests against (repeatable; default: the "
+                      "catalogue's)")(fn)
+    fn = click.option("--egress-topic", "egress_topics", multiple=True,
+                      help="Egress topic to check (repeatable; default: the catalogue's)")(fn)
+    fn = click.option("--audit-topic", "audit_topics", multiple=True,
+                      help="Audit topic to read (repeatable; default: the catalogue's "
+                      "audit.<dataset> and audit.replay.<dataset>)")(fn)
+    fn = click.option("--namespace", envvar="SHULIAN_NAMESPACE", default=None,
+                      help="Topic prefix (a drill's namespace) [env SHULIAN_NAMESPACE]")(fn)
+    fn = click.option("--catalog", "catalog_dir", envvar="SHULIAN_CATALOG_DIR", default=None,
+                      type=click.Path(file_okay=False, path_type=Path),
+                      help="Catalogue folder [env SHULIAN_CATALOG_DIR, default ./catalog]")(fn)
+    fn = click.option("--to", "end", envvar="SHULIAN_AUDIT_TO", default=None, metavar="TIME",
+                      help="Window end: ISO 8601 (zone optional, default Asia/Shanghai), 'now' "
+                      "or relative (-15m) [env SHULIAN_AUDIT_TO]")(fn)
+    fn = click.option("--from", "start", envvar="SHULIAN_AUDIT_FROM", default=None,
+                      metavar="TIME", help="Window start, same forms as --to "
+                      "[env SHULIAN_AUDIT_FROM]")(fn)
+    return bootstrap_option(fn)
+
+
+@click.group("audit")
+def audit() -> None:
+    """Prove what the chain did: verify the audit log, report who received what."""
+
+
+@audit.command("verify")
+@_topic_options
+@click.option("--no-digests", is_flag=True, default=False, envvar="SHULIAN_AUDIT_NO_DIGESTS",
+              help="Skip comparing audited record digests with the canonical records")
+@click.pass_context
+@friendly_errors
+def verify(ctx: click.Context, bootstrap_servers: str | None, start: str | None,
+           end: str | None, catalog_dir: Path | None, namespace: str | None,
+           audit_topics: tuple[str, ...], egress_topics: tuple[str, ...],
+           canonical_topics: tuple[str, ...], no_digests: bool) -> None:
+    """Check the audit hash chains and that egress and audit agree both ways.
+
+    Every partition's chain is checked from its start, whatever the window; completeness
+    (every egress record has a deliver audit record and the reverse) is judged for the records
+    inside the window. Exit code 0 only when everything holds, 1 when anything is broken.
+    """
+    settings = settings_from(ctx, bootstrap_servers=bootstrap_servers, catalog_dir=catalog_dir)
+    window = window_of(start, end)
+    topics = resolve_topics(settings, namespace=namespace, audit=audit_topics,
+                            egress=egress_topics, canonical=canonical_topics)
+    result = run_verify(settings, topics, window, check_digests=not no_digests)
+    out = Console(soft_wrap=False, width=200 if not sys.stdout.isatty() else None)
+    table = Table(title=f"audit chains, window {window.describe()}")
+    table.add_column("audit topic")
+    table.add_column("partition", justify="right")
+    table.add_column("records", justify="right")
+    table.add_column("chain")
+    broken = {(b.topic, b.partition) for b in result.breaks}
+    for (topic, partition), n in sorted(result.audit_records.items()):
+        table.add_row(topic, str(partition), str(n),
+                      "BROKEN" if (topic, partition) in broken else "intact")
+    out.print(table)
+    out.print(f"egress records: {result.egress_records}, deliver audit records: "
+              f"{result.deliveries_audited}, canonical records read: {result.canonical_records}")
+    if result.ok:
+        out.print("OK: every chain intact, egress and audit complete both ways")
+        return
+    bt = Table(title=f"{len(result.breaks)} break(s)")
+    for col in ("topic", "partition", "offset", "what is wrong"):
+        bt.add_column(col)
+    for b in result.breaks:
+        bt.add_row(b.topic, str(b.partition), str(b.offset), b.what)
+    out.print(bt)
+    sys.exit(1)
+
+
+_TABLE_COLUMNS = ("ts", "consumer", "record_key", "decision", "reason", "entry_id",
+                  "list_version", "fields_delivered", "fields_masked", "egress_topic")
+_HISTORY_COLUMNS = ("ts", "kind", "raw", "canonical", "consumer", "decision", "reason",
+                    "entry_id", "list_version", "fields_masked", "egress_topic")
+
+
+def load_entries(settings: Settings, topics: Topics) -> list[AuditEntry]:
+    from shulian.io.reader import read_topics
+
+    with reading("audit topics") as progress:
+        parts = read_topics(settings, topics.audit, progress=progress)
+    return [e for msgs in parts.values() for e in audit_entries(msgs)]
+
+
+@audit.command("report")
+@_topic_options
+@click.option("--consumer", default=None, help="Report what this consumer agency received")
+@click.option("--dataset", default=None, help="Report decisions for this dataset")
+@click.option("--record-key", default=None,
+              help="A record's history: raw origin, canonical offset, every decision")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
+              envvar="SHULIAN_AUDIT_FORMAT", show_default=True,
+              help="Output format [env SHULIAN_AUDIT_FORMAT]")
+@click.pass_context
+@friendly_errors
+def report(ctx: click.Context, bootstrap_servers: str | None, start: str | None,
+           end: str | None, catalog_dir: Path | None, namespace: str | None,
+           audit_topics: tuple[str, ...], egress_topics: tuple[str, ...],
+           canonical_topics: tuple[str, ...], consumer: str | None, dataset: str | None,
+           record_key: str | None, fmt: str) -> None:
+    """Who received what, what was withheld and why (one row per audited decision).
+
+    Give at least one of --consumer, --dataset, --record-key. With --record-key the canonical
+    topics are read too, to show the raw topic/offset each canonical record came from.
+    """
+    if consumer is None and dataset is None and record_key is None:
+        raise click.UsageError("give --consumer, --dataset or --record-key")
+    settings = settings_from(ctx, bootstrap_servers=bootstrap_servers, catalog_dir=catalog_dir)
+    flt = Filter(consumer=consumer, dataset=dataset, record_key=record_key,
+                 window=window_of(start, end))
+    topics = resolve_topics(settings, namespace=namespace, audit=audit_topics,
+                            egress=egress_topics, canonical=canonical_topics)
+    entries = load_entries(settings, topics)
+    headers = None
+    if record_key is not None and topics.canonical:
+        from shulian.io.reader import read_topics
+
+        with reading("canonical topics") as progress:
+            parts = read_topics(settings, topics.canonical, progress=progress)
+        headers = {(m.topic, m.partition, m.offset): m.headers
+                   for msgs in parts.values() for m in msgs if m.key == record_key.encode()}
+    rows = report_rows(entries, flt, canonical_headers=headers)
+    if fmt == "csv":
+        click.echo(to_csv(rows, COLUMNS), nl=False)
+        return
+    if fmt == "json":
+        click.echo(to_json(rows))
+        return
+    out = Console(soft_wrap=False, width=240 if not sys.stdout.isatty() else None)
+    cols = _HISTORY_COLUMNS if record_key is not None else _TABLE_COLUMNS
+    table = Table(title=f"{len(rows)} decision(s), window {flt.window.describe()}")
+    for c in cols:
+        table.add_column(c)
+    for r in rows:
+        table.add_row(*(str(r[c]) for c in cols))
+    out.print(table)
+    st = Table(title="summary")
+    for c in ("consumer", "dataset", "decision", "reason", "records"):
+        st.add_column(c)
+    for s in summary(rows):
+        st.add_row(*(str(s[c]) for c in ("consumer", "dataset", "decision", "reason",
+                                           "records")))
+    out.print(st)
