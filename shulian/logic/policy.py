@@ -12,7 +12,10 @@ order and the first that fails decides:
                                                    non-bool result -> ``row_filter_error``
 5. otherwise deliver the view: only ``entry.fields`` in dataset order, masks applied, dropped
    fields left out, plus ``_record_key``/``_entry_id``/``_list_version`` (see
-   :mod:`shulian.logic.views`).
+   :mod:`shulian.logic.views`). ``_record_key`` is the record key itself only when every key
+   field is delivered unmasked to this entry; otherwise it is the consumer's HMAC pseudonym of
+   the key (same derivation as the ``hmac`` mask), so a key never reveals a field the entry
+   masks or withholds, and upserts stay idempotent per consumer.
 
 ``now`` is the processing time the agent passes in; the audit records it and replay passes the
 same value, so a decision is reproducible from (list version, record, now). Catalogue datetimes
@@ -41,6 +44,7 @@ import cel
 from shulian.catalog.models import (
     Catalog,
     DropMask,
+    HmacMask,
     ListEntry,
     ShareType,
     SharingList,
@@ -122,6 +126,7 @@ class _Plan:
     fields: tuple[tuple[str, MaskFn | None], ...]
     fields_delivered: tuple[str, ...]
     fields_masked: tuple[tuple[str, str], ...]
+    key_mask: MaskFn | None  # None: every key field is delivered in clear, so may the key be
 
 
 class PolicyEngine:
@@ -189,6 +194,12 @@ class PolicyEngine:
                 fields.append(
                     (f.name, masker(mask, consumer=entry.consumer, master_key=master_key))
                 )
+        clear = {name for name, fn in fields if fn is None}
+        key_mask = (
+            None
+            if all(k in clear for k in dataset.key)
+            else masker(HmacMask(type="hmac"), consumer=entry.consumer, master_key=master_key)
+        )
         # only a conditional entry is bound by its approval's validity
         approval = entry.approval if entry.share_type is ShareType.CONDITIONAL else None
         return _Plan(
@@ -206,6 +217,7 @@ class PolicyEngine:
             fields=tuple(fields),
             fields_delivered=tuple(name for name, _ in fields),
             fields_masked=tuple(masked),
+            key_mask=key_mask,
         )
 
     @property
@@ -294,7 +306,7 @@ class PolicyEngine:
             for name, fn in p.fields:
                 value = get(name)
                 view[name] = value if fn is None else fn(value)
-            view[META_RECORD_KEY] = record_key
+            view[META_RECORD_KEY] = record_key if p.key_mask is None else p.key_mask(record_key)
             view[META_ENTRY_ID] = p.entry_id
             view[META_LIST_VERSION] = version
             out.append(

@@ -195,7 +195,7 @@ def test_unconditional_delivers_only_entry_fields_with_masks_in_dataset_order() 
         "name": "张**",
         "birth_date": "1990",
         "region": "440106",
-        "_record_key": "440106199001011234",
+        "_record_key": pseudonym("health", "440106199001011234"),  # citizen_id is masked
         "_entry_id": "E1",
         "_list_version": 3,
     }
@@ -224,6 +224,38 @@ def test_unconditional_delivers_only_entry_fields_with_masks_in_dataset_order() 
     )
     assert d.share_type is ShareType.UNCONDITIONAL
     assert d.record_key == "440106199001011234"
+
+
+def pseudonym(consumer: str, key: str) -> str:
+    out = apply_mask(
+        mask(type="hmac"), key, element_type=ElementType.TEXT, consumer=consumer, master_key=KEY
+    )
+    assert isinstance(out, str)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("fields", "masks", "clear"),
+    [
+        (["citizen_id", "name"], {}, True),
+        (["citizen_id"], {"citizen_id": mask(type="keep", first=1)}, False),
+        (["citizen_id"], {"citizen_id": mask(type="drop")}, False),
+        (["name"], {}, False),  # the key field is not delivered at all
+    ],
+)
+def test_record_key_never_reveals_a_masked_or_withheld_key_field(
+    fields: list[str], masks: dict[str, Mask], clear: bool
+) -> None:
+    d = one(engine(entry(fields=fields, masks=masks)))
+    assert d.view is not None and d.record_key == "440106199001011234"
+    expected = "440106199001011234" if clear else pseudonym("health", "440106199001011234")
+    assert d.view["_record_key"] == expected
+
+
+def test_hmac_masked_key_field_equals_the_pseudonymous_record_key() -> None:
+    d = one(engine(entry(fields=["citizen_id"], masks={"citizen_id": mask(type="hmac")})))
+    assert d.view is not None
+    assert d.view["_record_key"] == d.view["citizen_id"] != "440106199001011234"
 
 
 def test_conditional_with_valid_approval_delivers() -> None:
@@ -551,6 +583,8 @@ def test_property_views_hold_only_allowed_fields_and_masked_values(
                 assert d.outcome is Outcome.WITHHOLD
                 continue
             dropped = {f for f, m in e.masks.items() if m.type == "drop"}
+            key_clear = "citizen_id" in e.fields and "citizen_id" not in e.masks
+            assert (d.view["_record_key"] == "440106199001011234") is key_clear
             data = set(d.view) - META
             assert data <= set(e.fields) - dropped
             assert data == set(e.fields) - dropped
