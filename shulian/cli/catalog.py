@@ -1,0 +1,100 @@
+"""``shulian catalog``: check the catalogue, (re)generate the canonical Avro schemas."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from shulian.catalog.avro import schema_text
+from shulian.catalog.load import build_canonical_schemas, check_catalog, load_catalog
+from shulian.cli.common import friendly_errors, settings_from
+
+
+def _dirs(
+    ctx: click.Context, catalog_dir: Path | None, schemas_dir: Path | None
+) -> tuple[Path, Path]:
+    settings = settings_from(ctx, catalog_dir=catalog_dir, schemas_dir=schemas_dir)
+    return settings.catalog_dir, settings.schemas_dir
+
+
+_catalog_option = click.option(
+    "--catalog", "catalog_dir", type=click.Path(file_okay=False, path_type=Path),
+    envvar="SHULIAN_CATALOG_DIR", default=None,
+    help="Catalogue folder [env SHULIAN_CATALOG_DIR, default ./catalog]",
+)
+_schemas_option = click.option(
+    "--schemas", "schemas_dir", type=click.Path(file_okay=False, path_type=Path),
+    envvar="SHULIAN_SCHEMAS_DIR", default=None,
+    help="Avro schemas folder [env SHULIAN_SCHEMAS_DIR, default ./schemas]",
+)
+
+
+@click.group()
+def catalog() -> None:
+    """The catalogue: data elements, datasets, agency mappings, sharing lists."""
+
+
+@catalog.command()
+@_catalog_option
+@_schemas_option
+@click.pass_context
+@friendly_errors
+def check(ctx: click.Context, catalog_dir: Path | None, schemas_dir: Path | None) -> None:
+    """Validate every catalogue file and cross-reference.
+
+    Prints one line per error (file: field: why) and exits 2 on errors; prints a one-line
+    summary and exits 0 when the catalogue is clean.
+    """
+    root, schemas = _dirs(ctx, catalog_dir, schemas_dir)
+    issues = check_catalog(root, schemas_dir=schemas)
+    if issues:
+        for issue in issues:
+            click.echo(str(issue), err=True)
+        click.echo(f"{len(issues)} error(s) in the catalogue", err=True)
+        sys.exit(2)
+    cat = load_catalog(root, schemas_dir=schemas)
+    entries = len(cat.current_list.entries)
+    click.echo(
+        f"catalogue OK: {len(cat.elements)} elements, {len(cat.agencies)} agencies, "
+        f"{len(cat.datasets)} datasets, {len(cat.mappings)} mappings, "
+        f"{len(cat.sharing_lists)} list version(s) (v{cat.current_list.version}: {entries} "
+        f"entries), {len(cat.regions)} region codes"
+    )
+
+
+@catalog.command()
+@click.option("--write", is_flag=True, help="Write the generated files instead of comparing.")
+@_catalog_option
+@_schemas_option
+@click.pass_context
+@friendly_errors
+def schemas(
+    ctx: click.Context, write: bool, catalog_dir: Path | None, schemas_dir: Path | None
+) -> None:
+    """Generate schemas/canonical/<dataset>.avsc from the catalogue's datasets.
+
+    Without --write, compares the committed files with the generated ones and exits 1 when any
+    differs; with --write, rewrites the files that differ.
+    """
+    root, schemas_root = _dirs(ctx, catalog_dir, schemas_dir)
+    out = schemas_root / "canonical"
+    stale: list[Path] = []
+    for dataset, schema in sorted(build_canonical_schemas(root, schemas_dir=schemas_root).items()):
+        path = out / f"{dataset}.avsc"
+        text = schema_text(schema)
+        current = path.read_text(encoding="utf-8") if path.is_file() else None
+        if current == text:
+            continue
+        stale.append(path)
+        if write:
+            out.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            click.echo(f"wrote {path}")
+        else:
+            click.echo(f"out of date: {path}", err=True)
+    if stale and not write:
+        sys.exit(1)
+    if not stale:
+        click.echo("canonical schemas are up to date")

@@ -1,0 +1,358 @@
+"""Data element checks and normalisers, one per :class:`~shulian.catalog.models.ElementType`.
+
+Pure functions: a raw value in, ``Accepted(canonical value)`` or ``Rejected`` out. Canonical
+values are what fastavro encodes for the canonical schema (see :mod:`shulian.catalog.avro`):
+
+============  =============================================================================
+type          accepted input -> canonical value
+============  =============================================================================
+citizen_id    str (or int) of 18 chars (GB 11643 check digit, ``x`` uppercased) or the 15-digit
+              legacy form (converted: ``"19"`` inserted after the region, check computed);
+              birth date (chars 7-14) must be a real date between 1880 and today
+credit_code   str of 18 chars from ``0-9 A-H J-N P-R T-U W-Y`` with the GB 32100 check char
+region_code   str/int of 6 digits present in the GB/T 2260 table; a *retired* code is rejected
+              here (``retired_code``), the mapping's ``region`` option converts it
+sex           ``0 1 2 9`` (GB/T 2261.1) as str or int -> str
+date          ``datetime.date`` or ``YYYY-MM-DD`` -> ``date``
+timestamp     ``datetime`` (naive = the element's timezone) or ISO 8601 -> aware UTC ``datetime``
+              truncated to milliseconds
+money_fen     int >= 0 (or a str of digits) -> int
+integer       int (or a str of an integer) within Avro long -> int
+text          str, full-width ASCII folded to half-width, trimmed, ``max_length`` checked
+person_name   as text, must be non-empty and free of control characters and digits
+code          str/int in the element's ``codes`` -> str
+phone         mainland mobile (11 digits, ``1[3-9]``) or fixed line (``0`` + 9-11 digits);
+              separators ``space - ( )`` and a ``+86`` prefix removed -> digits only
+============  =============================================================================
+
+Rejections use :attr:`Reason.ELEMENT_CHECK_FAILED` with ``check`` set (``type``, ``length``,
+``charset``, ``check_digit``, ``birth_date``, ``code_table``, ``retired_code``, ``code_list``,
+``range``, ``format``, ``empty``) and never carry the offending value in ``detail``: it may be
+personal data. ``field`` is left ``None``; the harmoniser fills in the canonical field name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+from shulian.catalog.models import DataElement, ElementType
+from shulian.logic.result import Accepted, Reason, Rejected
+
+__all__ = [
+    "CITIZEN_ID_WEIGHTS",
+    "CREDIT_CHARSET",
+    "CREDIT_WEIGHTS",
+    "Normaliser",
+    "citizen_id_check_char",
+    "credit_code_check_char",
+    "fold_width",
+    "normalise",
+    "normaliser",
+    "upgrade_citizen_id_15",
+]
+
+Normaliser = Callable[[object], "Accepted[object] | Rejected"]
+
+CITIZEN_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_CITIZEN_CHECK = "10X98765432"
+CREDIT_CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+CREDIT_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+_CREDIT_VALUE = {c: i for i, c in enumerate(CREDIT_CHARSET)}
+_DIGITS = frozenset("0123456789")
+_LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
+_SEX_CODES = frozenset({"0", "1", "2", "9"})
+_EARLIEST_BIRTH = date(1880, 1, 1)
+_PHONE_SEPARATORS = str.maketrans("", "", " -()")
+
+# U+FF01..U+FF5E (full-width ASCII) -> U+0021..U+007E; U+3000 ideographic space -> space
+_FOLD = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+
+
+def fold_width(text: str) -> str:
+    """Full-width ASCII (ＡＢＣ１２３，) and the ideographic space folded to half-width."""
+    return text.translate(_FOLD)
+
+
+def citizen_id_check_char(first17: str) -> str:
+    """GB 11643 check character of the first 17 digits."""
+    total = sum(int(c) * w for c, w in zip(first17, CITIZEN_ID_WEIGHTS, strict=True))
+    return _CITIZEN_CHECK[total % 11]
+
+
+def upgrade_citizen_id_15(legacy: str) -> str:
+    """15-digit legacy number -> 18 characters: ``"19"`` after the region, check computed."""
+    first17 = legacy[:6] + "19" + legacy[6:]
+    return first17 + citizen_id_check_char(first17)
+
+
+def credit_code_check_char(first17: str) -> str:
+    """GB 32100 check character of the first 17 characters (all from :data:`CREDIT_CHARSET`)."""
+    total = sum(_CREDIT_VALUE[c] * w for c, w in zip(first17, CREDIT_WEIGHTS, strict=True))
+    return CREDIT_CHARSET[(31 - total % 31) % 31]
+
+
+def _fail(check: str, detail: str) -> Rejected:
+    return Rejected(Reason.ELEMENT_CHECK_FAILED, detail, None, check)
+
+
+def _type_fail(expected: str) -> Rejected:
+    return _fail("type", f"expected {expected}")
+
+
+def _as_text(value: object) -> str | None:
+    """A str, or an int in long range as its decimal text; anything else None."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and _LONG_MIN <= value <= _LONG_MAX:
+        return str(value)
+    return None
+
+
+def _shanghai_today() -> date:
+    return datetime.now(ZoneInfo("Asia/Shanghai")).date()
+
+
+def _citizen_id(value: object) -> Accepted[object] | Rejected:
+    raw = _as_text(value)
+    if raw is None:
+        return _type_fail("a string")
+    text = fold_width(raw).strip().upper()
+    if len(text) == 15:
+        if not set(text) <= _DIGITS:
+            return _fail("charset", "a 15-digit citizen id must be all digits")
+        text = upgrade_citizen_id_15(text)
+    elif len(text) != 18:
+        return _fail("length", "a citizen id has 18 characters (or 15 in the legacy form)")
+    elif not set(text[:17]) <= _DIGITS or not (text[17] in _DIGITS or text[17] == "X"):
+        return _fail("charset", "a citizen id is 17 digits and a digit or X")
+    elif citizen_id_check_char(text[:17]) != text[17]:
+        return _fail("check_digit", "GB 11643 check character does not match")
+    try:
+        born = date(int(text[6:10]), int(text[10:12]), int(text[12:14]))
+    except ValueError:
+        return _fail("birth_date", "birth date in the citizen id is not a calendar date")
+    if not _EARLIEST_BIRTH <= born <= _shanghai_today():
+        return _fail("birth_date", "birth date in the citizen id is out of the plausible range")
+    return Accepted(text)
+
+
+def _credit_code(value: object) -> Accepted[object] | Rejected:
+    if not isinstance(value, str):
+        return _type_fail("a string")
+    text = fold_width(value).strip().upper()
+    if len(text) != 18:
+        return _fail("length", "a unified social credit code has 18 characters")
+    if any(c not in _CREDIT_VALUE for c in text):
+        return _fail("charset", "a unified social credit code uses 0-9 A-H J-N P-R T-U W-Y")
+    if credit_code_check_char(text[:17]) != text[17]:
+        return _fail("check_digit", "GB 32100 check character does not match")
+    return Accepted(text)
+
+
+def _region_code(
+    regions: Mapping[str, str], retired: Mapping[str, str]
+) -> Callable[[object], Accepted[object] | Rejected]:
+    def check(value: object) -> Accepted[object] | Rejected:
+        raw = _as_text(value)
+        if raw is None:
+            return _type_fail("a 6-digit string")
+        text = fold_width(raw).strip()
+        if len(text) != 6:
+            return _fail("length", "a region code has 6 digits")
+        if not set(text) <= _DIGITS:
+            return _fail("charset", "a region code has 6 digits")
+        if text in regions:
+            return Accepted(text)
+        if text in retired:
+            return _fail("retired_code", "retired GB/T 2260 code; convert it in the mapping")
+        return _fail("code_table", "not in the GB/T 2260 code table")
+
+    return check
+
+
+def _sex(value: object) -> Accepted[object] | Rejected:
+    raw = _as_text(value)
+    if raw is None:
+        return _type_fail("a GB/T 2261.1 code")
+    text = fold_width(raw).strip()
+    if text in _SEX_CODES:
+        return Accepted(text)
+    return _fail("code_list", "not a GB/T 2261.1 sex code (0, 1, 2, 9)")
+
+
+def _date(value: object) -> Accepted[object] | Rejected:
+    if isinstance(value, datetime):
+        return _type_fail("a date, not a timestamp")
+    if isinstance(value, date):
+        return Accepted(value)
+    if isinstance(value, str):
+        try:
+            return Accepted(date.fromisoformat(value.strip()))
+        except ValueError:
+            return _fail("format", "not an ISO 8601 date (YYYY-MM-DD)")
+    return _type_fail("a date")
+
+
+def _timestamp(tz: ZoneInfo) -> Callable[[object], Accepted[object] | Rejected]:
+    def check(value: object) -> Accepted[object] | Rejected:
+        if isinstance(value, str):
+            try:
+                value = datetime.fromisoformat(value.strip())
+            except ValueError:
+                return _fail("format", "not an ISO 8601 timestamp")
+        if not isinstance(value, datetime):
+            return _type_fail("a timestamp")
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=tz)
+        try:
+            utc = value.astimezone(UTC)
+        except (OverflowError, ValueError):
+            return _fail("range", "timestamp out of range")
+        return Accepted(utc.replace(microsecond=utc.microsecond // 1000 * 1000))
+
+    return check
+
+
+def _int_like(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        text = fold_width(value).strip()
+        body = text[1:] if text[:1] in "+-" else text
+        if 0 < len(body) <= 19 and set(body) <= _DIGITS:
+            return int(text)
+    return None
+
+
+def _money_fen(value: object) -> Accepted[object] | Rejected:
+    number = _int_like(value)
+    if number is None:
+        return _type_fail("an integer number of fen")
+    if not 0 <= number <= _LONG_MAX:
+        return _fail("range", "money in fen must be >= 0 and fit a long")
+    return Accepted(number)
+
+
+def _integer(value: object) -> Accepted[object] | Rejected:
+    number = _int_like(value)
+    if number is None:
+        return _type_fail("an integer")
+    if not _LONG_MIN <= number <= _LONG_MAX:
+        return _fail("range", "integer does not fit a long")
+    return Accepted(number)
+
+
+def _text(max_length: int | None) -> Callable[[object], Accepted[object] | Rejected]:
+    def check(value: object) -> Accepted[object] | Rejected:
+        if not isinstance(value, str):
+            return _type_fail("a string")
+        text = fold_width(value).strip()
+        if max_length is not None and len(text) > max_length:
+            return _fail("length", f"longer than {max_length} characters")
+        return Accepted(text)
+
+    return check
+
+
+def _person_name(max_length: int | None) -> Callable[[object], Accepted[object] | Rejected]:
+    limit = max_length or 64
+
+    def check(value: object) -> Accepted[object] | Rejected:
+        if not isinstance(value, str):
+            return _type_fail("a string")
+        text = fold_width(value).strip()
+        if not text:
+            return _fail("empty", "a person name must not be empty")
+        if len(text) > limit:
+            return _fail("length", f"longer than {limit} characters")
+        if any(c.isdigit() or not c.isprintable() for c in text):
+            return _fail("charset", "a person name has no digits or control characters")
+        return Accepted(text)
+
+    return check
+
+
+def _code(codes: Mapping[str, str]) -> Callable[[object], Accepted[object] | Rejected]:
+    def check(value: object) -> Accepted[object] | Rejected:
+        raw = _as_text(value)
+        if raw is None:
+            return _type_fail("a code")
+        text = fold_width(raw).strip()
+        if text in codes:
+            return Accepted(text)
+        return _fail("code_list", "not in the element's code list")
+
+    return check
+
+
+def _phone(value: object) -> Accepted[object] | Rejected:
+    raw = _as_text(value)
+    if raw is None:
+        return _type_fail("a phone number")
+    text = fold_width(raw).strip().translate(_PHONE_SEPARATORS)
+    if text.startswith("+86"):
+        text = text[3:]
+    elif text.startswith("0086"):
+        text = text[4:]
+    if not text or not set(text) <= _DIGITS:
+        return _fail("charset", "a phone number has digits only")
+    if text[0] == "1":
+        if len(text) != 11 or text[1] not in "3456789":
+            return _fail("format", "a mobile number has 11 digits starting 13-19")
+    elif text[0] == "0":
+        if not 10 <= len(text) <= 12:
+            return _fail("length", "a fixed-line number has 10-12 digits with the area code")
+    else:
+        return _fail("format", "a phone number starts with 1 (mobile) or 0 (area code)")
+    return Accepted(text)
+
+
+def normaliser(
+    element: DataElement,
+    *,
+    regions: Mapping[str, str],
+    retired_regions: Mapping[str, str],
+) -> Normaliser:
+    """The check/normaliser for one element, built once (the harmoniser's hot path)."""
+    match element.type:
+        case ElementType.CITIZEN_ID:
+            return _citizen_id
+        case ElementType.CREDIT_CODE:
+            return _credit_code
+        case ElementType.REGION_CODE:
+            return _region_code(regions, retired_regions)
+        case ElementType.SEX:
+            return _sex
+        case ElementType.DATE:
+            return _date
+        case ElementType.TIMESTAMP:
+            return _timestamp(ZoneInfo(element.timezone))
+        case ElementType.MONEY_FEN:
+            return _money_fen
+        case ElementType.INTEGER:
+            return _integer
+        case ElementType.TEXT:
+            return _text(element.max_length)
+        case ElementType.PERSON_NAME:
+            return _person_name(element.max_length)
+        case ElementType.CODE:
+            return _code(element.codes or {})
+        case ElementType.PHONE:
+            return _phone
+    raise AssertionError(f"unhandled element type {element.type}")  # pragma: no cover
+
+
+def normalise(
+    element: DataElement,
+    value: object,
+    *,
+    regions: Mapping[str, str],
+    retired_regions: Mapping[str, str],
+) -> Accepted[object] | Rejected:
+    """Check and normalise one value for ``element`` (see the module table)."""
+    return normaliser(element, regions=regions, retired_regions=retired_regions)(value)
+
