@@ -7,6 +7,7 @@ import click
 from shulian import __version__
 from shulian.cli.audit import audit
 from shulian.cli.broker import broker
+from shulian.cli.catalog import catalog
 from shulian.cli.registry import registry
 from shulian.cli.worker import init, sharing, worker
 
@@ -21,6 +22,7 @@ def cli() -> None:
 
 
 cli.add_command(broker)
+cli.add_command(catalog)
 cli.add_command(registry)
 cli.add_command(init)
 cli.add_command(worker)
