@@ -9,6 +9,8 @@ from shulian.cli.audit import audit
 from shulian.cli.broker import broker
 from shulian.cli.catalog import catalog
 from shulian.cli.registry import registry
+from shulian.cli.replay import replay
+from shulian.cli.up import up
 from shulian.cli.worker import init, sharing, worker
 
 
@@ -28,6 +30,8 @@ cli.add_command(init)
 cli.add_command(worker)
 cli.add_command(sharing)
 cli.add_command(audit)
+cli.add_command(replay)
+cli.add_command(up)
 
 
 def main() -> None:

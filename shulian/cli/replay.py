@@ -1,0 +1,578 @@
+"""``shulian replay decisions|deliver|drill``: reproduce decisions, re-deliver a window,
+rehearse on a past stream. Windows resolve to offsets by reading record timestamps."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from shulian.audit.check import AuditEntry, audit_entries, ts_ms
+from shulian.audit.diff import Mismatch, compare_decisions, compare_views
+from shulian.audit.redeliver import (
+    REPLAY_AUDIT_PARTITIONS,
+    pace,
+    pick_redeliveries,
+    replay_audit_record,
+    replay_audit_topic,
+)
+from shulian.audit.window import Window
+from shulian.catalog.models import Catalog, SharingList
+from shulian.chain.messages import InMessage, header_str
+from shulian.chain.topology import Topology, plan_topics
+from shulian.cli.audit import reading, window_of
+from shulian.cli.common import bootstrap_option, friendly_errors, registry_option, settings_from
+from shulian.errors import BrokerError, ConfigError, ConfigIssue
+from shulian.log import get_logger
+from shulian.logic.audit import AuditChain, record_digest
+from shulian.settings import Settings
+
+log = get_logger(__name__)
+REPLAY_WORKER = "shulian-replay"
+
+
+def _load_catalog(settings: Settings) -> Catalog:
+    from shulian.catalog.load import load_catalog
+
+    return load_catalog(settings.catalog_dir, schemas_dir=settings.schemas_dir)
+
+
+def list_versions(settings: Settings, catalog: Catalog,
+                  topology: Topology) -> dict[int, SharingList]:
+    """The catalogue's list versions plus valid ones published to the control topic (a version
+    on disk wins over a published one with the same number, as in the worker)."""
+    from shulian.catalog.load import load_sharing_list_text
+    from shulian.io.reader import read_topics
+
+    versions = dict(catalog.sharing_lists)
+    for msgs in read_topics(settings, [topology.control]).values():
+        for m in msgs:
+            try:
+                sl = load_sharing_list_text((m.value or b"").decode("utf-8"),
+                                            source="control-topic", catalog=catalog)
+            except (UnicodeDecodeError, ConfigError):
+                continue
+            versions.setdefault(sl.version, sl)
+    return versions
+
+
+def _decode(schemas: Any, value: bytes | None) -> dict[str, Any] | None:
+    from shulian.chain.wire import decode_body, split_wire
+
+    wire = split_wire(value or b"")
+    if not isinstance(wire, tuple):
+        return None
+    parsed = schemas.parsed(wire[0])
+    if parsed is None:
+        return None
+    record = decode_body(parsed, wire[1])
+    return record if isinstance(record, dict) else None
+
+
+@dataclass
+class DecisionsResult:
+    records: int = 0
+    emissions: int = 0
+    decisions: int = 0
+    views_compared: int = 0
+    mismatches: list[Mismatch] = field(default_factory=list)
+
+
+def run_replay_decisions(settings: Settings, *, catalog: Catalog, topology: Topology,
+                         window: Window, datasets: Sequence[str],
+                         master_key: bytes | None) -> DecisionsResult:
+    """Re-decide every canonical record of the window with the audited list version and ``ts``
+    and compare with the audit (and with the delivered view where one was found)."""
+    from shulian.io.reader import read_topics, read_window
+    from shulian.logic.policy import PolicyEngine
+    from shulian.serde import SchemaCache
+
+    key = master_key if master_key is not None else secrets.token_bytes(32)
+    engines = {v: PolicyEngine(catalog=catalog, sharing_list=sl, master_key=key)
+               for v, sl in list_versions(settings, catalog, topology).items()}
+    schemas = SchemaCache(settings.registry_url)
+    with reading("canonical window") as progress:
+        canonical = read_window(settings, [topology.canonical(d) for d in datasets], window,
+                                progress=progress)
+    with reading("audit topics") as progress:
+        audit_parts = read_topics(settings, [topology.audit(d) for d in datasets],
+                                  progress=progress)
+    with reading("egress topics") as progress:
+        egress_parts = read_topics(settings, [t for t in plan_topics(catalog, topology).egress
+                                              if topology.parse_egress(t) and
+                                              (topology.parse_egress(t) or ("", ""))[1]
+                                              in datasets], progress=progress)
+    egress = {(m.topic, (m.key or b"").decode("utf-8", "replace"),
+               header_str(m.headers, "shulian.entry"),
+               header_str(m.headers, "shulian.list.version")): m
+              for msgs in egress_parts.values() for m in msgs}
+    emissions: dict[tuple[str, int, int], dict[tuple[str, int], list[dict[str, Any]]]] = {}
+    for msgs in audit_parts.values():
+        for e in audit_entries(msgs):
+            r = e.record
+            src = r.get("source") or {}
+            if r.get("kind") != "decision" or not isinstance(src, dict):
+                continue
+            where = (str(src.get("topic")), int(src.get("partition", -1)),
+                     int(src.get("offset", -1)))
+            emissions.setdefault(where, {}).setdefault(
+                (str(r["ts"]), int(r.get("list_version", -1))), []).append(r)
+    newest = engines[max(engines)]
+    result = DecisionsResult()
+    for msgs in canonical.values():
+        for m in msgs:
+            result.records += 1
+            _replay_one(m, topology, engines, newest, schemas, emissions, egress,
+                        compare_masked=master_key is not None, result=result)
+    return result
+
+
+def _replay_one(m: InMessage, topology: Topology, engines: dict[int, Any], newest: Any,
+                schemas: Any, emissions: dict[tuple[str, int, int],
+                                              dict[tuple[str, int], list[dict[str, Any]]]],
+                egress: dict[tuple[str, str, str | None, str | None], InMessage], *,
+                compare_masked: bool, result: DecisionsResult) -> None:
+    where = f"{m.topic}[{m.partition}]@{m.offset}"
+    key = (m.key or b"").decode("utf-8", "replace")
+    dataset = topology.parse_canonical(m.topic) or ""
+    provider = header_str(m.headers, "shulian.provider") or ""
+    record = _decode(schemas, m.value)
+    groups = emissions.get((m.topic, m.partition, m.offset), {})
+    if record is None:
+        result.mismatches.append(Mismatch(where, key, "", "canonical record cannot be decoded",
+                                          None, None))
+        return
+    if not groups:
+        if newest.entries_for(dataset=dataset, provider=provider):
+            result.mismatches.append(Mismatch(where, key, "", "no audit decision for this "
+                                              "canonical record", None, None))
+        return
+    digest = record_digest(m.value or b"")
+    for (ts, version), audited in sorted(groups.items()):
+        result.emissions += 1
+        engine = engines.get(version)
+        if engine is None:
+            result.mismatches.append(Mismatch(where, key, "", f"list version {version} named "
+                                              "by the audit is unknown", None, None))
+            continue
+        now = datetime.fromtimestamp(ts_ms(ts) / 1000, UTC)
+        replayed = engine.decide(dataset=dataset, provider=provider, record=record,
+                                 record_key=key, now=now)
+        result.decisions += len(replayed)
+        result.mismatches.extend(compare_decisions(canonical=where, record_key=key,
+                                                   audited=audited, replayed=replayed,
+                                                   digest=digest))
+        for d in replayed:
+            if d.view is None:
+                continue
+            sent = egress.get((topology.egress(d.consumer, d.dataset), key, d.entry_id,
+                               str(d.list_version)))
+            delivered = None if sent is None else _decode(schemas, sent.value)
+            if delivered is None:
+                continue
+            result.views_compared += 1
+            diffs = compare_views(d.view, delivered, masked=frozenset(f for f, _ in
+                                                                      d.fields_masked),
+                                  compare_masked=compare_masked)
+            if diffs:
+                result.mismatches.append(Mismatch(where, key, d.entry_id, "delivered view "
+                                                  f"differs in {', '.join(diffs)}", None, None))
+
+
+def _master_key(settings: Settings) -> bytes | None:
+    k = settings.hmac_master_key
+    return None if k is None else k.get_secret_value().encode("utf-8")
+
+
+@click.group("replay")
+def replay() -> None:
+    """Reproduce decisions, re-deliver a window, rehearse on past streams (drills)."""
+
+
+def _window_options(fn: Any) -> Any:
+    fn = click.option("--catalog", "catalog_dir", envvar="SHULIAN_CATALOG_DIR", default=None,
+                      type=click.Path(file_okay=False, path_type=Path),
+                      help="Catalogue folder [env SHULIAN_CATALOG_DIR, default ./catalog]")(fn)
+    fn = click.option("--to", "end", envvar="SHULIAN_REPLAY_TO", required=True, metavar="TIME",
+                      help="Window end: ISO 8601 (zone optional, default Asia/Shanghai), 'now' "
+                      "or relative (-15m) [env SHULIAN_REPLAY_TO]")(fn)
+    fn = click.option("--from", "start", envvar="SHULIAN_REPLAY_FROM", required=True,
+                      metavar="TIME", help="Window start [env SHULIAN_REPLAY_FROM]")(fn)
+    return registry_option(bootstrap_option(fn))
+
+
+@replay.command("decisions")
+@_window_options
+@click.option("--dataset", "datasets", multiple=True, help="Only this dataset (repeatable)")
+@click.option("--namespace", envvar="SHULIAN_NAMESPACE", default=None,
+              help="Topic prefix [env SHULIAN_NAMESPACE]")
+@click.pass_context
+@friendly_errors
+def decisions(ctx: click.Context, bootstrap_servers: str | None, registry_url: str | None,
+              start: str, end: str, catalog_dir: Path | None, datasets: tuple[str, ...],
+              namespace: str | None) -> None:
+    """Re-evaluate the window's canonical records with the list version the audit names and
+    the audit's ts as now; report every difference. Exit 1 on any mismatch.
+
+    Masked values are compared only when SHULIAN_HMAC_MASTER_KEY is set.
+    """
+    settings = settings_from(ctx, bootstrap_servers=bootstrap_servers, registry_url=registry_url,
+                             catalog_dir=catalog_dir)
+    catalog = _load_catalog(settings)
+    unknown = [d for d in datasets if d not in catalog.datasets]
+    if unknown:
+        raise ConfigError([ConfigIssue("command line", "--dataset", f"unknown {unknown}")])
+    window = window_of(start, end)
+    res = run_replay_decisions(settings, catalog=catalog, topology=Topology(namespace=namespace),
+                               window=window, datasets=list(datasets) or sorted(catalog.datasets),
+                               master_key=_master_key(settings))
+    out = Console(soft_wrap=False, width=200 if not sys.stdout.isatty() else None)
+    out.print(f"window {window.describe()}: {res.records} canonical records, {res.emissions} "
+              f"audited emissions, {res.decisions} decisions replayed, {res.views_compared} "
+              f"delivered views compared (masked values "
+              f"{'compared' if settings.hmac_master_key else 'not compared: no master key'})")
+    if not res.mismatches:
+        out.print("OK: every replayed decision matches the audit")
+        return
+    t = Table(title=f"{len(res.mismatches)} mismatch(es)")
+    for c in ("canonical", "record key", "entry", "what", "audited", "replayed"):
+        t.add_column(c)
+    for mm in res.mismatches:
+        t.add_row(mm.canonical, mm.record_key, mm.entry_id, mm.what,
+                  json.dumps(mm.audited, ensure_ascii=False) if mm.audited else "",
+                  json.dumps(mm.replayed, ensure_ascii=False) if mm.replayed else "")
+    out.print(t)
+    sys.exit(1)
+
+
+# ---------------------------------------------------------------- deliver
+
+
+@dataclass
+class DeliverResult:
+    candidates: int
+    unaudited: int
+    delivered: int
+    target: str
+    replay_audit_topic: str
+
+
+def _produce(settings: Settings, items: Sequence[tuple[str, int | None, bytes | None, bytes,
+                                                       list[tuple[str, bytes]]]]) -> None:
+    from confluent_kafka import Producer
+
+    from shulian.io.kafka import producer_config
+
+    producer = Producer(producer_config(settings))
+    errors: list[str] = []
+    for topic, partition, key, value, headers in items:
+        kw: dict[str, Any] = {"headers": headers,
+                              "on_delivery": lambda e, _m: errors.append(str(e)) if e else None}
+        if partition is not None:
+            kw["partition"] = partition
+        while True:
+            try:
+                producer.produce(topic, value, key, **kw)
+                break
+            except BufferError:
+                producer.poll(0.05)
+    if producer.flush(60) or errors:
+        raise BrokerError(f"producing failed: {errors[:3] or 'timeout'}")
+
+
+def _sink_write(config_path: Path, settings: Settings, msgs: Sequence[InMessage]) -> str:
+    """Write straight into the sink a connector config describes (PostgreSQL sinks)."""
+    import yaml
+
+    from connectors.sinks.config import PostgresSinkConfig
+    from connectors.sinks.postgres import PostgresSink
+    from connectors.sinks.records import SinkRecord
+    from shulian.serde import SchemaCache
+
+    try:
+        data = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+        config = PostgresSinkConfig.model_validate(data)
+    except Exception as exc:
+        raise ConfigError([ConfigIssue(str(config_path), "(file)",
+                                       f"not a PostgreSQL sink config: {exc}")]) from exc
+    schemas = SchemaCache(settings.registry_url)
+    records = []
+    for m in msgs:
+        value = _decode(schemas, m.value)
+        sid = int.from_bytes((m.value or b"\0\0\0\0\0")[1:5], "big")
+        schema_str = schemas.schema_str(sid)
+        if value is None or schema_str is None:
+            raise BrokerError(f"egress record {m.topic}[{m.partition}]@{m.offset} cannot be "
+                              "decoded")
+        records.append(SinkRecord(m.topic, m.partition, m.offset, m.key, m.value, m.headers,
+                                  m.timestamp_ms).decoded(schema_id=sid, value=value,
+                                                          schema=json.loads(schema_str)))
+    sink = PostgresSink(config)
+    sink.setup()
+    for i in range(0, len(records), config.batch_size):
+        sink.write_batch(records[i:i + config.batch_size])
+    return f"sink:{config.name}"
+
+
+def run_redeliver(settings: Settings, *, topology: Topology, consumer: str, dataset: str,
+                  window: Window, sink_config: Path | None) -> DeliverResult:
+    from shulian.io.kafka import TopicSpec, admin_client, ensure_topics
+    from shulian.io.reader import read_topics, read_window
+    from streams.runtime import read_tail
+
+    egress_topic = topology.egress(consumer, dataset)
+    replay_topic = replay_audit_topic(topology, dataset)
+    ensure_topics(admin_client(settings), [TopicSpec(replay_topic, REPLAY_AUDIT_PARTITIONS)])
+    with reading("egress window") as progress:
+        egress = [m for msgs in read_window(settings, [egress_topic], window,
+                                            progress=progress).values() for m in msgs]
+    with reading("audit topics") as progress:
+        parts = read_topics(settings, [topology.audit(dataset), replay_topic], progress=progress)
+    delivers: dict[tuple[str, str, str, int], tuple[tuple[str, int, int], dict[str, Any]]] = {}
+    for e in (e for msgs in parts.values() for e in audit_entries(msgs)):
+        r = e.record
+        if r.get("decision") == "deliver" and r.get("egress_topic") == egress_topic:
+            k = (egress_topic, str(r.get("record_key")), str(r.get("entry_id")),
+                 int(r.get("list_version", -1)))
+            if k not in delivers or r.get("kind") == "decision":
+                delivers[k] = ((e.topic, e.partition, e.offset), r)
+    candidates, unaudited = pick_redeliveries(egress, delivers)
+    for m in unaudited:
+        log.warning("replay.unaudited_egress_record", topic=m.topic, partition=m.partition,
+                    offset=m.offset)
+    msgs = [c.message for c in candidates]
+    if sink_config is not None:
+        target = _sink_write(sink_config, settings, msgs)
+        audit_egress = None
+    else:
+        target = egress_topic
+        audit_egress = egress_topic
+        _produce(settings, [(m.topic, m.partition, m.key, m.value or b"",
+                             [*[(k, v or b"") for k, v in m.headers], ("shulian.replay", b"1")])
+                            for m in msgs])
+    # replay audit: one chain on the single partition of audit.replay.<dataset>
+    chain = AuditChain.resume(read_tail(settings, replay_topic, 0))
+    now = datetime.now(UTC)
+    sealed: list[tuple[str, int | None, bytes | None, bytes, list[tuple[str, bytes]]]] = [
+              (replay_topic, 0, str(c.audit.get("record_key")).encode("utf-8"),
+               chain.seal(replay_audit_record(c.audit, original_position=c.audit_position,
+                                              target=target, egress_topic=audit_egress, ts=now,
+                                              worker=REPLAY_WORKER)), [])
+              for c in candidates]
+    _produce(settings, sealed)
+    log.info("replay.delivered", target=target, records=len(msgs), unaudited=len(unaudited))
+    return DeliverResult(len(candidates) + len(unaudited), len(unaudited), len(msgs), target,
+                         replay_topic)
+
+
+@replay.command("deliver")
+@_window_options
+@click.option("--consumer", required=True, help="Consumer agency to re-deliver to")
+@click.option("--dataset", required=True, help="Dataset to re-deliver")
+@click.option("--to-sink", "to_sink", type=click.Path(dir_okay=False, exists=True,
+                                                      path_type=Path), default=None,
+              help="Write straight into the sink this connector config describes (PostgreSQL) "
+              "instead of producing to egress.<consumer>.<dataset>")
+@click.option("--namespace", envvar="SHULIAN_NAMESPACE", default=None,
+              help="Topic prefix [env SHULIAN_NAMESPACE]")
+@click.pass_context
+@friendly_errors
+def deliver(ctx: click.Context, bootstrap_servers: str | None, registry_url: str | None,
+            start: str, end: str, catalog_dir: Path | None, consumer: str, dataset: str,
+            to_sink: Path | None, namespace: str | None) -> None:
+    """Re-deliver what the consumer was delivered in the window, idempotently (same keys and
+    partitions; a sink upserts on _record_key), audited as kind=replay in
+    audit.replay.<dataset>. Egress records without a deliver audit record are not re-delivered.
+    """
+    settings = settings_from(ctx, bootstrap_servers=bootstrap_servers, registry_url=registry_url,
+                             catalog_dir=catalog_dir)
+    res = run_redeliver(settings, topology=Topology(namespace=namespace), consumer=consumer,
+                        dataset=dataset, window=window_of(start, end), sink_config=to_sink)
+    click.echo(f"re-delivered {res.delivered} record(s) to {res.target}; audited in "
+               f"{res.replay_audit_topic}; {res.unaudited} unaudited egress record(s) refused")
+    if res.unaudited:
+        sys.exit(1)
+
+
+# ---------------------------------------------------------------- drill
+
+
+@dataclass
+class DrillResult:
+    namespace: str
+    produced: Counter[str]
+    canonical: int
+    deadletters: Counter[str]
+    decisions: Counter[tuple[str, str]]
+    elapsed_s: float
+    window_span_s: float
+
+
+def _group_done(settings: Settings, group: str, ends: dict[tuple[str, int], int]) -> bool:
+    """Has ``group`` committed every partition up to its end offset?"""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from shulian.io.kafka import consumer_config
+
+    todo = {tp: n for tp, n in ends.items() if n > 0}
+    if not todo:
+        return True
+    c = Consumer(consumer_config(settings, group_id=group))
+    try:
+        got = c.committed([TopicPartition(t, p) for t, p in todo], timeout=10)
+    finally:
+        c.close()
+    return all(tp.offset >= todo[(tp.topic, tp.partition)] for tp in got)
+
+
+def run_drill(settings: Settings, *, catalog: Catalog, source: Topology, namespace: str,
+              window: Window, speed: float, timeout_s: float = 600.0,
+              log_file: Path | None = None) -> DrillResult:
+    """Replay the window's raw records into ``namespace`` at ``speed`` times the original pace,
+    through a worker of its own; production topics are only read (assign(), no group)."""
+    from shulian.io.reader import read_topics, read_window
+    from shulian.io.setup import init_topology
+
+    if not namespace or namespace == source.namespace:
+        raise ConfigError([ConfigIssue("command line", "--namespace",
+                                       "a drill needs a namespace of its own")])
+    target = Topology(namespace=namespace, partitions=settings.default_partitions)
+    init_topology(settings, catalog, target)
+    src_plan, dst_plan = plan_topics(catalog, source), plan_topics(catalog, target)
+    # the drill decides under the same published list versions as production
+    control = [m for msgs in read_topics(settings, [source.control]).values() for m in msgs]
+    _produce(settings, [(target.control, 0, m.key, m.value or b"", []) for m in control])
+    with reading("raw window") as progress:
+        raw = read_window(settings, src_plan.raw, window, progress=progress)
+    msgs = sorted((m for ms in raw.values() for m in ms), key=lambda m: (m.timestamp_ms,
+                                                                         m.topic, m.offset))
+    rename = dict(zip(src_plan.raw, dst_plan.raw, strict=True))
+    env = {**os.environ, "SHULIAN_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+           "SHULIAN_REGISTRY_URL": settings.registry_url,
+           "SHULIAN_CATALOG_DIR": str(settings.catalog_dir),
+           "SHULIAN_WORKER_ID": f"drill-{namespace}", "SHULIAN_METRICS_PORT": "0"}
+    out = (log_file or Path(os.devnull)).open("ab")
+    started = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-c", "from shulian.cli.main import main; main()",
+                             "worker", "--namespace", namespace], env=env, stdout=out,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        due = pace([m.timestamp_ms for m in msgs], speed)
+        produced: Counter[str] = Counter()
+        ends: dict[tuple[str, int], int] = {}
+        from confluent_kafka import Producer
+
+        from shulian.io.kafka import producer_config
+
+        producer = Producer(producer_config(settings))
+        t0 = time.monotonic()
+        with reading(f"drill at {speed:g}x") as progress:
+            for m, at in zip(msgs, due, strict=True):
+                wait = t0 + at - time.monotonic()
+                if wait > 0:
+                    producer.flush(wait)
+                    time.sleep(max(0.0, t0 + at - time.monotonic()))
+                topic = rename[m.topic]
+                producer.produce(topic, m.value, m.key, partition=m.partition,
+                                 headers=[(k, v or b"") for k, v in m.headers],
+                                 timestamp=m.timestamp_ms)
+                produced[topic] += 1
+                progress(1)
+        if producer.flush(60):
+            raise BrokerError("drill records not delivered within 60 s")
+        # the drill topics are new, so the end offsets are the counts just produced
+        for ms in raw.values():
+            for m in ms:
+                tp = (rename[m.topic], m.partition)
+                ends[tp] = ends.get(tp, 0) + 1
+        app_id = f"shulian-chain-{namespace}"
+        deadline = time.monotonic() + timeout_s
+        while not _group_done(settings, app_id, ends):
+            if proc.poll() is not None:
+                raise BrokerError(f"drill worker exited with {proc.returncode}")
+            if time.monotonic() > deadline:
+                raise BrokerError("drill records not processed in time")
+            time.sleep(0.5)
+        canonical = read_topics(settings, dst_plan.canonical)
+        cends = {tp: len(ms) for tp, ms in canonical.items()}
+        while not _group_done(settings, app_id, cends):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise BrokerError("drill canonical records not processed in time")
+            time.sleep(0.5)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+        out.close()
+    elapsed = time.monotonic() - started
+    dead = read_topics(settings, dst_plan.deadletter)
+    reasons = Counter(header_str(m.headers, "shulian.reason") or "?"
+                      for ms in dead.values() for m in ms)
+    audits: list[AuditEntry] = [e for ms in read_topics(settings, dst_plan.audit).values()
+                                for e in audit_entries(ms)]
+    decided = Counter((str(e.record.get("consumer")), str(e.record.get("decision")))
+                      for e in audits)
+    span = (msgs[-1].timestamp_ms - msgs[0].timestamp_ms) / 1000 if msgs else 0.0
+    return DrillResult(namespace, produced, sum(len(v) for v in canonical.values()), reasons,
+                       decided, elapsed, span)
+
+
+@replay.command("drill")
+@_window_options
+@click.option("--speed", type=float, default=1.0, show_default=True,
+              envvar="SHULIAN_DRILL_SPEED", help="Pace multiplier [env SHULIAN_DRILL_SPEED]")
+@click.option("--namespace", required=True, envvar="SHULIAN_DRILL_NAMESPACE",
+              help="Isolated namespace for the drill's topics [env SHULIAN_DRILL_NAMESPACE]")
+@click.option("--source-namespace", envvar="SHULIAN_NAMESPACE", default=None,
+              help="Namespace to replay from (default: production) [env SHULIAN_NAMESPACE]")
+@click.option("--worker-log", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="File for the drill worker's log (default: discarded)")
+@click.option("--timeout", "timeout_s", type=float, default=600.0, show_default=True,
+              help="Give up when the drill is not processed after this many seconds")
+@click.pass_context
+@friendly_errors
+def drill(ctx: click.Context, bootstrap_servers: str | None, registry_url: str | None,
+          start: str, end: str, catalog_dir: Path | None, speed: float, namespace: str,
+          source_namespace: str | None, worker_log: Path | None, timeout_s: float) -> None:
+    """Rehearse on a past stream: replay the window's raw records into NAMESPACE at SPEED times
+    the original pace, through a separate chain worker, without touching production topics
+    or consumer groups. Prints a summary."""
+    settings = settings_from(ctx, bootstrap_servers=bootstrap_servers, registry_url=registry_url,
+                             catalog_dir=catalog_dir)
+    if speed <= 0:
+        raise click.BadParameter("must be > 0", param_hint="--speed")
+    res = run_drill(settings, catalog=_load_catalog(settings),
+                    source=Topology(namespace=source_namespace), namespace=namespace,
+                    window=window_of(start, end), speed=speed, timeout_s=timeout_s,
+                    log_file=worker_log)
+    out = Console(soft_wrap=False, width=160 if not sys.stdout.isatty() else None)
+    t = Table(title=f"drill {res.namespace}: {sum(res.produced.values())} raw records "
+              f"({res.window_span_s:.1f} s of stream) in {res.elapsed_s:.1f} s")
+    t.add_column("what")
+    t.add_column("count", justify="right")
+    for topic, n in sorted(res.produced.items()):
+        t.add_row(f"replayed into {topic}", str(n))
+    t.add_row("canonical records", str(res.canonical))
+    for why, n in sorted(res.deadletters.items()):
+        t.add_row(f"dead letters: {why}", str(n))
+    for (consumer, decision), n in sorted(res.decisions.items()):
+        t.add_row(f"{consumer}: {decision}", str(n))
+    out.print(t)
