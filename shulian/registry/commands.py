@@ -19,7 +19,14 @@ from shulian.registry.records import (
     schema_record,
     schema_tombstone,
 )
-from shulian.registry.state import MAX_VERSION, Mode, RegistryState, identity_of, parse_version
+from shulian.registry.state import (
+    MAX_VERSION,
+    Identity,
+    Mode,
+    RegistryState,
+    identity_of,
+    parse_version,
+)
 
 SUPPORTED_TYPES = ("AVRO",)
 KNOWN_TYPES = ("AVRO", "JSON", "PROTOBUF")
@@ -71,6 +78,15 @@ class Planned:
     schema_id: int
     version: int
     records: list[Record]
+    identity: Identity
+
+    def applied(self, state: RegistryState, subject: str) -> bool:
+        """Whether the state holds this very schema at this subject version (after a write,
+        False means another writer took the version or the id first)."""
+        entry = state.subjects.get(subject, {}).get(self.version)
+        if entry is None or entry.deleted or entry.id != self.schema_id:
+            return False
+        return state.schemas[entry.id].identity == self.identity
 
 
 def plan_register(
@@ -96,7 +112,7 @@ def plan_register(
                     f"Schema already registered with id {known_id} "
                     f"instead of input id {explicit_id}"
                 )
-            return Planned(entry.id, entry.version, [])
+            return Planned(entry.id, entry.version, [], ident)
     if mode is not Mode.IMPORT:
         if explicit_id is not None and explicit_id != known_id:
             raise e.not_permitted(f"Subject {subject} is not in import mode")
@@ -145,7 +161,7 @@ def plan_register(
         references=cand.references,
         deleted=False,
     )
-    return Planned(schema_id, version, [record])
+    return Planned(schema_id, version, [record], ident)
 
 
 def _check_writable(state: RegistryState, subject: str) -> None:

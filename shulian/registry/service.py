@@ -137,8 +137,7 @@ class RegistryService:
             return p, p.records
 
         def applied(s: RegistryState, p: c.Planned) -> bool:
-            entry = s.subjects.get(subject, {}).get(p.version)
-            return entry is not None and entry.id == p.schema_id and not entry.deleted
+            return p.applied(s, subject)
 
         planned = self.write(plan, applied)
         if planned.records:

@@ -50,17 +50,17 @@ def fails(fn: Any, *args: Any, **kw: Any) -> tuple[int, int]:
 
 def test_register_lookup_evolve_and_reject(client: SchemaRegistryClient, unique: str) -> None:
     subj, other = f"reg-{unique}-value", f"reg2-{unique}-value"
-    v1 = Schema(rec("R", A), "AVRO")
+    v1_str = rec("R", A)
+    v1 = Schema(v1_str, "AVRO")
     sid = client.register_schema(subj, v1)
     fresh = SchemaRegistryClient({"url": client._rest_client.base_urls[0]})  # no client cache
     assert (
-        fresh.register_schema(subj, Schema(json.dumps(json.loads(v1.schema_str), indent=4), "AVRO"))
-        == sid
+        fresh.register_schema(subj, Schema(json.dumps(json.loads(v1_str), indent=4), "AVRO")) == sid
     )
     assert fresh.register_schema(other, v1) == sid  # the same schema under two subjects: one id
     found = fresh.lookup_schema(subj, v1)
     assert (found.schema_id, found.version, found.subject) == (sid, 1, subj)
-    assert json.loads(fresh.get_schema(sid).schema_str) == json.loads(v1.schema_str)
+    assert json.loads(fresh.get_schema(sid).schema_str or "") == json.loads(v1_str)
     assert sorted(fresh.get_subjects_by_schema_id(sid)) == sorted([subj, other])
     v2 = Schema(rec("R", A, B_DEF), "AVRO")
     assert fresh.test_compatibility(subj, v2)
@@ -90,12 +90,12 @@ def test_rejected_under_each_level(
     client: SchemaRegistryClient, unique: str, level: str, history: list[str], bad: str
 ) -> None:
     subj = f"lvl-{level.lower()}-{unique}"
-    assert client.set_compatibility(subj, level)["compatibility"] == level
+    assert client.set_compatibility(subj, level)["compatibility"] == level  # type: ignore[index]
     assert client.get_compatibility(subj) == level
     for schema in history:
         client.register_schema(subj, Schema(schema, "AVRO"))
     assert fails(client.register_schema, subj, Schema(bad, "AVRO")) == (409, 409)
-    assert client.set_compatibility(subj, "NONE")["compatibility"] == "NONE"
+    assert client.set_compatibility(subj, "NONE")["compatibility"] == "NONE"  # type: ignore[index]
     client.register_schema(subj, Schema(bad, "AVRO"))  # NONE accepts it
     assert len(client.get_versions(subj)) == len(history) + 1
 
@@ -137,7 +137,7 @@ def test_config_and_modes_including_import(client: SchemaRegistryClient, unique:
     assert r.status_code == 200 and r.json() == {"id": 7000}
     got = client.get_version(imp, 3)
     assert (got.schema_id, got.version) == (7000, 3)
-    assert json.loads(client.get_schema(7000).schema_str) == json.loads(schema)
+    assert json.loads(client.get_schema(7000).schema_str or "") == json.loads(schema)
     r = httpx.post(f"{url}/subjects/{imp}/versions", json={"schema": rec("Other", B), "id": 7000})
     assert (r.status_code, r.json()["error_code"]) == (422, 42205)
     r = httpx.post(f"{url}/subjects/{subj}/versions", json={"schema": rec("Other", B), "id": 7001})
@@ -162,7 +162,7 @@ def test_references_across_subjects(
     ref = SchemaReference("gov.ref.Address", addr_subj, 1)
     pid = client.register_schema(person_subj, Schema(person, "AVRO", [ref]))
     got = client.get_schema(pid)
-    assert [(r.name, r.subject, r.version) for r in got.references] == [
+    assert [(r.name, r.subject, r.version) for r in got.references or []] == [
         ("gov.ref.Address", addr_subj, 1)
     ]
     assert client.get_referenced_by(addr_subj, 1) == [pid]
@@ -201,6 +201,7 @@ def test_serializer_kafka_deserializer_roundtrip(
     consumer.close()
     assert got == records
     sid = client.get_latest_version(f"{topic}-value").schema_id
+    assert sid is not None
     cache = SchemaCache(registry.url)
     assert cache.subjects_of(sid) == frozenset({f"{topic}-value"})
     assert cache.latest_id(f"{topic}-value") == sid

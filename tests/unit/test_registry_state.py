@@ -380,3 +380,16 @@ def test_foreign_and_malformed_records_are_skipped() -> None:
     )
     assert state.apply(b'{"keytype":"NOOP","magic":0}', None)
     assert state.subjects == {} and state.skipped == 4
+
+
+def test_a_writer_sees_when_its_record_lost_the_race(log: Log) -> None:
+    log.commit(c.plan_set_config("s", "NONE")[1])
+    mine = c.plan_register(log.state, "s", c.Candidate(rec("Mine", [INT_A])))
+    theirs = c.plan_register(log.state, "s", c.Candidate(rec("Theirs", [INT_A])))
+    assert (mine.schema_id, mine.version) == (theirs.schema_id, theirs.version)
+    log.commit(theirs.records)
+    log.commit(mine.records)
+    assert theirs.applied(log.state, "s")
+    assert not mine.applied(log.state, "s")  # same id and version, but not my schema
+    again = c.plan_register(log.state, "s", c.Candidate(rec("Mine", [INT_A])))
+    assert (again.schema_id, again.version) == (2, 2)
