@@ -1,0 +1,1 @@
+"""Sink connectors: PostgreSQL, webhook, files, Kafka bridge, and the loop they share."""

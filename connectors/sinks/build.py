@@ -1,0 +1,62 @@
+"""Explicit wiring: a sink config + settings -> a ready-to-run :class:`SinkLoop`."""
+
+from __future__ import annotations
+
+from confluent_kafka import Consumer
+from prometheus_client import CollectorRegistry
+
+from connectors.sinks.config import (
+    FileSinkConfig,
+    KafkaBridgeSinkConfig,
+    PostgresSinkConfig,
+    WebhookSinkConfig,
+)
+from connectors.sinks.deadletter import KafkaDeadLetter
+from connectors.sinks.files import FilesSink
+from connectors.sinks.kafka_bridge import KafkaBridgeSink
+from connectors.sinks.loop import BatchSink, SinkLoop
+from connectors.sinks.metrics import SinkMetrics
+from connectors.sinks.postgres import PostgresSink
+from connectors.sinks.webhook import WebhookSink
+from shulian.io.kafka import consumer_config
+from shulian.serde import SchemaCache
+from shulian.settings import Settings
+
+__all__ = ["SinkConfig", "build_sink", "build_sink_loop"]
+
+SinkConfig = PostgresSinkConfig | WebhookSinkConfig | FileSinkConfig | KafkaBridgeSinkConfig
+
+
+def build_sink(config: SinkConfig) -> BatchSink:
+    """The sink object for ``config`` (secrets are read from the environment here)."""
+    if isinstance(config, PostgresSinkConfig):
+        return PostgresSink(config)
+    if isinstance(config, WebhookSinkConfig):
+        return WebhookSink(config)
+    if isinstance(config, FileSinkConfig):
+        return FilesSink(config)
+    return KafkaBridgeSink(config)
+
+
+def build_sink_loop(
+    config: SinkConfig,
+    settings: Settings,
+    *,
+    sink: BatchSink | None = None,
+    metrics: SinkMetrics | None = None,
+    registry: CollectorRegistry | None = None,
+) -> SinkLoop:
+    """The loop for ``config``: consumer (group ``config.consumer_group``, manual commits),
+    schema cache, dead-letter producer and the sink. Nothing connects until ``start()``."""
+    consumer = Consumer(consumer_config(settings, group_id=config.consumer_group))
+    return SinkLoop(
+        sink=sink or build_sink(config),
+        consumer=consumer,
+        topics=config.topics,
+        schemas=SchemaCache(settings.registry_url),
+        deadletter=KafkaDeadLetter(settings=settings, topic=config.deadletter,
+                                   connector=config.name),
+        metrics=metrics or SinkMetrics.create(registry or CollectorRegistry()),
+        batch_size=config.batch_size,
+        poll_timeout_s=config.poll_timeout_s,
+    )
