@@ -90,3 +90,24 @@ def test_not_ready_in_time_and_stop_during_start(tmp_path: Path) -> None:
         sup.start(child("waiting", SLEEPER, ready=lambda: False))
     sup.stop_all()
     assert all(c.proc.poll() is not None for c in sup.children)
+
+
+def test_stack_children_follow_the_commands_that_exist(tmp_path: Path) -> None:
+    from shulian.embedded.stack import Endpoints, stack_children
+    from shulian.settings import load_settings
+
+    settings = load_settings(broker_port=19092, registry_port=18081, data_dir=tmp_path / "d",
+                             connectors_dir=tmp_path)
+    endpoints = Endpoints.from_settings(settings)
+    only_broker = stack_children(settings, endpoints, commands={"broker"})
+    assert [c.name for c in only_broker] == ["broker"]
+    assert list(only_broker[0].argv[-4:]) == ["--port", "19092", "--data-dir", str(tmp_path / "d")]
+
+    (tmp_path / "file.yaml").write_text("x: 1\n")
+    full = stack_children(settings, endpoints,
+                          commands={"broker", "registry", "worker", "gateway", "connect"})
+    assert [c.name for c in full] == ["broker", "registry", "worker", "gateway", "connect"]
+    assert [c.needs_init for c in full] == [False, False, True, True, True]
+    assert full[1].env["SHULIAN_BOOTSTRAP_SERVERS"] == "127.0.0.1:19092"
+    assert list(full[1].argv[-4:]) == ["--bootstrap", "127.0.0.1:19092", "--port", "18081"]
+    assert list(full[4].argv[-3:]) == ["connect", "run", str(tmp_path / "file.yaml")]
