@@ -35,6 +35,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
+from operator import mul
+from time import monotonic
 from zoneinfo import ZoneInfo
 
 from shulian.catalog.models import DataElement, ElementType
@@ -53,13 +55,16 @@ __all__ = [
     "upgrade_citizen_id_15",
 ]
 
-Normaliser = Callable[[object], "Accepted[object] | Rejected"]
+Normaliser = Callable[[object], object]
+"""Returns the canonical value, or a :class:`Rejected` (never a valid canonical value)."""
 
 CITIZEN_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CITIZEN_CHECK = "10X98765432"
 CREDIT_CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 CREDIT_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 _CREDIT_VALUE = {c: i for i, c in enumerate(CREDIT_CHARSET)}
+_CREDIT_TABLE = bytes(_CREDIT_VALUE.get(chr(b), 0) for b in range(256))
+_ZERO_WEIGHTED = ord("0") * sum(CITIZEN_ID_WEIGHTS)
 _DIGITS = frozenset("0123456789")
 _LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
 _SEX_CODES = frozenset({"0", "1", "2", "9"})
@@ -72,12 +77,12 @@ _FOLD = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
 
 def fold_width(text: str) -> str:
     """Full-width ASCII (ＡＢＣ１２３，) and the ideographic space folded to half-width."""
-    return text.translate(_FOLD)
+    return text if text.isascii() else text.translate(_FOLD)
 
 
 def citizen_id_check_char(first17: str) -> str:
     """GB 11643 check character of the first 17 digits."""
-    total = sum(int(c) * w for c, w in zip(first17, CITIZEN_ID_WEIGHTS, strict=True))
+    total = sum(map(mul, first17.encode("ascii"), CITIZEN_ID_WEIGHTS)) - _ZERO_WEIGHTED
     return _CITIZEN_CHECK[total % 11]
 
 
@@ -89,12 +94,17 @@ def upgrade_citizen_id_15(legacy: str) -> str:
 
 def credit_code_check_char(first17: str) -> str:
     """GB 32100 check character of the first 17 characters (all from :data:`CREDIT_CHARSET`)."""
-    total = sum(_CREDIT_VALUE[c] * w for c, w in zip(first17, CREDIT_WEIGHTS, strict=True))
+    values = first17.encode("ascii").translate(_CREDIT_TABLE)
+    total = sum(map(mul, values, CREDIT_WEIGHTS))
     return CREDIT_CHARSET[(31 - total % 31) % 31]
 
 
 def _fail(check: str, detail: str) -> Rejected:
     return Rejected(Reason.ELEMENT_CHECK_FAILED, detail, None, check)
+
+
+def _ascii_digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
 
 
 def _type_fail(expected: str) -> Rejected:
@@ -110,22 +120,33 @@ def _as_text(value: object) -> str | None:
     return None
 
 
+_SHANGHAI = ZoneInfo("Asia/Shanghai")
+_today: list[object] = [0.0, date.min]  # [valid until (time.monotonic), today in Shanghai]
+
+
 def _shanghai_today() -> date:
-    return datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    """Today in Asia/Shanghai, recomputed at most once a minute (the per-record hot path)."""
+    now = monotonic()
+    until, today = _today
+    if isinstance(until, float) and isinstance(today, date) and now < until:
+        return today
+    fresh = datetime.now(_SHANGHAI).date()
+    _today[0], _today[1] = now + 60.0, fresh
+    return fresh
 
 
-def _citizen_id(value: object) -> Accepted[object] | Rejected:
+def _citizen_id(value: object) -> object:
     raw = _as_text(value)
     if raw is None:
         return _type_fail("a string")
     text = fold_width(raw).strip().upper()
     if len(text) == 15:
-        if not set(text) <= _DIGITS:
+        if not _ascii_digits(text):
             return _fail("charset", "a 15-digit citizen id must be all digits")
         text = upgrade_citizen_id_15(text)
     elif len(text) != 18:
         return _fail("length", "a citizen id has 18 characters (or 15 in the legacy form)")
-    elif not set(text[:17]) <= _DIGITS or not (text[17] in _DIGITS or text[17] == "X"):
+    elif not _ascii_digits(text[:17]) or not (text[17] in _DIGITS or text[17] == "X"):
         return _fail("charset", "a citizen id is 17 digits and a digit or X")
     elif citizen_id_check_char(text[:17]) != text[17]:
         return _fail("check_digit", "GB 11643 check character does not match")
@@ -135,10 +156,10 @@ def _citizen_id(value: object) -> Accepted[object] | Rejected:
         return _fail("birth_date", "birth date in the citizen id is not a calendar date")
     if not _EARLIEST_BIRTH <= born <= _shanghai_today():
         return _fail("birth_date", "birth date in the citizen id is out of the plausible range")
-    return Accepted(text)
+    return text
 
 
-def _credit_code(value: object) -> Accepted[object] | Rejected:
+def _credit_code(value: object) -> object:
     if not isinstance(value, str):
         return _type_fail("a string")
     text = fold_width(value).strip().upper()
@@ -148,23 +169,23 @@ def _credit_code(value: object) -> Accepted[object] | Rejected:
         return _fail("charset", "a unified social credit code uses 0-9 A-H J-N P-R T-U W-Y")
     if credit_code_check_char(text[:17]) != text[17]:
         return _fail("check_digit", "GB 32100 check character does not match")
-    return Accepted(text)
+    return text
 
 
 def _region_code(
     regions: Mapping[str, str], retired: Mapping[str, str]
-) -> Callable[[object], Accepted[object] | Rejected]:
-    def check(value: object) -> Accepted[object] | Rejected:
+) -> Normaliser:
+    def check(value: object) -> object:
         raw = _as_text(value)
         if raw is None:
             return _type_fail("a 6-digit string")
         text = fold_width(raw).strip()
         if len(text) != 6:
             return _fail("length", "a region code has 6 digits")
-        if not set(text) <= _DIGITS:
+        if not _ascii_digits(text):
             return _fail("charset", "a region code has 6 digits")
         if text in regions:
-            return Accepted(text)
+            return text
         if text in retired:
             return _fail("retired_code", "retired GB/T 2260 code; convert it in the mapping")
         return _fail("code_table", "not in the GB/T 2260 code table")
@@ -172,31 +193,31 @@ def _region_code(
     return check
 
 
-def _sex(value: object) -> Accepted[object] | Rejected:
+def _sex(value: object) -> object:
     raw = _as_text(value)
     if raw is None:
         return _type_fail("a GB/T 2261.1 code")
     text = fold_width(raw).strip()
     if text in _SEX_CODES:
-        return Accepted(text)
+        return text
     return _fail("code_list", "not a GB/T 2261.1 sex code (0, 1, 2, 9)")
 
 
-def _date(value: object) -> Accepted[object] | Rejected:
+def _date(value: object) -> object:
     if isinstance(value, datetime):
         return _type_fail("a date, not a timestamp")
     if isinstance(value, date):
-        return Accepted(value)
+        return value
     if isinstance(value, str):
         try:
-            return Accepted(date.fromisoformat(value.strip()))
+            return date.fromisoformat(value.strip())
         except ValueError:
             return _fail("format", "not an ISO 8601 date (YYYY-MM-DD)")
     return _type_fail("a date")
 
 
-def _timestamp(tz: ZoneInfo) -> Callable[[object], Accepted[object] | Rejected]:
-    def check(value: object) -> Accepted[object] | Rejected:
+def _timestamp(tz: ZoneInfo) -> Normaliser:
+    def check(value: object) -> object:
         if isinstance(value, str):
             try:
                 value = datetime.fromisoformat(value.strip())
@@ -210,7 +231,7 @@ def _timestamp(tz: ZoneInfo) -> Callable[[object], Accepted[object] | Rejected]:
             utc = value.astimezone(UTC)
         except (OverflowError, ValueError):
             return _fail("range", "timestamp out of range")
-        return Accepted(utc.replace(microsecond=utc.microsecond // 1000 * 1000))
+        return utc.replace(microsecond=utc.microsecond // 1000 * 1000)
 
     return check
 
@@ -228,40 +249,40 @@ def _int_like(value: object) -> int | None:
     return None
 
 
-def _money_fen(value: object) -> Accepted[object] | Rejected:
+def _money_fen(value: object) -> object:
     number = _int_like(value)
     if number is None:
         return _type_fail("an integer number of fen")
     if not 0 <= number <= _LONG_MAX:
         return _fail("range", "money in fen must be >= 0 and fit a long")
-    return Accepted(number)
+    return number
 
 
-def _integer(value: object) -> Accepted[object] | Rejected:
+def _integer(value: object) -> object:
     number = _int_like(value)
     if number is None:
         return _type_fail("an integer")
     if not _LONG_MIN <= number <= _LONG_MAX:
         return _fail("range", "integer does not fit a long")
-    return Accepted(number)
+    return number
 
 
-def _text(max_length: int | None) -> Callable[[object], Accepted[object] | Rejected]:
-    def check(value: object) -> Accepted[object] | Rejected:
+def _text(max_length: int | None) -> Normaliser:
+    def check(value: object) -> object:
         if not isinstance(value, str):
             return _type_fail("a string")
         text = fold_width(value).strip()
         if max_length is not None and len(text) > max_length:
             return _fail("length", f"longer than {max_length} characters")
-        return Accepted(text)
+        return text
 
     return check
 
 
-def _person_name(max_length: int | None) -> Callable[[object], Accepted[object] | Rejected]:
+def _person_name(max_length: int | None) -> Normaliser:
     limit = max_length or 64
 
-    def check(value: object) -> Accepted[object] | Rejected:
+    def check(value: object) -> object:
         if not isinstance(value, str):
             return _type_fail("a string")
         text = fold_width(value).strip()
@@ -271,25 +292,25 @@ def _person_name(max_length: int | None) -> Callable[[object], Accepted[object] 
             return _fail("length", f"longer than {limit} characters")
         if any(c.isdigit() or not c.isprintable() for c in text):
             return _fail("charset", "a person name has no digits or control characters")
-        return Accepted(text)
+        return text
 
     return check
 
 
-def _code(codes: Mapping[str, str]) -> Callable[[object], Accepted[object] | Rejected]:
-    def check(value: object) -> Accepted[object] | Rejected:
+def _code(codes: Mapping[str, str]) -> Normaliser:
+    def check(value: object) -> object:
         raw = _as_text(value)
         if raw is None:
             return _type_fail("a code")
         text = fold_width(raw).strip()
         if text in codes:
-            return Accepted(text)
+            return text
         return _fail("code_list", "not in the element's code list")
 
     return check
 
 
-def _phone(value: object) -> Accepted[object] | Rejected:
+def _phone(value: object) -> object:
     raw = _as_text(value)
     if raw is None:
         return _type_fail("a phone number")
@@ -308,7 +329,7 @@ def _phone(value: object) -> Accepted[object] | Rejected:
             return _fail("length", "a fixed-line number has 10-12 digits with the area code")
     else:
         return _fail("format", "a phone number starts with 1 (mobile) or 0 (area code)")
-    return Accepted(text)
+    return text
 
 
 def normaliser(
@@ -354,5 +375,6 @@ def normalise(
     retired_regions: Mapping[str, str],
 ) -> Accepted[object] | Rejected:
     """Check and normalise one value for ``element`` (see the module table)."""
-    return normaliser(element, regions=regions, retired_regions=retired_regions)(value)
+    result = normaliser(element, regions=regions, retired_regions=retired_regions)(value)
+    return result if isinstance(result, Rejected) else Accepted(result)
 
