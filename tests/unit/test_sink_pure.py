@@ -65,7 +65,8 @@ def test_exhausted_only_with_a_limit() -> None:
 
 
 def test_split_units_groups_by_partition_in_order_with_poison() -> None:
-    items = [rec("t", 0, 5), rec("t", 1, 7), (rec("t", 0, 6), SinkFailure.DECODE_ERROR, "x"),
+    items: list[SinkRecord | tuple[SinkRecord, SinkFailure, str]] = [
+        rec("t", 0, 5), rec("t", 1, 7), (rec("t", 0, 6), SinkFailure.DECODE_ERROR, "x"),
              rec("t", 0, 8), rec("u", 0, 1)]
     units = split_units(items)
     assert [(u.topic, u.partition) for u in units] == [("t", 0), ("t", 1), ("u", 0)]

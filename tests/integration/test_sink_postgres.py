@@ -1,0 +1,276 @@
+"""PostgreSQL sink end to end: real broker, registry and PostgreSQL server.
+
+Also holds the helpers the other sink integration tests import (Avro egress producer, a loop
+running in a thread).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+from prometheus_client import CollectorRegistry
+
+from connectors.sinks.backoff import RetryPolicy
+from connectors.sinks.build import SinkConfig, build_sink_loop
+from connectors.sinks.config import PostgresSinkConfig
+from connectors.sinks.loop import SinkLoop
+from connectors.sinks.metrics import SinkMetrics
+from shulian.embedded.net import free_port, wait_until
+from shulian.errors import SinkError
+from shulian.io.kafka import TopicSpec, admin_client, ensure_topics, producer_config
+from shulian.settings import Settings, load_settings
+from tests.fixtures.registry import RegistryProcess
+
+pytestmark = pytest.mark.integration
+
+# ---------------------------------------------------------------------------- shared helpers
+
+VIEW_V1: dict[str, Any] = {
+    "type": "record", "name": "BusinessLicenceView_tax", "namespace": "gov.shulian.egress",
+    "fields": [
+        {"name": "credit_code", "type": "string"},
+        {"name": "capital_fen", "type": "long"},
+        {"name": "issued_on", "type": {"type": "int", "logicalType": "date"}},
+        {"name": "updated_at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+        {"name": "legal_rep", "type": ["null", "string"], "default": None},
+        {"name": "_record_key", "type": "string"},
+        {"name": "_entry_id", "type": "string"},
+        {"name": "_list_version", "type": "int"},
+    ],
+}
+VIEW_V2: dict[str, Any] = {
+    **VIEW_V1,
+    "fields": [*VIEW_V1["fields"][:5],
+               {"name": "region", "type": ["null", "string"], "default": None},
+               *VIEW_V1["fields"][5:]],
+}
+
+
+def view_record(i: int, *, version: int = 1) -> dict[str, Any]:
+    rec: dict[str, Any] = {
+        "credit_code": f"91110000MA{i:08d}", "capital_fen": 100_000 * i,
+        "issued_on": dt.date(2024, 1, 1) + dt.timedelta(days=i),
+        "updated_at": dt.datetime(2024, 5, 1, 8, 0, tzinfo=dt.UTC) + dt.timedelta(minutes=i),
+        "legal_rep": None if i % 2 else f"rep{i}",
+        "_record_key": f"K{i:05d}", "_entry_id": "tax-licence", "_list_version": version,
+    }
+    if version >= 2:
+        rec["region"] = "110101"
+    return rec
+
+
+def make_topic(settings: Settings, unique: str, *, partitions: int = 2) -> str:
+    topic = f"egress.c{unique}.business_licence"
+    ensure_topics(admin_client(settings), [TopicSpec(topic, partitions)])
+    return topic
+
+
+def produce_views(
+    settings: Settings, registry_url: str, topic: str, records: list[dict[str, Any]],
+    *, schema: dict[str, Any] = VIEW_V1,
+) -> None:
+    """Register the view under ``<topic>-value`` and produce Confluent-framed Avro records."""
+    ser = AvroSerializer(SchemaRegistryClient({"url": registry_url}), json.dumps(schema))
+    p = Producer(producer_config(settings))
+    for r in records:
+        p.produce(topic, key=r["_record_key"].encode(),
+                  value=ser(r, SerializationContext(topic, MessageField.VALUE)),
+                  headers=[("shulian.entry", r["_entry_id"].encode()),
+                           ("shulian.list.version", str(r["_list_version"]).encode())])
+    assert p.flush(30) == 0
+
+
+def sink_settings(bootstrap: str, registry: RegistryProcess) -> Settings:
+    return load_settings(bootstrap_servers=bootstrap, registry_url=registry.url)
+
+
+@contextmanager
+def running(config: SinkConfig, settings: Settings) -> Iterator[SinkLoop]:
+    """A sink loop running in a thread; stopped (flush, close) on exit, errors re-raised."""
+    loop = build_sink_loop(config, settings, metrics=SinkMetrics.create(CollectorRegistry()))
+    stop = threading.Event()
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            loop.run(stop)
+        except BaseException as exc:
+            failure.append(exc)
+
+    t = threading.Thread(target=target, name=f"sink-{config.name}", daemon=True)
+    t.start()
+    try:
+        yield loop
+    finally:
+        stop.set()
+        t.join(60)
+        assert not t.is_alive(), "sink loop did not stop"
+    if failure:
+        raise failure[0]
+
+
+def metric(loop: SinkLoop, family: str, **labels: str) -> float:
+    """A sample of the loop's metrics (``family`` without the ``_total`` suffix)."""
+    for fam in [loop.metrics.records_out, loop.metrics.errors, loop.metrics.deadlettered]:
+        for m in fam.collect():
+            if m.name != family:
+                continue
+            for s in m.samples:
+                if s.name.endswith("_total") and all(s.labels.get(k) == v
+                                                      for k, v in labels.items()):
+                    return float(s.value)
+    return 0.0
+
+
+# ---------------------------------------------------------------------------- PostgreSQL
+
+
+@dataclass
+class PgServer:
+    """A throw-away PostgreSQL cluster run as the ``postgres`` user; stop()/start() at will."""
+
+    data: Path
+    port: int
+
+    def _pg(self, *args: str) -> None:
+        subprocess.run(["runuser", "-u", "postgres", "--", *args], check=True,
+                       capture_output=True, timeout=60)
+
+    def init(self) -> PgServer:
+        self._pg("initdb", "-D", str(self.data / "db"), "-A", "trust", "-U", "postgres")
+        return self
+
+    def start(self) -> None:
+        self._pg("pg_ctl", "-D", str(self.data / "db"), "-l", str(self.data / "log"), "-w",
+                 "-o", f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1", "start")
+
+    def stop(self) -> None:
+        self._pg("pg_ctl", "-D", str(self.data / "db"), "-m", "fast", "-w", "stop")
+
+    @property
+    def dsn(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[PgServer]:
+    data = Path(tempfile.mkdtemp(prefix="shulian-sink-pg-"))
+    os.chmod(data, 0o755)
+    shutil.chown(data, "postgres", "postgres")
+    server = PgServer(data, free_port()).init()
+    server.start()
+    yield server
+    try:
+        server.stop()
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def pg_config(unique: str, topic: str, **kw: Any) -> PostgresSinkConfig:
+    return PostgresSinkConfig(name=f"pg-{unique}", topics=(topic,), dsn_env=f"PG_DSN_{unique}",
+                              retry=RetryPolicy(initial_backoff_s=0.1, max_backoff_s=1.0), **kw)
+
+
+def rows(dsn: str, table: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(
+            f'SELECT _record_key, _kafka_offset FROM "{table}" ORDER BY _record_key').fetchall()
+
+
+def count(dsn: str, table: str) -> int:
+    try:
+        return len(rows(dsn, table))
+    except psycopg.Error:
+        return -1
+
+
+def test_upsert_end_to_end_idempotent_and_evolving(
+    pg: PgServer, bootstrap: str, registry: RegistryProcess, unique: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = sink_settings(bootstrap, registry)
+    monkeypatch.setenv(f"PG_DSN_{unique}", pg.dsn)
+    topic = make_topic(settings, unique)
+    table = f"c{unique}_business_licence"
+    produce_views(settings, registry.url, topic, [view_record(i) for i in range(40)])
+    with running(pg_config(unique, topic), settings):
+        assert wait_until(lambda: count(pg.dsn, table) == 40, timeout_s=30)
+        # a new list version: the view gains `region`; a record is updated, others added
+        produce_views(settings, registry.url, topic,
+                      [view_record(i, version=2) for i in range(35, 50)], schema=VIEW_V2)
+        assert wait_until(lambda: count(pg.dsn, table) == 50, timeout_s=30)
+    with psycopg.connect(pg.dsn) as conn:
+        cols = dict(conn.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_name = %s", (table,)).fetchall())
+        assert cols["issued_on"] == "date"
+        assert cols["updated_at"] == "timestamp with time zone"
+        assert cols["capital_fen"] == "bigint"
+        assert cols["region"] == "text"  # added by ALTER TABLE, existing rows untouched
+        r = conn.execute(f'SELECT issued_on, legal_rep, region, _list_version FROM "{table}" '
+                         "WHERE _record_key = 'K00036'").fetchone()
+        assert r == (dt.date(2024, 2, 6), "rep36", "110101", 2)
+        assert conn.execute(f'SELECT region FROM "{table}" WHERE _record_key = %s',
+                            ("K00001",)).fetchone() == (None,)
+    before = rows(pg.dsn, table)
+    # the same records delivered again (a new group reads the topic from the start): one row each
+    again = pg_config(unique, topic, group_id=f"pg-again-{unique}")
+    with running(again, settings) as loop:
+        assert wait_until(lambda: metric(loop, "shulian_sink_records_out") == 55, timeout_s=30)
+    assert rows(pg.dsn, table) == before
+    assert len({k for k, _ in before}) == 50
+
+
+def test_database_stopped_mid_stream_no_loss_no_duplicates(
+    pg: PgServer, bootstrap: str, registry: RegistryProcess, unique: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = sink_settings(bootstrap, registry)
+    monkeypatch.setenv(f"PG_DSN_{unique}", pg.dsn)
+    topic = make_topic(settings, unique)
+    table = f"c{unique}_business_licence"
+    produce_views(settings, registry.url, topic, [view_record(i) for i in range(30)])
+    with running(pg_config(unique, topic, batch_size=10), settings) as loop:
+        assert wait_until(lambda: count(pg.dsn, table) == 30, timeout_s=30)
+        pg.stop()
+        try:
+            produce_views(settings, registry.url, topic, [view_record(i) for i in range(30, 80)])
+            assert wait_until(lambda: metric(loop, "shulian_sink_errors", kind="retryable") >= 2,
+                              timeout_s=30)
+            committed_while_down = dict(loop.committed)
+        finally:
+            pg.start()
+        assert wait_until(lambda: count(pg.dsn, table) == 80, timeout_s=60)
+    keys = [k for k, _ in rows(pg.dsn, table)]
+    assert keys == [f"K{i:05d}" for i in range(80)]
+    # while the database was down no offset moved past an unwritten record
+    assert sum(committed_while_down.values()) <= 30
+
+
+def test_unreachable_database_is_a_clear_error_at_start(
+    bootstrap: str, registry: RegistryProcess, unique: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = sink_settings(bootstrap, registry)
+    monkeypatch.setenv(f"PG_DSN_{unique}", f"postgresql://postgres@127.0.0.1:{free_port()}/x")
+    cfg = pg_config(unique, f"egress.c{unique}.none", connect_timeout_s=2)
+    loop = build_sink_loop(cfg, settings)
+    with pytest.raises(SinkError, match="PostgreSQL is unreachable"):
+        loop.sink.setup()
+    loop.consumer.close()
