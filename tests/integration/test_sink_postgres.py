@@ -217,7 +217,7 @@ def test_upsert_end_to_end_idempotent_and_evolving(
                       [view_record(i, version=2) for i in range(35, 50)], schema=VIEW_V2)
         assert wait_until(lambda: count(pg.dsn, table) == 50, timeout_s=30)
     with psycopg.connect(pg.dsn) as conn:
-        cols = dict(conn.execute(
+        cols: dict[str, str] = dict(conn.execute(
             "SELECT column_name, data_type FROM information_schema.columns "
             "WHERE table_name = %s", (table,)).fetchall())
         assert cols["issued_on"] == "date"
