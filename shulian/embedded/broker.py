@@ -45,7 +45,11 @@ class EmbeddedBroker:
     port: int = 9092
     data_dir: Path | None = None
     ready_timeout_s: float = 90.0
-    store_stop_timeout_s: float = 40.0  # weed's graceful stop takes ~25 s (gRPC drain)
+    # weed's graceful stop takes ~25 s (its filer waits 15 s for gRPC streams to drain, then
+    # ~10 s more). Tansu is stopped first, so nothing is in flight; weed's files are written
+    # through the OS, so a SIGKILL after this grace loses nothing acknowledged (the durable
+    # test restarts through exactly this path).
+    store_stop_timeout_s: float = 5.0
     log_dir: Path | None = None
     tansu: TansuProcess | None = field(default=None, init=False, repr=False)
     seaweed: SeaweedProcess | None = field(default=None, init=False, repr=False)

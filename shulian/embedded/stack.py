@@ -95,7 +95,7 @@ def stack_children(
             "broker", shulian_argv(*broker_argv), env=env,
             ready=partial(broker_answers_metadata, endpoints.bootstrap),
             ready_timeout_s=120.0,
-            stop_timeout_s=60.0,  # a durable broker stops SeaweedFS too (~25 s graceful)
+            stop_timeout_s=30.0,  # a durable broker stops SeaweedFS too (5 s grace + kill)
         ),
     ]
     if "registry" in commands:
