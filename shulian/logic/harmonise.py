@@ -58,6 +58,7 @@ _FEN_PER: Final = {
     MoneyUnit.WAN_YUAN: Decimal(1_000_000),
 }
 _DIGITS = frozenset("0123456789")
+_NOT_A_PLACE = "市辖区"
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,7 +241,8 @@ def _unit_step(unit: MoneyUnit) -> Step:
 def region_name_index(regions: Mapping[str, str]) -> dict[str, str]:
     """Unambiguous region names -> code: ``天河区``, ``广州市天河区``, ``广东省广州市天河区``.
 
-    A name shared by several codes (``朝阳区``, ``市辖区``) is left out; qualified forms resolve it.
+    A name shared by several codes (``朝阳区``) is left out; qualified forms resolve it. The
+    placeholder ``市辖区`` (a municipality's "districts under the city") is never a name.
     """
     candidates: dict[str, set[str]] = {}
 
@@ -248,13 +250,15 @@ def region_name_index(regions: Mapping[str, str]) -> dict[str, str]:
         candidates.setdefault(name, set()).add(code)
 
     for code, name in regions.items():
+        if name == _NOT_A_PLACE:
+            continue
         add(name, code)
         province = regions.get(code[:2] + "0000")
         city = regions.get(code[:4] + "00")
         if code[2:] == "0000" or province is None:
             continue
         add(province + name, code)
-        if code[4:] != "00" and city is not None and city != "市辖区":
+        if code[4:] != "00" and city is not None and city != _NOT_A_PLACE:
             add(city + name, code)
             add(province + city + name, code)
     return {name: next(iter(codes)) for name, codes in candidates.items() if len(codes) == 1}
