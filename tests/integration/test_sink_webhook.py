@@ -112,9 +112,13 @@ def read_all(settings: Settings, topic: str, n: int, *, partitions: int = 1) -> 
     c = Consumer({**settings.kafka_common(), "group.id": "unused", "enable.auto.commit": False})
     c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
     out: list[Any] = []
+
+    def more() -> bool:
+        out.extend(m for m in c.consume(100, 0.2) if not m.error())
+        return len(out) >= n
+
     try:
-        wait_until(lambda: bool(out.extend(m for m in c.consume(100, 0.2) if not m.error()))
-                   or len(out) >= n, timeout_s=30)
+        wait_until(more, timeout_s=30)
     finally:
         c.close()
     return out
