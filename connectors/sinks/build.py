@@ -48,7 +48,10 @@ def build_sink_loop(
 ) -> SinkLoop:
     """The loop for ``config``: consumer (group ``config.consumer_group``, manual commits),
     schema cache, dead-letter producer and the sink. Nothing connects until ``start()``."""
-    consumer = Consumer(consumer_config(settings, group_id=config.consumer_group))
+    # a batch may be retried for minutes while the target is down and consume() is not called
+    # meanwhile: give the group that long before it evicts this member
+    consumer = Consumer(consumer_config(settings, group_id=config.consumer_group,
+                                        **{"max.poll.interval.ms": 600_000}))
     return SinkLoop(
         sink=sink or build_sink(config),
         consumer=consumer,
