@@ -116,10 +116,12 @@ def run_replay_decisions(settings: Settings, *, catalog: Catalog, topology: Topo
                                               if topology.parse_egress(t) and
                                               (topology.parse_egress(t) or ("", ""))[1]
                                               in datasets], progress=progress)
-    egress = {(m.topic, (m.key or b"").decode("utf-8", "replace"),
-               header_str(m.headers, "shulian.entry"),
-               header_str(m.headers, "shulian.list.version")): m
-              for msgs in egress_parts.values() for m in msgs}
+    egress: dict[tuple[str, str, str | None, str | None], list[InMessage]] = {}
+    for msgs in egress_parts.values():
+        for m in msgs:
+            egress.setdefault((m.topic, (m.key or b"").decode("utf-8", "replace"),
+                               header_str(m.headers, "shulian.entry"),
+                               header_str(m.headers, "shulian.list.version")), []).append(m)
     emissions: dict[tuple[str, int, int], dict[tuple[str, int], list[dict[str, Any]]]] = {}
     for msgs in audit_parts.values():
         for e in audit_entries(msgs):
@@ -144,7 +146,8 @@ def run_replay_decisions(settings: Settings, *, catalog: Catalog, topology: Topo
 def _replay_one(m: InMessage, topology: Topology, engines: dict[int, Any], newest: Any,
                 schemas: Any, emissions: dict[tuple[str, int, int],
                                               dict[tuple[str, int], list[dict[str, Any]]]],
-                egress: dict[tuple[str, str, str | None, str | None], InMessage], *,
+                egress: dict[tuple[str, str, str | None, str | None], list[InMessage]],
+                *,
                 compare_masked: bool, result: DecisionsResult) -> None:
     where = f"{m.topic}[{m.partition}]@{m.offset}"
     key = (m.key or b"").decode("utf-8", "replace")
@@ -180,14 +183,16 @@ def _replay_one(m: InMessage, topology: Topology, engines: dict[int, Any], newes
             if d.view is None:
                 continue
             sent = egress.get((topology.egress(d.consumer, d.dataset), key, d.entry_id,
-                               str(d.list_version)))
-            delivered = None if sent is None else _decode(schemas, sent.value)
-            if delivered is None:
+                               str(d.list_version)), [])
+            # keys can repeat across records (and redelivery duplicates): one must match
+            views = [v for v in (_decode(schemas, s.value) for s in sent) if v is not None]
+            if not views:
                 continue
             result.views_compared += 1
-            diffs = compare_views(d.view, delivered, masked=frozenset(f for f, _ in
-                                                                      d.fields_masked),
-                                  compare_masked=compare_masked)
+            masked = frozenset(f for f, _ in d.fields_masked)
+            tried = [compare_views(d.view, v, masked=masked, compare_masked=compare_masked)
+                     for v in views]
+            diffs = min(tried, key=len)
             if diffs:
                 result.mismatches.append(Mismatch(where, key, d.entry_id, "delivered view "
                                                   f"differs in {', '.join(diffs)}", None, None))
