@@ -37,7 +37,7 @@ def _sealed(keys: list[str], egress: str | None = None) -> list[tuple[str, bytes
 
 
 def _produce(settings: Settings, topic: str, items: list[tuple[str, bytes]],
-             headers: list[tuple[str, bytes]] | None = None) -> None:
+             headers: list[tuple[str, str | bytes | None]] | None = None) -> None:
     ensure_topics(admin_client(settings), [TopicSpec(topic, 1)])
     producer = Producer(producer_config(settings))
     for key, value in items:
@@ -73,7 +73,8 @@ def test_egress_without_audit_and_reverse(kafka_settings: Settings, unique: str)
     egress = f"egress.c.d.{unique}"
     audit = f"audit.d.{unique}"
     _produce(kafka_settings, audit, _sealed(["k1", "k2", "k3"], egress=egress))
-    headers = [("shulian.entry", b"e1"), ("shulian.list.version", b"1")]
+    headers: list[tuple[str, str | bytes | None]] = [("shulian.entry", b"e1"),
+                                                      ("shulian.list.version", b"1")]
     # k1 delivered twice (at-least-once), k3 lost, k9 never audited
     _produce(kafka_settings, egress, [("k1", b"v"), ("k2", b"v"), ("k1", b"v"), ("k9", b"v")],
              headers)

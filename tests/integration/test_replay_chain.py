@@ -71,8 +71,8 @@ def chain(bootstrap: str, registry: Any, tmp_path_factory: pytest.TempPathFactor
     log_path = tmp / "worker.log"
     log = log_path.open("wb")
     proc = subprocess.Popen([sys.executable, "-c", "from shulian.cli.main import main; main()",
-                             "worker", "--namespace", ns], env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+                             "worker", "--namespace", ns], env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
     try:
         publisher = AgencyPublisher(settings, catalog, topology)
         rng = random.Random(5)
