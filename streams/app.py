@@ -98,6 +98,11 @@ def create_app(settings: Settings, parts: ChainParts, *, app_id: str) -> faust.A
     app.agent(raw, name="ingest", concurrency=1, sink=None)(ingest)
     app.agent(canonical, name="enforce", concurrency=1, sink=None)(enforce)
 
+    @app.timer(interval=1.0)
+    async def _follow_control() -> None:
+        # an idle worker applies new list versions too (not only between batches)
+        parts.on_batch()
+
     @app.on_partitions_revoked.connect
     async def _forget_heads(*_: Any, **__: Any) -> None:
         # another worker may have written to our audit partitions: re-read heads on next use

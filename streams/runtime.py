@@ -88,7 +88,7 @@ class OutputProducer:
 
 
 def read_tail(
-    settings: Settings, topic: str, partition: int, *, quiet_s: float = 1.0
+    settings: Settings, topic: str, partition: int, *, quiet_s: float = 0.5
 ) -> bytes | None:
     """The value of the last record in a partition, found by reading (watermarks can lag on the
     embedded broker, so reading goes on until nothing more arrives for ``quiet_s``)."""

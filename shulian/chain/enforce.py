@@ -108,8 +108,10 @@ class EnforceStage:
             chain = self._chain(audit_topic, msg.partition)
             for decision in decisions:
                 egress_topic: str | None = None
+                egress_key: str | None = None
                 if decision.outcome is Outcome.DELIVER and decision.view is not None:
                     egress_topic = self._topology.egress(decision.consumer, dataset)
+                    egress_key = str(decision.view.get("_record_key", key))
                     out.append(self._egress(egress_topic, key, decision))
                     delivered += 1
                 else:
@@ -122,6 +124,7 @@ class EnforceStage:
                     worker=self._worker,
                 )
                 audit["egress_topic"] = egress_topic
+                audit["egress_key"] = egress_key
                 out.append(
                     OutMessage(
                         topic=audit_topic,
@@ -160,9 +163,12 @@ class EnforceStage:
             raise KeyError(f"no view schema for entry {decision.entry_id} "
                            f"v{decision.list_version}")
         assert decision.view is not None
+        # the view's _record_key is pseudonymised when the consumer may not see a key field
+        # (e.g. a citizen ID): the Kafka key must not leak what the view masks
+        egress_key = str(decision.view.get("_record_key", key))
         return OutMessage(
             topic=topic,
-            key=key.encode("utf-8"),
+            key=egress_key.encode("utf-8"),
             value=encode_wire(view.schema_id, view.parsed, decision.view),
             headers=[
                 ("shulian.entry", decision.entry_id.encode()),

@@ -36,3 +36,7 @@ cli.add_command(up)
 
 def main() -> None:
     cli()
+
+
+if __name__ == "__main__":
+    main()
