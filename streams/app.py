@@ -98,7 +98,7 @@ def create_app(settings: Settings, parts: ChainParts, *, app_id: str) -> faust.A
     app.agent(raw, name="ingest", concurrency=1, sink=None)(ingest)
     app.agent(canonical, name="enforce", concurrency=1, sink=None)(enforce)
 
-    @app.timer(interval=1.0)
+    @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
     async def _follow_control() -> None:
         # an idle worker applies new list versions too (not only between batches)
         parts.on_batch()

@@ -7,6 +7,7 @@ import click
 from shulian import __version__
 from shulian.cli.audit import audit
 from shulian.cli.broker import broker
+from shulian.cli.demo import demo
 from shulian.cli.catalog import catalog
 from shulian.cli.registry import registry
 from shulian.cli.replay import replay
@@ -24,6 +25,7 @@ def cli() -> None:
 
 
 cli.add_command(broker)
+cli.add_command(demo)
 cli.add_command(catalog)
 cli.add_command(registry)
 cli.add_command(init)
