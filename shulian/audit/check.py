@@ -110,9 +110,12 @@ def deliveries_from_audit(entries: Iterable[AuditEntry]) -> list[Delivery]:
         r = e.record
         if r.get("decision") != "deliver" or not r.get("egress_topic"):
             continue
-        out.append(Delivery(str(r["egress_topic"]), str(r.get("egress_key") or r.get("record_key", "")),
-                            str(r.get("entry_id", "")), int(r.get("list_version", -1)),
-                            e.topic, e.partition, e.offset, e.ts_ms))
+        # the Kafka key of the egress record: pseudonymised when the consumer may not see a
+        # key field (``egress_key``), else the canonical record key
+        key = r.get("egress_key") or r.get("record_key", "")
+        out.append(Delivery(str(r["egress_topic"]), str(key), str(r.get("entry_id", "")),
+                            int(r.get("list_version", -1)), e.topic, e.partition, e.offset,
+                            e.ts_ms))
     return out
 
 

@@ -34,6 +34,7 @@ REPLAY_AUDIT_PARTITIONS = 1
 _AUDIT_CONTENT = (
     "dataset", "provider", "consumer", "entry_id", "list_version", "share_type", "decision",
     "reason", "fields_delivered", "fields_masked", "record_key", "record_digest", "source",
+    "egress_key",
 )
 
 

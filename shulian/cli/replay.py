@@ -182,7 +182,8 @@ def _replay_one(m: InMessage, topology: Topology, engines: dict[int, Any], newes
         for d in replayed:
             if d.view is None:
                 continue
-            sent = egress.get((topology.egress(d.consumer, d.dataset), key, d.entry_id,
+            egress_key = str(d.view.get("_record_key", key))  # pseudonymised if masked
+            sent = egress.get((topology.egress(d.consumer, d.dataset), egress_key, d.entry_id,
                                str(d.list_version)), [])
             # keys can repeat across records (and redelivery duplicates): one must match
             views = [v for v in (_decode(schemas, s.value) for s in sent) if v is not None]
@@ -351,8 +352,8 @@ def run_redeliver(settings: Settings, *, topology: Topology, consumer: str, data
     for e in (e for msgs in parts.values() for e in audit_entries(msgs)):
         r = e.record
         if r.get("decision") == "deliver" and r.get("egress_topic") == egress_topic:
-            k = (egress_topic, str(r.get("record_key")), str(r.get("entry_id")),
-                 int(r.get("list_version", -1)))
+            k = (egress_topic, str(r.get("egress_key") or r.get("record_key")),
+                 str(r.get("entry_id")), int(r.get("list_version", -1)))
             if k not in delivers or r.get("kind") == "decision":
                 delivers[k] = ((e.topic, e.partition, e.offset), r)
     candidates, unaudited = pick_redeliveries(egress, delivers)

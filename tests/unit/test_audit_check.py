@@ -95,3 +95,13 @@ def test_digest_breaks() -> None:
     assert [(b.offset, b.what.split(" ")[0]) for b in breaks] == [(1, "record_digest"),
                                                                 (2, "canonical")]
     assert digest_breaks(entries, canonical, read_topics=frozenset(), window=Window()) == []
+
+
+def test_pseudonymised_egress_key_is_matched() -> None:
+    rec = _audit("440106199001011234")
+    rec["egress_key"] = "pseudo-1"
+    audited = deliveries_from_audit(audit_entries(_sealed([rec])))
+    headers = [("shulian.entry", b"e1"), ("shulian.list.version", b"1")]
+    egress, _ = deliveries_from_egress([InMessage("egress.c.d", 0, 0, b"pseudo-1", b"v", 5,
+                                                  headers)])
+    assert completeness(egress, audited, Window()) == []
