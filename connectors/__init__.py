@@ -1,0 +1,1 @@
+"""Connectors: config-driven sources and sinks between agency systems and the chain."""
