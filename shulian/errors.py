@@ -54,4 +54,4 @@ class SinkError(InfrastructureError):
 
 
 class EmbeddedProcessError(InfrastructureError):
-    """An embedded child process (broker, object store, registry, worker) failed to start or died."""
+    """An embedded child (broker, object store, registry, worker) failed to start or died."""

@@ -7,8 +7,8 @@ import click
 from shulian import __version__
 from shulian.cli.audit import audit
 from shulian.cli.broker import broker
-from shulian.cli.demo import demo
 from shulian.cli.catalog import catalog
+from shulian.cli.demo import demo
 from shulian.cli.registry import registry
 from shulian.cli.replay import replay
 from shulian.cli.up import up

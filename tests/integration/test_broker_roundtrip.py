@@ -6,7 +6,13 @@ import time
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from shulian.io.kafka import TopicSpec, admin_client, consumer_config, ensure_topics, producer_config
+from shulian.io.kafka import (
+    TopicSpec,
+    admin_client,
+    consumer_config,
+    ensure_topics,
+    producer_config,
+)
 from shulian.settings import Settings
 
 
