@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     kafka_sasl_password: SecretStr | None = None
     default_partitions: int = Field(default=3, ge=1)
     replication_factor: int = Field(default=1, ge=1)
+    # enable.idempotence on producers: no duplicates or reordering from producer retries.
+    # Off by default because the embedded broker (Tansu) is the default; docker-compose turns it
+    # on for real Kafka (docs/DEPLOY.md).
+    kafka_idempotence: bool = False
 
     # schema registry
     registry_url: str = "http://127.0.0.1:8081"

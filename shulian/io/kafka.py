@@ -56,6 +56,8 @@ def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
         "queue.buffering.max.messages": 500_000,
         "log_level": 3,
     }
+    if settings.kafka_idempotence:
+        conf["enable.idempotence"] = True
     conf.update(extra)
     return conf
 
