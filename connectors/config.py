@@ -1,0 +1,171 @@
+"""Connector configs: YAML files validated into one discriminated union on ``type``.
+
+One connector per file. ``load_connector_files`` raises :class:`~shulian.errors.ConfigError`
+listing every problem as (file, field, why). Secrets are never in a file: a field whose name
+ends in ``_env`` names an environment variable; :func:`missing_env` lists the unset ones and
+:func:`env_secret` reads one as a ``SecretStr``.
+
+Adding a connector type: its config model (with ``type: Literal[...]``) joins the union below,
+its class joins :data:`connectors.table.CONNECTORS`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, Field, SecretStr, TypeAdapter, ValidationError
+
+from connectors.sources.config import FileDropConfig, GatewayConfig, TableSourceConfig
+from shulian.errors import ConfigError, ConfigIssue
+
+__all__ = [
+    "ConnectorConfig",
+    "LoadedConnector",
+    "env_secret",
+    "load_connector_files",
+    "missing_env",
+    "parse_connector",
+]
+
+ConnectorConfig = Annotated[
+    GatewayConfig
+    | FileDropConfig
+    | TableSourceConfig,
+    Field(discriminator="type"),
+]
+
+_ADAPTER: TypeAdapter[Any] = TypeAdapter(ConnectorConfig)
+
+
+class LoadedConnector(BaseModel):
+    """A validated config and the file it came from."""
+
+    model_config = {"frozen": True, "arbitrary_types_allowed": True}
+
+    path: Path
+    config: Any  # one member of ConnectorConfig
+
+    @property
+    def name(self) -> str:
+        return str(self.config.name)
+
+    @property
+    def type(self) -> str:
+        return str(self.config.type)
+
+
+def env_secret(var: str, *, field: str, file: str = "<environment>") -> SecretStr:
+    """The secret in environment variable ``var``; ConfigError naming the field when unset."""
+    value = os.environ.get(var)
+    if not value:
+        raise ConfigError([ConfigIssue(file, field, f"environment variable {var} is not set")])
+    return SecretStr(value)
+
+
+def _env_refs(obj: Any, prefix: str) -> Iterable[tuple[str, str]]:
+    """(field path, env var name) for every ``*_env`` field in a config, nested ones too."""
+    if isinstance(obj, BaseModel):
+        for name in type(obj).model_fields:
+            value = getattr(obj, name)
+            path = f"{prefix}{name}"
+            if name.endswith("_env") and isinstance(value, str):
+                yield path, value
+            else:
+                yield from _env_refs(value, path + ".")
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _env_refs(v, f"{prefix}{k}.")
+    elif isinstance(obj, list | tuple):
+        for i, v in enumerate(obj):
+            yield from _env_refs(v, f"{prefix}{i}.")
+
+
+def missing_env(config: BaseModel, *, file: str) -> list[ConfigIssue]:
+    """An issue for every environment variable the config names that is not set."""
+    return [ConfigIssue(file, path, f"environment variable {var} is not set")
+            for path, var in _env_refs(config, "") if not os.environ.get(var)]
+
+
+def _loc(loc: Sequence[int | str]) -> str:
+    # drop the union tag pydantic inserts ("http_gateway", ...) right at the top
+    parts = [str(p) for p in loc]
+    return ".".join(parts) or "<root>"
+
+
+def parse_connector(data: Any, *, file: str, base_dir: Path | None = None) -> Any:
+    """Validate one parsed YAML document; ConfigError naming file and field on failure."""
+    if not isinstance(data, dict):
+        raise ConfigError([ConfigIssue(file, "<root>", "expected a mapping with a 'type' key")])
+    try:
+        return _ADAPTER.validate_python(data, context={"base_dir": base_dir})
+    except ValidationError as exc:
+        issues = []
+        tag = str(data.get("type"))
+        for err in exc.errors():
+            loc = list(err["loc"])
+            if loc and loc[0] == tag:
+                loc = loc[1:]
+            why = err["msg"]
+            if err["type"] == "union_tag_invalid":
+                why = f"unknown connector type {tag!r}; expected one of {_types()}"
+                loc = ["type"]
+            elif err["type"] == "union_tag_not_found":
+                why = f"missing; expected one of {_types()}"
+                loc = ["type"]
+            elif err["type"] == "extra_forbidden":
+                why = "unknown field"
+            issues.append(ConfigIssue(file, _loc(loc), why))
+        raise ConfigError(issues) from None
+
+
+def _types() -> list[str]:
+    members = ConnectorConfig.__origin__.__args__  # type: ignore[attr-defined]
+    return sorted(m.model_fields["type"].default for m in members)
+
+
+def load_connector_files(
+    paths: Iterable[str | Path], *, check_env: bool = True
+) -> list[LoadedConnector]:
+    """Every file validated; all problems of all files reported together in one ConfigError.
+
+    ``check_env``: also report environment variables named by ``*_env`` fields that are unset.
+    Connector names must be unique across the files.
+    """
+    loaded: list[LoadedConnector] = []
+    issues: list[ConfigIssue] = []
+    seen: dict[str, str] = {}
+    for p in paths:
+        path = Path(p)
+        file = str(path)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            issues.append(ConfigIssue(file, "<file>", f"cannot read: {exc.strerror or exc}"))
+            continue
+        except UnicodeDecodeError:
+            issues.append(ConfigIssue(file, "<file>", "not UTF-8 text"))
+            continue
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark is not None else ""
+            issues.append(ConfigIssue(file, "<file>", f"invalid YAML{where}"))
+            continue
+        try:
+            config = parse_connector(data, file=file, base_dir=path.resolve().parent)
+        except ConfigError as exc:
+            issues.extend(exc.issues)
+            continue
+        if check_env:
+            issues.extend(missing_env(config, file=file))
+        if config.name in seen:
+            issues.append(ConfigIssue(file, "name", f"connector name {config.name!r} is also "
+                                      f"used in {seen[config.name]}"))
+        seen[config.name] = file
+        loaded.append(LoadedConnector(path=path, config=config))
+    if issues:
+        raise ConfigError(issues)
+    return loaded

@@ -1,0 +1,1 @@
+"""Source connectors: HTTP ingest gateway, file drop, PostgreSQL table poll."""
