@@ -12,11 +12,17 @@ from typing import Any
 
 from connectors.base import Connector
 from connectors.metrics import ConnectorMetrics
+from connectors.sources.filedrop import FileDropSource
+from connectors.sources.gateway import GatewaySource
+from connectors.sources.table import TableSource
 from shulian.settings import Settings
 
 __all__ = ["CONNECTORS", "build_connector"]
 
 CONNECTORS: dict[str, Callable[..., Connector]] = {
+    "http_gateway": GatewaySource,
+    "file_drop": FileDropSource,
+    "postgres_table": TableSource,
 }
 
 

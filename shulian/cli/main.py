@@ -8,6 +8,7 @@ from shulian import __version__
 from shulian.cli.audit import audit
 from shulian.cli.broker import broker
 from shulian.cli.catalog import catalog
+from shulian.cli.connect import connect
 from shulian.cli.demo import demo
 from shulian.cli.registry import registry
 from shulian.cli.replay import replay
@@ -34,6 +35,7 @@ cli.add_command(sharing)
 cli.add_command(audit)
 cli.add_command(replay)
 cli.add_command(up)
+cli.add_command(connect)
 
 
 def main() -> None:

@@ -1,0 +1,269 @@
+"""Database table source: polls a PostgreSQL table incrementally by a cursor column.
+
+``cursor_kind: id``: rows with ``cursor_column > last`` in cursor order (a strictly increasing
+id). ``cursor_kind: timestamp`` (``updated_at``): rows with ``(cursor_column, primary_key) >
+(last_ts, last_pk)`` in that order, so rows sharing a timestamp are neither skipped nor re-read.
+A row updated later gets a newer timestamp and is read again (that is the point).
+
+The position is kept in ``state_file`` (JSON, written atomically after every batch the broker
+acknowledged), not in the source database: the connector needs only SELECT rights there.
+A restart continues after the last acknowledged row; a crash inside a batch re-sends at most
+that batch (at-least-once). Rows whose transaction commits after later timestamps were read can
+be missed by any timestamp poll; ``safety_lag_s`` reads only rows older than ``now() - lag``.
+
+Fields map to columns by ``columns`` (raw field -> column), else by the same name in any case.
+Rows that do not fit the raw schema go to ``deadletter.<agency>.<dataset>`` as JSON with reason
+headers and ``shulian.source.table/.cursor``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from connectors.base import ThreadedConnector
+from connectors.coerce import RawSchema, encode_checked, record_key
+from connectors.config import env_secret
+from connectors.metrics import ConnectorMetrics
+from connectors.sources.config import CursorKind, TableSourceConfig
+from connectors.sources.filedrop import write_state
+from connectors.sources.plumbing import (
+    Acks,
+    RawProducer,
+    RawSchemas,
+    deadletter_headers,
+    deadletter_topic,
+    raw_topic,
+)
+from shulian.errors import BrokerError, InfrastructureError
+from shulian.log import get_logger
+from shulian.logic.result import Rejected
+from shulian.settings import Settings
+
+__all__ = ["TableSource", "dump_value", "load_value"]
+
+log = get_logger(__name__)
+
+
+def dump_value(v: Any) -> dict[str, Any]:
+    """A cursor value as JSON that :func:`load_value` turns back into the same Python value."""
+    if isinstance(v, bool) or v is None:
+        return {"t": "json", "v": v}
+    if isinstance(v, int):
+        return {"t": "int", "v": v}
+    if isinstance(v, dt.datetime):
+        return {"t": "datetime", "v": v.isoformat()}
+    if isinstance(v, dt.date):
+        return {"t": "date", "v": v.isoformat()}
+    if isinstance(v, decimal.Decimal):
+        return {"t": "decimal", "v": str(v)}
+    if isinstance(v, str):
+        return {"t": "str", "v": v}
+    raise TypeError(f"cursor values of type {type(v).__name__} are not supported")
+
+
+def load_value(d: dict[str, Any]) -> Any:
+    t, v = d["t"], d["v"]
+    if t == "datetime":
+        return dt.datetime.fromisoformat(v)
+    if t == "date":
+        return dt.date.fromisoformat(v)
+    if t == "decimal":
+        return decimal.Decimal(v)
+    return v
+
+
+class TableSource(ThreadedConnector):
+    def __init__(self, config: TableSourceConfig, *, settings: Settings,
+                 metrics: ConnectorMetrics) -> None:
+        super().__init__(config.name)
+        self.config = config
+        self.metrics = metrics.source
+        self.dsn = env_secret(config.dsn_env, field="dsn_env")
+        self.producer = RawProducer(settings, timeout_s=config.produce_timeout_s)
+        self.schemas = RawSchemas(settings.registry_url)
+        self.topic = raw_topic(config.agency, config.dataset)
+        self.dlq = deadletter_topic(config.agency, config.dataset)
+        self._fields: dict[str, str] = {}  # raw field -> column
+
+    # ------------------------------------------------------------------ lifecycle
+    def _connect(self) -> psycopg.Connection[Any]:
+        try:
+            return psycopg.connect(self.dsn.get_secret_value(), autocommit=True,
+                                   connect_timeout=max(1, int(self.config.connect_timeout_s)))
+        except psycopg.Error as exc:
+            raise InfrastructureError(f"table source {self.name}: database unreachable "
+                                      f"(from {self.config.dsn_env}): {_first_line(exc)}"
+                                      ) from exc
+
+    def _table(self) -> sql.Composable:
+        return sql.Identifier(*self.config.table.split("."))
+
+    def setup(self) -> None:
+        schema = self.schemas.get(self.config.agency, self.config.dataset)
+        self.producer.check([self.topic, self.dlq])
+        with self._connect() as conn:
+            try:
+                cur = conn.execute(sql.SQL("SELECT * FROM {} LIMIT 0").format(self._table()))
+            except psycopg.Error as exc:
+                raise InfrastructureError(f"table source {self.name}: cannot read "
+                                          f"{self.config.table}: {_first_line(exc)}") from exc
+            columns = [d.name for d in cur.description or []]
+        self._fields = self._map_fields(schema, columns)
+        for needed in (self.config.cursor_column, self.config.primary_key):
+            if needed is not None and needed not in columns:
+                raise InfrastructureError(f"table source {self.name}: column {needed} not in "
+                                          f"{self.config.table}")
+        log.info("table.ready", connector=self.name, table=self.config.table, topic=self.topic)
+
+    def _map_fields(self, schema: RawSchema, columns: list[str]) -> dict[str, str]:
+        by_lower = {c.lower(): c for c in columns}
+        out: dict[str, str] = {}
+        for f in schema.fields:
+            col = self.config.columns.get(f.name) or by_lower.get(f.name.lower())
+            if col is None or col not in columns:
+                if f.nullable or f.has_default:
+                    continue
+                raise InfrastructureError(f"table source {self.name}: no column for required "
+                                          f"field {f.name} in {self.config.table}")
+            out[f.name] = col
+        return out
+
+    def close(self) -> None:
+        self.producer.flush()
+
+    # ------------------------------------------------------------------ polling
+    def _state(self) -> tuple[Any, Any] | None:
+        path: Path = self.config.state_file
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise InfrastructureError(f"state file {path} is unreadable: {exc}") from exc
+        pk = load_value(data["pk"]) if data.get("pk") is not None else None
+        return load_value(data["cursor"]), pk
+
+    def _query(self, after: tuple[Any, Any] | None) -> tuple[sql.Composed, list[Any]]:
+        c = self.config
+        cur_col = sql.Identifier(c.cursor_column)
+        select = [sql.Identifier(col) for col in self._fields.values()]
+        select += [cur_col]
+        order: list[sql.Composable] = [cur_col]
+        if c.cursor_kind is CursorKind.TIMESTAMP:
+            assert c.primary_key is not None
+            pk = sql.Identifier(c.primary_key)
+            select.append(pk)
+            order.append(pk)
+        where: list[sql.Composable] = []
+        params: list[Any] = []
+        if after is not None:
+            if c.cursor_kind is CursorKind.TIMESTAMP:
+                where.append(sql.SQL("({}, {}) > (%s, %s)").format(cur_col, order[1]))
+                params += [after[0], after[1]]
+            else:
+                where.append(sql.SQL("{} > %s").format(cur_col))
+                params.append(after[0])
+        if c.cursor_kind is CursorKind.TIMESTAMP and c.safety_lag_s > 0:
+            where.append(sql.SQL("{} < now() - make_interval(secs => %s)").format(cur_col))
+            params.append(c.safety_lag_s)
+        query = sql.SQL("SELECT {} FROM {}{} ORDER BY {} LIMIT %s").format(
+            sql.SQL(", ").join(select), self._table(),
+            sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL(""),
+            sql.SQL(", ").join(order))
+        params.append(c.batch_size)
+        return query, params
+
+    def run(self, stop: threading.Event) -> None:
+        conn: psycopg.Connection[Any] | None = None
+        after = self._state()
+        backoff = 0.2
+        try:
+            while not stop.is_set():
+                try:
+                    if conn is None or conn.closed:
+                        conn = self._connect()
+                    query, params = self._query(after)
+                    rows = conn.execute(query, params).fetchall()
+                except (psycopg.Error, InfrastructureError) as exc:
+                    self.metrics.errors.labels(self.name, "database").inc()
+                    log.warning("table.poll_failed", connector=self.name,
+                                error=_first_line(exc), retry_in_s=backoff)
+                    if conn is not None:
+                        conn.close()
+                    conn = None
+                    stop.wait(backoff)
+                    backoff = min(backoff * 2, 10.0)
+                    continue
+                backoff = 0.2
+                if rows:
+                    after = self._send(rows, stop)
+                if len(rows) < self.config.batch_size:
+                    stop.wait(self.config.poll_interval_s)
+        finally:
+            if conn is not None:
+                conn.close()
+
+    def _send(self, rows: list[tuple[Any, ...]], stop: threading.Event) -> tuple[Any, Any]:
+        """Produce one batch, wait for the acks (retrying while the broker fails), persist the
+        position; returns it."""
+        schema = self.schemas.get(self.config.agency, self.config.dataset)
+        names = list(self._fields)
+        n = len(names)
+        ts = self.config.cursor_kind is CursorKind.TIMESTAMP
+        last = rows[-1]
+        position = (last[n], last[n + 1] if ts else None)
+        backoff = 0.2
+        while True:
+            started = time.monotonic()
+            acked = Acks()
+            out = 0
+            for row in rows:
+                record = dict(zip(names, row[:n], strict=True))
+                result = encode_checked(schema, record)
+                if isinstance(result, Rejected):
+                    raw = json.dumps(record, default=str, ensure_ascii=False).encode()
+                    self.producer.produce(self.dlq, key=None, value=raw, on_delivery=acked,
+                                          headers=deadletter_headers(
+                                              result, connector=self.name,
+                                              origin={"table": self.config.table,
+                                                      "cursor": str(row[n])}))
+                else:
+                    self.producer.produce(self.topic, value=result.value, on_delivery=acked,
+                                          key=record_key(record, self.config.key_fields))
+                    out += 1
+                self.producer.poll(0)
+            left = self.producer.flush()
+            if left == 0 and not acked.errors and acked.ok == len(rows):
+                write_state(self.config.state_file, {
+                    "cursor": dump_value(position[0]),
+                    "pk": None if position[1] is None else dump_value(position[1]),
+                    "updated": dt.datetime.now(dt.UTC).isoformat()})
+                m = self.metrics
+                m.records_in.labels(self.name).inc(len(rows))
+                m.records_out.labels(self.name, self.topic).inc(out)
+                if len(rows) - out:
+                    m.rejected.labels(self.name, "deadlettered").inc(len(rows) - out)
+                m.delivery_latency.labels(self.name).observe(time.monotonic() - started)
+                log.info("table.batch", connector=self.name, rows=len(rows), produced=out)
+                return position
+            self.metrics.errors.labels(self.name, "broker").inc()
+            why = acked.errors[0] if acked.errors else f"{left} records unacknowledged"
+            log.warning("table.batch_failed", connector=self.name, error=why, retry_in_s=backoff)
+            if stop.wait(backoff):
+                raise BrokerError(f"table source {self.name} stopped with a batch "
+                                  f"unacknowledged: {why}")
+            backoff = min(backoff * 2, 10.0)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
