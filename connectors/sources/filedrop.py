@@ -250,12 +250,18 @@ class FileDropSource(ThreadedConnector):
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
-            picked = self._next_file()
-            if picked is None:
+            if not self.step(stop):
                 stop.wait(self.config.poll_interval_s)
-                continue
-            path, ident, start = picked
-            self._process(path, ident, start, stop)
+
+    def step(self, stop: threading.Event) -> bool:
+        """Work on the next file (resuming the one in the state file) until it is done or
+        ``stop`` is set after a chunk; False when no file is waiting."""
+        picked = self._next_file()
+        if picked is None:
+            return False
+        path, ident, start = picked
+        self._process(path, ident, start, stop)
+        return True
 
     # ------------------------------------------------------------------ files
     def _candidates(self) -> list[Path]:

@@ -108,7 +108,7 @@ class RawProducer:
         self.timeout_s = timeout_s
         self._producer: Producer | None = None
 
-    def check(self, topics: Iterable[str], *, timeout_s: float = 10.0) -> None:
+    def check(self, topics: Iterable[str], *, timeout_s: float = 5.0) -> None:
         """BrokerError unless the broker answers and every topic exists."""
         admin = admin_client(self.settings)
         try:

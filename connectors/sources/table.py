@@ -81,6 +81,9 @@ def load_value(d: dict[str, Any]) -> Any:
     return v
 
 
+_UNREAD = object()
+
+
 class TableSource(ThreadedConnector):
     def __init__(self, config: TableSourceConfig, *, settings: Settings,
                  metrics: ConnectorMetrics) -> None:
@@ -93,6 +96,8 @@ class TableSource(ThreadedConnector):
         self.topic = raw_topic(config.agency, config.dataset)
         self.dlq = deadletter_topic(config.agency, config.dataset)
         self._fields: dict[str, str] = {}  # raw field -> column
+        self._conn: psycopg.Connection[Any] | None = None
+        self._after: Any = _UNREAD  # (cursor, pk) of the last acknowledged row
 
     # ------------------------------------------------------------------ lifecycle
     def _connect(self) -> psycopg.Connection[Any]:
@@ -138,6 +143,7 @@ class TableSource(ThreadedConnector):
         return out
 
     def close(self) -> None:
+        self._disconnect()
         self.producer.flush()
 
     # ------------------------------------------------------------------ polling
@@ -183,34 +189,42 @@ class TableSource(ThreadedConnector):
         return query, params
 
     def run(self, stop: threading.Event) -> None:
-        conn: psycopg.Connection[Any] | None = None
-        after = self._state()
         backoff = 0.2
         try:
             while not stop.is_set():
                 try:
-                    if conn is None or conn.closed:
-                        conn = self._connect()
-                    query, params = self._query(after)
-                    rows = conn.execute(query, params).fetchall()
+                    n = self.step(stop)
                 except (psycopg.Error, InfrastructureError) as exc:
                     self.metrics.errors.labels(self.name, "database").inc()
                     log.warning("table.poll_failed", connector=self.name,
                                 error=_first_line(exc), retry_in_s=backoff)
-                    if conn is not None:
-                        conn.close()
-                    conn = None
+                    self._disconnect()
                     stop.wait(backoff)
                     backoff = min(backoff * 2, 10.0)
                     continue
                 backoff = 0.2
-                if rows:
-                    after = self._send(rows, stop)
-                if len(rows) < self.config.batch_size:
+                if n < self.config.batch_size:
                     stop.wait(self.config.poll_interval_s)
         finally:
-            if conn is not None:
-                conn.close()
+            self._disconnect()
+
+    def _disconnect(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        self._conn = None
+
+    def step(self, stop: threading.Event) -> int:
+        """Read one batch after the saved position, produce it, wait for the acks, save the
+        new position; the number of rows read."""
+        if self._conn is None or self._conn.closed:
+            self._conn = self._connect()
+        if self._after is _UNREAD:
+            self._after = self._state()
+        query, params = self._query(self._after)
+        rows = self._conn.execute(query, params).fetchall()
+        if rows:
+            self._after = self._send(rows, stop)
+        return len(rows)
 
     def _send(self, rows: list[tuple[Any, ...]], stop: threading.Event) -> tuple[Any, Any]:
         """Produce one batch, wait for the acks (retrying while the broker fails), persist the

@@ -1,0 +1,216 @@
+"""HTTP ingest gateway against the real broker and registry: auth, limits, per-record
+reasons, idempotency, and records landing decodable on raw.<agency>.<dataset>."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+from prometheus_client import CollectorRegistry
+
+from connectors.metrics import ConnectorMetrics
+from connectors.sources.config import GatewayConfig
+from connectors.sources.gateway import AsyncDelivery, GatewaySource, create_app
+from connectors.sources.gateway_auth import token_sha256
+from connectors.sources.plumbing import RawProducer, RawSchemas
+from shulian.io.kafka import TopicSpec, admin_client, consumer_config, ensure_topics
+from shulian.serde import SchemaCache
+from shulian.settings import Settings, load_settings
+from tests.fixtures.registry import RegistryProcess
+
+pytestmark = pytest.mark.integration
+
+RAW = Path(__file__).resolve().parents[2] / "schemas" / "raw" / "psb" / "household_change.avsc"
+
+
+def household(i: int) -> dict[str, Any]:
+    return {"LSH": f"L{i:06d}", "SFZH": "440106199001011234", "XM": "张三", "XB": "男",
+            "CSRQ": "19900101", "BDLX": "迁入", "BDRQ": "2024/05/01", "QCDQ": None,
+            "QRDQ": "440106", "HJDZ": None, "DJSJ": "2024-05-01 08:00:00"}
+
+
+def setup_dataset(settings: Settings, agency: str, dataset: str = "household_change") -> None:
+    ensure_topics(admin_client(settings), [TopicSpec(f"raw.{agency}.{dataset}", 2)])
+    SchemaCache(settings.registry_url).register(f"raw.{agency}.{dataset}-value",
+                                                RAW.read_text(encoding="utf-8"))
+
+
+def read_topic(settings: Settings, topic: str, n: int, *, timeout_s: float = 20.0
+               ) -> list[tuple[bytes | None, dict[str, Any]]]:
+    deser = AvroDeserializer(SchemaRegistryClient({"url": settings.registry_url}))
+    c = Consumer(consumer_config(settings, group_id=f"t-{topic}"))
+    c.assign([TopicPartition(topic, p, 0) for p in range(2)])
+    out: list[tuple[bytes | None, dict[str, Any]]] = []
+    import time
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(out) < n and time.monotonic() < deadline:
+            m = c.poll(0.2)
+            if m is None or m.error():
+                continue
+            out.append((m.key(), deser(m.value(), SerializationContext(topic,
+                                                                        MessageField.VALUE))))
+        # nothing beyond what is expected
+        extra = c.poll(1.0)
+        while extra is not None and extra.error():
+            extra = c.poll(0.5)
+        assert extra is None, "more records than expected"
+    finally:
+        c.close()
+    return out
+
+
+@pytest.fixture
+def gw(bootstrap: str, registry: RegistryProcess, unique: str
+       ) -> Iterator[tuple[GatewayConfig, Settings]]:
+    settings = load_settings(bootstrap_servers=bootstrap, registry_url=registry.url)
+    a, b = f"a{unique}", f"b{unique}"
+    setup_dataset(settings, a)
+    setup_dataset(settings, b)
+    config = GatewayConfig(name=f"gw-{unique}", port=0, max_body_bytes=4096, max_records=50,
+                           agencies={
+        a: {"token_sha256": token_sha256("token-a"),
+            "datasets": [{"dataset": "household_change", "key_fields": ["LSH"]}]},
+        b: {"token_sha256": token_sha256("token-b"), "datasets": ["household_change"]},
+    })
+    yield config, settings
+
+
+def run_asgi(config: GatewayConfig, settings: Settings, calls: Any) -> Any:
+    """Run ``calls(client)`` against the ASGI app (no server), with a real producer."""
+    producer = RawProducer(settings, timeout_s=10)
+    delivery = AsyncDelivery(producer)
+    from connectors.sources.gateway import build_authenticator
+    app = create_app(config, auth=build_authenticator(config),
+                     schemas=RawSchemas(settings.registry_url), delivery=delivery,
+                     metrics=ConnectorMetrics.create(CollectorRegistry()))
+
+    async def main() -> Any:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            return await calls(client)
+
+    delivery.start()
+    try:
+        return asyncio.run(main())
+    finally:
+        delivery.stop()
+
+
+def url(agency: str) -> str:
+    return f"/v1/agencies/{agency}/datasets/household_change/records"
+
+
+def test_auth_limits_and_body_errors(gw: tuple[GatewayConfig, Settings]) -> None:
+    config, settings = gw
+    a, b = list(config.agencies)
+    ok_auth = {"Authorization": "Bearer token-a"}
+
+    async def calls(client: httpx.AsyncClient) -> dict[str, httpx.Response]:
+        async def too_big() -> Any:
+            for _ in range(10):  # streamed without Content-Length
+                yield b"[" + b" " * 1000
+        return {
+            "none": await client.post(url(a), json=household(1)),
+            "wrong": await client.post(url(a), json=household(1),
+                                       headers={"Authorization": "Bearer nope"}),
+            "cross": await client.post(url(b), json=household(1), headers=ok_auth),
+            "other_ds": await client.post(f"/v1/agencies/{a}/datasets/business_licence/records",
+                                          json=household(1), headers=ok_auth),
+            "big": await client.post(url(a), content=b"[" + b" " * 5000 + b"]",
+                                     headers=ok_auth),
+            "big_stream": await client.post(url(a), content=too_big(), headers=ok_auth),
+            "utf8": await client.post(url(a), content=b'{"XM": "\xff\xfe"}', headers=ok_auth),
+            "json": await client.post(url(a), content=b'{"XM": ', headers=ok_auth),
+            "deep": await client.post(url(a), content=b"[" * 20 + b"]" * 20, headers=ok_auth),
+            "deeper": await client.post(url(a), content=b"[" * 2000 + b"]" * 2000,
+                                        headers=ok_auth),
+            "health": await client.get("/healthz"),
+            "openapi": await client.get("/openapi.json"),
+        }
+
+    r = run_asgi(config, settings, calls)
+    assert r["none"].status_code == 401
+    assert r["none"].headers["www-authenticate"] == "Bearer"
+    assert r["wrong"].status_code == 401
+    assert r["cross"].status_code == 403
+    assert r["other_ds"].status_code == 403
+    assert r["big"].status_code == 413
+    assert r["big_stream"].status_code == 413
+    assert r["utf8"].status_code == 400 and r["utf8"].json()["error"] == "invalid_utf8"
+    assert r["json"].status_code == 400 and r["json"].json()["error"] == "invalid_json"
+    assert r["deep"].status_code == 400 and r["deep"].json()["error"] == "too_deep"
+    assert r["deeper"].status_code == 400  # past the size limit or too deep, never a crash
+    assert r["health"].json() == {"status": "ok"}
+    paths = r["openapi"].json()["paths"]
+    assert "/v1/agencies/{agency}/datasets/{dataset}/records" in paths
+
+
+def test_per_record_reasons_and_idempotency(gw: tuple[GatewayConfig, Settings]) -> None:
+    config, settings = gw
+    a = list(config.agencies)[0]
+    auth = {"Authorization": "Bearer token-a"}
+    bad_type = {**household(2), "XM": 12.5}
+    missing = {k: v for k, v in household(3).items() if k != "SFZH"}
+    batch = [household(1), bad_type, missing, household(4)]
+
+    async def calls(client: httpx.AsyncClient) -> list[httpx.Response]:
+        key = {**auth, "Idempotency-Key": "batch-1"}
+        first = await client.post(url(a), json=batch, headers=key)
+        again = await client.post(url(a), json=batch, headers=key)
+        changed = await client.post(url(a), json=batch[:1], headers=key)
+        none_ok = await client.post(url(a), json=[bad_type], headers=auth)
+        return [first, again, changed, none_ok]
+
+    first, again, changed, none_ok = run_asgi(config, settings, calls)
+    assert first.status_code == 207, first.text
+    body = first.json()
+    assert (body["accepted"], body["rejected"]) == (2, 2)
+    res = body["results"]
+    assert [x["status"] for x in res] == ["accepted", "rejected", "rejected", "accepted"]
+    assert (res[1]["reason"], res[1]["field"]) == ("decode_error", "XM")
+    assert (res[2]["reason"], res[2]["field"]) == ("missing_field", "SFZH")
+    assert "12.5" not in first.text and "440106199001011234" not in first.text
+    assert again.status_code == 207 and again.json() == body
+    assert again.headers["idempotent-replayed"] == "true"
+    assert changed.status_code == 422
+    assert changed.json()["error"] == "idempotency_key_reused"
+    assert none_ok.status_code == 422
+    # produced once despite the retry: exactly the two accepted records, keyed by LSH
+    got = read_topic(settings, f"raw.{a}.household_change", 2)
+    assert sorted(k or b"" for k, _ in got) == [b"L000001", b"L000004"]
+    assert sorted(v["LSH"] for _, v in got) == ["L000001", "L000004"]
+    assert {(x["partition"], x["offset"]) for x in res if x["status"] == "accepted"}
+
+
+def test_real_server_end_to_end(gw: tuple[GatewayConfig, Settings]) -> None:
+    config, settings = gw
+    b = list(config.agencies)[1]
+    config = config.model_copy(update={"max_body_bytes": 65536})
+    source = GatewaySource(config, settings=settings,
+                           metrics=ConnectorMetrics.create(CollectorRegistry()))
+    source.setup()
+    source.start()
+    try:
+        records = [household(i) for i in range(10, 30)]
+        r = httpx.post(f"{source.url}{url(b)}", content=json.dumps(records),
+                       headers={"Authorization": "Bearer token-b",
+                                "Content-Type": "application/json"}, timeout=30)
+        assert r.status_code == 200, r.text
+        assert r.json()["accepted"] == 20
+        assert httpx.get(f"{source.url}/docs", timeout=5).status_code == 200
+    finally:
+        source.stop()
+    assert source.failure() is None
+    got = read_topic(settings, f"raw.{b}.household_change", 20)
+    assert sorted(v["LSH"] for _, v in got) == sorted(x["LSH"] for x in records)
+    assert all(k is None for k, _ in got)  # agency b has no key fields

@@ -1,0 +1,168 @@
+"""Connector configs: validation errors name file, field and why; secrets come from env vars."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from connectors.config import load_connector_files
+from connectors.sources.config import FileDropConfig, GatewayConfig, TableSourceConfig
+from connectors.table import CONNECTORS
+from shulian.cli.main import cli
+from shulian.embedded.net import free_port
+from shulian.errors import ConfigError
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "connectors" / "examples"
+
+GATEWAY = """\
+name: gw
+type: http_gateway
+agencies:
+  psb:
+    token_env: {env}
+    datasets: [household_change]
+"""
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def issues(exc: pytest.ExceptionInfo[ConfigError]) -> list[tuple[str, str, str]]:
+    return [(Path(i.file).name, i.field, i.why) for i in exc.value.issues]
+
+
+def test_valid_gateway_loads_with_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GW_TOKEN_T1", "secret")
+    [loaded] = load_connector_files([write(tmp_path, "gw.yaml", GATEWAY.format(env="GW_TOKEN_T1"))])
+    assert isinstance(loaded.config, GatewayConfig)
+    assert loaded.config.agencies["psb"].route("household_change") is not None
+
+
+def test_missing_env_var_names_file_and_field(tmp_path: Path) -> None:
+    p = write(tmp_path, "gw.yaml", GATEWAY.format(env="SHULIAN_TEST_SURELY_UNSET_1"))
+    with pytest.raises(ConfigError) as exc:
+        load_connector_files([p])
+    assert issues(exc) == [("gw.yaml", "agencies.psb.token_env",
+                            "environment variable SHULIAN_TEST_SURELY_UNSET_1 is not set")]
+    # the secret is not needed just to validate the shape
+    assert load_connector_files([p], check_env=False)
+
+
+def test_unknown_field_and_wrong_type(tmp_path: Path) -> None:
+    p = write(tmp_path, "drop.yaml", """\
+name: d
+type: file_drop
+agency: psb
+dataset: household_change
+directory: in
+chunk_lines: lots
+colour: blue
+""")
+    with pytest.raises(ConfigError) as exc:
+        load_connector_files([p])
+    got = {(f, field): why for f, field, why in issues(exc)}
+    assert got[("drop.yaml", "colour")] == "unknown field"
+    assert "integer" in got[("drop.yaml", "chunk_lines")]
+    assert "drop.yaml: colour: unknown field" in str(exc.value)
+
+
+def test_unknown_type_missing_type_and_bad_yaml_all_reported(tmp_path: Path) -> None:
+    a = write(tmp_path, "a.yaml", "name: x\ntype: ftp\n")
+    b = write(tmp_path, "b.yaml", "name: x\n")
+    c = write(tmp_path, "c.yaml", "name: [unclosed\n")
+    with pytest.raises(ConfigError) as exc:
+        load_connector_files([a, b, c])
+    got = issues(exc)
+    assert got[0][:2] == ("a.yaml", "type") and "ftp" in got[0][2]
+    assert "http_gateway" in got[0][2]
+    assert got[1][:2] == ("b.yaml", "type")
+    assert got[2][:2] == ("c.yaml", "<file>") and "line" in got[2][2]
+
+
+def test_cross_field_rules(tmp_path: Path) -> None:
+    both = write(tmp_path, "gw.yaml", """\
+name: gw
+type: http_gateway
+agencies:
+  psb: {token_env: A, token_sha256: "%s", datasets: [household_change]}
+""" % ("0" * 64))
+    ts = write(tmp_path, "t.yaml", """\
+name: t
+type: postgres_table
+agency: psb
+dataset: household_change
+dsn_env: DSN
+table: "hj.x; drop table y"
+cursor_column: updated_at
+cursor_kind: timestamp
+state_file: s.json
+""")
+    no_pk = write(tmp_path, "t2.yaml", ts.read_text().replace('"hj.x; drop table y"', "hj.x"))
+    with pytest.raises(ConfigError) as exc:
+        load_connector_files([both, ts, no_pk], check_env=False)
+    got = issues(exc)
+    assert ("gw.yaml", "agencies.psb") == got[0][:2] and "exactly one" in got[0][2]
+    assert got[1][:2] == ("t.yaml", "table") and "schema.table" in got[1][2]
+    assert got[2][:2] == ("t2.yaml", "<root>") and "primary_key" in got[2][2]
+
+
+def test_relative_paths_resolve_against_the_config_file(tmp_path: Path) -> None:
+    sub = tmp_path / "conf"
+    sub.mkdir()
+    p = write(sub, "drop.yaml", "name: d\ntype: file_drop\nagency: psb\n"
+              "dataset: household_change\ndirectory: ../drop\n")
+    [loaded] = load_connector_files([p])
+    assert isinstance(loaded.config, FileDropConfig)
+    assert loaded.config.directory == (tmp_path / "drop").resolve()
+    assert loaded.config.state_path == (tmp_path / "drop" / ".shulian" / "d.json").resolve()
+
+
+def test_duplicate_names_across_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GW_TOKEN_T2", "s")
+    a = write(tmp_path, "a.yaml", GATEWAY.format(env="GW_TOKEN_T2"))
+    b = write(tmp_path, "b.yaml", GATEWAY.format(env="GW_TOKEN_T2"))
+    with pytest.raises(ConfigError) as exc:
+        load_connector_files([a, b])
+    assert issues(exc)[0][:2] == ("b.yaml", "name")
+
+
+def test_source_examples_validate_and_have_a_class() -> None:
+    files = sorted(EXAMPLES.glob("source-*.yaml"))
+    assert len(files) == 3
+    loaded = load_connector_files(files, check_env=False)
+    kinds = {type(c.config) for c in loaded}
+    assert kinds == {GatewayConfig, FileDropConfig, TableSourceConfig}
+    for c in loaded:
+        assert c.type in CONNECTORS
+
+
+def test_connect_check_cli_exit_codes(tmp_path: Path) -> None:
+    good = write(tmp_path, "good.yaml", GATEWAY.format(env="SHULIAN_TEST_SURELY_UNSET_2"))
+    runner = CliRunner()
+    res = runner.invoke(cli, ["connect", "check", str(good)])
+    assert res.exit_code == 2
+    assert "good.yaml: agencies.psb.token_env" in res.output
+    res = runner.invoke(cli, ["connect", "check", "--skip-env", str(good)])
+    assert res.exit_code == 0, res.output
+    assert "http_gateway" in res.output
+
+
+def test_connect_run_reports_an_unreachable_broker(tmp_path: Path) -> None:
+    """setup() fails before anything runs: a clear message and a non-zero exit."""
+    (tmp_path / "in").mkdir()
+    p = write(tmp_path, "drop.yaml", "name: d\ntype: file_drop\nagency: psb\n"
+              "dataset: household_change\ndirectory: in\n")
+    port = free_port()
+    proc = subprocess.run(
+        [sys.executable, "-c", "from shulian.cli.main import main; main()", "connect", "run",
+         "--registry-url", f"http://127.0.0.1:{port}", "--bootstrap", f"127.0.0.1:{port}",
+         str(p)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert f"error: broker 127.0.0.1:{port} unreachable" in proc.stderr
