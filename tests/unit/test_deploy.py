@@ -345,6 +345,21 @@ def test_compose_commands_exist_with_their_options() -> None:
                 assert (ROOT / token.removeprefix(IMAGE_ROOT)).exists(), f"{name}: {token}"
 
 
+def test_connector_configs_the_compose_file_runs_validate() -> None:
+    """`shulian connect check` (the CLI's own loader) accepts every config `connect run` gets."""
+    from click.testing import CliRunner
+
+    files = [
+        str(ROOT / token.removeprefix(IMAGE_ROOT))
+        for svc in _shulian_services().values()
+        if _command(svc)[1:3] == ["connect", "run"]
+        for token in _command(svc)[3:] if token.startswith(IMAGE_ROOT)
+    ]
+    assert len(files) == 2
+    result = CliRunner().invoke(cli, ["connect", "check", "--skip-env", *files])
+    assert result.exit_code == 0, result.output
+
+
 # --- image --------------------------------------------------------------------------------------
 
 def _instructions() -> list[tuple[str, str]]:
