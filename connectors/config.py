@@ -19,6 +19,12 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, Field, SecretStr, TypeAdapter, ValidationError
 
+from connectors.sinks.config import (
+    FileSinkConfig,
+    KafkaBridgeSinkConfig,
+    PostgresSinkConfig,
+    WebhookSinkConfig,
+)
 from connectors.sources.config import FileDropConfig, GatewayConfig, TableSourceConfig
 from shulian.errors import ConfigError, ConfigIssue
 
@@ -34,7 +40,11 @@ __all__ = [
 ConnectorConfig = Annotated[
     GatewayConfig
     | FileDropConfig
-    | TableSourceConfig,
+    | TableSourceConfig
+    | PostgresSinkConfig
+    | WebhookSinkConfig
+    | FileSinkConfig
+    | KafkaBridgeSinkConfig,
     Field(discriminator="type"),
 ]
 

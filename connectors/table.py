@@ -12,6 +12,7 @@ from typing import Any
 
 from connectors.base import Connector
 from connectors.metrics import ConnectorMetrics
+from connectors.sinks.connector import SinkConnector
 from connectors.sources.filedrop import FileDropSource
 from connectors.sources.gateway import GatewaySource
 from connectors.sources.table import TableSource
@@ -23,6 +24,10 @@ CONNECTORS: dict[str, Callable[..., Connector]] = {
     "http_gateway": GatewaySource,
     "file_drop": FileDropSource,
     "postgres_table": TableSource,
+    "postgres": SinkConnector,
+    "webhook": SinkConnector,
+    "files": SinkConnector,
+    "kafka_bridge": SinkConnector,
 }
 
 

@@ -1,0 +1,26 @@
+"""A sink config as a runnable connector: D2's :class:`SinkLoop` in a ThreadedConnector."""
+
+from __future__ import annotations
+
+import threading
+
+from connectors.base import ThreadedConnector
+from connectors.metrics import ConnectorMetrics
+from connectors.sinks.build import SinkConfig, build_sink_loop
+from shulian.settings import Settings
+
+
+class SinkConnector(ThreadedConnector):
+    """Consume ``egress.<consumer>.<dataset>``, write batches, commit after each write."""
+
+    def __init__(self, config: SinkConfig, *, settings: Settings,
+                 metrics: ConnectorMetrics) -> None:
+        super().__init__(config.name)
+        self._loop = build_sink_loop(config, settings, metrics=metrics.sink())
+
+    def setup(self) -> None:
+        # a clear error for an unreachable target at start (the loop's start checks again)
+        self._loop.sink.setup()
+
+    def run(self, stop: threading.Event) -> None:
+        self._loop.run(stop)
