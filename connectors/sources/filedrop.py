@@ -175,7 +175,10 @@ def _csv(path: Path, config: FileDropConfig, schema: RawSchema) -> Iterator[Drop
         _, bad = lines.take()
         header = [h.strip().lstrip("\ufeff") for h in header]
         known = {f.name for f in schema.fields}
-        problems = [f"unknown column {h!r}" for h in header if h not in known]
+        # positions, not names: a file without a header would put personal data here
+        unknown = [i + 1 for i, h in enumerate(header) if h not in known]
+        problems = [f"{len(unknown)} column(s) not in the raw schema, at position(s) "
+                    f"{', '.join(map(str, unknown[:10]))}"] if unknown else []
         if bad:
             problems.append(f"header is not valid {config.encoding}")
         if len(set(header)) != len(header):
@@ -214,7 +217,7 @@ def _csv(path: Path, config: FileDropConfig, schema: RawSchema) -> Iterator[Drop
 
 def read_records(path: Path, config: FileDropConfig, schema: RawSchema) -> Iterator[DropRecord]:
     """The records of one dropped file, in order (HeaderProblem for an unreadable CSV)."""
-    if config.format is DropFormat.JSONL:
+    if config.format == DropFormat.JSONL:
         return _jsonl(path, config.encoding)
     return _csv(path, config, schema)
 

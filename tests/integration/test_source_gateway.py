@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,12 @@ from prometheus_client import CollectorRegistry
 
 from connectors.metrics import ConnectorMetrics
 from connectors.sources.config import GatewayConfig
-from connectors.sources.gateway import AsyncDelivery, GatewaySource, create_app
+from connectors.sources.gateway import (
+    AsyncDelivery,
+    GatewaySource,
+    build_authenticator,
+    create_app,
+)
 from connectors.sources.gateway_auth import token_sha256
 from connectors.sources.plumbing import RawProducer, RawSchemas
 from shulian.io.kafka import TopicSpec, admin_client, consumer_config, ensure_topics
@@ -50,7 +56,6 @@ def read_topic(settings: Settings, topic: str, n: int, *, timeout_s: float = 20.
     c = Consumer(consumer_config(settings, group_id=f"t-{topic}"))
     c.assign([TopicPartition(topic, p, 0) for p in range(2)])
     out: list[tuple[bytes | None, dict[str, Any]]] = []
-    import time
     deadline = time.monotonic() + timeout_s
     try:
         while len(out) < n and time.monotonic() < deadline:
@@ -76,12 +81,13 @@ def gw(bootstrap: str, registry: RegistryProcess, unique: str
     a, b = f"a{unique}", f"b{unique}"
     setup_dataset(settings, a)
     setup_dataset(settings, b)
-    config = GatewayConfig(name=f"gw-{unique}", port=0, max_body_bytes=4096, max_records=50,
-                           agencies={
-        a: {"token_sha256": token_sha256("token-a"),
-            "datasets": [{"dataset": "household_change", "key_fields": ["LSH"]}]},
-        b: {"token_sha256": token_sha256("token-b"), "datasets": ["household_change"]},
-    })
+    config = GatewayConfig.model_validate({
+        "name": f"gw-{unique}", "port": 0, "max_body_bytes": 4096, "max_records": 50,
+        "agencies": {
+            a: {"token_sha256": token_sha256("token-a"),
+                "datasets": [{"dataset": "household_change", "key_fields": ["LSH"]}]},
+            b: {"token_sha256": token_sha256("token-b"), "datasets": ["household_change"]},
+        }})
     yield config, settings
 
 
@@ -89,7 +95,6 @@ def run_asgi(config: GatewayConfig, settings: Settings, calls: Any) -> Any:
     """Run ``calls(client)`` against the ASGI app (no server), with a real producer."""
     producer = RawProducer(settings, timeout_s=10)
     delivery = AsyncDelivery(producer)
-    from connectors.sources.gateway import build_authenticator
     app = create_app(config, auth=build_authenticator(config),
                      schemas=RawSchemas(settings.registry_url), delivery=delivery,
                      metrics=ConnectorMetrics.create(CollectorRegistry()))
@@ -157,7 +162,7 @@ def test_auth_limits_and_body_errors(gw: tuple[GatewayConfig, Settings]) -> None
 
 def test_per_record_reasons_and_idempotency(gw: tuple[GatewayConfig, Settings]) -> None:
     config, settings = gw
-    a = list(config.agencies)[0]
+    a = next(iter(config.agencies))
     auth = {"Authorization": "Bearer token-a"}
     bad_type = {**household(2), "XM": 12.5}
     missing = {k: v for k, v in household(3).items() if k != "SFZH"}

@@ -108,7 +108,7 @@ state_file: s.json
     with pytest.raises(ConfigError) as exc:
         load_connector_files([both, ts, no_pk], check_env=False)
     got = issues(exc)
-    assert ("gw.yaml", "agencies.psb") == got[0][:2] and "exactly one" in got[0][2]
+    assert got[0][:2] == ("gw.yaml", "agencies.psb") and "exactly one" in got[0][2]
     assert got[1][:2] == ("t.yaml", "table") and "schema.table" in got[1][2]
     assert got[2][:2] == ("t2.yaml", "<root>") and "primary_key" in got[2][2]
 
