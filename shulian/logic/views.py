@@ -20,12 +20,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from shulian.catalog.avro import avro_type, camel_case
 from shulian.catalog.models import (
     DataElement,
     Dataset,
     DropMask,
     ElementId,
-    ElementType,
     ListEntry,
 )
 
@@ -48,31 +48,9 @@ META_ENTRY_ID = "_entry_id"
 META_LIST_VERSION = "_list_version"
 META_FIELDS = (META_RECORD_KEY, META_ENTRY_ID, META_LIST_VERSION)
 
-_AVRO: dict[ElementType, str | dict[str, str]] = {
-    ElementType.CITIZEN_ID: "string",
-    ElementType.CREDIT_CODE: "string",
-    ElementType.REGION_CODE: "string",
-    ElementType.SEX: "string",
-    ElementType.TEXT: "string",
-    ElementType.PERSON_NAME: "string",
-    ElementType.CODE: "string",
-    ElementType.PHONE: "string",
-    ElementType.DATE: {"type": "int", "logicalType": "date"},
-    ElementType.TIMESTAMP: {"type": "long", "logicalType": "timestamp-millis"},
-    ElementType.MONEY_FEN: "long",
-    ElementType.INTEGER: "long",
-}
-
-
-def avro_type(element_type: ElementType) -> str | dict[str, str]:
-    """The canonical Avro type of a value of ``element_type`` (a fresh copy)."""
-    t = _AVRO[element_type]
-    return dict(t) if isinstance(t, dict) else t
-
-
-def camel(identifier: str) -> str:
-    """``household_change`` -> ``HouseholdChange``."""
-    return "".join(part[:1].upper() + part[1:] for part in identifier.split("_") if part)
+# one definition of element type -> Avro type and of dataset names, shared with the canonical
+# schemas (re-exported here because views are built from the same types)
+camel = camel_case
 
 
 def egress_topic(consumer: str, dataset: str) -> str:
