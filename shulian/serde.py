@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import json
-import struct
 import time
 from typing import Any
 
@@ -20,26 +19,22 @@ import fastavro
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
+from shulian.chain import wire
+from shulian.chain.wire import MAGIC as MAGIC  # re-exported: one wire-format implementation
+from shulian.chain.wire import encode_wire as encode_wire
 from shulian.errors import RegistryError
-
-MAGIC = 0
-_HEADER = struct.Struct(">bI")
+from shulian.logic.result import Rejected
 
 
-def encode_wire(schema_id: int, parsed_schema: Any, record: dict[str, Any]) -> bytes:
-    """One record in Confluent's wire format (raises fastavro's errors for an invalid record)."""
-    buf = io.BytesIO()
-    buf.write(_HEADER.pack(MAGIC, schema_id))
-    fastavro.schemaless_writer(buf, parsed_schema, record)
-    return buf.getvalue()
-
-
-def split_wire(value: bytes) -> tuple[int, memoryview] | None:
+def split_wire(value: bytes | None) -> tuple[int, memoryview] | None:
     """(schema id, Avro body) of a wire-format value; None when it is not in that format."""
-    if value is None or len(value) < _HEADER.size or value[0] != MAGIC:
+    if value is None:
         return None
-    _, schema_id = _HEADER.unpack_from(value)
-    return schema_id, memoryview(value)[_HEADER.size :]
+    split = wire.split_wire(value)
+    if isinstance(split, Rejected):
+        return None
+    schema_id, _ = split
+    return schema_id, memoryview(value)[wire.HEADER_SIZE :]
 
 
 def decode_wire(parsed_schema: Any, body: memoryview | bytes) -> Any:

@@ -15,6 +15,7 @@ from shulian.logic.result import Reason, Rejected
 
 MAGIC = 0
 _HEADER = struct.Struct(">bI")
+HEADER_SIZE = _HEADER.size
 
 
 def split_wire(value: bytes) -> tuple[int, bytes] | Rejected:
