@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8088
     metrics_port: int = 9464
+    metrics_host: str = "127.0.0.1"  # 0.0.0.0 in containers so Prometheus can scrape
 
     def kafka_common(self) -> dict[str, Any]:
         """librdkafka settings shared by every producer and consumer."""

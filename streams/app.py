@@ -11,8 +11,10 @@ partitions and processes.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -54,6 +56,12 @@ def to_in_message(event: Any) -> InMessage:
     )
 
 
+def faust_datadir(settings: Settings) -> Path:
+    """Faust keeps a small per-app directory; under the data dir, or the system temp dir."""
+    base = settings.data_dir or Path(tempfile.gettempdir()) / "shulian"
+    return base / "faust" / "{conf.name}"
+
+
 def create_app(settings: Settings, parts: ChainParts, *, app_id: str) -> faust.App:
     """A Faust app wired to the given parts. No side effects until a worker runs it."""
     app = faust.App(
@@ -71,6 +79,7 @@ def create_app(settings: Settings, parts: ChainParts, *, app_id: str) -> faust.A
         stream_buffer_maxsize=65536,
         consumer_max_fetch_size=16 * 1024 * 1024,
         broker_commit_interval=1.0,
+        datadir=str(faust_datadir(settings)),  # never the current directory
     )
     raw = app.topic(*parts.raw_topics, value_serializer="raw", key_serializer="raw")
     canonical = app.topic(*parts.canonical_topics, value_serializer="raw", key_serializer="raw")

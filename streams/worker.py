@@ -25,7 +25,7 @@ from shulian.logic.harmonise import Harmoniser
 from shulian.logic.policy import PolicyEngine
 from shulian.serde import SchemaCache
 from shulian.settings import Settings
-from streams.app import ChainParts, create_app
+from streams.app import ChainParts, create_app, faust_datadir
 from streams.metrics import ChainMetrics
 from streams.runtime import ControlFollower, OutputProducer, audit_chain
 
@@ -136,11 +136,13 @@ def run_worker(settings: Settings, *, namespace: str | None = None) -> None:
         pass
     parts = build_parts(settings, namespace=namespace)
     app_id = f"shulian-chain{'-' + namespace if namespace else ''}"
+    faust_datadir(settings).parent.mkdir(parents=True, exist_ok=True)
     app = create_app(settings, parts, app_id=app_id)
     if settings.metrics_port:
         from prometheus_client import start_http_server
 
-        start_http_server(settings.metrics_port, addr="127.0.0.1", registry=parts.metrics.registry)
+        start_http_server(settings.metrics_port, addr=settings.metrics_host,
+                          registry=parts.metrics.registry)
     log.info("worker.starting", app_id=app_id, raw_topics=len(parts.raw_topics),
              canonical_topics=len(parts.canonical_topics), pid=os.getpid())
     worker = faust.Worker(app, loglevel="WARNING", quiet=True, redirect_stdouts=False)

@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.broker",
     "tests.fixtures.registry",
     "tests.fixtures.postgres",
+    "tests.fixtures.chain",
 ]

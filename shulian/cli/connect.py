@@ -68,7 +68,7 @@ def run(ctx: click.Context, files: tuple[Path, ...], bootstrap_servers: str | No
     for c in connectors:
         c.setup()
     if metrics_port:
-        start_http_server(metrics_port, addr="127.0.0.1", registry=REGISTRY)
+        start_http_server(metrics_port, addr=settings.metrics_host, registry=REGISTRY)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

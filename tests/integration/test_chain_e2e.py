@@ -8,13 +8,11 @@ mid-stream takes effect and is audited.
 from __future__ import annotations
 
 import json
-import os
 import random
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +23,13 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from shulian.catalog.load import load_catalog
 from shulian.catalog.models import Catalog, ShareType
 from shulian.chain.topology import Topology, plan_topics
 from shulian.io.kafka import consumer_config, producer_config
 from shulian.io.publish import AgencyPublisher, PublishTally
-from shulian.io.setup import init_topology
 from shulian.logic.audit import verify_chain
-from shulian.settings import REPO_ROOT, Settings, load_settings
+from shulian.settings import REPO_ROOT, Settings
+from tests.fixtures.chain import StartChain
 
 pytestmark = pytest.mark.integration
 HEX64 = 64
@@ -64,37 +61,11 @@ def read_all(settings: Settings, topics: list[str], *, expect: int | None = None
 
 
 @pytest.fixture
-def chain(bootstrap: str, registry: Any, unique: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
+def chain(start_chain: StartChain) -> dict[str, Any]:
     """init + one real worker process on a namespace of its own."""
-    ns = f"t{unique}"
-    env = {
-        **os.environ,
-        "SHULIAN_BOOTSTRAP_SERVERS": bootstrap,
-        "SHULIAN_REGISTRY_URL": registry.url,
-        "SHULIAN_HMAC_MASTER_KEY": "test-master-key",
-        "SHULIAN_METRICS_PORT": "0",
-        "SHULIAN_WORKER_ID": f"w-{unique}",
-        "SHULIAN_LOG_FORMAT": "json",
-    }
-    settings = load_settings(bootstrap_servers=bootstrap, registry_url=registry.url)
-    catalog = load_catalog(settings.catalog_dir, schemas_dir=settings.schemas_dir)
-    topology = Topology(namespace=ns, partitions=settings.default_partitions)
-    init_topology(settings, catalog, topology)
-    log = (tmp_path / "worker.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "shulian.cli.main", "worker", "--namespace",
-                             ns], env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    try:
-        yield {"settings": settings, "catalog": catalog, "topology": topology, "proc": proc,
-               "log": tmp_path / "worker.log", "env": env}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        log.close()
+    env = start_chain()
+    return {"settings": env.settings, "catalog": env.catalog, "topology": env.topology,
+            "proc": env.worker.proc, "log": env.worker.log_path, "env": env.env}
 
 
 def _deserializer(settings: Settings) -> AvroDeserializer:
