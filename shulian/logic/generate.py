@@ -55,7 +55,10 @@ class Generated:
     raw: dict[str, Any]  # the record in the agency's dialect, as its raw schema types it
     valid: bool  # False when one element check was broken on purpose
     broken_field: str | None = None
-
+_SCOPES = [
+    "技术开发", "技术咨询", "货物进出口", "餐饮服务", "建设工程施工", "药品零售", "软件开发",
+    "日用百货销售",
+]
 
 class DialectGenerator:
     """Records for one (agency, dataset) in that agency's dialect."""
@@ -77,7 +80,10 @@ class DialectGenerator:
             if fm is None or fm.source is None:
                 continue
             element = self._catalog.elements[field.element]
-            value = self._canonical_value(element, rng)
+            if field.name in self._dataset.key and element.type is ElementType.TEXT:
+                value: Any = _identifier(element, rng)  # a key is an id, not prose: unique
+            else:
+                value = self._canonical_value(element, rng)
             canonical[field.name] = value
             raw[fm.source] = self._dialect(value, element, fm, rng)
         broken: str | None = None
@@ -124,8 +130,12 @@ class DialectGenerator:
             return "13" + "".join(str(rng.randrange(10)) for _ in range(9))
         if element.max_length is not None and element.max_length < 20:
             return "".join(rng.choice(_GIVEN) for _ in range(min(4, element.max_length)))
-        return rng.choice(_TEXT) if rng.random() < 0.5 else (
-            rng.choice(_TEXT)[:3] + rng.choice(_COMPANY))
+        if "name" in element.id:  # an organisation's name: city, a brand, a company form
+            brand = "".join(rng.choice(_GIVEN) for _ in range(2))
+            return rng.choice(_TEXT)[:2] + brand + rng.choice(_COMPANY)
+        if "scope" in element.id:
+            return "、".join(rng.sample(_SCOPES, 2))
+        return rng.choice(_TEXT)
 
     # --- the agency's dialect -------------------------------------------------------------
 
@@ -165,6 +175,12 @@ class DialectGenerator:
                 raw[fm.source] = "999999"
                 return field.name
         return None
+
+
+def _identifier(element: DataElement, rng: random.Random) -> str:
+    """A business number such as a certificate or serial number: a letter and digits."""
+    digits = min(14, (element.max_length or 20) - 1)
+    return f"{element.id[0].upper()}{rng.randrange(10 ** digits):0{digits}d}"
 
 
 def _base_type(avro_type: Any) -> str:
