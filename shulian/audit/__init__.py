@@ -1,4 +1,6 @@
-"""Audit and replay: pure parts (no Kafka imports).
+"""Audit and replay.
+
+Pure parts (no Kafka imports):
 
 - :mod:`shulian.audit.window`       TIME parsing and window resolution over (offset, timestamp)
 - :mod:`shulian.audit.check`        chain verification across partitions and completeness matching
@@ -6,6 +8,12 @@
 - :mod:`shulian.audit.report`       report rows (per consumer, dataset or record key)
 - :mod:`shulian.audit.redeliver`    replay audit records and drill pacing
 
-The Kafka side is :mod:`shulian.io.reader`; the commands are :mod:`shulian.cli.audit` and
+Edges (Kafka imported inside their functions):
+
+- :mod:`shulian.audit.drill`        a drill: copy a window into a namespace, run a worker on it
+- :mod:`shulian.audit.produce`      produce-and-wait for replay tooling
+- :mod:`shulian.audit.progress`     rich progress lines on stderr, only on a terminal
+
+The reader is :mod:`shulian.io.reader`; the commands are :mod:`shulian.cli.audit` and
 :mod:`shulian.cli.replay`.
 """

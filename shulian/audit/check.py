@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from shulian.audit.window import Window
+from shulian.audit.window import Window, to_ms
 from shulian.chain.messages import InMessage, header_str
 from shulian.logic.audit import parse_audit, record_digest, verify_chain
 
@@ -58,7 +58,7 @@ def verify_partitions(partitions: Mapping[tuple[str, int], Sequence[InMessage]])
 
 def ts_ms(iso: str) -> int:
     """Epoch milliseconds of an audit ``ts`` (``2026-03-01T00:00:00.000Z``)."""
-    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
+    return to_ms(datetime.fromisoformat(iso.replace("Z", "+00:00")))
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,9 +46,14 @@ def parse_time(text: str, *, now: datetime | None = None) -> datetime:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=DEFAULT_TZ)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def to_ms(ts: datetime) -> int:
-    """Milliseconds since the epoch (Kafka timestamps)."""
-    return int(ts.timestamp() * 1000)
+    """Milliseconds since the epoch (Kafka timestamps), exactly: integer arithmetic, so
+    ``...T08:00:00.123`` is 123 ms and never 122 by a float's rounding (sub-ms parts floor)."""
+    aware = ts if ts.tzinfo is not None else ts.replace(tzinfo=DEFAULT_TZ)
+    return (aware - _EPOCH) // timedelta(milliseconds=1)
 
 
 @dataclass(frozen=True, slots=True)

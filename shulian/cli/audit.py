@@ -9,15 +9,13 @@ audit records are always read too.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from shulian.audit.check import (
@@ -30,23 +28,15 @@ from shulian.audit.check import (
     digest_breaks,
     verify_partitions,
 )
+from shulian.audit.progress import reading
 from shulian.audit.report import COLUMNS, Filter, report_rows, summary, to_csv, to_json
 from shulian.audit.window import Window
 from shulian.cli.common import bootstrap_option, friendly_errors, settings_from
 from shulian.errors import ConfigError, ConfigIssue
 from shulian.settings import Settings
 
-err_console = Console(stderr=True)
-
-
-@contextmanager
-def reading(label: str) -> Iterator[Callable[[int], None]]:
-    """A rich progress line on stderr counting the records read; yields the callback."""
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"),
-                  TextColumn("{task.completed:,} records"), TimeElapsedColumn(),
-                  console=err_console, transient=False) as progress:
-        task = progress.add_task(label, total=None)
-        yield lambda n: progress.advance(task, n)
+__all__ = ["Topics", "VerifyResult", "audit", "catalogue_topics", "reading", "resolve_topics",
+           "run_verify", "window_of"]
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,8 @@ rehearse on a past stream. Windows resolve to offsets by reading record timestam
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import signal
-import subprocess
 import sys
-import time
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,11 +16,12 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from shulian.audit.check import AuditEntry, audit_entries, ts_ms
+from shulian.audit.check import audit_entries, ts_ms
 from shulian.audit.diff import Mismatch, compare_decisions, compare_views
+from shulian.audit.produce import Outgoing, produce_all
+from shulian.audit.progress import reading
 from shulian.audit.redeliver import (
     REPLAY_AUDIT_PARTITIONS,
-    pace,
     pick_redeliveries,
     replay_audit_record,
     replay_audit_topic,
@@ -34,7 +30,7 @@ from shulian.audit.window import Window
 from shulian.catalog.models import Catalog, SharingList
 from shulian.chain.messages import InMessage, header_str
 from shulian.chain.topology import Topology, plan_topics
-from shulian.cli.audit import reading, window_of
+from shulian.cli.audit import window_of
 from shulian.cli.common import bootstrap_option, friendly_errors, registry_option, settings_from
 from shulian.errors import BrokerError, ConfigError, ConfigIssue
 from shulian.log import get_logger
@@ -135,11 +131,14 @@ def run_replay_decisions(settings: Settings, *, catalog: Catalog, topology: Topo
                 (str(r["ts"]), int(r.get("list_version", -1))), []).append(r)
     newest = engines[max(engines)]
     result = DecisionsResult()
-    for msgs in canonical.values():
-        for m in msgs:
-            result.records += 1
-            _replay_one(m, topology, engines, newest, schemas, emissions, egress,
-                        compare_masked=master_key is not None, result=result)
+    total = sum(len(msgs) for msgs in canonical.values())
+    with reading("re-deciding", total=total) as progress:
+        for msgs in canonical.values():
+            for m in msgs:
+                result.records += 1
+                _replay_one(m, topology, engines, newest, schemas, emissions, egress,
+                            compare_masked=master_key is not None, result=result)
+                progress(1)
     return result
 
 
@@ -277,31 +276,10 @@ class DeliverResult:
     replay_audit_topic: str
 
 
-def _produce(settings: Settings, items: Sequence[tuple[str, int | None, bytes | None, bytes,
-                                                       list[tuple[str, bytes]]]]) -> None:
-    from confluent_kafka import Producer
-
-    from shulian.io.kafka import producer_config
-
-    producer = Producer(producer_config(settings))
-    errors: list[str] = []
-    for topic, partition, key, value, headers in items:
-        kw: dict[str, Any] = {"headers": headers,
-                              "on_delivery": lambda e, _m: errors.append(str(e)) if e else None}
-        if partition is not None:
-            kw["partition"] = partition
-        while True:
-            try:
-                producer.produce(topic, value, key, **kw)
-                break
-            except BufferError:
-                producer.poll(0.05)
-    if producer.flush(60) or errors:
-        raise BrokerError(f"producing failed: {errors[:3] or 'timeout'}")
-
-
-def _sink_write(config_path: Path, settings: Settings, msgs: Sequence[InMessage]) -> str:
-    """Write straight into the sink a connector config describes (PostgreSQL sinks)."""
+def _sink_write(config_path: Path, settings: Settings, msgs: Sequence[InMessage], *,
+                egress_topic: str) -> str:
+    """Write straight into the sink a connector config describes (PostgreSQL sinks): the
+    same upsert on ``_record_key`` the sink connector does, so a row it already has stays one."""
     import yaml
 
     from connectors.sinks.config import PostgresSinkConfig
@@ -315,6 +293,9 @@ def _sink_write(config_path: Path, settings: Settings, msgs: Sequence[InMessage]
     except Exception as exc:
         raise ConfigError([ConfigIssue(str(config_path), "(file)",
                                        f"not a PostgreSQL sink config: {exc}")]) from exc
+    if egress_topic not in config.topics:
+        raise ConfigError([ConfigIssue(str(config_path), "topics",
+                                       f"the sink does not consume {egress_topic}")])
     schemas = SchemaCache(settings.registry_url)
     records = []
     for m in msgs:
@@ -328,9 +309,15 @@ def _sink_write(config_path: Path, settings: Settings, msgs: Sequence[InMessage]
                                   m.timestamp_ms).decoded(schema_id=sid, value=value,
                                                           schema=json.loads(schema_str)))
     sink = PostgresSink(config)
-    sink.setup()
-    for i in range(0, len(records), config.batch_size):
-        sink.write_batch(records[i:i + config.batch_size])
+    try:
+        sink.setup()
+        with reading(f"writing to sink {config.name}", total=len(records)) as progress:
+            for i in range(0, len(records), config.batch_size):
+                batch = records[i:i + config.batch_size]
+                sink.write_batch(batch)
+                progress(len(batch))
+    finally:
+        sink.close()
     return f"sink:{config.name}"
 
 
@@ -342,7 +329,8 @@ def run_redeliver(settings: Settings, *, topology: Topology, consumer: str, data
 
     egress_topic = topology.egress(consumer, dataset)
     replay_topic = replay_audit_topic(topology, dataset)
-    ensure_topics(admin_client(settings), [TopicSpec(replay_topic, REPLAY_AUDIT_PARTITIONS)])
+    ensure_topics(admin_client(settings), [TopicSpec(replay_topic, REPLAY_AUDIT_PARTITIONS)],
+                  replication_factor=settings.replication_factor)
     with reading("egress window") as progress:
         egress = [m for msgs in read_window(settings, [egress_topic], window,
                                             progress=progress).values() for m in msgs]
@@ -362,24 +350,24 @@ def run_redeliver(settings: Settings, *, topology: Topology, consumer: str, data
                     offset=m.offset)
     msgs = [c.message for c in candidates]
     if sink_config is not None:
-        target = _sink_write(sink_config, settings, msgs)
+        target = _sink_write(sink_config, settings, msgs, egress_topic=egress_topic)
         audit_egress = None
     else:
         target = egress_topic
         audit_egress = egress_topic
-        _produce(settings, [(m.topic, m.partition, m.key, m.value or b"",
+        produce_all(settings, [(m.topic, m.partition, m.key, m.value or b"",
                              [*[(k, v or b"") for k, v in m.headers], ("shulian.replay", b"1")])
                             for m in msgs])
     # replay audit: one chain on the single partition of audit.replay.<dataset>
     chain = AuditChain.resume(read_tail(settings, replay_topic, 0))
     now = datetime.now(UTC)
-    sealed: list[tuple[str, int | None, bytes | None, bytes, list[tuple[str, bytes]]]] = [
+    sealed: list[Outgoing] = [
               (replay_topic, 0, str(c.audit.get("record_key")).encode("utf-8"),
                chain.seal(replay_audit_record(c.audit, original_position=c.audit_position,
                                               target=target, egress_topic=audit_egress, ts=now,
                                               worker=REPLAY_WORKER)), [])
               for c in candidates]
-    _produce(settings, sealed)
+    produce_all(settings, sealed)
     log.info("replay.delivered", target=target, records=len(msgs), unaudited=len(unaudited))
     return DeliverResult(len(candidates) + len(unaudited), len(unaudited), len(msgs), target,
                          replay_topic)
@@ -417,130 +405,6 @@ def deliver(ctx: click.Context, bootstrap_servers: str | None, registry_url: str
 # ---------------------------------------------------------------- drill
 
 
-@dataclass
-class DrillResult:
-    namespace: str
-    produced: Counter[str]
-    canonical: int
-    deadletters: Counter[str]
-    decisions: Counter[tuple[str, str]]
-    elapsed_s: float
-    window_span_s: float
-
-
-def _group_done(settings: Settings, group: str, ends: dict[tuple[str, int], int]) -> bool:
-    """Has ``group`` committed every partition up to its end offset?"""
-    from confluent_kafka import Consumer, TopicPartition
-
-    from shulian.io.kafka import consumer_config
-
-    todo = {tp: n for tp, n in ends.items() if n > 0}
-    if not todo:
-        return True
-    c = Consumer(consumer_config(settings, group_id=group))
-    try:
-        got = c.committed([TopicPartition(t, p) for t, p in todo], timeout=10)
-    finally:
-        c.close()
-    return all(tp.offset >= todo[(tp.topic, tp.partition)] for tp in got)
-
-
-def run_drill(settings: Settings, *, catalog: Catalog, source: Topology, namespace: str,
-              window: Window, speed: float, timeout_s: float = 600.0,
-              log_file: Path | None = None) -> DrillResult:
-    """Replay the window's raw records into ``namespace`` at ``speed`` times the original pace,
-    through a worker of its own; production topics are only read (assign(), no group)."""
-    from shulian.io.reader import read_topics, read_window
-    from shulian.io.setup import init_topology
-
-    if not namespace or namespace == source.namespace:
-        raise ConfigError([ConfigIssue("command line", "--namespace",
-                                       "a drill needs a namespace of its own")])
-    target = Topology(namespace=namespace, partitions=settings.default_partitions)
-    init_topology(settings, catalog, target)
-    src_plan, dst_plan = plan_topics(catalog, source), plan_topics(catalog, target)
-    # the drill decides under the same published list versions as production
-    control = [m for msgs in read_topics(settings, [source.control]).values() for m in msgs]
-    _produce(settings, [(target.control, 0, m.key, m.value or b"", []) for m in control])
-    with reading("raw window") as progress:
-        raw = read_window(settings, src_plan.raw, window, progress=progress)
-    msgs = sorted((m for ms in raw.values() for m in ms), key=lambda m: (m.timestamp_ms,
-                                                                         m.topic, m.offset))
-    rename = dict(zip(src_plan.raw, dst_plan.raw, strict=True))
-    env = {**os.environ, "SHULIAN_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-           "SHULIAN_REGISTRY_URL": settings.registry_url,
-           "SHULIAN_CATALOG_DIR": str(settings.catalog_dir),
-           "SHULIAN_WORKER_ID": f"drill-{namespace}", "SHULIAN_METRICS_PORT": "0"}
-    out = (log_file or Path(os.devnull)).open("ab")
-    started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-c", "from shulian.cli.main import main; main()",
-                             "worker", "--namespace", namespace], env=env, stdout=out,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        due = pace([m.timestamp_ms for m in msgs], speed)
-        produced: Counter[str] = Counter()
-        ends: dict[tuple[str, int], int] = {}
-        from confluent_kafka import Producer
-
-        from shulian.io.kafka import producer_config
-
-        producer = Producer(producer_config(settings))
-        t0 = time.monotonic()
-        with reading(f"drill at {speed:g}x") as progress:
-            for m, at in zip(msgs, due, strict=True):
-                wait = t0 + at - time.monotonic()
-                if wait > 0:
-                    producer.flush(wait)
-                    time.sleep(max(0.0, t0 + at - time.monotonic()))
-                topic = rename[m.topic]
-                producer.produce(topic, m.value, m.key, partition=m.partition,
-                                 headers=[(k, v or b"") for k, v in m.headers],
-                                 timestamp=m.timestamp_ms)
-                produced[topic] += 1
-                progress(1)
-        if producer.flush(60):
-            raise BrokerError("drill records not delivered within 60 s")
-        # the drill topics are new, so the end offsets are the counts just produced
-        for ms in raw.values():
-            for m in ms:
-                tp = (rename[m.topic], m.partition)
-                ends[tp] = ends.get(tp, 0) + 1
-        app_id = f"shulian-chain-{namespace}"
-        deadline = time.monotonic() + timeout_s
-        while not _group_done(settings, app_id, ends):
-            if proc.poll() is not None:
-                raise BrokerError(f"drill worker exited with {proc.returncode}")
-            if time.monotonic() > deadline:
-                raise BrokerError("drill records not processed in time")
-            time.sleep(0.5)
-        canonical = read_topics(settings, dst_plan.canonical)
-        cends = {tp: len(ms) for tp, ms in canonical.items()}
-        while not _group_done(settings, app_id, cends):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise BrokerError("drill canonical records not processed in time")
-            time.sleep(0.5)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
-        out.close()
-    elapsed = time.monotonic() - started
-    dead = read_topics(settings, dst_plan.deadletter)
-    reasons = Counter(header_str(m.headers, "shulian.reason") or "?"
-                      for ms in dead.values() for m in ms)
-    audits: list[AuditEntry] = [e for ms in read_topics(settings, dst_plan.audit).values()
-                                for e in audit_entries(ms)]
-    decided = Counter((str(e.record.get("consumer")), str(e.record.get("decision")))
-                      for e in audits)
-    span = (msgs[-1].timestamp_ms - msgs[0].timestamp_ms) / 1000 if msgs else 0.0
-    return DrillResult(namespace, produced, sum(len(v) for v in canonical.values()), reasons,
-                       decided, elapsed, span)
-
-
 @replay.command("drill")
 @_window_options
 @click.option("--speed", type=float, default=1.0, show_default=True,
@@ -565,6 +429,8 @@ def drill(ctx: click.Context, bootstrap_servers: str | None, registry_url: str |
                              catalog_dir=catalog_dir)
     if speed <= 0:
         raise click.BadParameter("must be > 0", param_hint="--speed")
+    from shulian.audit.drill import run_drill
+
     res = run_drill(settings, catalog=_load_catalog(settings),
                     source=Topology(namespace=source_namespace), namespace=namespace,
                     window=window_of(start, end), speed=speed, timeout_s=timeout_s,

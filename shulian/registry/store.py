@@ -64,7 +64,8 @@ class KafkaStore:
     def start(self, *, ready_timeout_s: float = 60.0) -> None:
         """Create the topic if needed, read it to its end, then return."""
         try:
-            ensure_topics(admin_client(self.settings), [TopicSpec(self.topic, 1)])
+            ensure_topics(admin_client(self.settings), [TopicSpec(self.topic, 1)],
+                          replication_factor=self.settings.replication_factor)
             self._producer = Producer(producer_config(self.settings, **{"linger.ms": 0}))
             self._consumer = Consumer(
                 consumer_config(

@@ -1,18 +1,14 @@
 """Replay tooling against a running chain: a real worker process on the session broker and
 registry, example records published with confluent-kafka's AvroSerializer.
 
-One chain per module (the worker's first group join is the slow part); tests that only read
-run first, the drill (which only reads production) last.
+One chain per module (``start_chain_module``; the worker's first group join is the slow part);
+tests that only read run first, the drill (which only reads production) last.
 """
 
 from __future__ import annotations
 
-import os
 import random
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +16,17 @@ import pytest
 from click.testing import CliRunner
 
 from shulian.audit.check import audit_entries
+from shulian.audit.drill import run_drill
 from shulian.audit.window import Window
-from shulian.catalog.load import load_catalog
 from shulian.catalog.models import Catalog
 from shulian.chain.topology import Topology, plan_topics
 from shulian.cli.audit import catalogue_topics, run_verify
 from shulian.cli.main import cli
-from shulian.cli.replay import run_drill, run_redeliver, run_replay_decisions
+from shulian.cli.replay import run_redeliver, run_replay_decisions
 from shulian.io.publish import AgencyPublisher
 from shulian.io.reader import read_topics
-from shulian.io.setup import init_topology
-from shulian.settings import Settings, load_settings
+from shulian.settings import Settings
+from tests.fixtures.chain import StartChain
 
 KEY = "replay-test-master-key"
 
@@ -54,45 +50,21 @@ def _wait_audits(settings: Settings, topics: list[str], n: int, log: Path) -> No
 
 
 @pytest.fixture(scope="module")
-def chain(bootstrap: str, registry: Any, tmp_path_factory: pytest.TempPathFactory
-          ) -> Iterator[dict[str, Any]]:
-    import uuid
-
-    ns = f"p{uuid.uuid4().hex[:8]}"
-    tmp = tmp_path_factory.mktemp("replay")
-    env = {**os.environ, "SHULIAN_BOOTSTRAP_SERVERS": bootstrap,
-           "SHULIAN_REGISTRY_URL": registry.url, "SHULIAN_HMAC_MASTER_KEY": KEY,
-           "SHULIAN_METRICS_PORT": "0", "SHULIAN_LOG_FORMAT": "json"}
-    settings = load_settings(bootstrap_servers=bootstrap, registry_url=registry.url,
-                             hmac_master_key=KEY)
-    catalog = load_catalog(settings.catalog_dir, schemas_dir=settings.schemas_dir)
-    topology = Topology(namespace=ns, partitions=settings.default_partitions)
-    init_topology(settings, catalog, topology)
-    log_path = tmp / "worker.log"
-    log = log_path.open("wb")
-    proc = subprocess.Popen([sys.executable, "-c", "from shulian.cli.main import main; main()",
-                             "worker", "--namespace", ns], env=env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        publisher = AgencyPublisher(settings, catalog, topology)
-        rng = random.Random(5)
-        valid: dict[tuple[str, str], int] = {}
-        for pair in publisher.pairs:
-            t = publisher.publish(pair, 15, rng=rng, invalid_rate=0.1, garbage=1)
-            valid.update(t.valid)
-        publisher.flush()
-        plan = plan_topics(catalog, topology)
-        _wait_audits(settings, list(plan.audit), _expected_decisions(catalog, valid), log_path)
-        yield {"settings": settings, "catalog": catalog, "topology": topology, "env": env,
-               "tmp": tmp, "ns": ns}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        log.close()
+def chain(start_chain_module: StartChain) -> dict[str, Any]:
+    env = start_chain_module(master_key=KEY)
+    settings, catalog, topology = env.settings, env.catalog, env.topology
+    publisher = AgencyPublisher(settings, catalog, topology)
+    rng = random.Random(5)
+    valid: dict[tuple[str, str], int] = {}
+    for pair in publisher.pairs:
+        t = publisher.publish(pair, 15, rng=rng, invalid_rate=0.1, garbage=1)
+        valid.update(t.valid)
+    publisher.flush()
+    plan = plan_topics(catalog, topology)
+    _wait_audits(settings, list(plan.audit), _expected_decisions(catalog, valid),
+                 env.worker.log_path)
+    return {"settings": settings, "catalog": catalog, "topology": topology, "env": env.env,
+            "tmp": env.tmp, "ns": env.namespace}
 
 
 def test_replay_of_decisions_matches_the_audit(chain: dict[str, Any]) -> None:

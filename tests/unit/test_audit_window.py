@@ -65,3 +65,12 @@ def test_resolve_offsets_unordered_timestamps_span_first_to_last() -> None:
     rng = resolve_offsets(points, Window(0, 20))
     assert rng == OffsetRange(1, 3)
     assert 2 in rng and 4 not in rng
+
+
+def test_to_ms_is_exact_to_the_millisecond() -> None:
+    base = datetime(2026, 3, 1, tzinfo=UTC)
+    for ms in range(0, 100_000, 7):
+        ts = base + timedelta(milliseconds=ms)
+        assert to_ms(ts) == to_ms(base) + ms
+        assert to_ms(ts + timedelta(microseconds=999)) == to_ms(base) + ms  # sub-ms floors
+        assert parse_time(ts.isoformat()) == ts
