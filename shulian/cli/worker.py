@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
 from shulian.cli.common import bootstrap_option, friendly_errors, registry_option, settings_from
 
 
-def _catalog_option(fn):  # type: ignore[no-untyped-def]
+def _catalog_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--catalog", "catalog_dir", type=click.Path(file_okay=False, path_type=Path),
         envvar="SHULIAN_CATALOG_DIR", default=None,
