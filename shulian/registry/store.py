@@ -41,6 +41,10 @@ log = get_logger(__name__)
 T = TypeVar("T")
 
 
+SCHEMAS_TOPIC_CONFIG = (("cleanup.policy", "compact"),)
+"""Like Confluent's ``_schemas``: keep the newest value per key, forever (never deleted by age)."""
+
+
 class KafkaStore:
     """Owns the state; ``view`` reads it under a lock, ``commit`` writes records and waits."""
 
@@ -64,7 +68,8 @@ class KafkaStore:
     def start(self, *, ready_timeout_s: float = 60.0) -> None:
         """Create the topic if needed, read it to its end, then return."""
         try:
-            ensure_topics(admin_client(self.settings), [TopicSpec(self.topic, 1)],
+            ensure_topics(admin_client(self.settings),
+                          [TopicSpec(self.topic, 1, SCHEMAS_TOPIC_CONFIG)],
                           replication_factor=self.settings.replication_factor)
             self._producer = Producer(producer_config(self.settings, **{"linger.ms": 0}))
             self._consumer = Consumer(
