@@ -8,15 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import shutil
-import subprocess
-import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -36,6 +30,7 @@ from shulian.embedded.net import free_port, wait_until
 from shulian.errors import SinkError
 from shulian.io.kafka import TopicSpec, admin_client, ensure_topics, producer_config
 from shulian.settings import Settings, load_settings
+from tests.fixtures.postgres import PgServer
 from tests.fixtures.registry import RegistryProcess
 
 pytestmark = pytest.mark.integration
@@ -142,47 +137,6 @@ def metric(loop: SinkLoop, family: str, **labels: str) -> float:
 # ---------------------------------------------------------------------------- PostgreSQL
 
 
-@dataclass
-class PgServer:
-    """A throw-away PostgreSQL cluster run as the ``postgres`` user; stop()/start() at will."""
-
-    data: Path
-    port: int
-
-    def _pg(self, *args: str) -> None:
-        subprocess.run(["runuser", "-u", "postgres", "--", *args], check=True,
-                       capture_output=True, timeout=60)
-
-    def init(self) -> PgServer:
-        self._pg("initdb", "-D", str(self.data / "db"), "-A", "trust", "-U", "postgres")
-        return self
-
-    def start(self) -> None:
-        self._pg("pg_ctl", "-D", str(self.data / "db"), "-l", str(self.data / "log"), "-w",
-                 "-o", f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1", "start")
-
-    def stop(self) -> None:
-        self._pg("pg_ctl", "-D", str(self.data / "db"), "-m", "fast", "-w", "stop")
-
-    @property
-    def dsn(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[PgServer]:
-    data = Path(tempfile.mkdtemp(prefix="shulian-sink-pg-"))
-    os.chmod(data, 0o755)
-    shutil.chown(data, "postgres", "postgres")
-    server = PgServer(data, free_port()).init()
-    server.start()
-    yield server
-    try:
-        server.stop()
-    finally:
-        shutil.rmtree(data, ignore_errors=True)
-
-
 def pg_config(unique: str, topic: str, **kw: Any) -> PostgresSinkConfig:
     return PostgresSinkConfig(name=f"pg-{unique}", topics=(topic,), dsn_env=f"PG_DSN_{unique}",
                               retry=RetryPolicy(initial_backoff_s=0.1, max_backoff_s=1.0), **kw)
@@ -202,21 +156,21 @@ def count(dsn: str, table: str) -> int:
 
 
 def test_upsert_end_to_end_idempotent_and_evolving(
-    pg: PgServer, bootstrap: str, registry: RegistryProcess, unique: str,
+    postgres: PgServer, bootstrap: str, registry: RegistryProcess, unique: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings = sink_settings(bootstrap, registry)
-    monkeypatch.setenv(f"PG_DSN_{unique}", pg.dsn)
+    monkeypatch.setenv(f"PG_DSN_{unique}", postgres.dsn)
     topic = make_topic(settings, unique)
     table = f"c{unique}_business_licence"
     produce_views(settings, registry.url, topic, [view_record(i) for i in range(40)])
     with running(pg_config(unique, topic), settings):
-        assert wait_until(lambda: count(pg.dsn, table) == 40, timeout_s=30)
+        assert wait_until(lambda: count(postgres.dsn, table) == 40, timeout_s=30)
         # a new list version: the view gains `region`; a record is updated, others added
         produce_views(settings, registry.url, topic,
                       [view_record(i, version=2) for i in range(35, 50)], schema=VIEW_V2)
-        assert wait_until(lambda: count(pg.dsn, table) == 50, timeout_s=30)
-    with psycopg.connect(pg.dsn) as conn:
+        assert wait_until(lambda: count(postgres.dsn, table) == 50, timeout_s=30)
+    with psycopg.connect(postgres.dsn) as conn:
         cols: dict[str, str] = dict(conn.execute(
             "SELECT column_name, data_type FROM information_schema.columns "
             "WHERE table_name = %s", (table,)).fetchall())
@@ -229,36 +183,37 @@ def test_upsert_end_to_end_idempotent_and_evolving(
         assert r == (dt.date(2024, 2, 6), "rep36", "110101", 2)
         assert conn.execute(f'SELECT region FROM "{table}" WHERE _record_key = %s',
                             ("K00001",)).fetchone() == (None,)
-    before = rows(pg.dsn, table)
+    before = rows(postgres.dsn, table)
     # the same records delivered again (a new group reads the topic from the start): one row each
     again = pg_config(unique, topic, group_id=f"pg-again-{unique}")
     with running(again, settings) as loop:
         assert wait_until(lambda: metric(loop, "shulian_sink_records_out") == 55, timeout_s=30)
-    assert rows(pg.dsn, table) == before
+    assert rows(postgres.dsn, table) == before
     assert len({k for k, _ in before}) == 50
 
 
 def test_database_stopped_mid_stream_no_loss_no_duplicates(
-    pg: PgServer, bootstrap: str, registry: RegistryProcess, unique: str,
+    private_postgres: PgServer, bootstrap: str, registry: RegistryProcess, unique: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings = sink_settings(bootstrap, registry)
-    monkeypatch.setenv(f"PG_DSN_{unique}", pg.dsn)
+    dsn = private_postgres.dsn
+    monkeypatch.setenv(f"PG_DSN_{unique}", dsn)
     topic = make_topic(settings, unique)
     table = f"c{unique}_business_licence"
     produce_views(settings, registry.url, topic, [view_record(i) for i in range(30)])
     with running(pg_config(unique, topic, batch_size=10), settings) as loop:
-        assert wait_until(lambda: count(pg.dsn, table) == 30, timeout_s=30)
-        pg.stop()
+        assert wait_until(lambda: count(dsn, table) == 30, timeout_s=30)
+        private_postgres.stop()
         try:
             produce_views(settings, registry.url, topic, [view_record(i) for i in range(30, 80)])
             assert wait_until(lambda: metric(loop, "shulian_sink_errors", kind="retryable") >= 2,
                               timeout_s=30)
             committed_while_down = dict(loop.committed)
         finally:
-            pg.start()
-        assert wait_until(lambda: count(pg.dsn, table) == 80, timeout_s=60)
-    keys = [k for k, _ in rows(pg.dsn, table)]
+            private_postgres.start()
+        assert wait_until(lambda: count(dsn, table) == 80, timeout_s=60)
+    keys = [k for k, _ in rows(dsn, table)]
     assert keys == [f"K{i:05d}" for i in range(80)]
     # while the database was down no offset moved past an unwritten record
     assert sum(committed_while_down.values()) <= 30
