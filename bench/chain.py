@@ -1,0 +1,197 @@
+"""Phase 3: the real chain (``shulian worker`` as a child) on the reference workload.
+
+Per run: a fresh namespace (topics + schemas through ``init_topology``), a worker on it, a
+warm-up batch (group join, schema fetches, audit heads: start-up, not throughput), then the
+throughput records produced as a backlog. Done is read from the worker's Prometheus metrics
+(every raw record consumed and every valid one enforced, outputs acked); the rate is taken from
+the output topics afterwards: records / (first canonical/dead letter -> last egress/audit).
+Then the latency phase on the same worker, optionally a soak; RSS is sampled throughout.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import urllib.request
+import uuid
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from bench.data import AGENCY, DATASET, Workload
+from bench.harness import (
+    MASTER_KEY,
+    Stack,
+    merge_scans,
+    produce_all,
+    python_argv,
+    scan_topics,
+    wait_for,
+)
+from bench.latency import measure_latency
+from bench.report import MB, LatencyResult, PhaseResult, RssResult, rate_of
+from bench.rss import RssSampler
+from shulian.catalog.load import load_catalog
+from shulian.chain.topology import Topology, plan_topics
+from shulian.embedded.net import free_port
+from shulian.io.setup import init_topology
+
+
+def parse_metrics(text: str) -> dict[str, float]:
+    """Prometheus text -> {name or name{labels}: value} (comments skipped)."""
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name, _, value = line.rpartition(" ")
+        try:
+            out[name] = float(value)
+        except ValueError:
+            continue
+    return out
+
+
+@dataclass(frozen=True)
+class Progress:
+    raw: int
+    canonical: int
+    ingest_rejected: int
+    delivered: int
+    withheld: int
+
+    @classmethod
+    def of(cls, metrics: dict[str, float]) -> Progress:
+        rejected = sum(v for k, v in metrics.items()
+                       if k.startswith("shulian_deadletter_records_total{")
+                       and 'reason="canonical"' not in k)
+        return cls(
+            raw=int(metrics.get("shulian_raw_records_total", 0)),
+            canonical=int(metrics.get("shulian_canonical_records_total", 0)),
+            ingest_rejected=int(rejected),
+            delivered=int(metrics.get('shulian_decisions_total{outcome="deliver"}', 0)),
+            withheld=int(metrics.get('shulian_decisions_total{outcome="withhold"}', 0)),
+        )
+
+    def settled(self, raw: int) -> bool:
+        """``raw`` records consumed and each either enforced or dead-lettered."""
+        return self.raw >= raw and self.canonical + self.ingest_rejected >= raw
+
+
+def read_progress(port: int) -> Progress:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
+        return Progress.of(parse_metrics(resp.read().decode()))
+
+
+@dataclass
+class ChainRun:
+    throughput: PhaseResult
+    latency: LatencyResult
+    rss: RssResult
+    soak: dict[str, Any] | None
+
+
+def _mb(v: int | None) -> float | None:
+    return None if v is None else round(v / MB, 1)
+
+
+def run_chain(stack: Stack, workload: Workload, *, run: int, latency_rate: float,
+              latency_seconds: float, soak_seconds: float = 0.0, partitions: int = 3,
+              timeout_s: float = 900.0) -> ChainRun:
+    settings = stack.settings(default_partitions=partitions)
+    catalog = load_catalog(settings.catalog_dir, schemas_dir=settings.schemas_dir)
+    ns = f"bench{run}x{uuid.uuid4().hex[:6]}"
+    topology = Topology(namespace=ns, partitions=partitions)
+    init_topology(settings, catalog, topology)
+    plan = plan_topics(catalog, topology)
+    raw_topic = topology.raw(AGENCY, DATASET)
+    entries = len(catalog.current_list.entries)
+    full_view = next(e for e in catalog.current_list.entries if e.id == "bench-tax-full")
+
+    port = free_port()
+    env = {
+        "SHULIAN_BOOTSTRAP_SERVERS": stack.bootstrap,
+        "SHULIAN_REGISTRY_URL": stack.registry_url,
+        "SHULIAN_CATALOG_DIR": str(settings.catalog_dir),
+        "SHULIAN_SCHEMAS_DIR": str(settings.schemas_dir),
+        "SHULIAN_HMAC_MASTER_KEY": MASTER_KEY,
+        "SHULIAN_METRICS_PORT": str(port),
+        "SHULIAN_WORKER_ID": f"bench-{run}",
+        "SHULIAN_DEFAULT_PARTITIONS": str(partitions),
+        "SHULIAN_DATA_DIR": str(stack.workdir / f"worker-{run}"),
+        "SHULIAN_LOG_FORMAT": "json",
+        "SHULIAN_LOG_LEVEL": os.environ.get("SHULIAN_BENCH_WORKER_LOG_LEVEL", "INFO"),
+    }
+    proc = stack.spawn(f"worker-{run}", python_argv("shulian.cli.main", "worker",
+                                                     "--namespace", ns), env=env)
+    alive = lambda: proc.poll() is None  # noqa: E731
+    rss = RssSampler(proc.pid).start()
+    try:
+        produce_all(settings, raw_topic, workload.warmup.records)
+        warm = len(workload.warmup.records)
+        wait_for(lambda: _settled(port, warm), timeout_s=180, what="chain warm-up",
+                 alive=alive, interval_s=0.2)
+        rss.mark("start")
+        before = read_progress(port)
+        since_ms = int(time.time() * 1000)
+        n = len(workload.throughput.records)
+        produce_all(settings, raw_topic, workload.throughput.records)
+        wait_for(lambda: _settled(port, warm + n), timeout_s=timeout_s,
+                 what="chain throughput", alive=alive, interval_s=0.1)
+        rss.mark("after_throughput")
+        progress = read_progress(port)
+        canonical = progress.canonical - before.canonical
+        rejected = progress.ingest_rejected - before.ingest_rejected
+        delivered = progress.delivered - before.delivered
+        expect = canonical + rejected + canonical * entries + delivered
+        scans = scan_topics(settings, [*plan.canonical, *plan.deadletter, *plan.egress,
+                                       *plan.audit], since_ms=since_ms, expect=expect)
+        first = merge_scans(scans[t] for t in (*plan.canonical, *plan.deadletter))
+        last = merge_scans(scans[t] for t in (*plan.egress, *plan.audit, *plan.deadletter))
+        egress = sum(scans[t].count for t in plan.egress)
+        audit = sum(scans[t].count for t in plan.audit)
+        dead = sum(scans[t].count for t in plan.deadletter)
+        throughput = PhaseResult(
+            records=n, outputs=egress + audit + dead, first_ms=first.first_ms,
+            last_ms=last.last_ms, rate=rate_of(n, first.first_ms, last.last_ms),
+            detail={"valid_generated": workload.throughput.valid,
+                    "invalid_generated": workload.throughput.invalid,
+                    "canonical": sum(scans[t].count for t in plan.canonical),
+                    "deadletter": dead, "audit": audit, "egress": egress,
+                    "egress_by_topic": {t: scans[t].count for t in plan.egress},
+                    "metrics_canonical": canonical,
+                    "metrics_rejected": rejected,
+                    "metrics_delivered": delivered,
+                    "entries": entries})
+        egress_topic = topology.egress(full_view.consumer, DATASET)
+        latency = measure_latency(settings, raw_topic=raw_topic, egress_topic=egress_topic,
+                                  records=workload.latency.records, rate=latency_rate,
+                                  seconds=latency_seconds)
+        rss.mark("end")
+        soak: dict[str, Any] | None = None
+        if soak_seconds > 0:
+            soak_start, soak_t0 = rss.marks["end"], time.monotonic()
+            soak_lat = measure_latency(settings, raw_topic=raw_topic, egress_topic=egress_topic,
+                                       records=workload.latency.records, rate=latency_rate,
+                                       seconds=soak_seconds)
+            rss.mark("soak_end")
+            window = [r for t, r in rss.samples if t >= soak_t0]
+            soak = {"seconds": soak_seconds, "latency": asdict(soak_lat),
+                    "rss": {"start_mb": _mb(soak_start), "end_mb": _mb(rss.marks["soak_end"]),
+                            "peak_mb": _mb(max(window, default=0)),
+                            "growth_mb": _mb(rss.marks["soak_end"] - soak_start)},
+                    "rss_samples_mb": [_mb(r) for r in window[:: max(1, len(window) // 120)]]}
+    finally:
+        rss.stop()
+        stack.stop_child(proc, timeout_s=20)
+    return ChainRun(
+        throughput=throughput, latency=latency,
+        rss=RssResult(start_mb=_mb(rss.marks.get("start")),
+                      after_throughput_mb=_mb(rss.marks.get("after_throughput")),
+                      end_mb=_mb(rss.marks.get("end")), peak_mb=_mb(rss.peak) or 0.0),
+        soak=soak)
+
+
+def _settled(port: int, raw: int) -> bool:
+    try:
+        return read_progress(port).settled(raw)
+    except OSError:
+        return False

@@ -1,0 +1,73 @@
+"""Phases 1 and 2: the one-hop baselines (bench.limit and bench.naive as child processes).
+
+Each run gets fresh source/sink topics holding the same generated records; the child consumes
+the backlog, and the rate is taken from the sink's record timestamps: records / (last - first),
+so process start-up and group joins are not counted.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+from bench.data import Workload
+from bench.harness import Stack, produce_all, python_argv, scan_topics, wait_for
+from bench.report import PhaseResult, rate_of
+
+PARTITIONS = 3
+
+
+def _topics(stack: Stack, hop: str, run: int) -> tuple[str, str]:
+    tag = f"bench.{hop}.r{run}.{uuid.uuid4().hex[:6]}"
+    source, sink = f"{tag}.in", f"{tag}.out"
+    stack.create_topics([source, sink], partitions=PARTITIONS)
+    return source, sink
+
+
+def _schema_file(stack: Stack, workload: Workload) -> Path:
+    path = stack.workdir / "raw_schema.avsc"
+    if not path.exists():
+        path.write_text(json.dumps(workload.raw_schema), encoding="utf-8")
+    return path
+
+
+def _result(stack: Stack, sink: str, n: int) -> PhaseResult:
+    scan = scan_topics(stack.settings(), [sink], expect=n)[sink]
+    return PhaseResult(records=n, outputs=scan.count, first_ms=scan.first_ms,
+                       last_ms=scan.last_ms, rate=rate_of(n, scan.first_ms, scan.last_ms))
+
+
+def run_limit(stack: Stack, workload: Workload, *, run: int,
+              timeout_s: float = 600.0) -> PhaseResult:
+    source, sink = _topics(stack, "limit", run)
+    records = workload.throughput.records
+    produce_all(stack.settings(), source, records)
+    proc = stack.spawn(f"limit-{run}", python_argv(
+        "bench.limit", "--bootstrap", stack.bootstrap, "--source", source, "--sink", sink,
+        "--count", str(len(records)), "--schema", str(_schema_file(stack, workload)),
+        "--partitions", str(PARTITIONS)))
+    wait_for(lambda: proc.poll() is not None, timeout_s=timeout_s, what="limit hop")
+    code = stack.stop_child(proc)
+    if code != 0:
+        raise RuntimeError(f"limit hop exited {code}; see {stack.workdir}/limit-{run}.log")
+    return _result(stack, sink, len(records))
+
+
+def run_naive(stack: Stack, workload: Workload, *, run: int,
+              timeout_s: float = 900.0) -> PhaseResult:
+    source, sink = _topics(stack, "naive", run)
+    records = workload.throughput.records
+    produce_all(stack.settings(), source, records)
+    done = stack.workdir / f"naive-{run}.done"
+    datadir = stack.workdir / f"naive-{run}-data"
+    proc = stack.spawn(f"naive-{run}", python_argv(
+        "bench.naive", "--bootstrap", stack.bootstrap, "--source", source, "--sink", sink,
+        "--count", str(len(records)), "--schema", str(_schema_file(stack, workload)),
+        "--done", str(done), "--datadir", str(datadir)))
+    try:
+        wait_for(done.exists, timeout_s=timeout_s, what="naive Faust hop",
+                 alive=lambda: proc.poll() is None, interval_s=0.2)
+    finally:
+        stack.stop_child(proc)
+    return _result(stack, sink, len(records))

@@ -1,0 +1,66 @@
+"""``shulian bench``: throughput, latency and memory of the chain next to two one-hop baselines.
+
+The benchmark code lives in the repository's ``bench/`` package (not installed with the wheel);
+this command runs it from a checkout.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from shulian.cli.common import friendly_errors
+
+
+@click.command("bench")
+@click.option("--records", type=click.IntRange(min=100), default=50_000, show_default=True,
+              envvar="SHULIAN_BENCH_RECORDS",
+              help="Raw records per throughput phase [env SHULIAN_BENCH_RECORDS]")
+@click.option("--seconds", type=click.FloatRange(min=1), default=15.0, show_default=True,
+              envvar="SHULIAN_BENCH_SECONDS",
+              help="Length of the latency phase [env SHULIAN_BENCH_SECONDS]")
+@click.option("--latency-rate", type=click.FloatRange(min=1), default=1000.0,
+              show_default=True, envvar="SHULIAN_BENCH_LATENCY_RATE",
+              help="Offered load (raw records/s) of the latency phase "
+                   "[env SHULIAN_BENCH_LATENCY_RATE]")
+@click.option("--runs", type=click.IntRange(min=1), default=3, show_default=True,
+              envvar="SHULIAN_BENCH_RUNS",
+              help="Runs of every phase; the summary gives medians [env SHULIAN_BENCH_RUNS]")
+@click.option("--soak-seconds", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              envvar="SHULIAN_BENCH_SOAK_SECONDS",
+              help="After the last run, keep the offered load this long and record the "
+                   "worker's RSS (300 for the 5-minute flatness check; 0 = no soak) "
+                   "[env SHULIAN_BENCH_SOAK_SECONDS]")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, envvar="SHULIAN_BENCH_JSON",
+              help="Write the full report here, e.g. bench/results/x.json "
+                   "[env SHULIAN_BENCH_JSON]")
+@click.option("--keep-logs", is_flag=True, envvar="SHULIAN_BENCH_KEEP_LOGS",
+              help="Keep the temp directory with every child's log [env SHULIAN_BENCH_KEEP_LOGS]")
+@friendly_errors
+def bench(records: int, seconds: float, latency_rate: float, runs: int, soak_seconds: float,
+          json_path: Path | None, keep_logs: bool) -> None:
+    """Benchmark the chain on its own embedded broker and registry.
+
+    In one invocation, on the same generated records (reference workload: one dataset of 13
+    fields, four list entries, audit on, 1% invalid): (1) limit: a plain confluent-kafka hop;
+    (2) naive: the same hop as an untuned Faust agent; (3) chain: `shulian worker`. Then the
+    chain's latency at a fixed offered load and the worker's RSS. Prints a table; --json
+    writes every figure. All children and ports are released on exit, failure or Ctrl-C.
+    """
+    try:
+        from bench.report import table
+        from bench.suite import BenchParams, run_benchmark, write_json
+    except ImportError as exc:
+        raise click.ClickException(
+            "the bench/ package is not importable: run from a source checkout") from exc
+
+    params = BenchParams(records=records, runs=runs, latency_rate=latency_rate,
+                         latency_seconds=seconds, soak_seconds=soak_seconds)
+    report = run_benchmark(params, echo=click.echo, keep_workdir=keep_logs)
+    click.echo("")
+    click.echo(table(report))
+    if json_path is not None:
+        write_json(report, json_path)
+        click.echo(f"report written to {json_path}")
