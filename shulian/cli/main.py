@@ -6,6 +6,7 @@ import click
 
 from shulian import __version__
 from shulian.cli.audit import audit
+from shulian.cli.bench import bench
 from shulian.cli.broker import broker
 from shulian.cli.catalog import catalog
 from shulian.cli.connect import connect
@@ -36,6 +37,7 @@ cli.add_command(audit)
 cli.add_command(replay)
 cli.add_command(up)
 cli.add_command(connect)
+cli.add_command(bench)
 
 
 def main() -> None:
