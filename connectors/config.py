@@ -12,7 +12,7 @@ its class joins :data:`connectors.table.CONNECTORS`.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,6 +31,7 @@ from shulian.errors import ConfigError, ConfigIssue
 __all__ = [
     "ConnectorConfig",
     "LoadedConnector",
+    "env_refs",
     "env_secret",
     "load_connector_files",
     "missing_env",
@@ -94,10 +95,18 @@ def _env_refs(obj: Any, prefix: str) -> Iterable[tuple[str, str]]:
             yield from _env_refs(v, f"{prefix}{i}.")
 
 
-def missing_env(config: BaseModel, *, file: str) -> list[ConfigIssue]:
-    """An issue for every environment variable the config names that is not set."""
+def env_refs(config: BaseModel) -> list[tuple[str, str]]:
+    """(field path, env var name) for every ``*_env`` field of a config, nested ones too."""
+    return list(_env_refs(config, ""))
+
+
+def missing_env(config: BaseModel, *, file: str,
+                env: Mapping[str, str] | None = None) -> list[ConfigIssue]:
+    """An issue for every environment variable the config names that is not set in ``env``
+    (default ``os.environ``)."""
+    environ = os.environ if env is None else env
     return [ConfigIssue(file, path, f"environment variable {var} is not set")
-            for path, var in _env_refs(config, "") if not os.environ.get(var)]
+            for path, var in _env_refs(config, "") if not environ.get(var)]
 
 
 def _loc(loc: Sequence[int | str]) -> str:
@@ -106,12 +115,17 @@ def _loc(loc: Sequence[int | str]) -> str:
     return ".".join(parts) or "<root>"
 
 
-def parse_connector(data: Any, *, file: str, base_dir: Path | None = None) -> Any:
-    """Validate one parsed YAML document; ConfigError naming file and field on failure."""
+def parse_connector(data: Any, *, file: str, base_dir: Path | None = None,
+                    env: Mapping[str, str] | None = None, strict_env: bool = True) -> Any:
+    """Validate one parsed YAML document; ConfigError naming file and field on failure.
+
+    ``env`` (default ``os.environ``) expands ``${NAME}`` in path fields; an unset name is an
+    issue unless ``strict_env`` is false."""
     if not isinstance(data, dict):
         raise ConfigError([ConfigIssue(file, "<root>", "expected a mapping with a 'type' key")])
     try:
-        return _ADAPTER.validate_python(data, context={"base_dir": base_dir})
+        return _ADAPTER.validate_python(data, context={"base_dir": base_dir, "env": env,
+                                                       "strict_env": strict_env})
     except ValidationError as exc:
         issues = []
         tag = str(data.get("type"))
@@ -138,11 +152,12 @@ def _types() -> list[str]:
 
 
 def load_connector_files(
-    paths: Iterable[str | Path], *, check_env: bool = True
+    paths: Iterable[str | Path], *, check_env: bool = True, env: Mapping[str, str] | None = None
 ) -> list[LoadedConnector]:
     """Every file validated; all problems of all files reported together in one ConfigError.
 
-    ``check_env``: also report environment variables named by ``*_env`` fields that are unset.
+    ``check_env``: also report environment variables named by ``*_env`` fields (and ``${NAME}``
+    in path fields) that are unset in ``env`` (default ``os.environ``).
     Connector names must be unique across the files.
     """
     loaded: list[LoadedConnector] = []
@@ -165,12 +180,13 @@ def load_connector_files(
             issues.append(ConfigIssue(file, "<file>", f"invalid YAML{where}"))
             continue
         try:
-            config = parse_connector(data, file=file, base_dir=path.resolve().parent)
+            config = parse_connector(data, file=file, base_dir=path.resolve().parent, env=env,
+                                     strict_env=check_env)
         except ConfigError as exc:
             issues.extend(exc.issues)
             continue
         if check_env:
-            issues.extend(missing_env(config, file=file))
+            issues.extend(missing_env(config, file=file, env=env))
         if config.name in seen:
             issues.append(ConfigIssue(file, "name", f"connector name {config.name!r} is also "
                                       f"used in {seen[config.name]}"))

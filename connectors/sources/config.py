@@ -2,12 +2,16 @@
 
 Secrets are never in the file: a field ending in ``_env`` names the environment variable that
 holds the secret; it is read when the connector is built (and checked by ``connect check``).
-Relative paths are resolved against the directory of the config file.
+Path fields may name environment variables as ``${NAME}`` (e.g. ``${SHULIAN_STATE_DIR}``, which
+``shulian up`` sets to its state directory); relative paths are resolved against the directory
+of the config file.
 """
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
@@ -31,6 +35,7 @@ __all__ = [
     "GatewayConfig",
     "SourceCommon",
     "TableSourceConfig",
+    "expand_env_refs",
     "resolve_path",
 ]
 
@@ -40,9 +45,34 @@ NAME = r"^[a-z0-9][a-z0-9_.-]*$"
 _SQL_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def expand_env_refs(text: str, env: Mapping[str, str], *, strict: bool = True) -> str:
+    """``${NAME}`` replaced by the variable's value; an unset one is an error when ``strict``
+    (else left as written, for checks that do not require the environment)."""
+
+    def sub(m: re.Match[str]) -> str:
+        value = env.get(m.group(1))
+        if value:
+            return value
+        if strict:
+            raise ValueError(f"environment variable {m.group(1)} is not set")
+        return m.group(0)
+
+    return _ENV_REF.sub(sub, text)
+
+
 def resolve_path(value: Path, info: ValidationInfo) -> Path:
-    """``value`` made absolute against the config file's directory (``context['base_dir']``)."""
-    base = (info.context or {}).get("base_dir") if info.context else None
+    """``value`` with ``${NAME}`` expanded from the environment (``context['env']``, default
+    ``os.environ``), made absolute against the config file's directory (``context['base_dir']``).
+    """
+    ctx = info.context or {}
+    if "${" in str(value):
+        env = ctx.get("env")
+        value = Path(expand_env_refs(str(value), os.environ if env is None else env,
+                                     strict=ctx.get("strict_env", True)))
+    base = ctx.get("base_dir")
     if value.is_absolute() or base is None:
         return value
     return (Path(base) / value).resolve()

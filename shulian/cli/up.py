@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import sys
 import tempfile
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from types import FrameType
 
 import click
 
 from shulian.cli.common import friendly_errors, settings_from
-from shulian.embedded.stack import Endpoints, stack_children
-from shulian.embedded.supervisor import ChildDied, StopRequested, Supervisor
+from shulian.embedded.stack import (
+    STACK_LIST,
+    ConnectorPlan,
+    Endpoints,
+    connector_configs,
+    plan_connectors,
+    stack_children,
+)
+from shulian.embedded.supervisor import ChildDied, ChildSpec, StopRequested, Supervisor
+from shulian.errors import ConfigError, ConfigIssue
 from shulian.log import get_logger
 from shulian.settings import Settings
 
 log = get_logger(__name__)
+
+DEFAULT_POSTGRES_PORT = 5433  # beside, not on, a PostgreSQL the machine may already run
 
 
 def initialise(settings: Settings) -> None:
@@ -33,19 +47,72 @@ def initialise(settings: Settings) -> None:
     click.echo(f"initialised: {report.topics} topics, {report.subjects} schema subjects")
 
 
-def endpoints_table(endpoints: Endpoints, *, running: set[str]) -> str:
+def endpoints_table(endpoints: Endpoints, *, running: set[str],
+                    extra: list[tuple[str, str]] | None = None) -> str:
     """One line per endpoint; those whose child is not part of this stack say so."""
-    served_by = {"gateway": "gateway", "metrics": "worker"}
-    rows = [(k, v if served_by.get(k, "") in running | {""} else f"{v} (not running: no "
-             f"{served_by[k]} in this stack)") for k, v in endpoints.rows()]
+    served_by = {"gateway": "connect", "metrics": "worker"}
+    rows = []
+    for k, v in [*endpoints.rows(), *(extra or [])]:
+        child = served_by.get(k.split()[0])
+        if child is not None and child not in running:
+            v = f"{v} (not running: no {k.split()[0]} in this stack)"
+        rows.append((k, v))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"  {k.ljust(width)}  {v}" for k, v in rows)
+
+
+@dataclass(frozen=True)
+class RunDirs:
+    """Where a run keeps its logs, connector state and database; ``temporary``: made for this
+    run (no --data-dir), the database is removed when the stack stops."""
+
+    base: Path
+    temporary: bool
+
+    @property
+    def logs(self) -> Path:
+        return self.base / "logs"
+
+    @property
+    def state(self) -> Path:
+        return self.base / "state"
+
+    @property
+    def postgres(self) -> Path:
+        return self.base / "postgres"
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> RunDirs:
+        if settings.data_dir is not None:
+            return cls(settings.data_dir.resolve(), temporary=False)
+        return cls(Path(tempfile.mkdtemp(prefix="shulian-up-")), temporary=True)
+
+
+def postgres_child(dirs: RunDirs, port: int) -> tuple[ChildSpec, str]:
+    """The stack's own PostgreSQL (initialised on first use) and its DSN."""
+    from shulian.embedded.postgres import PgCluster, answers
+
+    cluster = PgCluster.prepare(dirs.postgres, port=port)
+    spec = ChildSpec("postgres", cluster.serve_argv(), ready=partial(answers, cluster.dsn),
+                     ready_timeout_s=60.0, stop_timeout_s=30.0)
+    return spec, cluster.dsn
+
+
+def print_tokens(plan: ConnectorPlan) -> None:
+    """The dev gateway tokens, once, on stdout (never logged; the gateway keeps only hashes)."""
+    if not plan.generated_tokens:
+        return
+    click.echo("gateway tokens for this run (their variables were unset; shown once, "
+               "the gateway keeps only their SHA-256):")
+    for var, token in plan.generated_tokens.items():
+        click.echo(f"  {var}={token}")
 
 
 @click.command("up")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               envvar="SHULIAN_DATA_DIR",
-              help="Keep broker data on disk under DIR (survives a restart); default in memory "
+              help="Keep broker data, connector state and the stack's database under DIR "
+                   "(survives a restart); default: memory and a temporary directory "
                    "[env SHULIAN_DATA_DIR]")
 @click.option("--broker-port", type=int, default=None, envvar="SHULIAN_BROKER_PORT",
               help="Broker port [env SHULIAN_BROKER_PORT, default 9092]")
@@ -58,35 +125,69 @@ def endpoints_table(endpoints: Endpoints, *, running: set[str]) -> str:
 @click.option("--catalog", "catalog_dir", type=click.Path(file_okay=False, path_type=Path),
               default=None, envvar="SHULIAN_CATALOG_DIR",
               help="Catalogue folder [env SHULIAN_CATALOG_DIR, default ./catalog]")
+@click.option("--connectors", "connectors", type=click.Path(path_type=Path), default=None,
+              envvar="SHULIAN_CONNECTORS_DIR",
+              help=f"Connector configs to run: a list file, a folder with {STACK_LIST}, or a "
+                   f"folder whose *.yaml all run; an empty folder runs none "
+                   f"[env SHULIAN_CONNECTORS_DIR, default connectors/examples ({STACK_LIST})]")
+@click.option("--postgres-dsn", default=None, envvar="SHULIAN_POSTGRES_DSN",
+              help="Use this PostgreSQL for the PostgreSQL sinks whose dsn_env is unset instead "
+                   "of starting one [env SHULIAN_POSTGRES_DSN]")
+@click.option("--postgres-port", type=int, default=None, envvar="SHULIAN_POSTGRES_PORT",
+              help="Port of the stack's own PostgreSQL on 127.0.0.1 "
+                   f"[env SHULIAN_POSTGRES_PORT, default {DEFAULT_POSTGRES_PORT}]")
 @click.pass_context
 @friendly_errors
 def up(ctx: click.Context, data_dir: Path | None, broker_port: int | None,
        registry_port: int | None, gateway_port: int | None, metrics_port: int | None,
-       catalog_dir: Path | None) -> None:
+       catalog_dir: Path | None, connectors: Path | None, postgres_dsn: str | None,
+       postgres_port: int | None) -> None:
     """Run the embedded stack until Ctrl-C or SIGTERM.
 
-    Broker, schema registry, topics and schemas, chain worker and connectors, in that order,
-    each started once the one before is ready. A child that dies stops the whole stack
+    Broker, schema registry, the stack's PostgreSQL (when a PostgreSQL sink needs one), topics
+    and schemas, chain worker and connectors, in that order, each started once the one before
+    is ready. Connector configs are checked first: the stack supplies ${SHULIAN_STATE_DIR} (its
+    state folder), a dev token for every unset gateway token_env (printed once) and its
+    database's DSN for every unset PostgreSQL-sink dsn_env; anything else missing stops `up`
+    before it starts, naming the file and field. A child that dies stops the whole stack
     (exit code 1); Ctrl-C or SIGTERM stops every child in reverse order.
     """
+    if connectors is not None and not connectors.exists():
+        raise ConfigError([ConfigIssue(str(connectors), "--connectors",
+                                       "no such connector folder or list file")])
     settings = settings_from(
         ctx, data_dir=data_dir, broker_port=broker_port, registry_port=registry_port,
         gateway_port=gateway_port, metrics_port=metrics_port, catalog_dir=catalog_dir,
+        connectors_dir=connectors,
     )
     endpoints = Endpoints.from_settings(settings)
     settings = settings.model_copy(update={
         "bootstrap_servers": endpoints.bootstrap, "registry_url": endpoints.registry_url})
     root = ctx.find_root().command
     commands = set(root.commands) if isinstance(root, click.Group) else set()
-    children = stack_children(settings, endpoints, commands=commands)
 
-    if settings.data_dir is not None:
-        log_dir = settings.data_dir.resolve() / "logs"
-    else:
-        log_dir = Path(tempfile.mkdtemp(prefix="shulian-up-"))
-    log_dir.mkdir(parents=True, exist_ok=True)
-    click.echo(f"logs in {log_dir}")
-    sup = Supervisor(log_dir=log_dir)
+    dirs = RunDirs.for_settings(settings)
+    pg_port = postgres_port or DEFAULT_POSTGRES_PORT
+    stack_dsn = postgres_dsn or f"postgresql://postgres@127.0.0.1:{pg_port}/postgres"
+    plan: ConnectorPlan | None = None
+    if "connect" in commands:
+        plan = plan_connectors(
+            connector_configs(settings), environ=os.environ, state_dir=dirs.state,
+            stack_dsn=stack_dsn, gateway_host=settings.gateway_host,
+            gateway_port=settings.gateway_port)
+        for d in plan.directories:
+            d.mkdir(parents=True, exist_ok=True)
+    pg_spec: ChildSpec | None = None
+    if plan is not None and plan.wants_stack_postgres and postgres_dsn is None:
+        pg_spec, stack_dsn = postgres_child(dirs, pg_port)
+    children = stack_children(settings, endpoints, commands=commands, connectors=plan,
+                              postgres=pg_spec)
+
+    dirs.logs.mkdir(parents=True, exist_ok=True)
+    click.echo(f"logs in {dirs.logs}")
+    if plan is not None:
+        print_tokens(plan)
+    sup = Supervisor(log_dir=dirs.logs)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         sup.request_stop()
@@ -99,7 +200,13 @@ def up(ctx: click.Context, data_dir: Path | None, broker_port: int | None,
         initialise(settings)
         sup.start_all(c for c in children if c.needs_init)
         running = {c.name for c in sup.children}
-        click.echo("stack ready:\n" + endpoints_table(endpoints, running=running))
+        extra: list[tuple[str, str]] = []
+        if plan is not None and plan.stack_dsn_vars:
+            extra.append(("postgres", f"{stack_dsn}  ({', '.join(plan.stack_dsn_vars)})"))
+        if plan is not None and "connect" in running:
+            extra.append(("connectors", ", ".join(p.name for p in plan.paths)))
+            extra.append(("state", str(dirs.state)))
+        click.echo("stack ready:\n" + endpoints_table(endpoints, running=running, extra=extra))
         click.echo("children: " + ", ".join(c.name for c in sup.children))
         code = sup.watch()
         if sup.died is not None:
@@ -111,5 +218,7 @@ def up(ctx: click.Context, data_dir: Path | None, broker_port: int | None,
         code = 1
     finally:
         sup.stop_all()
+        if dirs.temporary:
+            shutil.rmtree(dirs.postgres, ignore_errors=True)
         click.echo("stack stopped", err=True)
     sys.exit(code)

@@ -27,6 +27,7 @@ import os
 import pwd
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -94,6 +95,11 @@ class PgCluster:
         os.chmod(data, 0o755)
         if cluster.user is not None:
             shutil.chown(data, cluster.user, cluster.user)
+            # the server's user must reach ``data``: let it traverse (not list) our folder
+            parent = data.resolve().parent
+            mode = parent.stat().st_mode
+            if parent.stat().st_uid == os.geteuid() and not mode & stat.S_IXOTH:
+                os.chmod(parent, stat.S_IMODE(mode) | stat.S_IXOTH)
         if not cluster.initialised:
             cluster.init()
         return cluster

@@ -8,8 +8,9 @@ where that command does not exist yet. Children configure themselves from SHULIA
 
 from __future__ import annotations
 
+import secrets
 import sys
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -17,7 +18,10 @@ from pathlib import Path
 from shulian.embedded.net import http_answers
 from shulian.embedded.supervisor import ChildSpec
 from shulian.embedded.tansu import broker_answers_metadata
+from shulian.errors import ConfigError, ConfigIssue
 from shulian.settings import Settings
+
+STACK_LIST = "up.list"  # in a connectors directory: the configs ``shulian up`` runs
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,10 @@ def child_env(settings: Settings, endpoints: Endpoints) -> dict[str, str]:
     }
 
 
+def _dev_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
 def _registry_ready(url: str) -> bool:
     import httpx
 
@@ -73,18 +81,112 @@ def _registry_ready(url: str) -> bool:
 
 
 def connector_configs(settings: Settings) -> list[Path]:
-    d = settings.connectors_dir
-    if not d.is_dir():
+    """The connector configs the stack runs, from ``settings.connectors_dir``:
+
+    - a list file: the configs it names, one per line, relative to the list file (``#``
+      comments and blank lines ignored);
+    - a directory holding ``up.list``: that list;
+    - any other directory: every ``*.yaml``/``*.yml`` in it (an empty one: no connectors).
+
+    A missing path means no connectors (``shulian up`` refuses one it was given explicitly); a
+    config named by a list file that does not exist is a ConfigError naming the list and line.
+    """
+    target = settings.connectors_dir
+    if target.is_dir() and (target / STACK_LIST).is_file():
+        target = target / STACK_LIST
+    if target.is_dir():
+        return sorted(p for p in target.iterdir() if p.suffix in (".yaml", ".yml"))
+    if not target.is_file():
         return []
-    return sorted(p for p in d.iterdir() if p.suffix in (".yaml", ".yml"))
+    paths: list[Path] = []
+    issues: list[ConfigIssue] = []
+    for n, line in enumerate(target.read_text(encoding="utf-8").splitlines(), start=1):
+        entry = line.split("#", 1)[0].strip()
+        if not entry:
+            continue
+        path = (target.parent / entry).resolve()
+        if not path.is_file():
+            issues.append(ConfigIssue(str(target), f"line {n}", f"no such config file {entry}"))
+        paths.append(path)
+    if issues:
+        raise ConfigError(issues)
+    return paths
+
+
+@dataclass(frozen=True)
+class ConnectorPlan:
+    """What the ``connect`` child of the stack needs, worked out before anything starts."""
+
+    paths: tuple[Path, ...]
+    env: Mapping[str, str]  # extra environment of the connect child (secrets included)
+    generated_tokens: Mapping[str, str]  # env var -> dev token made up for this run
+    stack_dsn_vars: tuple[str, ...]  # postgres sinks' dsn_env variables given the stack's DSN
+    directories: tuple[Path, ...]  # to create before the connectors start
+    gateway_url: str | None  # the connect child is ready when this answers
+
+    @property
+    def wants_stack_postgres(self) -> bool:
+        return bool(self.stack_dsn_vars)
+
+
+def plan_connectors(
+    paths: Sequence[Path], *, environ: Mapping[str, str], state_dir: Path, stack_dsn: str,
+    gateway_host: str, gateway_port: int, make_token: Callable[[], str] = _dev_token,
+) -> ConnectorPlan:
+    """Validate the configs and supply what the stack can: ``${SHULIAN_STATE_DIR}`` (the stack's
+    state directory), a dev token for every gateway ``token_env`` that is unset, the stack's
+    PostgreSQL DSN for every PostgreSQL sink ``dsn_env`` that is unset, the file-drop
+    directories. Anything else a config needs and the environment lacks is a ConfigError naming
+    the file and the field (nothing is skipped).
+    """
+    from connectors.config import load_connector_files
+    from connectors.sources.config import FileDropConfig, GatewayConfig, TableSourceConfig
+
+    env: dict[str, str] = {
+        "SHULIAN_STATE_DIR": str(state_dir),
+        "SHULIAN_GATEWAY_HOST": gateway_host,
+        "SHULIAN_GATEWAY_PORT": str(gateway_port),
+    }
+    loaded = load_connector_files(paths, check_env=False, env={**environ, **env})
+    tokens: dict[str, str] = {}
+    dsn_vars: list[str] = []
+    dirs: list[Path] = []
+    gateway_url: str | None = None
+    for c in loaded:
+        cfg = c.config
+        if isinstance(cfg, GatewayConfig):
+            for acc in cfg.agencies.values():
+                var = acc.token_env
+                if var and not environ.get(var) and var not in tokens:
+                    tokens[var] = make_token()
+            host = cfg.host or gateway_host
+            gateway_url = f"http://{host}:{cfg.port or gateway_port}/healthz"
+        elif c.type == "postgres":
+            var = cfg.dsn_env
+            if not environ.get(var) and var not in dsn_vars:
+                dsn_vars.append(var)
+        elif isinstance(cfg, FileDropConfig):
+            dirs += [cfg.directory, cfg.state_path.parent]
+        elif isinstance(cfg, TableSourceConfig):
+            dirs.append(cfg.state_file.parent)
+    env |= tokens
+    env |= {var: stack_dsn for var in dsn_vars}
+    # everything else the configs name must be in the environment already
+    load_connector_files(paths, check_env=True, env={**environ, **env})
+    return ConnectorPlan(paths=tuple(paths), env=env, generated_tokens=tokens,
+                         stack_dsn_vars=tuple(dsn_vars), directories=tuple(dict.fromkeys(dirs)),
+                         gateway_url=gateway_url)
 
 
 def stack_children(
-    settings: Settings, endpoints: Endpoints, *, commands: Collection[str]
+    settings: Settings, endpoints: Endpoints, *, commands: Collection[str],
+    connectors: ConnectorPlan | None = None, postgres: ChildSpec | None = None,
 ) -> list[ChildSpec]:
     """The children of ``shulian up`` in start order; only those whose command exists.
 
-    ``needs_init`` children start after topics and schemas are initialised.
+    ``needs_init`` children start after topics and schemas are initialised. ``connectors``:
+    the planned connector set (default: :func:`connector_configs`, environment as it is);
+    ``postgres``: the stack's own database, started before the connectors.
     """
     env = child_env(settings, endpoints)
     broker_argv = ["broker", "--port", str(settings.broker_port)]
@@ -120,10 +222,21 @@ def stack_children(
                  "SHULIAN_GATEWAY_PORT": str(settings.gateway_port)},
             ready=partial(http_answers, endpoints.gateway_url), needs_init=True,
         ))
-    configs = connector_configs(settings)
-    if "connect" in commands and configs:
+    if postgres is not None:
+        children.append(postgres)
+    if "connect" not in commands:
+        return children
+    if connectors is None:
+        configs: Sequence[Path] = connector_configs(settings)
+        extra: Mapping[str, str] = {}
+        ready = None
+    else:
+        configs, extra = connectors.paths, connectors.env
+        url = connectors.gateway_url
+        ready = None if url is None else partial(http_answers, url)
+    if configs:
         children.append(ChildSpec(
-            "connect", shulian_argv("connect", "run", *map(str, configs)), env=env,
-            needs_init=True, stop_timeout_s=20.0,
+            "connect", shulian_argv("connect", "run", *map(str, configs)), env={**env, **extra},
+            ready=ready, needs_init=True, stop_timeout_s=20.0,
         ))
     return children
