@@ -18,6 +18,7 @@ from shulian.embedded.tansu import broker_answers_metadata
 
 MARK = "SHULIAN_TEST_MARK"
 SHULIAN = str(Path(sys.executable).parent / "shulian")
+EXAMPLES = Path(__file__).resolve().parents[2] / "connectors" / "examples"
 
 
 def cmdline(pid: int) -> list[str]:
@@ -34,10 +35,13 @@ def stack(
 ) -> Iterator[tuple[subprocess.Popen[bytes], Path, dict[str, int]]]:
     ports = {"broker": free_port(), "registry": free_port(), "metrics": free_port()}
     out = tmp_path / "up.out"
+    no_connectors = tmp_path / "no-connectors"  # these tests are about the core children
+    no_connectors.mkdir()
     with out.open("wb") as fh:
         proc = subprocess.Popen(
             [SHULIAN, "up", "--broker-port", str(ports["broker"]),
-             "--registry-port", str(ports["registry"]), "--metrics-port", str(ports["metrics"])],
+             "--registry-port", str(ports["registry"]), "--metrics-port", str(ports["metrics"]),
+             "--connectors", str(no_connectors)],
             stdout=fh, stderr=subprocess.STDOUT,
             env={**os.environ, MARK: mark, "SHULIAN_LOG_FORMAT": "json"},
         )
@@ -83,3 +87,26 @@ def test_a_child_dying_is_reported_and_brings_the_stack_down(tmp_path: Path, uni
         assert code != 0
         assert "registry exited unexpectedly with code -9" in text
         assert '"event": "child.died"' in text
+
+
+def test_a_connector_whose_requirements_are_unmet_stops_up_before_anything_starts(
+    tmp_path: Path, unique: str
+) -> None:
+    """The PSB table source needs PSB_SOURCE_DSN, which the stack cannot supply: refused."""
+    listed = tmp_path / "up.list"
+    listed.write_text(f"{EXAMPLES / 'source-gateway.yaml'}\n{EXAMPLES / 'source-psb-table.yaml'}\n")
+    env = {k: v for k, v in os.environ.items() if not k.endswith(("_TOKEN", "_DSN"))}
+    proc = subprocess.run(
+        [SHULIAN, "up", "--broker-port", str(free_port()), "--connectors", str(listed)],
+        capture_output=True, text=True, timeout=60, env={**env, MARK: unique})
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "source-psb-table.yaml: dsn_env: environment variable PSB_SOURCE_DSN is not set" \
+        in proc.stderr
+    assert "stack ready" not in proc.stdout and "TOKEN=" not in proc.stdout
+    assert pids_with_env(MARK, unique) == []
+
+    missing = tmp_path / "nowhere.list"
+    proc = subprocess.run([SHULIAN, "up", "--connectors", str(missing)], capture_output=True,
+                          text=True, timeout=60, env={**env, MARK: unique})
+    assert proc.returncode == 2
+    assert f"{missing}: --connectors: no such connector folder or list file" in proc.stderr

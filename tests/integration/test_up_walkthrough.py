@@ -1,0 +1,150 @@
+"""The README walkthrough as a test: ``shulian up`` with its default connector set (gateway, file
+drop, the tax bureau's PostgreSQL sink, the stack's own PostgreSQL), an agency POSTing through
+the gateway with the token ``up`` printed, the consumer's rows appearing in PostgreSQL masked as
+the sharing list says, a file dropped into the stack's drop folder updating a row, and a clean
+stop (SIGTERM -> exit 0, nothing left running).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from shulian.embedded.net import free_port, wait_until
+from shulian.embedded.process import pids_with_env
+
+pytestmark = pytest.mark.integration
+
+MARK = "SHULIAN_TEST_MARK"
+SHULIAN = str(Path(sys.executable).parent / "shulian")
+
+# two licences as the market regulator writes them (its field names, Chinese code values,
+# capital in 万元, district names, two date formats); real check digits
+LICENCES: list[dict[str, Any]] = [
+    {"TYSHXYDM": "91440106MA59B8K2XT", "QYMC": "广州穗信数据科技有限公司", "QYLX": "有限责任公司",
+     "FDDBR": "陈志明", "FDDBRSFZH": "440106198503172237", "ZCZB": "500", "ZSQX": "天河区",
+     "ZS": "广州市天河区体育西路103号", "CLRQ": "2026年11月02日", "DJZT": "存续",
+     "LXDH": "020-38880001", "JYFW": "软件开发；信息技术咨询服务", "DJSJ": 1793577600000},
+    {"TYSHXYDM": "91440104MA5CQ1H7R5", "QYMC": "广州越秀云图信息有限公司", "QYLX": "股份有限公司",
+     "FDDBR": "林晓燕", "FDDBRSFZH": "440104199007091018", "ZCZB": "1200.5", "ZSQX": "越秀区",
+     "ZS": "广州市越秀区中山五路219号", "CLRQ": "2026-11-09", "DJZT": "在业",
+     "LXDH": None, "JYFW": None, "DJSJ": 1794182400000},
+]
+DROPPED_CSV = (
+    "TYSHXYDM,QYMC,QYLX,FDDBR,FDDBRSFZH,ZCZB,ZSQX,ZS,CLRQ,DJZT,LXDH,JYFW,DJSJ\n"
+    "91440106MA59B8K2XT,广州穗信数据科技有限公司,有限责任公司,陈志明,440106198503172237,800,"
+    "天河区,广州市天河区体育西路103号,2026年11月02日,存续,020-38880001,软件开发,1793577600000\n"
+)
+
+
+def stack_env(mark: str) -> dict[str, str]:
+    """Our environment without anything that would change what ``up`` supplies."""
+    drop = ("_GATEWAY_TOKEN", "_PG_DSN")
+    env = {k: v for k, v in os.environ.items()
+           if not k.endswith(drop) and not k.startswith("SHULIAN_")}
+    return {**env, MARK: mark, "SHULIAN_LOG_FORMAT": "json"}
+
+
+def rows(dsn: str) -> dict[str, dict[str, Any]]:
+    try:
+        with psycopg.connect(dsn, connect_timeout=2) as conn:
+            cur = conn.execute("SELECT * FROM shulian.tax_business_licence")
+            names = [d.name for d in cur.description or []]
+            return {r[0]: dict(zip(names, r, strict=True)) for r in cur.fetchall()}
+    except psycopg.Error:
+        return {}
+
+
+@pytest.fixture
+def up_stack(tmp_path: Path, unique: str) -> Iterator[tuple[subprocess.Popen[bytes], Path,
+                                                             dict[str, int]]]:
+    ports = {k: free_port() for k in ("broker", "registry", "gateway", "metrics", "postgres")}
+    out = tmp_path / "up.out"
+    with out.open("wb") as fh:
+        proc = subprocess.Popen(
+            [SHULIAN, "up", *(a for k, p in ports.items() for a in (f"--{k}-port", str(p)))],
+            stdout=fh, stderr=subprocess.STDOUT, env=stack_env(unique))
+    try:
+        ready = wait_until(lambda: proc.poll() is None and b"stack ready" in out.read_bytes(),
+                           timeout_s=90, interval_s=0.1)
+        assert ready, f"up not ready (exit {proc.poll()}):\n{out.read_text()[-4000:]}"
+        yield proc, out, ports
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=120)
+        assert wait_until(lambda: not pids_with_env(MARK, unique), timeout_s=15), \
+            f"left behind: {pids_with_env(MARK, unique)}"
+
+
+def test_agency_publishes_through_the_gateway_and_the_consumer_receives_in_postgres(
+    up_stack: tuple[subprocess.Popen[bytes], Path, dict[str, int]], unique: str
+) -> None:
+    proc, out, ports = up_stack
+    text = out.read_text()
+    tokens = dict(re.findall(r"^  ([A-Z_]+_GATEWAY_TOKEN)=(\S+)$", text, re.MULTILINE))
+    assert set(tokens) == {"PSB_GATEWAY_TOKEN", "AMR_GATEWAY_TOKEN", "HEALTH_TH_GATEWAY_TOKEN",
+                           "HEALTH_YX_GATEWAY_TOKEN"}
+    assert text.count(tokens["AMR_GATEWAY_TOKEN"]) == 1, "a token is printed once, never logged"
+    dsn = f"postgresql://postgres@127.0.0.1:{ports['postgres']}/postgres"
+    assert dsn in text
+    gateway = f"http://127.0.0.1:{ports['gateway']}"
+    url = f"{gateway}/v1/agencies/amr/datasets/business_licence/records"
+
+    # another agency's token is refused; the market regulator's own is accepted
+    other = httpx.post(url, json=LICENCES, timeout=30,
+                       headers={"Authorization": f"Bearer {tokens['PSB_GATEWAY_TOKEN']}"})
+    assert other.status_code == 403
+    reply = httpx.post(url, json=LICENCES, timeout=30,
+                       headers={"Authorization": f"Bearer {tokens['AMR_GATEWAY_TOKEN']}",
+                                "Idempotency-Key": f"walkthrough-{unique}"})
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["accepted"] == 2
+
+    assert wait_until(lambda: len(rows(dsn)) == 2, timeout_s=60, interval_s=0.2), \
+        f"rows: {rows(dsn)}"
+    got = rows(dsn)
+    first, second = got["91440106MA59B8K2XT"], got["91440104MA5CQ1H7R5"]
+    # harmonised onto the canonical elements
+    assert first["enterprise_type"] == "1100" and second["enterprise_type"] == "1200"
+    assert first["region"] == "440106" and second["region"] == "440104"
+    assert first["registered_capital"] == 500 * 10_000 * 100  # 万元 -> fen
+    assert str(second["established_on"]) == "2026-11-09"
+    # masked as list entry amr-tax-licence says: legal_rep_id keyed hash, phone keep 3 + 4
+    assert re.fullmatch(r"[0-9a-f]{64}", first["legal_rep_id"])
+    assert "440106198503172237" not in str(first.values())
+    assert first["phone"].startswith("020") and first["phone"].endswith("0001")
+    assert "3888" not in first["phone"]
+    assert second["phone"] is None
+    assert "business_scope" not in first  # not in the entry's fields
+    assert first["_entry_id"] == "amr-tax-licence"
+
+    # the same licence dropped as a CSV file into the stack's drop folder: the row is updated
+    state = Path(re.search(r"^  state\s+(\S+)$", text, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    drop = state / "drop" / "amr"
+    (drop / "export.csv.part").write_text(DROPPED_CSV, encoding="utf-8")
+    (drop / "export.csv.part").rename(drop / "export.csv")
+    assert wait_until(
+        lambda: rows(dsn)["91440106MA59B8K2XT"]["registered_capital"] == 800 * 10_000 * 100,
+        timeout_s=60, interval_s=0.2)
+    assert (drop / "done" / "export.csv").exists()
+    assert len(rows(dsn)) == 2  # upserted by record key
+
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 0
+    final = out.read_text()
+    assert "stack stopped" in final
+    assert final.count(tokens["AMR_GATEWAY_TOKEN"]) == 1
+    logs = Path(re.search(r"^logs in (\S+)$", final, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    for log in logs.glob("*.log"):
+        assert tokens["AMR_GATEWAY_TOKEN"] not in log.read_text(errors="replace"), log
