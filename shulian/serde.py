@@ -4,8 +4,10 @@ Wire format: magic byte 0, the schema id as 4 bytes big-endian, then the Avro bi
 :class:`SchemaCache` asks a Confluent-compatible registry (ours or Confluent's) through
 confluent-kafka's ``SchemaRegistryClient`` and keeps parsed fastavro schemas by id. Ids are
 immutable, so positive answers are kept for good: once fetched, a schema keeps working while the
-registry restarts. "Not found" is kept for ``negative_ttl_s`` only. Plain dicts: meant for one
-thread or one asyncio worker.
+registry restarts. "Not found" is kept for ``negative_ttl_s`` only. While the registry is
+unreachable, answers already held (a subject list, a "not found") are kept and the registry is
+asked again only after ``negative_ttl_s``: one failed lookup does not become one blocking retry
+per record. Plain dicts: meant for one thread or one asyncio worker.
 """
 
 from __future__ import annotations
@@ -55,6 +57,14 @@ class SchemaCache:
         self._parsed: dict[int, Any] = {}
         self._missing: dict[int, float] = {}
         self._subjects: dict[int, tuple[float, frozenset[str]]] = {}
+        self._unreachable_until = 0.0
+
+    def _unreachable(self) -> bool:
+        """True while a recent lookup found the registry unreachable (for ``negative_ttl_s``)."""
+        return time.monotonic() < self._unreachable_until
+
+    def _mark_unreachable(self) -> None:
+        self._unreachable_until = time.monotonic() + self.negative_ttl_s
 
     # ------------------------------------------------------------------ by id
     def _schema(self, schema_id: int) -> Schema | None:
@@ -62,7 +72,9 @@ class SchemaCache:
         if found is not None:
             return found
         missing_since = self._missing.get(schema_id)
-        if missing_since is not None and time.monotonic() - missing_since < self.negative_ttl_s:
+        if missing_since is not None and (
+            time.monotonic() - missing_since < self.negative_ttl_s or self._unreachable()
+        ):
             return None
         try:
             found = self._client.get_schema(schema_id)
@@ -70,8 +82,14 @@ class SchemaCache:
             if exc.http_status_code == 404:
                 self._missing[schema_id] = time.monotonic()
                 return None
+            if missing_since is not None:  # keep the last answer while the registry fails
+                self._mark_unreachable()
+                return None
             raise RegistryError(f"registry {self.registry_url} answered {exc}") from exc
         except Exception as exc:
+            self._mark_unreachable()
+            if missing_since is not None:
+                return None
             raise RegistryError(f"registry {self.registry_url} unreachable: {exc}") from exc
         self._missing.pop(schema_id, None)
         self._schemas[schema_id] = found
@@ -123,7 +141,9 @@ class SchemaCache:
         since a subject may register the same schema later; the last answer is kept while the
         registry is unreachable)."""
         cached = self._subjects.get(schema_id)
-        if cached is not None and time.monotonic() - cached[0] < self.negative_ttl_s:
+        if cached is not None and (
+            time.monotonic() - cached[0] < self.negative_ttl_s or self._unreachable()
+        ):
             return cached[1]
         try:
             subjects = frozenset(self._client.get_subjects_by_schema_id(schema_id))
@@ -131,10 +151,12 @@ class SchemaCache:
             if exc.http_status_code == 404:
                 subjects = frozenset()
             elif cached is not None:
+                self._mark_unreachable()
                 return cached[1]
             else:
                 raise RegistryError(f"registry {self.registry_url} answered {exc}") from exc
         except Exception as exc:
+            self._mark_unreachable()
             if cached is not None:
                 return cached[1]
             raise RegistryError(f"registry {self.registry_url} unreachable: {exc}") from exc
