@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from shulian.chain.enforce import EnforceStage
 from shulian.chain.ingest import IngestStage
@@ -56,6 +57,31 @@ def to_in_message(event: Any) -> InMessage:
     )
 
 
+FETCH_MAX_WAIT_MS = 50
+"""Faust hard-codes ``fetch_max_wait_ms=1500`` for its aiokafka consumer. Tansu answers a fetch
+only when that wait expires, even when data is there (measured: 1500 -> ~380 ms per record,
+100 -> ~10 ms), which made every hop of the chain wait and capped throughput at ~1.3k rec/s.
+Against Kafka a shorter wait only means more fetch requests while idle."""
+
+
+class _FetchThread(faust_aiokafka.AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read by AIOKafkaConsumer.start()
+        return consumer
+
+
+class _Consumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return _FetchThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class ChainTransport(faust_aiokafka.Transport):
+    """The aiokafka transport with a short fetch wait (see FETCH_MAX_WAIT_MS)."""
+
+    Consumer = _Consumer
+
+
 def faust_datadir(settings: Settings) -> Path:
     """Faust keeps a small per-app directory; under the data dir, or the system temp dir."""
     base = settings.data_dir or Path(tempfile.gettempdir()) / "shulian"
@@ -81,6 +107,7 @@ def create_app(settings: Settings, parts: ChainParts, *, app_id: str) -> faust.A
         broker_commit_interval=1.0,
         datadir=str(faust_datadir(settings)),  # never the current directory
     )
+    app.transport = ChainTransport(app.conf.broker_consumer, app)
     raw = app.topic(*parts.raw_topics, value_serializer="raw", key_serializer="raw")
     canonical = app.topic(*parts.canonical_topics, value_serializer="raw", key_serializer="raw")
     batch, within = settings.batch_size, settings.batch_within_s
