@@ -14,7 +14,7 @@ import click
 from shulian.cli.common import friendly_errors, settings_from
 from shulian.cli.up import initialise
 from shulian.embedded.net import free_port
-from shulian.embedded.stack import Endpoints, stack_children
+from shulian.embedded.stack import Endpoints, stack_children, stack_master_key
 from shulian.embedded.supervisor import ChildDied, Supervisor
 from shulian.settings import Settings
 
@@ -41,6 +41,7 @@ def demo(ctx: click.Context, records: int, invalid_rate: float, seed: int,
     """
     settings = settings_from(ctx, broker_port=free_port(), registry_port=free_port(),
                              gateway_port=free_port(), metrics_port=0)
+    settings, _ = stack_master_key(settings, state_dir=None)  # fresh per demo run
     endpoints = Endpoints.from_settings(settings)
     settings = settings.model_copy(update={
         "bootstrap_servers": endpoints.bootstrap, "registry_url": endpoints.registry_url})

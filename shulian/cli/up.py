@@ -22,6 +22,7 @@ from shulian.embedded.stack import (
     connector_configs,
     plan_connectors,
     stack_children,
+    stack_master_key,
 )
 from shulian.embedded.supervisor import ChildDied, ChildSpec, StopRequested, Supervisor
 from shulian.errors import ConfigError, ConfigIssue
@@ -167,6 +168,8 @@ def up(ctx: click.Context, data_dir: Path | None, broker_port: int | None,
     commands = set(root.commands) if isinstance(root, click.Group) else set()
 
     dirs = RunDirs.for_settings(settings)
+    settings, key_file = stack_master_key(
+        settings, state_dir=None if dirs.temporary else dirs.state)
     pg_port = postgres_port or DEFAULT_POSTGRES_PORT
     stack_dsn = postgres_dsn or f"postgresql://postgres@127.0.0.1:{pg_port}/postgres"
     plan: ConnectorPlan | None = None
@@ -187,6 +190,13 @@ def up(ctx: click.Context, data_dir: Path | None, broker_port: int | None,
     click.echo(f"logs in {dirs.logs}")
     if plan is not None:
         print_tokens(plan)
+    if key_file is not None:
+        click.echo(f"HMAC master key in {key_file} (for audit and replay tools: "
+                   f"export SHULIAN_HMAC_MASTER_KEY=$(cat {key_file}))")
+    elif settings.hmac_master_key is not None and "SHULIAN_HMAC_MASTER_KEY" not in os.environ:
+        click.echo("HMAC master key for this run (pseudonyms change with it; shown once; keep "
+                   "a stable one with --data-dir or SHULIAN_HMAC_MASTER_KEY):\n"
+                   f"  SHULIAN_HMAC_MASTER_KEY={settings.hmac_master_key.get_secret_value()}")
     sup = Supervisor(log_dir=dirs.logs)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

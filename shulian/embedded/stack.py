@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from shulian.embedded.net import http_answers
 from shulian.embedded.supervisor import ChildSpec
 from shulian.embedded.tansu import broker_answers_metadata
@@ -67,7 +69,27 @@ def child_env(settings: Settings, endpoints: Endpoints) -> dict[str, str]:
         "SHULIAN_CATALOG_DIR": str(settings.catalog_dir),
         "SHULIAN_SCHEMAS_DIR": str(settings.schemas_dir),
         "SHULIAN_LOG_FORMAT": "json",
-    }
+    } | ({"SHULIAN_HMAC_MASTER_KEY": settings.hmac_master_key.get_secret_value()}
+         if settings.hmac_master_key is not None else {})
+
+
+def stack_master_key(settings: Settings, *, state_dir: Path | None) -> tuple[Settings, Path | None]:
+    """The HMAC master key of a dev stack: the configured one, else one kept in
+    ``state_dir/hmac-master.key`` (mode 0600, made on first use) so pseudonyms stay stable
+    across restarts of a ``--data-dir`` stack, else (no state dir) a fresh one for this run.
+    Returns the settings carrying the key and the key file, if any."""
+    if settings.hmac_master_key is not None:
+        return settings, None
+    key_file = state_dir / "hmac-master.key" if state_dir is not None else None
+    if key_file is not None and key_file.exists():
+        key = key_file.read_text("utf-8").strip()
+    else:
+        key = secrets.token_hex(32)
+        if key_file is not None:
+            key_file.parent.mkdir(parents=True, exist_ok=True)
+            key_file.touch(mode=0o600)
+            key_file.write_text(key + "\n", "utf-8")
+    return settings.model_copy(update={"hmac_master_key": SecretStr(key)}), key_file
 
 
 def _dev_token() -> str:
