@@ -11,11 +11,14 @@ partitions and processes.
 
 from __future__ import annotations
 
+import asyncio
+import os
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -23,12 +26,14 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from shulian.chain.enforce import EnforceStage
 from shulian.chain.ingest import IngestStage
 from shulian.chain.messages import InMessage
+from shulian.errors import InfrastructureError
 from shulian.log import get_logger
 from shulian.settings import Settings
 from streams.metrics import ChainMetrics
 from streams.runtime import OutputProducer
 
 log = get_logger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -82,6 +87,41 @@ class ChainTransport(faust_aiokafka.Transport):
     Consumer = _Consumer
 
 
+STAGE_FATAL_AFTER_S = 300.0
+"""How long a stage waits for broken infrastructure (e.g. the registry, for a schema id it has
+never seen) before the worker exits so that a supervisor restarts it."""
+
+
+async def run_stage(fn: Callable[[list[InMessage]], T], msgs: list[InMessage], *, stage: str,
+                    fatal_after_s: float = STAGE_FATAL_AFTER_S) -> T:
+    """Call a stage on a batch; never let it raise into Faust.
+
+    ``take_events`` acks a batch in ``finally``: an exception escaping an agent would ack
+    records that produced nothing, and kill the agent. Per-record failures are values already;
+    what can raise here is infrastructure (retried with backoff until it is back) or a bug
+    (the worker exits at once, nothing acked, a restart re-processes the batch).
+    """
+    started = time.monotonic()
+    attempt = 0
+    while True:
+        try:
+            return fn(msgs)
+        except InfrastructureError as exc:
+            attempt += 1
+            waited = time.monotonic() - started
+            if waited > fatal_after_s:
+                log.error("stage.infrastructure_gave_up", stage=stage, waited_s=round(waited),
+                          error=type(exc).__name__, detail=str(exc))
+                os._exit(70)
+            pause = min(10.0, 0.2 * 2 ** min(attempt, 6))
+            log.warning("stage.infrastructure_retry", stage=stage, attempt=attempt,
+                        retry_in_s=pause, error=type(exc).__name__, detail=str(exc))
+            await asyncio.sleep(pause)
+        except Exception:
+            log.exception("stage.crashed", stage=stage, batch=len(msgs))
+            os._exit(70)
+
+
 def faust_datadir(settings: Settings) -> Path:
     """Faust keeps a small per-app directory; under the data dir, or the system temp dir."""
     base = settings.data_dir or Path(tempfile.gettempdir()) / "shulian"
@@ -116,7 +156,7 @@ def create_app(settings: Settings, parts: ChainParts, *, app_id: str) -> faust.A
         async for events in stream.take_events(batch, within=within):
             parts.on_batch()
             msgs = [to_in_message(e) for e in events]
-            out, rejected = parts.ingest.process(msgs)
+            out, rejected = await run_stage(parts.ingest.process, msgs, stage="ingest")
             await parts.producer.deliver_async(out)
             parts.metrics.ingested(len(msgs), rejected)
             for rej in rejected:
@@ -127,7 +167,7 @@ def create_app(settings: Settings, parts: ChainParts, *, app_id: str) -> faust.A
         async for events in stream.take_events(batch, within=within):
             parts.on_batch()
             msgs = [to_in_message(e) for e in events]
-            out, stats = parts.enforce.process(msgs)
+            out, stats = await run_stage(parts.enforce.process, msgs, stage="enforce")
             await parts.producer.deliver_async(out)
             parts.metrics.enforced(len(msgs), stats)
 

@@ -144,10 +144,6 @@ def test_registry_restart_mid_stream_loses_nothing(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "known bug, streams/app.py: a RegistryError from IngestStage.process (a schema id the "
-    "worker has never seen, while the registry is down) crashes the Faust ingest agent "
-    "('Crashed reason=RegistryError'); nothing is ingested afterwards"))
 def test_unseen_schema_id_while_the_registry_is_down(
     start_chain: StartChain, bootstrap: str, unique: str, tmp_path: Path,
 ) -> None:
