@@ -12,6 +12,10 @@ registry is never stopped) serves a chain of its own (``start_chain(registry_url
 Afterwards every valid record of A+B+C is decided once per list entry in the audit (hash chains
 intact), every delivery is in an egress topic, every invalid or garbage record is in the
 dead-letter topics once, and the worker never stopped.
+
+A second test sends, during the outage, a schema id the worker has never seen (no cached answer
+to fall back on): the ingest stage must wait for the registry (streams/app.py retries
+infrastructure errors, nothing acked) and dead-letter it once the registry answers 404.
 """
 
 from __future__ import annotations
@@ -161,13 +165,22 @@ def test_unseen_schema_id_while_the_registry_is_down(
         _produce_raw(env, b"\x00" + struct.pack(">I", 55_555_555) + b"\x02a")
         tally.garbage[("unseen-id", "")] += 1
         _publish(publisher, tally, 2)
-        crashed = wait_until(lambda: "Crashed" in env.worker.log_text(), timeout_s=5)
+        # the ingest stage waits for the registry (retrying with backoff, nothing acked)
+        waiting = wait_until(lambda: "stage.infrastructure_retry" in env.worker.log_text(),
+                             timeout_s=OUTAGE_S, interval_s=0.2)
+        log_text = env.worker.log_text()
+        assert waiting and "Crashed" not in log_text, log_text[-3000:]
+        assert env.worker.running
         reg.start()
-        assert not crashed, "the ingest agent crashed on RegistryError"
-        assert wait_until(lambda: _caught_up(env, tally), timeout_s=60, interval_s=0.5)
+        assert wait_until(lambda: _caught_up(env, tally), timeout_s=60, interval_s=0.5), \
+            env.worker.log_text()[-3000:]
         out = chain_outcome(env)
         assert out.decisions == expected_decisions(env.catalog, tally.valid)
+        assert out.duplicate_decisions == 0 and out.duplicate_dead == 0
+        assert out.egress == out.deliveries
+        # the unseen id is dead-lettered once the registry can say it does not exist
         assert out.dead == sum(tally.invalid.values()) + sum(tally.garbage.values())
+        assert out.chain_breaks == [] and env.worker.starts == 1 and env.worker.running
     finally:
         reg.stop()
 
