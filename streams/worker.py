@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 from dataclasses import dataclass, field
 
 from shulian.catalog.load import load_catalog, load_sharing_list_text
@@ -18,7 +17,7 @@ from shulian.catalog.models import Catalog, SharingList
 from shulian.chain.enforce import EnforceStage, ViewSchema
 from shulian.chain.ingest import IngestStage
 from shulian.chain.topology import Topology, plan_topics
-from shulian.errors import ConfigError
+from shulian.errors import ConfigError, ConfigIssue
 from shulian.io.setup import register_raw_and_canonical, register_views, registry_client
 from shulian.log import get_logger
 from shulian.logic.harmonise import Harmoniser
@@ -33,13 +32,15 @@ log = get_logger(__name__)
 
 
 def master_key(settings: Settings) -> bytes:
-    """The HMAC master key (SHULIAN_HMAC_MASTER_KEY); an ephemeral one is refused in production
-    use but allowed for the embedded stack with a warning."""
-    if settings.hmac_master_key is not None:
-        return settings.hmac_master_key.get_secret_value().encode("utf-8")
-    log.warning("hmac.master_key.ephemeral",
-                note="SHULIAN_HMAC_MASTER_KEY unset: keyed hashes change on every start")
-    return secrets.token_bytes(32)
+    """The HMAC master key (SHULIAN_HMAC_MASTER_KEY). Required: a worker that made one up would
+    give every consumer new pseudonyms on each start (breaking idempotent sinks and replays),
+    and workers sharing partitions would disagree. ``shulian up``/``demo`` always supply one."""
+    if settings.hmac_master_key is None or not settings.hmac_master_key.get_secret_value():
+        raise ConfigError([ConfigIssue(
+            "environment", "SHULIAN_HMAC_MASTER_KEY",
+            "not set: the worker needs the shared HMAC master key for pseudonymising masks "
+            "(generate one: python -c 'import secrets; print(secrets.token_urlsafe(48))')")])
+    return settings.hmac_master_key.get_secret_value().encode("utf-8")
 
 
 @dataclass
@@ -86,12 +87,12 @@ class ListManager:
 
 
 def build_parts(settings: Settings, *, namespace: str | None = None) -> ChainParts:
+    key = master_key(settings)  # configuration first: refuse before connecting anywhere
     catalog = load_catalog(settings.catalog_dir, schemas_dir=settings.schemas_dir)
     topology = Topology(namespace=namespace, partitions=settings.default_partitions)
     client = registry_client(settings)
     canonical = register_raw_and_canonical(settings, catalog, topology, client)
     schemas = SchemaCache(settings.registry_url)
-    key = master_key(settings)
     metrics = ChainMetrics()
 
     initial = catalog.current_list
