@@ -147,4 +147,5 @@ def run_worker(settings: Settings, *, namespace: str | None = None) -> None:
     log.info("worker.starting", app_id=app_id, raw_topics=len(parts.raw_topics),
              canonical_topics=len(parts.canonical_topics), pid=os.getpid())
     worker = faust.Worker(app, loglevel="WARNING", quiet=True, redirect_stdouts=False)
+    worker.spinner = None  # no terminal escape codes in log files
     worker.execute_from_commandline()
