@@ -16,18 +16,15 @@ import csv
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import cel
 import fastavro
-import yaml
-from pydantic import BaseModel, ValidationError
 
 from shulian.catalog.avro import canonical_schema
+from shulian.catalog.files import WHOLE_FILE, Ctx, first_line, read_yaml, validate_into
 from shulian.catalog.models import (
     Agency,
     AgencyCatalog,
@@ -39,14 +36,13 @@ from shulian.catalog.models import (
     ElementCatalog,
     ElementId,
     ElementType,
-    SharingList,
 )
 from shulian.catalog.models import (
     Mapping as AgencyMapping,
 )
+from shulian.catalog.sharing import check_sharing_list, load_lists, load_sharing_list_text
 from shulian.errors import ConfigError, ConfigIssue
 from shulian.logic.elements import normaliser
-from shulian.logic.masking import mask_fits
 from shulian.logic.result import Rejected
 
 __all__ = [
@@ -57,10 +53,7 @@ __all__ = [
     "load_sharing_list_text",
 ]
 
-M = TypeVar("M", bound=BaseModel)
-WHOLE_FILE = "(file)"
 _MAPPING_FILE = re.compile(r"^(?P<dataset>[a-z][a-z0-9_]*)\.v(?P<version>[1-9][0-9]*)\.yaml$")
-_LIST_FILE = re.compile(r"^list\.v(?P<version>[1-9][0-9]*)\.yaml$")
 _STRING_TYPES = frozenset(
     {
         ElementType.CITIZEN_ID,
@@ -76,51 +69,10 @@ _STRING_TYPES = frozenset(
 _SAMPLE_TIME = datetime(2001, 2, 3, 4, 5, 6)
 
 
-@dataclass
-class _Ctx:
-    root: Path
-    schemas_dir: Path
-    issues: list[ConfigIssue] = field(default_factory=list)
-
-    def name(self, path: Path) -> str:
-        for base in (self.root, self.schemas_dir):
-            if path.is_relative_to(base):
-                return f"{base.name}/{path.relative_to(base).as_posix()}"
-        return str(path)
-
-    def issue(self, file: str, where: str, why: str) -> None:
-        self.issues.append(ConfigIssue(file, where or WHOLE_FILE, why))
-
-
-def _read_yaml(ctx: _Ctx, path: Path) -> Any:
-    if not path.is_file():
-        ctx.issue(ctx.name(path), WHOLE_FILE, "file not found")
-        return None
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        ctx.issue(ctx.name(path), WHOLE_FILE, f"not valid YAML: {_first_line(exc)}")
-        return None
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-
-
-def _validate(issues: list[ConfigIssue], model: type[M], data: Any, file: str) -> M | None:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        for err in exc.errors():
-            where = ".".join(str(part) for part in err["loc"]) or WHOLE_FILE
-            issues.append(ConfigIssue(file, where, err["msg"]))
-        return None
-
-
 # --- code tables ---------------------------------------------------------------------------
 
 
-def _read_csv(ctx: _Ctx, path: Path, columns: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
+def _read_csv(ctx: Ctx, path: Path, columns: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
     name = ctx.name(path)
     if not path.is_file():
         ctx.issue(name, WHOLE_FILE, "file not found")
@@ -134,7 +86,7 @@ def _read_csv(ctx: _Ctx, path: Path, columns: tuple[str, ...]) -> list[tuple[int
                 enumerate(reader)]
 
 
-def _load_regions(ctx: _Ctx) -> tuple[dict[str, str], dict[str, str]]:
+def _load_regions(ctx: Ctx) -> tuple[dict[str, str], dict[str, str]]:
     path = ctx.root / "codes" / "gb2260.csv"
     regions: dict[str, str] = {}
     for line, row in _read_csv(ctx, path, ("code", "name")):
@@ -162,11 +114,11 @@ def _load_regions(ctx: _Ctx) -> tuple[dict[str, str], dict[str, str]]:
 # --- elements, agencies, datasets ----------------------------------------------------------
 
 
-def _load_elements(ctx: _Ctx) -> dict[ElementId, DataElement]:
+def _load_elements(ctx: Ctx) -> dict[ElementId, DataElement]:
     path = ctx.root / "elements.yaml"
     file = ctx.name(path)
-    data = _read_yaml(ctx, path)
-    model = _validate(ctx.issues, ElementCatalog, data, file) if data is not None else None
+    data = read_yaml(ctx, path)
+    model = validate_into(ctx.issues, ElementCatalog, data, file) if data is not None else None
     elements: dict[ElementId, DataElement] = {}
     for i, el in enumerate(model.elements if model else []):
         if el.id in elements:
@@ -180,11 +132,11 @@ def _load_elements(ctx: _Ctx) -> dict[ElementId, DataElement]:
     return elements
 
 
-def _load_agencies(ctx: _Ctx, regions: Mapping[str, str]) -> dict[AgencyId, Agency]:
+def _load_agencies(ctx: Ctx, regions: Mapping[str, str]) -> dict[AgencyId, Agency]:
     path = ctx.root / "agencies.yaml"
     file = ctx.name(path)
-    data = _read_yaml(ctx, path)
-    model = _validate(ctx.issues, AgencyCatalog, data, file) if data is not None else None
+    data = read_yaml(ctx, path)
+    model = validate_into(ctx.issues, AgencyCatalog, data, file) if data is not None else None
     agencies: dict[AgencyId, Agency] = {}
     for i, ag in enumerate(model.agencies if model else []):
         if ag.id in agencies:
@@ -196,13 +148,13 @@ def _load_agencies(ctx: _Ctx, regions: Mapping[str, str]) -> dict[AgencyId, Agen
 
 
 def _load_datasets(
-    ctx: _Ctx, elements: Mapping[ElementId, DataElement]
+    ctx: Ctx, elements: Mapping[ElementId, DataElement]
 ) -> dict[DatasetId, Dataset]:
     datasets: dict[DatasetId, Dataset] = {}
     for path in sorted((ctx.root / "datasets").glob("*.yaml")):
         file = ctx.name(path)
-        data = _read_yaml(ctx, path)
-        ds = _validate(ctx.issues, Dataset, data, file) if data is not None else None
+        data = read_yaml(ctx, path)
+        ds = validate_into(ctx.issues, Dataset, data, file) if data is not None else None
         if ds is None:
             continue
         ok = True
@@ -232,7 +184,7 @@ def _load_datasets(
 
 
 def _check_canonical_files(
-    ctx: _Ctx, datasets: Mapping[DatasetId, Dataset], elements: Mapping[ElementId, DataElement]
+    ctx: Ctx, datasets: Mapping[DatasetId, Dataset], elements: Mapping[ElementId, DataElement]
 ) -> None:
     for ds in datasets.values():
         path = ctx.schemas_dir / "canonical" / f"{ds.id}.avsc"
@@ -249,7 +201,7 @@ def _check_canonical_files(
 # --- mappings ------------------------------------------------------------------------------
 
 
-def _raw_fields(ctx: _Ctx, mapping: AgencyMapping, file: str) -> set[str] | None:
+def _raw_fields(ctx: Ctx, mapping: AgencyMapping, file: str) -> set[str] | None:
     path = (ctx.schemas_dir / mapping.raw_schema).resolve()
     if not path.is_relative_to(ctx.schemas_dir.resolve()) or not path.is_file():
         ctx.issue(file, "raw_schema", f"no schema file '{mapping.raw_schema}' under schemas/")
@@ -259,7 +211,7 @@ def _raw_fields(ctx: _Ctx, mapping: AgencyMapping, file: str) -> set[str] | None
         schema = json.loads(path.read_text(encoding="utf-8"))
         fastavro.parse_schema(schema, _write_hint=False)
     except Exception as exc:  # fastavro raises assorted types for a bad schema
-        ctx.issue(raw_file, WHOLE_FILE, f"not a valid Avro schema: {_first_line(exc)}")
+        ctx.issue(raw_file, WHOLE_FILE, f"not a valid Avro schema: {first_line(exc)}")
         return None
     if not isinstance(schema, dict) or schema.get("type") != "record":
         ctx.issue(raw_file, "type", "a raw schema is an Avro record")
@@ -277,12 +229,12 @@ def _check_date_format(fmt: str) -> str | None:
     try:
         datetime.strptime(_SAMPLE_TIME.strftime(fmt), fmt)
     except ValueError as exc:
-        return f"strptime pattern does not round-trip: {_first_line(exc)}"
+        return f"strptime pattern does not round-trip: {first_line(exc)}"
     return None
 
 
 def _check_mapping(
-    ctx: _Ctx,
+    ctx: Ctx,
     mapping: AgencyMapping,
     file: str,
     dataset: Dataset,
@@ -334,7 +286,7 @@ def _check_mapping(
 
 
 def _load_mappings(
-    ctx: _Ctx,
+    ctx: Ctx,
     agencies: Mapping[AgencyId, Agency],
     datasets: Mapping[DatasetId, Dataset],
     elements: Mapping[ElementId, DataElement],
@@ -348,8 +300,8 @@ def _load_mappings(
         if named is None:
             ctx.issue(file, WHOLE_FILE, "a mapping file is named <dataset>.v<N>.yaml")
             continue
-        data = _read_yaml(ctx, path)
-        m = _validate(ctx.issues, AgencyMapping, data, file) if data is not None else None
+        data = read_yaml(ctx, path)
+        m = validate_into(ctx.issues, AgencyMapping, data, file) if data is not None else None
         if m is None:
             continue
         ok = True
@@ -374,123 +326,18 @@ def _load_mappings(
     return newest
 
 
-# --- the sharing list ----------------------------------------------------------------------
-
-
-def check_sharing_list(
-    sharing_list: SharingList,
-    *,
-    source: str,
-    elements: Mapping[ElementId, DataElement],
-    agencies: Mapping[AgencyId, Agency],
-    datasets: Mapping[DatasetId, Dataset],
-    mappings: Mapping[tuple[AgencyId, DatasetId], AgencyMapping],
-) -> list[ConfigIssue]:
-    """Cross-references of one list version: datasets, agencies, fields, masks, CEL, dates."""
-    issues: list[ConfigIssue] = []
-
-    def issue(where: str, why: str) -> None:
-        issues.append(ConfigIssue(source, where, why))
-
-    if sharing_list.published.tzinfo is None:
-        issue("published", "needs a timezone offset (e.g. +08:00)")
-    seen: set[str] = set()
-    for i, e in enumerate(sharing_list.entries):
-        at = f"entries.{i}"
-        if e.id in seen:
-            issue(f"{at}.id", f"duplicate entry id '{e.id}'")
-        seen.add(e.id)
-        if e.provider not in agencies:
-            issue(f"{at}.provider", f"unknown agency '{e.provider}'")
-        elif e.dataset in datasets and (e.provider, e.dataset) not in mappings:
-            issue(f"{at}.provider", f"agency '{e.provider}' publishes no '{e.dataset}' mapping")
-        if e.consumer not in agencies:
-            issue(f"{at}.consumer", f"unknown agency '{e.consumer}'")
-        for name, when in (("valid_from", e.valid_from), ("valid_to", e.valid_to)):
-            if when is not None and when.tzinfo is None:
-                issue(f"{at}.{name}", "needs a timezone offset (e.g. +08:00)")
-        if e.valid_to is not None and e.valid_to <= e.valid_from:
-            issue(f"{at}.valid_to", "must be after valid_from")
-        if e.approval is not None and e.approval.valid_to <= e.approval.valid_from:
-            issue(f"{at}.approval.valid_to", "must be after approval.valid_from")
-        if e.row_filter is not None:
-            try:
-                cel.compile(e.row_filter)
-            except Exception as exc:  # cel raises ValueError; be safe with its Rust core
-                issue(f"{at}.row_filter", f"not a valid CEL expression: {_first_line(exc)}")
-        dataset = datasets.get(e.dataset)
-        if dataset is None:
-            issue(f"{at}.dataset", f"unknown dataset '{e.dataset}'")
-            continue
-        for j, name in enumerate(e.fields):
-            if dataset.field(name) is None:
-                issue(f"{at}.fields.{j}", f"dataset '{dataset.id}' has no field '{name}'")
-        for name, mask in e.masks.items():
-            df = dataset.field(name)
-            if df is None or df.element not in elements:
-                continue
-            why = mask_fits(mask, elements[df.element].type)
-            if why:
-                issue(f"{at}.masks.{name}", why)
-    return issues
-
-
-def _load_lists(ctx: _Ctx, **refs: Any) -> dict[int, SharingList]:
-    lists: dict[int, SharingList] = {}
-    for path in sorted((ctx.root / "sharing").glob("*.yaml")):
-        file = ctx.name(path)
-        named = _LIST_FILE.match(path.name)
-        if named is None:
-            ctx.issue(file, WHOLE_FILE, "a list file is named list.v<N>.yaml")
-            continue
-        data = _read_yaml(ctx, path)
-        sl = _validate(ctx.issues, SharingList, data, file) if data is not None else None
-        if sl is None:
-            continue
-        if sl.version != int(named["version"]):
-            ctx.issue(file, "version", f"differs from the file name ({named['version']})")
-            continue
-        found = check_sharing_list(sl, source=file, **refs)
-        ctx.issues.extend(found)
-        if not found:
-            lists[sl.version] = sl
-    if not lists and not any(i.file.startswith(f"{ctx.root.name}/sharing") for i in ctx.issues):
-        ctx.issue(f"{ctx.root.name}/sharing", WHOLE_FILE, "no list.v<N>.yaml found")
-    return lists
-
-
-def load_sharing_list_text(text: str, *, source: str, catalog: Catalog) -> SharingList:
-    """A list version from YAML or JSON text (e.g. from the control topic), fully checked."""
-    issues: list[ConfigIssue] = []
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError([ConfigIssue(source, WHOLE_FILE, f"not valid YAML/JSON: "
-                                       f"{_first_line(exc)}")]) from exc
-    sl = _validate(issues, SharingList, data, source)
-    if sl is None:
-        raise ConfigError(issues)
-    issues = check_sharing_list(
-        sl, source=source, elements=catalog.elements, agencies=catalog.agencies,
-        datasets=catalog.datasets, mappings=catalog.mappings,
-    )
-    if issues:
-        raise ConfigError(issues)
-    return sl
-
-
 # --- the whole catalogue -------------------------------------------------------------------
 
 
 def _load(root: Path, schemas_dir: Path) -> tuple[Catalog | None, list[ConfigIssue]]:
-    ctx = _Ctx(root=root, schemas_dir=schemas_dir)
+    ctx = Ctx(root=root, schemas_dir=schemas_dir)
     regions, retired = _load_regions(ctx)
     elements = _load_elements(ctx)
     agencies = _load_agencies(ctx, regions)
     datasets = _load_datasets(ctx, elements)
     _check_canonical_files(ctx, datasets, elements)
     mappings = _load_mappings(ctx, agencies, datasets, elements, regions, retired)
-    lists = _load_lists(ctx, elements=elements, agencies=agencies, datasets=datasets,
+    lists = load_lists(ctx, elements=elements, agencies=agencies, datasets=datasets,
                         mappings=mappings)
     if ctx.issues:
         return None, ctx.issues
@@ -514,7 +361,7 @@ def load_catalog(root: Path, *, schemas_dir: Path) -> Catalog:
 
 def build_canonical_schemas(root: Path, *, schemas_dir: Path) -> dict[DatasetId, dict[str, Any]]:
     """Canonical schemas generated from elements and datasets alone (for ``catalog schemas``)."""
-    ctx = _Ctx(root=root, schemas_dir=schemas_dir)
+    ctx = Ctx(root=root, schemas_dir=schemas_dir)
     elements = _load_elements(ctx)
     datasets = _load_datasets(ctx, elements)
     if ctx.issues:

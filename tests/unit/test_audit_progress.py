@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import pty
+import select
 
 from shulian.audit.progress import reading
 
@@ -23,7 +24,13 @@ def test_progress_line_on_a_terminal() -> None:
             with reading("audit topics", total=10, stream=tty) as advance:
                 advance(7)
             tty.flush()
-            out = os.read(master, 65536).decode("utf-8", "replace")
+            chunks = []
+            while select.select([master], [], [], 0.5)[0]:  # a pty hands data over in pieces
+                chunk = os.read(master, 65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            out = b"".join(chunks).decode("utf-8", "replace")
     finally:
         os.close(master)
     assert "audit topics" in out and "7" in out

@@ -1,0 +1,132 @@
+"""The sharing-responsibility list (共享责任清单): cross-checks of one list version, used both for
+the list files on disk and for a version arriving as text on the control topic."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import cel
+import yaml
+
+from shulian.catalog.files import WHOLE_FILE, Ctx, first_line, read_yaml, validate_into
+from shulian.catalog.models import (
+    Agency,
+    AgencyId,
+    Catalog,
+    DataElement,
+    Dataset,
+    DatasetId,
+    ElementId,
+    SharingList,
+)
+from shulian.catalog.models import (
+    Mapping as AgencyMapping,
+)
+from shulian.errors import ConfigError, ConfigIssue
+from shulian.logic.masking import mask_fits
+
+_LIST_FILE = re.compile(r"^list\.v(?P<version>[1-9][0-9]*)\.yaml$")
+
+
+def check_sharing_list(
+    sharing_list: SharingList,
+    *,
+    source: str,
+    elements: Mapping[ElementId, DataElement],
+    agencies: Mapping[AgencyId, Agency],
+    datasets: Mapping[DatasetId, Dataset],
+    mappings: Mapping[tuple[AgencyId, DatasetId], AgencyMapping],
+) -> list[ConfigIssue]:
+    """Cross-references of one list version: datasets, agencies, fields, masks, CEL, dates."""
+    issues: list[ConfigIssue] = []
+
+    def issue(where: str, why: str) -> None:
+        issues.append(ConfigIssue(source, where, why))
+
+    if sharing_list.published.tzinfo is None:
+        issue("published", "needs a timezone offset (e.g. +08:00)")
+    seen: set[str] = set()
+    for i, e in enumerate(sharing_list.entries):
+        at = f"entries.{i}"
+        if e.id in seen:
+            issue(f"{at}.id", f"duplicate entry id '{e.id}'")
+        seen.add(e.id)
+        if e.provider not in agencies:
+            issue(f"{at}.provider", f"unknown agency '{e.provider}'")
+        elif e.dataset in datasets and (e.provider, e.dataset) not in mappings:
+            issue(f"{at}.provider", f"agency '{e.provider}' publishes no '{e.dataset}' mapping")
+        if e.consumer not in agencies:
+            issue(f"{at}.consumer", f"unknown agency '{e.consumer}'")
+        for name, when in (("valid_from", e.valid_from), ("valid_to", e.valid_to)):
+            if when is not None and when.tzinfo is None:
+                issue(f"{at}.{name}", "needs a timezone offset (e.g. +08:00)")
+        if e.valid_to is not None and e.valid_to <= e.valid_from:
+            issue(f"{at}.valid_to", "must be after valid_from")
+        if e.approval is not None and e.approval.valid_to <= e.approval.valid_from:
+            issue(f"{at}.approval.valid_to", "must be after approval.valid_from")
+        if e.row_filter is not None:
+            try:
+                cel.compile(e.row_filter)
+            except Exception as exc:  # cel raises ValueError; be safe with its Rust core
+                issue(f"{at}.row_filter", f"not a valid CEL expression: {first_line(exc)}")
+        dataset = datasets.get(e.dataset)
+        if dataset is None:
+            issue(f"{at}.dataset", f"unknown dataset '{e.dataset}'")
+            continue
+        for j, name in enumerate(e.fields):
+            if dataset.field(name) is None:
+                issue(f"{at}.fields.{j}", f"dataset '{dataset.id}' has no field '{name}'")
+        for name, mask in e.masks.items():
+            df = dataset.field(name)
+            if df is None or df.element not in elements:
+                continue
+            why = mask_fits(mask, elements[df.element].type)
+            if why:
+                issue(f"{at}.masks.{name}", why)
+    return issues
+
+
+def load_lists(ctx: Ctx, **refs: Any) -> dict[int, SharingList]:
+    lists: dict[int, SharingList] = {}
+    for path in sorted((ctx.root / "sharing").glob("*.yaml")):
+        file = ctx.name(path)
+        named = _LIST_FILE.match(path.name)
+        if named is None:
+            ctx.issue(file, WHOLE_FILE, "a list file is named list.v<N>.yaml")
+            continue
+        data = read_yaml(ctx, path)
+        sl = validate_into(ctx.issues, SharingList, data, file) if data is not None else None
+        if sl is None:
+            continue
+        if sl.version != int(named["version"]):
+            ctx.issue(file, "version", f"differs from the file name ({named['version']})")
+            continue
+        found = check_sharing_list(sl, source=file, **refs)
+        ctx.issues.extend(found)
+        if not found:
+            lists[sl.version] = sl
+    if not lists and not any(i.file.startswith(f"{ctx.root.name}/sharing") for i in ctx.issues):
+        ctx.issue(f"{ctx.root.name}/sharing", WHOLE_FILE, "no list.v<N>.yaml found")
+    return lists
+
+
+def load_sharing_list_text(text: str, *, source: str, catalog: Catalog) -> SharingList:
+    """A list version from YAML or JSON text (e.g. from the control topic), fully checked."""
+    issues: list[ConfigIssue] = []
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([ConfigIssue(source, WHOLE_FILE, f"not valid YAML/JSON: "
+                                       f"{first_line(exc)}")]) from exc
+    sl = validate_into(issues, SharingList, data, source)
+    if sl is None:
+        raise ConfigError(issues)
+    issues = check_sharing_list(
+        sl, source=source, elements=catalog.elements, agencies=catalog.agencies,
+        datasets=catalog.datasets, mappings=catalog.mappings,
+    )
+    if issues:
+        raise ConfigError(issues)
+    return sl
