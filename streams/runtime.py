@@ -1,8 +1,11 @@
 """I/O adapters for the chain worker: output producer, audit tail reader, control-topic follower.
 
-Delivery rule (at-least-once): a batch's outputs are produced with confluent-kafka (C client,
-no per-record await) and the agent waits for every acknowledgement before the batch's input
-events are acked. A failed delivery is retried; if the broker stays unusable past
+Delivery rule (at-least-once, de-duplicated on restart): a batch's outputs are produced with
+confluent-kafka (C client, no per-record await), phase by phase (egress views and dead letters,
+then audit records: :attr:`OutMessage.phase`), and the agent waits for every acknowledgement
+before the batch's input events are acked. After a restart the stages read back the tails of
+their output partitions (:func:`read_tails`, :func:`audit_resumes`) and skip what is there.
+A failed delivery is retried; if the broker stays unusable past
 ``fatal_after_s`` the process exits hard, before anything is acked, so a restart re-reads the
 batch. (Faust's ``take_events`` acks a batch in a ``finally`` even when the body raises, so the
 body must never raise on infrastructure failure.)
@@ -14,11 +17,14 @@ import asyncio
 import os
 import time
 from collections.abc import Sequence
+from itertools import groupby
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
-from shulian.chain.messages import OutMessage
+from shulian.chain.dedup import AuditResume, resume_from_audit
+from shulian.chain.enforce import AuditPartition
+from shulian.chain.messages import InMessage, OutMessage
 from shulian.errors import BrokerError
 from shulian.io.kafka import consumer_config, producer_config
 from shulian.log import get_logger
@@ -60,7 +66,16 @@ class OutputProducer:
         return failed
 
     def deliver(self, msgs: Sequence[OutMessage]) -> None:
-        """Blocking: produce all, retry failures with backoff, exit hard if it never succeeds."""
+        """Blocking: produce all, phase by phase (every output of a phase acknowledged before
+        the next phase is produced), retry failures with backoff, exit hard if it never
+        succeeds."""
+        if all(m.phase == 0 for m in msgs):
+            self._deliver_phase(msgs)
+            return
+        for _, group in groupby(sorted(msgs, key=lambda m: m.phase), key=lambda m: m.phase):
+            self._deliver_phase(list(group))
+
+    def _deliver_phase(self, msgs: Sequence[OutMessage]) -> None:
         pending = list(msgs)
         deadline = time.monotonic() + self._fatal_after_s
         backoff = 0.2
@@ -116,6 +131,93 @@ def read_tail(
         return last
     finally:
         consumer.close()
+
+
+TAIL_QUIET_S = 0.5
+
+
+def read_tails(
+    settings: Settings, partitions: Sequence[tuple[str, int]], *, depth: int = 1,
+    quiet_s: float = TAIL_QUIET_S,
+) -> dict[tuple[str, int], list[InMessage]]:
+    """The last ``depth`` (at least) messages of each partition, in offset order, read with one
+    consumer. Watermarks can lag on the embedded broker, so reading starts ``depth`` before the
+    reported end and goes on until nothing more arrives for ``quiet_s``; only the last
+    ``depth`` messages read are kept."""
+    out: dict[tuple[str, int], list[InMessage]] = {tp: [] for tp in partitions}
+    if not partitions:
+        return out
+    consumer = Consumer(consumer_config(settings, group_id=f"shulian-tail-{os.getpid()}",
+                                        **{"enable.partition.eof": True}))
+    try:
+        assign = []
+        for topic, partition in partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition),
+                                                       timeout=10)
+            assign.append(TopicPartition(topic, partition,
+                                         0 if high <= 0 else max(low, high - depth)))
+        consumer.assign(assign)
+        quiet_deadline = time.monotonic() + quiet_s
+        while time.monotonic() < quiet_deadline:
+            got = False
+            for m in consumer.consume(5000, 0.2):
+                err = m.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        continue
+                    raise BrokerError(f"reading {m.topic()}[{m.partition()}]: {err}")
+                tp = (m.topic() or "", m.partition() or 0)
+                kept = out[tp]
+                headers: Any = m.headers() or ()
+                kept.append(InMessage(topic=tp[0], partition=tp[1], offset=m.offset() or 0,
+                                      key=m.key(), value=m.value(),
+                                      timestamp_ms=m.timestamp()[1], headers=list(headers)))
+                if len(kept) > 2 * depth:
+                    del kept[:-depth]
+                got = True
+            if got:
+                quiet_deadline = time.monotonic() + quiet_s
+        return {tp: msgs[-depth:] for tp, msgs in out.items()}
+    finally:
+        consumer.close()
+
+
+def last_messages(settings: Settings, partitions: Sequence[tuple[str, int]]
+                  ) -> dict[tuple[str, int], InMessage | None]:
+    """The last message of each partition (None: empty); the ingest stage's dead-letter tails."""
+    tails = read_tails(settings, partitions, depth=1)
+    return {tp: (msgs[-1] if msgs else None) for tp, msgs in tails.items()}
+
+
+AUDIT_RESUME_DEPTH = 50_000
+"""How many audit records per partition a restarted worker reads back to learn which raw
+records were decided already. A raw record ingested twice (its first canonical copy decided
+before the crash) is recognised if its first decision is among these. Ingest re-runs at most
+its uncommitted input (about one commit interval, ~1 s) so this covers many seconds of the
+chain's full throughput; duplicates older than that are not expected."""
+
+
+def audit_resumes(settings: Settings, partitions: Sequence[AuditPartition], *,
+                  depth: int = AUDIT_RESUME_DEPTH) -> dict[AuditPartition, AuditResume]:
+    """The enforce stage's resume state for each audit partition, from its last records."""
+    started = time.monotonic()
+    tails = read_tails(settings, [(t, p) for t, p, _ in partitions], depth=depth)
+    out: dict[AuditPartition, AuditResume] = {}
+    for part in partitions:
+        topic, partition, canonical = part
+        msgs = tails[(topic, partition)]
+        try:
+            resume = resume_from_audit((m.value or b"" for m in msgs), canonical_topic=canonical)
+        except ValueError as exc:
+            raise BrokerError(f"last audit record of {topic}[{partition}] is unreadable") from exc
+        out[part] = resume
+        log.info("audit.chain_resumed", topic=topic, partition=partition,
+                 head=resume.chain.head[:12], next_seq=resume.chain.next_seq,
+                 decided_through=resume.last_offset, read=len(msgs),
+                 raw_sources=len(resume.origins.marks))
+    log.info("audit.resume_read", partitions=len(partitions),
+             seconds=round(time.monotonic() - started, 2))
+    return out
 
 
 def audit_chain(settings: Settings, topic: str, partition: int) -> AuditChain:

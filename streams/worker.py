@@ -26,7 +26,7 @@ from shulian.serde import SchemaCache
 from shulian.settings import Settings
 from streams.app import ChainParts, create_app, faust_datadir
 from streams.metrics import ChainMetrics
-from streams.runtime import ControlFollower, OutputProducer, audit_chain
+from streams.runtime import ControlFollower, OutputProducer, audit_resumes, last_messages
 
 log = get_logger(__name__)
 
@@ -103,7 +103,7 @@ def build_parts(settings: Settings, *, namespace: str | None = None) -> ChainPar
         schemas=schemas,
         engine=engine,
         views=views,
-        chain_loader=lambda topic, partition: audit_chain(settings, topic, partition),
+        resume_loader=lambda partitions: audit_resumes(settings, partitions),
         worker=settings.worker_id,
     )
     metrics.list_version.set(initial.version)
@@ -115,7 +115,8 @@ def build_parts(settings: Settings, *, namespace: str | None = None) -> ChainPar
     plan = plan_topics(catalog, topology)
     return ChainParts(
         ingest=IngestStage(topology=topology, harmoniser=Harmoniser(catalog), schemas=schemas,
-                           canonical=canonical),
+                           canonical=canonical,
+                           deadletter_tails=lambda tps: last_messages(settings, tps)),
         enforce=enforce,
         producer=OutputProducer(settings),
         raw_topics=plan.raw,
@@ -139,6 +140,11 @@ def run_worker(settings: Settings, *, namespace: str | None = None) -> None:
     app_id = f"shulian-chain{'-' + namespace if namespace else ''}"
     faust_datadir(settings).parent.mkdir(parents=True, exist_ok=True)
     app = create_app(settings, parts, app_id=app_id)
+
+    @app.on_partitions_revoked.connect  # type: ignore[untyped-decorator,unused-ignore]
+    async def _forget_deadletter_marks(*_: object, **__: object) -> None:
+        # another worker may have dead-lettered on our partitions: read the tails again
+        parts.ingest.forget()
     if settings.metrics_port:
         from prometheus_client import start_http_server
 

@@ -9,22 +9,30 @@ chain of the canonical record's partition.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from shulian.chain.dedup import AuditResume, origin_of
 from shulian.chain.messages import InMessage, OutMessage, SchemaLookup, header_str
 from shulian.chain.topology import Topology
 from shulian.chain.wire import decode_body, encode_wire, split_wire
-from shulian.logic.audit import AuditChain, build_audit, record_digest
+from shulian.log import get_logger
+from shulian.logic.audit import build_audit, record_digest
 from shulian.logic.policy import Decision, Outcome, PolicyEngine
 from shulian.logic.result import Reason, Rejected
 
+log = get_logger(__name__)
+
 CANONICAL_DEADLETTER_AGENCY = "_canonical"
 
-ChainLoader = Callable[[str, int], AuditChain]
-"""(audit topic, partition) -> the chain resumed after the last audit record there."""
+AuditPartition = tuple[str, int, str]
+"""(audit topic, partition, canonical topic whose decisions it chains)."""
+
+ResumeLoader = Callable[[Sequence[AuditPartition]], dict[AuditPartition, AuditResume]]
+"""Reads the tails of audit partitions: the chain resumed after the last record there, and
+what was decided already (see :mod:`shulian.chain.dedup`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +46,7 @@ class EnforceStats:
     delivered: int
     withheld: int
     rejected: int
+    skipped: int = 0  # already decided before a restart (same offset, or same raw origin)
 
 
 class EnforceStage:
@@ -50,7 +59,7 @@ class EnforceStage:
         schemas: SchemaLookup,
         engine: PolicyEngine,
         views: dict[tuple[int, str], ViewSchema],
-        chain_loader: ChainLoader,
+        resume_loader: ResumeLoader,
         worker: str,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -58,10 +67,10 @@ class EnforceStage:
         self._schemas = schemas
         self._engine = engine
         self._views = views
-        self._chain_loader = chain_loader
+        self._resume_loader = resume_loader
         self._worker = worker
         self._clock = clock
-        self._chains: dict[tuple[str, int], AuditChain] = {}
+        self._resumes: dict[tuple[str, int], AuditResume] = {}
 
     @property
     def list_version(self) -> int:
@@ -73,40 +82,73 @@ class EnforceStage:
         self._engine = engine
 
     def forget_chains(self) -> None:
-        """Drop cached chain heads (after a rebalance another worker may have written)."""
-        self._chains.clear()
+        """Drop cached chain heads and de-dup marks (after a rebalance another worker may have
+        written): they are read again from the audit tails on next use."""
+        self._resumes.clear()
 
     def chain_heads(self) -> dict[tuple[str, int], str]:
-        return {k: c.head for k, c in self._chains.items()}
+        return {k: r.chain.head for k, r in self._resumes.items()}
 
-    def _chain(self, audit_topic: str, partition: int) -> AuditChain:
-        chain = self._chains.get((audit_topic, partition))
-        if chain is None:
-            chain = self._chain_loader(audit_topic, partition)
-            self._chains[(audit_topic, partition)] = chain
-        return chain
-
-    def process(self, msgs: Iterable[InMessage]) -> tuple[list[OutMessage], EnforceStats]:
-        out: list[OutMessage] = []
-        delivered = withheld = rejected = 0
+    def _load_resumes(self, msgs: Sequence[InMessage]) -> None:
+        wanted: dict[tuple[str, int], AuditPartition] = {}
         for msg in msgs:
             dataset = self._topology.parse_canonical(msg.topic)
+            if dataset is None:
+                continue
+            key = (self._topology.audit(dataset), msg.partition)
+            if key not in self._resumes and key not in wanted:
+                wanted[key] = (key[0], key[1], msg.topic)
+        if wanted:
+            loaded = self._resume_loader(list(wanted.values()))
+            for key, part in wanted.items():
+                self._resumes[key] = loaded[part]
+
+    def process(self, msgs: Iterable[InMessage]) -> tuple[list[OutMessage], EnforceStats]:
+        """Outputs of a batch: egress views and dead letters (phase 0), then the audit records
+        (phase 1). Records the audit tail shows as decided already are skipped."""
+        batch = msgs if isinstance(msgs, Sequence) else list(msgs)
+        self._load_resumes(batch)
+        out: list[OutMessage] = []
+        delivered = withheld = rejected = skipped = 0
+        for msg in batch:
+            dataset = self._topology.parse_canonical(msg.topic)
+            resume = None if dataset is None else self._resumes[
+                (self._topology.audit(dataset), msg.partition)]
+            if resume is not None and resume.skip(msg.offset):
+                skipped += 1
+                continue
+            origin = origin_of(msg.headers)
+            if resume is not None and origin is not None:
+                if resume.origins.written(origin.topic, origin.partition, origin.offset):
+                    skipped += 1  # the same raw record, ingested twice
+                    continue
+                resume.origins.note(origin.topic, origin.partition, origin.offset)
             decoded = self._decode(msg)
-            if dataset is None or isinstance(decoded, Rejected):
+            if dataset is None or resume is None or isinstance(decoded, Rejected):
                 rej = decoded if isinstance(decoded, Rejected) else Rejected(
                     Reason.UNKNOWN_DATASET, "topic is not canonical.<dataset>")
                 out.append(self._deadletter(msg, dataset or "unknown", rej))
                 rejected += 1
                 continue
             record, provider, key = decoded
+            first = 0
             now = self._clock()
+            if msg.offset == resume.last_offset and resume.pending_from is not None:
+                # its audit was cut short: decide again as then, write the missing decisions
+                first = resume.pending_from
+                if resume.last_ts is not None:
+                    now = datetime.fromisoformat(resume.last_ts)
+                resume.pending_from = None
             decisions = self._engine.decide(
                 dataset=dataset, provider=provider, record=record, record_key=key, now=now
             )
             digest = record_digest(msg.value or b"")
             audit_topic = self._topology.audit(dataset)
-            chain = self._chain(audit_topic, msg.partition)
-            for decision in decisions:
+            chain = resume.chain
+            total = len(decisions)
+            for index, decision in enumerate(decisions):
+                if index < first:
+                    continue
                 egress_topic: str | None = None
                 egress_key: str | None = None
                 if decision.outcome is Outcome.DELIVER and decision.view is not None:
@@ -122,6 +164,9 @@ class EnforceStage:
                     source=(msg.topic, msg.partition, msg.offset),
                     ts=now,
                     worker=self._worker,
+                    origin=None if origin is None else (origin.topic, origin.partition,
+                                                        origin.offset),
+                    part=(index, total),
                 )
                 audit["egress_topic"] = egress_topic
                 audit["egress_key"] = egress_key
@@ -131,9 +176,13 @@ class EnforceStage:
                         key=key.encode("utf-8"),
                         value=chain.seal(audit),
                         partition=msg.partition,
+                        phase=1,
                     )
                 )
-        return out, EnforceStats(delivered=delivered, withheld=withheld, rejected=rejected)
+        if skipped:
+            log.info("enforce.skipped_decided", count=skipped, batch=len(batch))
+        return out, EnforceStats(delivered=delivered, withheld=withheld, rejected=rejected,
+                                 skipped=skipped)
 
     def _decode(self, msg: InMessage) -> tuple[dict[str, Any], str, str] | Rejected:
         if not msg.value:

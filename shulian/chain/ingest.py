@@ -6,15 +6,19 @@ with its original bytes untouched and headers naming the reason and origin.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from shulian.chain.dedup import SourceMarks, origin_of
 from shulian.chain.messages import InMessage, OutMessage, SchemaLookup
 from shulian.chain.topology import Topology, subject_of
 from shulian.chain.wire import decode_body, encode_wire, split_wire
 from shulian.logic.harmonise import Harmoniser
 from shulian.logic.result import Accepted, Reason, Rejected
+
+TailLoader = Callable[[Sequence[tuple[str, int]]], Mapping[tuple[str, int], InMessage | None]]
+"""Reads the last message of each (topic, partition) given (None: the partition is empty)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,24 +37,66 @@ class IngestStage:
         harmoniser: Harmoniser,
         schemas: SchemaLookup,
         canonical: dict[str, CanonicalSchema],
+        deadletter_tails: TailLoader | None = None,
     ) -> None:
+        """``deadletter_tails``: reads dead-letter partition tails, so that a restarted worker
+        does not dead-letter a raw record twice (None: no such check)."""
         self._topology = topology
         self._harmoniser = harmoniser
         self._schemas = schemas
         self._canonical = canonical
+        self._tails = deadletter_tails
+        self._dead = SourceMarks()  # raw (topic, partition) -> highest offset dead-lettered
+
+    def forget(self) -> None:
+        """Drop the dead-letter marks (after a rebalance): read again on next use."""
+        self._dead.clear()
 
     def process(self, msgs: Iterable[InMessage]) -> tuple[list[OutMessage], list[Rejected]]:
-        """Outputs for a batch (canonical and dead letters) and the rejections, in order."""
+        """Outputs for a batch (canonical and dead letters) and the rejections, in order.
+
+        A rejection whose dead letter the dead-letter partition already holds (a batch
+        re-read after a crash) is still returned, but not written again."""
+        batch = msgs if isinstance(msgs, Sequence) else list(msgs)
+        if self._tails is not None:
+            self._load_marks(batch)
         out: list[OutMessage] = []
         rejected: list[Rejected] = []
-        for msg in msgs:
+        for msg in batch:
             result = self._one(msg)
             if isinstance(result, Rejected):
                 rejected.append(result)
+                if self._dead.written(msg.topic, msg.partition, msg.offset):
+                    continue
+                self._dead.note(msg.topic, msg.partition, msg.offset)
                 out.append(self._deadletter(msg, result))
             else:
                 out.append(result)
         return out, rejected
+
+    def _load_marks(self, batch: Sequence[InMessage]) -> None:
+        """Dead letters of raw partition p go to dead-letter partition p, written in raw-offset
+        order by its one writer: the last one names the highest raw offset dead-lettered."""
+        wanted: dict[tuple[str, int], tuple[str, int]] = {}  # dead-letter tp -> raw tp
+        for msg in batch:
+            if self._dead.loaded(msg.topic, msg.partition):
+                continue
+            parsed = self._topology.parse_raw(msg.topic)
+            if parsed is None:
+                continue
+            dlq = self._topology.deadletter(*parsed)
+            for p in range(self._topology.partitions):  # the whole topic in one read
+                if not self._dead.loaded(msg.topic, p):
+                    wanted[(dlq, p)] = (msg.topic, p)
+        if not wanted or self._tails is None:
+            return
+        tails = self._tails(list(wanted))
+        for tp, (raw_topic, raw_partition) in wanted.items():
+            last = tails.get(tp)
+            origin = None if last is None else origin_of(last.headers)
+            offset = (origin.offset if origin is not None and origin.topic == raw_topic
+                      and origin.partition == raw_partition else None)
+            self._dead.load(raw_topic, raw_partition, offset)
 
     def _one(self, msg: InMessage) -> OutMessage | Rejected:
         parsed_topic = self._topology.parse_raw(msg.topic)

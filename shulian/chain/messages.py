@@ -27,6 +27,10 @@ class OutMessage:
     value: bytes
     headers: list[tuple[str, bytes]] = field(default_factory=list)
     partition: int | None = None  # None: the producer's partitioner (murmur2 on the key)
+    phase: int = 0
+    """Outputs of a batch are produced phase by phase: phase 1 (audit records) only after every
+    phase-0 output (egress views, dead letters) was acknowledged, so an audit record on the
+    broker implies that its egress view is there too (see shulian.chain.dedup)."""
 
 
 class SchemaLookup(Protocol):

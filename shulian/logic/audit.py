@@ -18,6 +18,10 @@ record_key     canonical record key
 record_digest  SHA-256 hex of the canonical record's Avro body (:func:`record_digest`)
 source         {"topic", "partition", "offset"} of the canonical record
 egress_topic   ``egress.<consumer>.<dataset>`` when delivered, else null
+origin         {"topic", "partition", "offset"} of the raw record the canonical record was made
+               from (live decisions; absent in records written before it was added)
+part           [i, n]: this is decision i (from 0) of the n taken for the record (live
+               decisions; lets a restarted worker finish a record whose audit was cut short)
 worker         the worker that decided
 prev_hash      ``hash`` of the previous record of the partition, ``"0" * 64`` for the first
 hash           SHA-256 hex of ``prev_hash + "\\n" + canonical JSON of the record without hash``
@@ -25,8 +29,9 @@ hash           SHA-256 hex of ``prev_hash + "\\n" + canonical JSON of the record
 
 No personal data is written: the record is named by key and digest only.
 
-After a crash a worker may re-emit records (at-least-once); it resumes the chain from the last
-record on the partition (:meth:`AuditChain.resume`), so re-emitted records still link.
+After a crash a worker resumes the chain from the last record on the partition
+(:meth:`AuditChain.resume`) and skips what the tail says it decided already (``source``,
+``part``, ``origin``; see :mod:`shulian.chain.dedup`), so each record is decided once.
 :func:`verify_chain` checks the links, not uniqueness. Dropping the *last* records of a
 partition leaves a shorter but valid chain: that is only detectable against a head hash kept
 elsewhere (``expect_tail``).
@@ -107,10 +112,13 @@ def build_audit(
     worker: str,
     kind: str = "decision",
     record_key: str | None = None,
+    origin: Source | tuple[str, int, int] | None = None,
+    part: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """The audit record of one decision, without ``seq``/``prev_hash``/``hash`` (see ``seal``).
 
-    ``record_key`` overrides the decision's own ``record_key``.
+    ``record_key`` overrides the decision's own ``record_key``; ``origin`` (the raw record)
+    and ``part`` (decision i of n) are added when given.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {sorted(KINDS)}")
@@ -118,7 +126,7 @@ def build_audit(
     if record_key is None:
         record_key = decision.record_key
     delivered = decision.outcome is Outcome.DELIVER
-    return {
+    rec: dict[str, Any] = {
         "v": AUDIT_VERSION,
         "ts": _iso(ts),
         "kind": kind,
@@ -138,6 +146,12 @@ def build_audit(
         "egress_topic": egress_topic(decision.consumer, decision.dataset) if delivered else None,
         "worker": worker,
     }
+    if origin is not None:
+        org = origin if isinstance(origin, Source) else Source(*origin)
+        rec["origin"] = {"topic": org.topic, "partition": org.partition, "offset": org.offset}
+    if part is not None:
+        rec["part"] = [part[0], part[1]]
+    return rec
 
 
 class AuditChain:

@@ -1,0 +1,164 @@
+"""Restart de-duplication: what a stage already wrote before it was killed (pure).
+
+The chain is at-least-once: Faust commits input offsets about once a second after the outputs
+are acknowledged, so a worker killed with SIGKILL re-reads its last uncommitted batches after
+restart. Each stage therefore asks its *output* what it already holds and skips it:
+
+- ingest, dead letters: a raw record's dead letter goes to the dead-letter partition equal to
+  its raw partition (one writer per raw partition), so that partition's last record names the
+  highest raw offset already rejected (:class:`SourceMarks`, loaded from one record per
+  partition);
+- enforce, audit: a record's egress views are acknowledged before its audit records are
+  produced, so an audited canonical offset has its egress already. The tail of audit partition
+  q names the last canonical offset decided (and, with ``part``, whether all its decisions were
+  written): canonical offsets at or below it are skipped (:class:`AuditResume`);
+- enforce, re-ingested records: a raw record ingested twice reaches canonical partition q
+  twice, with two canonical offsets but one raw origin. Canonical partition q receives each raw
+  partition's records in raw-offset order, so enforce keeps the highest raw offset seen per raw
+  partition (recovered from the audit tail's ``origin`` fields) and skips a record at or below
+  it.
+
+Everything here is pure: the I/O that reads the tails lives in :mod:`streams.runtime`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from shulian.chain.messages import Headers, header_str
+from shulian.logic.audit import AuditChain, parse_audit
+
+__all__ = ["AuditResume", "Origin", "SourceMarks", "origin_of", "resume_from_audit"]
+
+SOURCE_TOPIC = "shulian.source.topic"
+SOURCE_PARTITION = "shulian.source.partition"
+SOURCE_OFFSET = "shulian.source.offset"
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Coordinates of the record a message was made from."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+def origin_of(headers: Headers) -> Origin | None:
+    """The ``shulian.source.*`` headers of a chain message, or None if absent or malformed."""
+    topic = header_str(headers, SOURCE_TOPIC)
+    partition = header_str(headers, SOURCE_PARTITION)
+    offset = header_str(headers, SOURCE_OFFSET)
+    if topic is None or partition is None or offset is None:
+        return None
+    try:
+        return Origin(topic, int(partition), int(offset))
+    except ValueError:
+        return None
+
+
+@dataclass
+class SourceMarks:
+    """The highest source offset already written, per source (topic, partition).
+
+    A source is *loaded* once its mark was read back from the output (possibly "nothing
+    written": no mark); until then :meth:`loaded` is False and the stage must load it first.
+    """
+
+    marks: dict[tuple[str, int], int] = field(default_factory=dict)
+    _loaded: set[tuple[str, int]] = field(default_factory=set)
+
+    def loaded(self, topic: str, partition: int) -> bool:
+        return (topic, partition) in self._loaded
+
+    def load(self, topic: str, partition: int, offset: int | None) -> None:
+        """Record what the output holds for a source (``None``: nothing)."""
+        self._loaded.add((topic, partition))
+        if offset is not None:
+            self.note(topic, partition, offset)
+
+    def written(self, topic: str, partition: int, offset: int) -> bool:
+        """True if this source offset is at or below the mark: its output exists already."""
+        mark = self.marks.get((topic, partition))
+        return mark is not None and offset <= mark
+
+    def note(self, topic: str, partition: int, offset: int) -> None:
+        """An output for this source offset is being written."""
+        key = (topic, partition)
+        mark = self.marks.get(key)
+        if mark is None or offset > mark:
+            self.marks[key] = offset
+
+    def clear(self) -> None:
+        self.marks.clear()
+        self._loaded.clear()
+
+
+@dataclass
+class AuditResume:
+    """What the tail of one audit partition says about the enforce stage's progress there.
+
+    ``last_offset``: canonical offset of the last audited record (-1: none);
+    ``last_ts``: the decision time used for it; ``pending_from``: the index of its first
+    decision that has no audit record yet (None: all were written, or unknown for records
+    written before decisions were numbered); ``origins``: the highest raw offset per raw
+    partition among the audited records read.
+    """
+
+    chain: AuditChain
+    last_offset: int = -1
+    last_ts: str | None = None
+    pending_from: int | None = None
+    origins: SourceMarks = field(default_factory=SourceMarks)
+
+    def skip(self, canonical_offset: int) -> bool:
+        """True if the record at this canonical offset was decided completely already."""
+        if canonical_offset < self.last_offset:
+            return True
+        return canonical_offset == self.last_offset and self.pending_from is None
+
+
+def resume_from_audit(values: Iterable[bytes], *, canonical_topic: str | None = None
+                      ) -> AuditResume:
+    """Resume state from the last records of an audit partition, in offset order.
+
+    The chain continues after the last record; records whose ``source.topic`` is not
+    ``canonical_topic`` (if given) do not count for progress. Raises ``ValueError`` if the last
+    record is not an audit record (the chain could not be continued).
+    """
+    last_value: bytes | None = None
+    last_rec: dict[str, object] | None = None
+    origins = SourceMarks()
+    for value in values:
+        last_value = value
+        rec = parse_audit(value)
+        if rec is None:
+            last_rec = None
+            continue
+        src = rec.get("source")
+        if not isinstance(src, dict) or (canonical_topic is not None
+                                         and src.get("topic") != canonical_topic):
+            continue
+        last_rec = rec
+        origin = rec.get("origin")
+        if isinstance(origin, dict):
+            topic, partition, offset = (origin.get("topic"), origin.get("partition"),
+                                        origin.get("offset"))
+            if isinstance(topic, str) and isinstance(partition, int) and isinstance(offset, int):
+                origins.note(topic, partition, offset)
+    chain = AuditChain.resume(last_value)
+    resume = AuditResume(chain=chain, origins=origins)
+    if last_rec is not None:
+        src = last_rec["source"]
+        assert isinstance(src, dict)
+        offset = src.get("offset")
+        if isinstance(offset, int):
+            resume.last_offset = offset
+            ts = last_rec.get("ts")
+            resume.last_ts = ts if isinstance(ts, str) else None
+            part = last_rec.get("part")
+            if (isinstance(part, list) and len(part) == 2
+                    and all(isinstance(x, int) for x in part) and part[0] + 1 < part[1]):
+                resume.pending_from = part[0] + 1
+    return resume

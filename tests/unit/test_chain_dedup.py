@@ -1,0 +1,111 @@
+"""Restart de-duplication state (shulian.chain.dedup): marks per source, audit-tail resume."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from shulian.chain.dedup import Origin, SourceMarks, origin_of, resume_from_audit
+from shulian.logic.audit import GENESIS, AuditChain, verify_chain
+
+
+def test_origin_of_reads_source_headers() -> None:
+    headers = [("shulian.source.topic", b"raw.amr.x"), ("shulian.source.partition", b"2"),
+               ("shulian.source.offset", b"41"), ("other", None)]
+    assert origin_of(headers) == Origin("raw.amr.x", 2, 41)
+    assert origin_of(headers[:2]) is None
+    assert origin_of([("shulian.source.topic", b"t"), ("shulian.source.partition", b"x"),
+                      ("shulian.source.offset", b"1")]) is None
+    assert origin_of([("shulian.source.topic", b"\xff"), ("shulian.source.partition", b"1"),
+                      ("shulian.source.offset", b"1")]) is None
+
+
+def test_source_marks_skip_at_or_below_the_mark_per_source() -> None:
+    marks = SourceMarks()
+    assert not marks.loaded("t", 0)
+    marks.load("t", 0, 10)
+    marks.load("t", 1, None)
+    assert marks.loaded("t", 0) and marks.loaded("t", 1) and not marks.loaded("u", 0)
+    assert marks.written("t", 0, 3) and marks.written("t", 0, 10)
+    assert not marks.written("t", 0, 11)
+    assert not marks.written("t", 1, 0)  # nothing written there yet
+    marks.note("t", 1, 5)
+    marks.note("t", 1, 2)  # never goes back
+    assert marks.written("t", 1, 5) and not marks.written("t", 1, 6)
+    marks.clear()
+    assert not marks.loaded("t", 0) and not marks.written("t", 0, 3)
+
+
+def _audit(chain: AuditChain, *, offset: int, part: tuple[int, int] | None,
+           origin: tuple[str, int, int] | None, topic: str = "canonical.d") -> bytes:
+    rec: dict[str, object] = {"v": 1, "ts": "2026-01-02T03:04:05.678Z", "kind": "decision",
+                              "source": {"topic": topic, "partition": 0, "offset": offset}}
+    if part is not None:
+        rec["part"] = list(part)
+    if origin is not None:
+        rec["origin"] = {"topic": origin[0], "partition": origin[1], "offset": origin[2]}
+    return chain.seal(rec)
+
+
+def test_resume_from_an_empty_partition() -> None:
+    r = resume_from_audit([])
+    assert r.chain.head == GENESIS and r.chain.next_seq == 0
+    assert r.last_offset == -1 and r.pending_from is None and not r.origins.marks
+    assert not r.skip(0)
+
+
+def test_resume_knows_last_offset_origins_and_continues_the_chain() -> None:
+    chain = AuditChain()
+    values = [
+        _audit(chain, offset=0, part=(0, 2), origin=("raw.a.d", 0, 7)),
+        _audit(chain, offset=0, part=(1, 2), origin=("raw.a.d", 0, 7)),
+        _audit(chain, offset=1, part=(0, 1), origin=("raw.a.d", 1, 3)),
+        _audit(chain, offset=2, part=(0, 1), origin=("raw.a.d", 0, 9)),
+    ]
+    r = resume_from_audit(values, canonical_topic="canonical.d")
+    assert r.last_offset == 2 and r.pending_from is None
+    assert r.last_ts == "2026-01-02T03:04:05.678Z"
+    assert r.skip(0) and r.skip(2) and not r.skip(3)
+    assert r.origins.written("raw.a.d", 0, 9) and not r.origins.written("raw.a.d", 0, 10)
+    assert r.origins.written("raw.a.d", 1, 3) and not r.origins.written("raw.a.d", 2, 0)
+    # the resumed chain links: what it seals next verifies together with what was there
+    more = _audit(r.chain, offset=3, part=(0, 1), origin=("raw.a.d", 1, 4))
+    assert verify_chain(list(enumerate([*values, more]))) == []
+
+
+def test_resume_finishes_a_record_whose_audit_was_cut_short() -> None:
+    chain = AuditChain()
+    values = [_audit(chain, offset=5, part=(0, 3), origin=None),
+              _audit(chain, offset=5, part=(1, 3), origin=None)]
+    r = resume_from_audit(values)
+    assert r.last_offset == 5 and r.pending_from == 2
+    assert r.skip(4) and not r.skip(5) and not r.skip(6)
+
+
+def test_records_without_part_or_origin_count_as_complete() -> None:
+    chain = AuditChain()
+    r = resume_from_audit([_audit(chain, offset=8, part=None, origin=None)])
+    assert r.last_offset == 8 and r.pending_from is None and r.skip(8)
+    assert not r.origins.marks
+
+
+def test_other_canonical_topics_do_not_count_for_progress() -> None:
+    chain = AuditChain()
+    values = [_audit(chain, offset=4, part=(0, 1), origin=None),
+              _audit(chain, offset=99, part=(0, 1), origin=None, topic="ns.canonical.d")]
+    r = resume_from_audit(values, canonical_topic="canonical.d")
+    assert r.last_offset == 4
+    assert r.chain.next_seq == 2  # the chain still continues after the very last record
+
+
+def test_an_unreadable_last_record_refuses_to_resume() -> None:
+    with pytest.raises(ValueError):
+        resume_from_audit([b"not json"])
+
+
+def test_cut_short_ts_parses_to_an_aware_datetime() -> None:
+    chain = AuditChain()
+    r = resume_from_audit([_audit(chain, offset=1, part=(0, 2), origin=None)])
+    assert r.last_ts is not None
+    assert datetime.fromisoformat(r.last_ts) == datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
