@@ -14,8 +14,11 @@ from shulian.chain.dedup import SourceMarks, origin_of
 from shulian.chain.messages import InMessage, OutMessage, SchemaLookup
 from shulian.chain.topology import Topology, subject_of
 from shulian.chain.wire import decode_body, encode_wire, split_wire
+from shulian.log import get_logger
 from shulian.logic.harmonise import Harmoniser
 from shulian.logic.result import Accepted, Reason, Rejected
+
+log = get_logger(__name__)
 
 TailLoader = Callable[[Sequence[tuple[str, int]]], Mapping[tuple[str, int], InMessage | None]]
 """Reads the last message of each (topic, partition) given (None: the partition is empty)."""
@@ -62,16 +65,20 @@ class IngestStage:
             self._load_marks(batch)
         out: list[OutMessage] = []
         rejected: list[Rejected] = []
+        skipped = 0
         for msg in batch:
             result = self._one(msg)
             if isinstance(result, Rejected):
                 rejected.append(result)
                 if self._dead.written(msg.topic, msg.partition, msg.offset):
+                    skipped += 1
                     continue
                 self._dead.note(msg.topic, msg.partition, msg.offset)
                 out.append(self._deadletter(msg, result))
             else:
                 out.append(result)
+        if skipped:
+            log.info("ingest.skipped_deadlettered", count=skipped, batch=len(batch))
         return out, rejected
 
     def _load_marks(self, batch: Sequence[InMessage]) -> None:
