@@ -118,7 +118,9 @@ class EnforceStage:
                 skipped += 1
                 continue
             origin = origin_of(msg.headers)
-            if resume is not None and origin is not None:
+            finishing = (resume is not None and msg.offset == resume.last_offset
+                         and resume.pending_from is not None)
+            if resume is not None and origin is not None and not finishing:
                 if resume.origins.written(origin.topic, origin.partition, origin.offset):
                     skipped += 1  # the same raw record, ingested twice
                     continue
@@ -133,7 +135,7 @@ class EnforceStage:
             record, provider, key = decoded
             first = 0
             now = self._clock()
-            if msg.offset == resume.last_offset and resume.pending_from is not None:
+            if finishing and resume.pending_from is not None:
                 # its audit was cut short: decide again as then, write the missing decisions
                 first = resume.pending_from
                 if resume.last_ts is not None:

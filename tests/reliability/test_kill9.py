@@ -199,7 +199,8 @@ def run_kill_scenario(start_chain: StartChain, pg_dsn: str, unique: str,
                       monkeypatch: pytest.MonkeyPatch, *, records: int, kills: int,
                       timeout_s: float) -> dict[str, Any]:
     started = time.monotonic()
-    env = start_chain()
+    # unbuffered: a SIGKILLed worker's last log lines (the skip counts below) are not lost
+    env = start_chain(extra_env={"PYTHONUNBUFFERED": "1"})
     settings, topology, catalog = env.settings, env.topology, env.catalog
     consumers = sorted({e.consumer for e in catalog.current_list.entries
                         if (e.provider, e.dataset) == (PROVIDER, DATASET)})
