@@ -81,7 +81,7 @@ def _count(dsn: str, schema: str, table: str) -> int:
 
 def test_postgres_outage_mid_stream_through_the_chain(
     start_chain: StartChain, private_postgres: PgCluster, unique: str,
-    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     env = start_chain()
     settings, topology = env.settings, env.topology
@@ -147,8 +147,8 @@ def test_postgres_outage_mid_stream_through_the_chain(
     assert len(set(keys)) == len(keys) == len(expected) > before
     assert committed_while_down <= before  # no offset moved past an unwritten record
     assert retries >= 2 and deadlettered == 0
-    logged = capfd.readouterr()
-    assert (logged.out + logged.err).count("sink.write_failed") >= 2
+    # (each failed attempt is also a `sink.write_failed` log line; the metric is what is asserted:
+    # structlog loggers cached by an earlier test in the session write to that test's stderr)
     print(f"\npostgres outage {outage_s:.1f} s: {len(expected)} egress records "
           f"({before} before the outage), {int(retries)} failed write attempts, "
           f"caught up {catch_up_s:.1f} s after the server returned; duplicates 0, lost 0, "
