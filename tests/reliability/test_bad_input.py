@@ -71,10 +71,12 @@ class Wire:
             assert sid is not None
             self.ids[pair] = sid
         self.rng = random.Random(5)
+        self.made: list[tuple[tuple[str, str], dict[str, Any]]] = []  # every record built
 
     def record(self, pair: tuple[str, str], **changes: Any) -> dict[str, Any]:
         rec = dict(self.gens[pair].generate(self.rng).raw)
         rec.update(changes)
+        self.made.append((pair, rec))
         return rec
 
     def body(self, pair: tuple[str, str], rec: dict[str, Any]) -> bytes:
