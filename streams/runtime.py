@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from itertools import groupby
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from shulian.chain.dedup import AuditResume, resume_from_audit
 from shulian.chain.enforce import AuditPartition
@@ -60,6 +60,9 @@ class OutputProducer:
                     break
                 except BufferError:
                     self._producer.poll(0.05)
+                except KafkaException as exc:  # refused locally (e.g. too large): a failure
+                    failed.append((m, exc.args[0]))
+                    break
         remaining = self._producer.flush(60)
         if remaining:
             raise BrokerError(f"{remaining} messages not delivered within 60 s")
@@ -96,7 +99,11 @@ class OutputProducer:
             pending = [m for m, _ in failed]
 
     async def deliver_async(self, msgs: Sequence[OutMessage]) -> None:
-        await asyncio.get_running_loop().run_in_executor(None, self.deliver, msgs)
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, self.deliver, msgs)
+        except Exception:  # never into Faust: take_events would ack the undelivered batch
+            log.exception("output.crashed", batch=len(msgs))
+            os._exit(70)
 
     def close(self) -> None:
         self._producer.flush(10)

@@ -46,10 +46,17 @@ def consumer_config(settings: Settings, *, group_id: str, **extra: Any) -> dict[
     return conf
 
 
+MAX_MESSAGE_BYTES = 17 * 1024 * 1024
+"""Largest message the chain writes: a dead letter carries a raw record's original bytes (the
+worker fetches up to 16 MiB) plus headers. Chain topics are created accepting it
+(``max.message.bytes``), and chain producers are allowed it (librdkafka's default is ~1 MB)."""
+
+
 def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
     conf: dict[str, Any] = {
         **settings.kafka_common(),
         "acks": "all",
+        "message.max.bytes": MAX_MESSAGE_BYTES,
         "linger.ms": 10,
         "batch.size": 1_000_000,
         "compression.type": "none",

@@ -24,7 +24,7 @@ from shulian.chain.enforce import ViewSchema
 from shulian.chain.ingest import CanonicalSchema
 from shulian.chain.topology import Topology, plan_topics, subject_of
 from shulian.errors import RegistryError
-from shulian.io.kafka import TopicSpec, admin_client, ensure_topics
+from shulian.io.kafka import MAX_MESSAGE_BYTES, TopicSpec, admin_client, ensure_topics
 from shulian.log import get_logger
 from shulian.logic.views import view_schema
 from shulian.settings import Settings
@@ -98,7 +98,8 @@ def init_topology(settings: Settings, catalog: Catalog, topology: Topology) -> I
     plan = plan_topics(catalog, topology)
     ensure_topics(
         admin_client(settings),
-        [TopicSpec(name, parts) for name, parts in plan.all()],
+        [TopicSpec(name, parts, (("max.message.bytes", str(MAX_MESSAGE_BYTES)),))
+         for name, parts in plan.all()],
         replication_factor=settings.replication_factor,
     )
     client = registry_client(settings)

@@ -270,10 +270,6 @@ def test_bad_raw_messages_are_dead_lettered_once_and_the_worker_keeps_running(
     assert env.worker.running
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "streams/runtime.py OutputProducer produces with librdkafka's default message.max.bytes "
-    "(1 MB): the 10 MB dead letter raises KafkaException(MSG_SIZE_TOO_LARGE) from produce(), "
-    "outside run_stage, and the ingest agent crashes inside a live worker process"))
 def test_a_10mb_value(start_chain: StartChain) -> None:
     """An agency's producer with default limits cannot send 10 MB (librdkafka refuses it
     locally, MSG_SIZE_TOO_LARGE); one configured to allow it gets it onto the broker (Tansu
@@ -284,8 +280,8 @@ def test_a_10mb_value(start_chain: StartChain) -> None:
     huge = Sent("10 MB address", AMR, b"big", w.value(AMR, w.record(AMR, ZS="a" * (10 * MB))),
                 reason="element_check_failed", check="length")
     assert len(huge.value or b"") > 10 * MB
-    with pytest.raises(KafkaException) as exc:
-        produce(env.settings, env, [huge])
+    with pytest.raises(KafkaException) as exc:  # librdkafka's default limit, as agencies have it
+        produce(env.settings, env, [huge], **{"message.max.bytes": 1_000_000})
     assert "MSG_SIZE_TOO_LARGE" in str(exc.value)
     produce(env.settings, env, [huge], **{"message.max.bytes": 12 * MB})
     after = Sent("valid after", AMR, b"v", w.value(AMR))
