@@ -5,14 +5,20 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 
 from shulian.cli.common import bootstrap_option, friendly_errors, registry_option, settings_from
-from shulian.errors import ShulianError
+from shulian.errors import ConfigError, ShulianError
 from shulian.log import get_logger
+from shulian.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from connectors.config import LoadedConnector
 
 log = get_logger(__name__)
 
@@ -20,6 +26,17 @@ log = get_logger(__name__)
 @click.group()
 def connect() -> None:
     """Connectors from YAML configs: HTTP gateway, file drop, table poll, sinks."""
+
+
+def _check_refs(loaded: Sequence[LoadedConnector], settings: Settings) -> None:
+    """Agencies, datasets and egress topics the configs name must be in the catalogue."""
+    from connectors.catalog_refs import check_connector_refs
+    from shulian.catalog.load import load_catalog
+
+    catalog = load_catalog(settings.catalog_dir, schemas_dir=settings.schemas_dir)
+    issues = check_connector_refs(loaded, catalog)
+    if issues:
+        raise ConfigError(issues)
 
 
 @connect.command("check")
@@ -34,6 +51,7 @@ def check(files: tuple[Path, ...], skip_env: bool) -> None:
     from connectors.config import load_connector_files
 
     loaded = load_connector_files(files, check_env=not skip_env)
+    _check_refs(loaded, load_settings())
     for c in loaded:
         click.echo(f"ok  {c.path}  {c.type}  {c.name}")
 
@@ -63,6 +81,7 @@ def run(ctx: click.Context, files: tuple[Path, ...], bootstrap_servers: str | No
 
     settings = settings_from(ctx, bootstrap_servers=bootstrap_servers, registry_url=registry_url)
     loaded = load_connector_files(files)
+    _check_refs(loaded, settings)
     metrics = ConnectorMetrics.create(REGISTRY)
     connectors = [build_connector(c.config, settings=settings, metrics=metrics) for c in loaded]
     for c in connectors:
