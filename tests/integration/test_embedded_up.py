@@ -5,28 +5,18 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
-from shulian.embedded.net import free_port, wait_until
+from shulian.embedded.net import free_port
 from shulian.embedded.process import pids_with_env
 from shulian.embedded.tansu import broker_answers_metadata
+from tests.fixtures.up import MARK, SHULIAN, cmdline, running_up
 
-MARK = "SHULIAN_TEST_MARK"
-SHULIAN = str(Path(sys.executable).parent / "shulian")
 EXAMPLES = Path(__file__).resolve().parents[2] / "connectors" / "examples"
-
-
-def cmdline(pid: int) -> list[str]:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return []
-    return [part.decode() for part in raw.split(b"\0") if part]
 
 
 @contextmanager
@@ -37,25 +27,11 @@ def stack(
     out = tmp_path / "up.out"
     no_connectors = tmp_path / "no-connectors"  # these tests are about the core children
     no_connectors.mkdir()
-    with out.open("wb") as fh:
-        proc = subprocess.Popen(
-            [SHULIAN, "up", "--broker-port", str(ports["broker"]),
-             "--registry-port", str(ports["registry"]), "--metrics-port", str(ports["metrics"]),
-             "--connectors", str(no_connectors)],
-            stdout=fh, stderr=subprocess.STDOUT,
-            env={**os.environ, MARK: mark, "SHULIAN_LOG_FORMAT": "json"},
-        )
-    try:
-        ready = wait_until(lambda: proc.poll() is None and b"stack ready" in out.read_bytes(),
-                           timeout_s=90, interval_s=0.1)
-        assert ready, f"up not ready (exit {proc.poll()}):\n{out.read_text()[-4000:]}"
+    args = ["--broker-port", str(ports["broker"]), "--registry-port", str(ports["registry"]),
+            "--metrics-port", str(ports["metrics"]), "--connectors", str(no_connectors)]
+    env = {**os.environ, MARK: mark, "SHULIAN_LOG_FORMAT": "json"}
+    with running_up(args, env=env, out=out, mark=mark, leftover_timeout_s=10) as proc:
         yield proc, out, ports
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=120)
-        assert wait_until(lambda: not pids_with_env(MARK, mark), timeout_s=10), \
-            f"left behind: {[cmdline(p) for p in pids_with_env(MARK, mark)]}"
 
 
 def test_up_serves_its_endpoints_and_stops_on_sigterm_leaving_nothing(

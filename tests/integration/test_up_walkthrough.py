@@ -11,7 +11,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,12 +20,10 @@ import psycopg
 import pytest
 
 from shulian.embedded.net import free_port, wait_until
-from shulian.embedded.process import pids_with_env
+from tests.fixtures.up import MARK, running_up
 
 pytestmark = pytest.mark.integration
 
-MARK = "SHULIAN_TEST_MARK"
-SHULIAN = str(Path(sys.executable).parent / "shulian")
 
 # two licences as the market regulator writes them (its field names, Chinese code values,
 # capital in 万元, district names, two date formats); real check digits
@@ -70,21 +67,10 @@ def up_stack(tmp_path: Path, unique: str) -> Iterator[tuple[subprocess.Popen[byt
                                                              dict[str, int]]]:
     ports = {k: free_port() for k in ("broker", "registry", "gateway", "metrics", "postgres")}
     out = tmp_path / "up.out"
-    with out.open("wb") as fh:
-        proc = subprocess.Popen(
-            [SHULIAN, "up", *(a for k, p in ports.items() for a in (f"--{k}-port", str(p)))],
-            stdout=fh, stderr=subprocess.STDOUT, env=stack_env(unique))
-    try:
-        ready = wait_until(lambda: proc.poll() is None and b"stack ready" in out.read_bytes(),
-                           timeout_s=90, interval_s=0.1)
-        assert ready, f"up not ready (exit {proc.poll()}):\n{out.read_text()[-4000:]}"
+    args = [a for k, p in ports.items() for a in (f"--{k}-port", str(p))]
+    with running_up(args, env=stack_env(unique), out=out, mark=unique,
+                    leftover_timeout_s=15) as proc:
         yield proc, out, ports
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=120)
-        assert wait_until(lambda: not pids_with_env(MARK, unique), timeout_s=15), \
-            f"left behind: {pids_with_env(MARK, unique)}"
 
 
 def test_agency_publishes_through_the_gateway_and_the_consumer_receives_in_postgres(
