@@ -1,0 +1,165 @@
+"""The chain's pure stages alone: microseconds per record, no broker, no registry, no Faust.
+
+``python -m bench.stages [--records N] [--repeats R]`` runs the ingest stage and then the enforce
+stage on the reference workload (bench/catalog) in batches of 1,000, in this process, and prints
+the median microseconds per raw record of each. Schemas get local ids (an in-memory lookup
+stands in for the registry's cache), so the figures are the stages' own cost: decode, harmonise,
+encode, decide, mask, encode views, seal audit records. What the whole chain adds on top
+(consuming, producing, acknowledgements) is what ``shulian bench`` measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fastavro import parse_schema
+
+from bench.data import AGENCY, DATASET, generate_workload, raw_schema, reference_catalog
+from bench.harness import CATALOG_DIR, MASTER_KEY, SCHEMAS_DIR
+from shulian.catalog.models import Catalog, ShareType
+from shulian.chain.dedup import AuditResume
+from shulian.chain.enforce import AuditPartition, EnforceStage, ViewSchema
+from shulian.chain.ingest import CanonicalSchema, IngestStage
+from shulian.chain.messages import InMessage, OutMessage
+from shulian.chain.topology import Topology, subject_of
+from shulian.logic.audit import AuditChain
+from shulian.logic.harmonise import Harmoniser
+from shulian.logic.policy import PolicyEngine
+from shulian.logic.views import view_schema
+
+BATCH = 1000
+
+
+@dataclass
+class LocalSchemas:
+    """Schema id -> parsed schema and subjects; what the stages ask the registry cache."""
+
+    parsed_by_id: dict[int, Any]
+    subjects_by_id: dict[int, frozenset[str]]
+
+    def parsed(self, schema_id: int) -> Any | None:
+        return self.parsed_by_id.get(schema_id)
+
+    def subjects_of(self, schema_id: int) -> frozenset[str]:
+        return self.subjects_by_id.get(schema_id, frozenset())
+
+
+@dataclass
+class Stages:
+    ingest: IngestStage
+    enforce: EnforceStage
+    topology: Topology
+    raw_schema_id: int
+
+
+def build_stages(catalog: Catalog, *, namespace: str = "stages") -> Stages:
+    topology = Topology(namespace=namespace, partitions=1)
+    schemas = LocalSchemas({}, {})
+    raw_id = 1
+    schemas.parsed_by_id[raw_id] = parse_schema(raw_schema(catalog, SCHEMAS_DIR))
+    schemas.subjects_by_id[raw_id] = frozenset({subject_of(f"raw.{AGENCY}.{DATASET}")})
+    canonical: dict[str, CanonicalSchema] = {}
+    next_id = 2
+    for dataset in sorted(catalog.datasets):
+        with (SCHEMAS_DIR / "canonical" / f"{dataset}.avsc").open(encoding="utf-8") as fh:
+            parsed = parse_schema(json.load(fh))
+        schemas.parsed_by_id[next_id] = parsed
+        schemas.subjects_by_id[next_id] = frozenset({subject_of(f"canonical.{dataset}")})
+        canonical[dataset] = CanonicalSchema(schema_id=next_id, parsed=parsed)
+        next_id += 1
+    sharing = catalog.current_list
+    views: dict[tuple[int, str], ViewSchema] = {}
+    for entry in sharing.entries:
+        if entry.share_type is ShareType.NONE:
+            continue
+        schema = view_schema(catalog.datasets[entry.dataset], catalog.elements, entry)
+        views[(sharing.version, entry.id)] = ViewSchema(next_id, parse_schema(schema))
+        next_id += 1
+
+    def fresh(partitions: Sequence[AuditPartition]) -> dict[AuditPartition, AuditResume]:
+        return {p: AuditResume(chain=AuditChain()) for p in partitions}
+
+    engine = PolicyEngine(catalog=catalog, sharing_list=sharing,
+                          master_key=MASTER_KEY.encode("utf-8"))
+    return Stages(
+        ingest=IngestStage(topology=topology, harmoniser=Harmoniser(catalog), schemas=schemas,
+                           canonical=canonical),
+        enforce=EnforceStage(topology=topology, schemas=schemas, engine=engine, views=views,
+                             resume_loader=fresh, worker="bench-stages"),
+        topology=topology,
+        raw_schema_id=raw_id,
+    )
+
+
+def _as_input(out: Sequence[OutMessage], *, first_offset: int) -> list[InMessage]:
+    return [InMessage(topic=m.topic, partition=0, offset=first_offset + i, key=m.key,
+                      value=m.value, timestamp_ms=0, headers=list(m.headers))
+            for i, m in enumerate(out)]
+
+
+@dataclass(frozen=True)
+class StageTimes:
+    records: int
+    canonical: int
+    ingest_us: float  # per raw record
+    enforce_us: float  # per canonical record
+    outputs_per_record: float
+
+
+def run_once(catalog: Catalog, records: Sequence[tuple[bytes, bytes]]) -> StageTimes:
+    stages = build_stages(catalog)
+    raw_topic = stages.topology.raw(AGENCY, DATASET)
+    canonical_topic = stages.topology.canonical(DATASET)
+    msgs = [InMessage(topic=raw_topic, partition=0, offset=i, key=k, value=v, timestamp_ms=0)
+            for i, (k, v) in enumerate(records)]
+    ingest_s = 0.0
+    canonical_out: list[OutMessage] = []
+    for i in range(0, len(msgs), BATCH):
+        t0 = time.perf_counter()
+        out, _ = stages.ingest.process(msgs[i:i + BATCH])
+        ingest_s += time.perf_counter() - t0
+        canonical_out.extend(m for m in out if m.topic == canonical_topic)
+    canon = _as_input(canonical_out, first_offset=0)
+    enforce_s = 0.0
+    outputs = 0
+    for i in range(0, len(canon), BATCH):
+        t0 = time.perf_counter()
+        out2, _ = stages.enforce.process(canon[i:i + BATCH])
+        enforce_s += time.perf_counter() - t0
+        outputs += len(out2)
+    return StageTimes(records=len(msgs), canonical=len(canon),
+                      ingest_us=ingest_s / len(msgs) * 1e6,
+                      enforce_us=enforce_s / max(1, len(canon)) * 1e6,
+                      outputs_per_record=(len(canon) + outputs) / len(msgs))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.stages", description=__doc__)
+    parser.add_argument("--records", type=int, default=20_000)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args(argv)
+    catalog = reference_catalog(CATALOG_DIR, SCHEMAS_DIR)
+    workload = generate_workload(catalog, SCHEMAS_DIR, schema_id=1, records=args.records,
+                                 latency_records=1, warmup_records=1)
+    run_once(catalog, workload.throughput.records[:BATCH])  # warm caches
+    runs = [run_once(catalog, workload.throughput.records) for _ in range(args.repeats)]
+    ingest = statistics.median(r.ingest_us for r in runs)
+    enforce = statistics.median(r.enforce_us for r in runs)
+    share = runs[0].canonical / runs[0].records
+    per_raw = ingest + enforce * share
+    print(f"records {args.records} x {args.repeats} runs (medians); "
+          f"{runs[0].outputs_per_record:.2f} outputs per raw record")
+    print(f"ingest   {ingest:7.1f} us per raw record")
+    print(f"enforce  {enforce:7.1f} us per canonical record")
+    print(f"together {per_raw:7.1f} us per raw record = {1e6 / per_raw:,.0f} records/s "
+          "on one core, stages only")
+
+
+if __name__ == "__main__":
+    main()
