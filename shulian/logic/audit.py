@@ -46,6 +46,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from shulian.logic.policy import Decision, Outcome
 from shulian.logic.views import egress_topic
 
@@ -83,18 +85,38 @@ def record_digest(avro_bytes: bytes) -> str:
     return hashlib.sha256(avro_bytes).hexdigest()
 
 
-def encode(record: Mapping[str, Any]) -> bytes:
-    """Canonical JSON bytes of an audit record."""
+def _encode_json(record: Mapping[str, Any]) -> bytes:
     return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
         "utf-8"
     )
 
 
+_SORTED = orjson.OPT_SORT_KEYS
+
+
+def encode(record: Mapping[str, Any]) -> bytes:
+    """Canonical JSON bytes of an audit record.
+
+    The definition is ``json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)``
+    in UTF-8. Audit records hold strings, integers, booleans, nulls, lists and objects only; for
+    those orjson writes the same bytes ten times faster (a property test holds it to that).
+    Anything orjson refuses (e.g. an integer beyond 64 bits, a non-string key) goes through
+    ``json`` itself; a float, where the two could differ, is never written.
+    """
+    try:
+        return orjson.dumps(record, option=_SORTED)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return _encode_json(record)
+
+
+def _hash_body(prev_hash: str, body: bytes) -> str:
+    return hashlib.sha256(prev_hash.encode("utf-8") + b"\n" + body).hexdigest()
+
+
 def hash_record(record: Mapping[str, Any]) -> str:
     """The hash a record must carry: over ``prev_hash`` and the record without ``hash``."""
     body = {k: v for k, v in record.items() if k != "hash"}
-    prev = str(record.get("prev_hash", ""))
-    return hashlib.sha256(prev.encode("utf-8") + b"\n" + encode(body)).hexdigest()
+    return _hash_body(str(record.get("prev_hash", "")), encode(body))
 
 
 def _iso(ts: datetime) -> str:
@@ -188,7 +210,7 @@ class AuditChain:
         record.pop("hash", None)
         record["seq"] = self._seq
         record["prev_hash"] = self._head
-        record["hash"] = hash_record(record)
+        record["hash"] = _hash_body(self._head, encode(record))  # = hash_record(record)
         self._head = record["hash"]
         self._seq += 1
         return encode(record)

@@ -269,3 +269,24 @@ def test_property_any_single_swap_is_detected(data: st.DataObject, n: int) -> No
     (oi, vi), (oj, vj) = tampered[i], tampered[j]
     tampered[i], tampered[j] = (oi, vj), (oj, vi)
     assert verify_chain(tampered) != []
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(st.dictionaries(st.text(), _json_values, max_size=8))
+def test_encode_is_byte_identical_to_the_json_definition(record: dict[str, object]) -> None:
+    # the documented definition of the format; orjson is only a faster way to the same bytes
+    expected = json.dumps(record, sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=False).encode("utf-8")
+    assert encode(record) == expected
+
+
+def test_encode_falls_back_where_orjson_refuses() -> None:
+    record = {"big": 2**70, "v": 1}
+    assert encode(record) == b'{"big":1180591620717411303424,"v":1}'
