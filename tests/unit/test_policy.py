@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import cel
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -31,7 +32,14 @@ from shulian.catalog.models import (
 )
 from shulian.errors import ConfigError
 from shulian.logic.masking import apply_mask, mask_fits
-from shulian.logic.policy import Decision, Outcome, PolicyEngine, WithholdReason, cel_record
+from shulian.logic.policy import (
+    Decision,
+    Outcome,
+    PolicyEngine,
+    WithholdReason,
+    cel_record,
+    filter_fields,
+)
 
 KEY = b"policy-test-key"
 NOW = datetime(2026, 3, 1, 4, 0, tzinfo=UTC)
@@ -394,6 +402,68 @@ def test_row_filter_expressions(expr: str, delivered: bool) -> None:
     assert (d.outcome is Outcome.DELIVER) is delivered
     if not delivered:
         assert d.reason is WithholdReason.ROW_FILTER_FALSE
+
+
+@pytest.mark.parametrize(
+    ("expr", "fields"),
+    [
+        ("record.status == '1' && record.region.startsWith('4401')", ("status", "region")),
+        ("has(record.x) || record . y > 2", ("x", "y")),
+        ("record.a.b == 1 && record.a.c == 2", ("a",)),
+        ("my_record.a == 1 && record.b", ("b",)),
+        ("true", ()),
+        ("record['a'] == 1", None),  # index: any key
+        ("size(record) > 1", None),  # the whole map
+        ("record.all(k, k != '')", None),  # a macro over the map
+        ("[1].exists(record, record > 0)", None),  # a variable named record
+        ("'record' == record.a", None),  # the word in a literal: conservative
+        ("record.?a == 1", None),  # optional selection
+        ("record.a // record", None),  # the word in a comment
+    ],
+)
+def test_filter_fields_is_exact_or_gives_the_whole_record(
+    expr: str, fields: tuple[str, ...] | None
+) -> None:
+    assert filter_fields(expr) == fields
+
+
+_FILTERS = [
+    "record.region.startsWith('4401')",
+    "record.subsidy > 100000 && record.sex == '1'",
+    "record.birth_date < '1980-01-01'",
+    "has(record.phone) && record.phone != null",
+    "has(record.nope)",
+    "record.nope == 1",
+    "record.remark.startsWith('x')",
+    "record.household_size in [1, 2] || record.region == '440106'",
+    "timestamp(record.changed_at) >= timestamp('2026-02-28T16:00:00Z')",
+]
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(region=st.sampled_from(["440106", "320500", ""]),
+       subsidy=st.integers(min_value=0, max_value=10**7),
+       remark=st.none() | st.text(max_size=3),
+       drop=st.sets(st.sampled_from(["phone", "remark", "sex"])))
+def test_narrowed_record_gives_the_same_verdict_as_the_whole(
+    region: str, subsidy: int, remark: str | None, drop: set[str]
+) -> None:
+    rec = make_record(region=region, subsidy=subsidy, remark=remark)
+    for name in drop:
+        rec.pop(name, None)
+    for expr in _FILTERS:
+        program = cel.compile(expr)
+        fields = filter_fields(expr)
+        assert fields is not None
+
+        def verdict(ctx: dict[str, Any], program: Any = program) -> object:
+            try:
+                return program.execute(ctx)
+            except Exception as exc:  # the engine withholds on any error: compare kinds
+                return type(exc)
+
+        assert verdict({"record": cel_record(rec, fields)}) == verdict(
+            {"record": cel_record(rec)}), expr
 
 
 def test_row_filter_error_on_a_null_field_never_raises() -> None:
