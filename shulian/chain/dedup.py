@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from shulian.chain.messages import Headers, header_str
+from shulian.chain.messages import Headers
 from shulian.logic.audit import AuditChain, parse_audit
 
 __all__ = ["AuditResume", "Origin", "SourceMarks", "origin_of", "resume_from_audit"]
@@ -46,15 +46,23 @@ class Origin:
 
 
 def origin_of(headers: Headers) -> Origin | None:
-    """The ``shulian.source.*`` headers of a chain message, or None if absent or malformed."""
-    topic = header_str(headers, SOURCE_TOPIC)
-    partition = header_str(headers, SOURCE_PARTITION)
-    offset = header_str(headers, SOURCE_OFFSET)
+    """The ``shulian.source.*`` headers of a chain message (the first of each name), or None if
+    absent or malformed. One pass over the headers: this runs for every canonical record."""
+    topic = partition = offset = None
+    for name, value in headers:
+        if name == SOURCE_TOPIC:
+            if topic is None:
+                topic = value
+        elif name == SOURCE_PARTITION:
+            if partition is None:
+                partition = value
+        elif name == SOURCE_OFFSET and offset is None:
+            offset = value
     if topic is None or partition is None or offset is None:
         return None
     try:
-        return Origin(topic, int(partition), int(offset))
-    except ValueError:
+        return Origin(topic.decode("utf-8"), int(partition), int(offset))
+    except (UnicodeDecodeError, ValueError):
         return None
 
 

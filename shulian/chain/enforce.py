@@ -19,7 +19,7 @@ from shulian.chain.messages import InMessage, OutMessage, SchemaLookup, header_s
 from shulian.chain.topology import Topology
 from shulian.chain.wire import decode_body, encode_wire, split_wire
 from shulian.log import get_logger
-from shulian.logic.audit import build_audit, record_digest
+from shulian.logic.audit import AuditBuilder, audit_ts, record_digest
 from shulian.logic.policy import Decision, Outcome, PolicyEngine
 from shulian.logic.result import Reason, Rejected
 
@@ -71,6 +71,12 @@ class EnforceStage:
         self._worker = worker
         self._clock = clock
         self._resumes: dict[tuple[str, int], AuditResume] = {}
+        self._audits = AuditBuilder(worker=worker)
+        # names derived once per topic / consumer (the hot path asks for them per record)
+        self._datasets: dict[str, str | None] = {}
+        self._audit_topics: dict[str, str] = {}
+        self._egress_topics: dict[tuple[str, str], str] = {}
+        self._egress_headers: dict[tuple[int, str, str], list[tuple[str, bytes]]] = {}
 
     @property
     def list_version(self) -> int:
@@ -89,13 +95,35 @@ class EnforceStage:
     def chain_heads(self) -> dict[tuple[str, int], str]:
         return {k: r.chain.head for k, r in self._resumes.items()}
 
+    def _dataset(self, topic: str) -> str | None:
+        try:
+            return self._datasets[topic]
+        except KeyError:
+            dataset = self._datasets[topic] = self._topology.parse_canonical(topic)
+            return dataset
+
+    def _audit_topic(self, dataset: str) -> str:
+        try:
+            return self._audit_topics[dataset]
+        except KeyError:
+            topic = self._audit_topics[dataset] = self._topology.audit(dataset)
+            return topic
+
+    def _egress_topic(self, consumer: str, dataset: str) -> str:
+        try:
+            return self._egress_topics[(consumer, dataset)]
+        except KeyError:
+            topic = self._egress_topics[(consumer, dataset)] = self._topology.egress(
+                consumer, dataset)
+            return topic
+
     def _load_resumes(self, msgs: Sequence[InMessage]) -> None:
         wanted: dict[tuple[str, int], AuditPartition] = {}
         for msg in msgs:
-            dataset = self._topology.parse_canonical(msg.topic)
+            dataset = self._dataset(msg.topic)
             if dataset is None:
                 continue
-            key = (self._topology.audit(dataset), msg.partition)
+            key = (self._audit_topic(dataset), msg.partition)
             if key not in self._resumes and key not in wanted:
                 wanted[key] = (key[0], key[1], msg.topic)
         if wanted:
@@ -110,10 +138,12 @@ class EnforceStage:
         self._load_resumes(batch)
         out: list[OutMessage] = []
         delivered = withheld = rejected = skipped = 0
+        resumes = self._resumes
+        audits = self._audits
         for msg in batch:
-            dataset = self._topology.parse_canonical(msg.topic)
-            resume = None if dataset is None else self._resumes[
-                (self._topology.audit(dataset), msg.partition)]
+            dataset = self._dataset(msg.topic)
+            audit_topic = "" if dataset is None else self._audit_topic(dataset)
+            resume = None if dataset is None else resumes[(audit_topic, msg.partition)]
             if resume is not None and resume.skip(msg.offset):
                 skipped += 1
                 continue
@@ -145,7 +175,11 @@ class EnforceStage:
                 dataset=dataset, provider=provider, record=record, record_key=key, now=now
             )
             digest = record_digest(msg.value or b"")
-            audit_topic = self._topology.audit(dataset)
+            ts = audit_ts(now)
+            source = (msg.topic, msg.partition, msg.offset)
+            from_raw = None if origin is None else (origin.topic, origin.partition,
+                                                    origin.offset)
+            key_bytes = key.encode("utf-8")
             chain = resume.chain
             total = len(decisions)
             for index, decision in enumerate(decisions):
@@ -154,33 +188,18 @@ class EnforceStage:
                 egress_topic: str | None = None
                 egress_key: str | None = None
                 if decision.outcome is Outcome.DELIVER and decision.view is not None:
-                    egress_topic = self._topology.egress(decision.consumer, dataset)
+                    egress_topic = self._egress_topic(decision.consumer, dataset)
                     egress_key = str(decision.view.get("_record_key", key))
                     out.append(self._egress(egress_topic, key, decision))
                     delivered += 1
                 else:
                     withheld += 1
-                audit = build_audit(
-                    decision,
-                    record_digest=digest,
-                    source=(msg.topic, msg.partition, msg.offset),
-                    ts=now,
-                    worker=self._worker,
-                    origin=None if origin is None else (origin.topic, origin.partition,
-                                                        origin.offset),
-                    part=(index, total),
-                )
+                audit = audits.build(decision, record_digest=digest, source=source, ts=ts,
+                                     origin=from_raw, part=(index, total))
                 audit["egress_topic"] = egress_topic
                 audit["egress_key"] = egress_key
-                out.append(
-                    OutMessage(
-                        topic=audit_topic,
-                        key=key.encode("utf-8"),
-                        value=chain.seal(audit),
-                        partition=msg.partition,
-                        phase=1,
-                    )
-                )
+                out.append(OutMessage(topic=audit_topic, key=key_bytes, value=chain.seal(audit),
+                                      partition=msg.partition, phase=1))
         if skipped:
             log.info("enforce.skipped_decided", count=skipped, batch=len(batch))
         return out, EnforceStats(delivered=delivered, withheld=withheld, rejected=rejected,
@@ -217,15 +236,19 @@ class EnforceStage:
         # the view's _record_key is pseudonymised when the consumer may not see a key field
         # (e.g. a citizen ID): the Kafka key must not leak what the view masks
         egress_key = str(decision.view.get("_record_key", key))
+        hkey = (decision.list_version, decision.entry_id, decision.provider)
+        headers = self._egress_headers.get(hkey)
+        if headers is None:  # the same for every view of the entry: built once, never edited
+            headers = self._egress_headers[hkey] = [
+                ("shulian.entry", decision.entry_id.encode()),
+                ("shulian.list.version", str(decision.list_version).encode()),
+                ("shulian.provider", decision.provider.encode()),
+            ]
         return OutMessage(
             topic=topic,
             key=egress_key.encode("utf-8"),
             value=encode_wire(view.schema_id, view.parsed, decision.view),
-            headers=[
-                ("shulian.entry", decision.entry_id.encode()),
-                ("shulian.list.version", str(decision.list_version).encode()),
-                ("shulian.provider", decision.provider.encode()),
-            ],
+            headers=headers,
         )
 
     def _deadletter(self, msg: InMessage, dataset: str, rej: Rejected) -> OutMessage:

@@ -54,9 +54,11 @@ from shulian.logic.views import egress_topic
 __all__ = [
     "AUDIT_VERSION",
     "GENESIS",
+    "AuditBuilder",
     "AuditChain",
     "ChainBreak",
     "Source",
+    "audit_ts",
     "build_audit",
     "encode",
     "hash_record",
@@ -125,6 +127,11 @@ def _iso(ts: datetime) -> str:
     return ts.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
+def audit_ts(ts: datetime) -> str:
+    """``ts`` as an audit record writes it (ISO 8601 UTC, milliseconds, ``Z``)."""
+    return _iso(ts)
+
+
 def build_audit(
     decision: Decision,
     *,
@@ -145,12 +152,23 @@ def build_audit(
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {sorted(KINDS)}")
     src = source if isinstance(source, Source) else Source(*source)
-    if record_key is None:
-        record_key = decision.record_key
+    rec = _entry_part(decision, worker=worker, kind=kind)
+    rec["ts"] = _iso(ts)
+    rec["record_key"] = decision.record_key if record_key is None else record_key
+    rec["record_digest"] = record_digest
+    rec["source"] = {"topic": src.topic, "partition": src.partition, "offset": src.offset}
+    if origin is not None:
+        org = origin if isinstance(origin, Source) else Source(*origin)
+        rec["origin"] = {"topic": org.topic, "partition": org.partition, "offset": org.offset}
+    if part is not None:
+        rec["part"] = [part[0], part[1]]
+    return rec
+
+
+def _entry_part(decision: Decision, *, worker: str, kind: str) -> dict[str, Any]:
     delivered = decision.outcome is Outcome.DELIVER
-    rec: dict[str, Any] = {
+    return {
         "v": AUDIT_VERSION,
-        "ts": _iso(ts),
         "kind": kind,
         "dataset": decision.dataset,
         "provider": decision.provider,
@@ -162,18 +180,57 @@ def build_audit(
         "reason": None if decision.reason is None else decision.reason.value,
         "fields_delivered": list(decision.fields_delivered),
         "fields_masked": [[f, m] for f, m in decision.fields_masked],
-        "record_key": record_key,
-        "record_digest": record_digest,
-        "source": {"topic": src.topic, "partition": src.partition, "offset": src.offset},
         "egress_topic": egress_topic(decision.consumer, decision.dataset) if delivered else None,
         "worker": worker,
     }
-    if origin is not None:
-        org = origin if isinstance(origin, Source) else Source(*origin)
-        rec["origin"] = {"topic": org.topic, "partition": org.partition, "offset": org.offset}
-    if part is not None:
-        rec["part"] = [part[0], part[1]]
-    return rec
+
+
+class AuditBuilder:
+    """:func:`build_audit` for a stream of decisions (the enforce stage: one record per list
+    entry per canonical record). What depends only on the entry and the outcome is built once
+    per (entry, list version, outcome) and copied; the records are equal to ``build_audit``'s
+    (a test holds the two together). The prepared lists are shared between records: records
+    are sealed and encoded, never edited."""
+
+    MAX_PREPARED = 4096
+
+    def __init__(self, *, worker: str, kind: str = "decision") -> None:
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {sorted(KINDS)}")
+        self._worker = worker
+        self._kind = kind
+        self._prepared: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+    def build(
+        self,
+        decision: Decision,
+        *,
+        record_digest: str,
+        source: tuple[str, int, int],
+        ts: str,
+        origin: tuple[str, int, int] | None = None,
+        part: tuple[int, int] | None = None,
+    ) -> dict[str, Any]:
+        """The record of one decision; ``ts`` as :func:`audit_ts` writes it."""
+        key = (decision.entry_id, decision.list_version, decision.outcome, decision.reason,
+               decision.provider, decision.consumer, decision.dataset, decision.share_type,
+               decision.fields_delivered, decision.fields_masked)
+        static = self._prepared.get(key)
+        if static is None:
+            if len(self._prepared) >= self.MAX_PREPARED:
+                self._prepared.clear()
+            static = self._prepared[key] = _entry_part(decision, worker=self._worker,
+                                                       kind=self._kind)
+        rec = static.copy()
+        rec["ts"] = ts
+        rec["record_key"] = decision.record_key
+        rec["record_digest"] = record_digest
+        rec["source"] = {"topic": source[0], "partition": source[1], "offset": source[2]}
+        if origin is not None:
+            rec["origin"] = {"topic": origin[0], "partition": origin[1], "offset": origin[2]}
+        if part is not None:
+            rec["part"] = [part[0], part[1]]
+        return rec
 
 
 class AuditChain:

@@ -14,8 +14,10 @@ from hypothesis import strategies as st
 
 from shulian.logic.audit import (
     GENESIS,
+    AuditBuilder,
     AuditChain,
     Source,
+    audit_ts,
     build_audit,
     encode,
     parse_audit,
@@ -290,3 +292,21 @@ def test_encode_is_byte_identical_to_the_json_definition(record: dict[str, objec
 def test_encode_falls_back_where_orjson_refuses() -> None:
     record = {"big": 2**70, "v": 1}
     assert encode(record) == b'{"big":1180591620717411303424,"v":1}'
+
+
+def test_audit_builder_builds_what_build_audit_builds() -> None:
+    builder = AuditBuilder(worker="w1")
+    ds = decisions() * 3  # the second round comes from the prepared part
+    for i, d in enumerate(ds):
+        ts = NOW + timedelta(milliseconds=i)
+        kw: dict[str, Any] = {"record_digest": f"{i:064x}", "origin": ("raw.psb.x", 1, i),
+                              "part": (i % 2, 2)}
+        expected = build_audit(d, source=SRC, ts=ts, worker="w1", **kw)
+        got = builder.build(d, source=SRC, ts=audit_ts(ts), **kw)
+        assert got == expected
+        assert encode(got) == encode(expected)
+    # records do not share their per-record parts
+    a = builder.build(ds[0], record_digest="a", source=SRC, ts="t")
+    b = builder.build(ds[0], record_digest="b", source=("x", 1, 2), ts="u")
+    assert a["record_digest"] == "a" and a["source"]["topic"] == SRC[0]
+    assert b["record_digest"] == "b" and b["source"]["topic"] == "x"
