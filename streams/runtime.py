@@ -35,13 +35,23 @@ log = get_logger(__name__)
 
 
 class OutputProducer:
-    """Produces a batch of OutMessages and waits until every one is acknowledged."""
+    """Produces a batch of OutMessages and waits until every one is acknowledged.
+
+    Delivery reports come for failures only (``delivery.report.only.error``): a successful
+    delivery calls no Python, so waiting for a batch (``flush``, GIL released) never competes
+    with the event loop for the interpreter. Measured before: a delivery callback per output
+    (seven per raw record) queued behind the other agent's CPU work, and a batch's flush took
+    200-600 ms while the broker had answered in ~35 ms.
+    """
 
     def __init__(self, settings: Settings, *, fatal_after_s: float = 300.0) -> None:
-        self._producer = Producer(producer_config(settings))
+        self._producer = Producer(producer_config(settings,
+                                                  **{"delivery.report.only.error": True}))
         self._fatal_after_s = fatal_after_s
 
-    def _produce_all(self, msgs: Sequence[OutMessage]) -> list[tuple[OutMessage, KafkaError]]:
+    def _produce(self, msgs: Sequence[OutMessage]) -> list[tuple[OutMessage, KafkaError]]:
+        """Hand every message to the client; the returned list fills with failures (locally
+        refused ones at once, the others' reports during :meth:`_flush`)."""
         failed: list[tuple[OutMessage, KafkaError]] = []
         produce = self._producer.produce
         for m in msgs:
@@ -63,50 +73,75 @@ class OutputProducer:
                 except KafkaException as exc:  # refused locally (e.g. too large): a failure
                     failed.append((m, exc.args[0]))
                     break
+        return failed
+
+    def _flush(self, pending: Sequence[OutMessage], failed: list[tuple[OutMessage, KafkaError]]
+               ) -> None:
         remaining = self._producer.flush(60)
         if remaining:
-            raise BrokerError(f"{remaining} messages not delivered within 60 s")
-        return failed
+            log.warning("egress.flush_timeout", remaining=remaining)
+            # their reports are still outstanding: count the whole batch as failed (a retry
+            # may duplicate; restarts de-duplicate, sinks are idempotent)
+            failed[:] = [(m, KafkaError(KafkaError._TIMED_OUT)) for m in pending]
 
     def deliver(self, msgs: Sequence[OutMessage]) -> None:
         """Blocking: produce all, phase by phase (every output of a phase acknowledged before
         the next phase is produced), retry failures with backoff, exit hard if it never
         succeeds."""
-        if all(m.phase == 0 for m in msgs):
-            self._deliver_phase(msgs)
-            return
-        for _, group in groupby(sorted(msgs, key=lambda m: m.phase), key=lambda m: m.phase):
-            self._deliver_phase(list(group))
-
-    def _deliver_phase(self, msgs: Sequence[OutMessage]) -> None:
-        pending = list(msgs)
-        deadline = time.monotonic() + self._fatal_after_s
-        backoff = 0.2
-        while pending:
-            try:
-                failed = self._produce_all(pending)
-            except BrokerError as exc:
-                log.warning("egress.flush_timeout", error=str(exc))
-                failed = [(m, KafkaError(KafkaError._TIMED_OUT)) for m in pending]
-            if not failed:
-                return
-            log.warning("output.delivery_failed", count=len(failed), error=str(failed[0][1]))
-            if time.monotonic() > deadline:
-                log.critical("output.giving_up", count=len(failed))
-                os._exit(70)  # nothing acked: a restart re-processes the batch
-            time.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
-            pending = [m for m, _ in failed]
+        for group in _phases(msgs):
+            pending = group
+            deadline = time.monotonic() + self._fatal_after_s
+            backoff = 0.2
+            while pending:
+                failed = self._produce(pending)
+                self._flush(pending, failed)
+                pending = self._retry_or_exit(failed, deadline, backoff)
+                if pending:
+                    time.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
 
     async def deliver_async(self, msgs: Sequence[OutMessage]) -> None:
+        """The agents' way: produce on the event loop (CPU), wait for acknowledgements in a
+        thread (no CPU, no GIL), retry failures with backoff; never raises into Faust."""
+        loop = asyncio.get_running_loop()
         try:
-            await asyncio.get_running_loop().run_in_executor(None, self.deliver, msgs)
+            for group in _phases(msgs):
+                pending = group
+                deadline = time.monotonic() + self._fatal_after_s
+                backoff = 0.2
+                while pending:
+                    failed = self._produce(pending)
+                    await loop.run_in_executor(None, self._flush, pending, failed)
+                    pending = self._retry_or_exit(failed, deadline, backoff)
+                    if pending:
+                        await asyncio.sleep(backoff)
+                        backoff = min(backoff * 2, 5.0)
         except Exception:  # never into Faust: take_events would ack the undelivered batch
             log.exception("output.crashed", batch=len(msgs))
             os._exit(70)
 
+    @staticmethod
+    def _retry_or_exit(failed: list[tuple[OutMessage, KafkaError]], deadline: float,
+                       backoff: float) -> list[OutMessage]:
+        if not failed:
+            return []
+        log.warning("output.delivery_failed", count=len(failed), error=str(failed[0][1]),
+                    retry_in_s=backoff)
+        if time.monotonic() > deadline:
+            log.critical("output.giving_up", count=len(failed))
+            os._exit(70)  # nothing acked: a restart re-processes the batch
+        return [m for m, _ in failed]
+
     def close(self) -> None:
         self._producer.flush(10)
+
+
+def _phases(msgs: Sequence[OutMessage]) -> list[Sequence[OutMessage]]:
+    """The batch split by :attr:`OutMessage.phase`, lowest first (one group when all are 0)."""
+    if all(m.phase == 0 for m in msgs):
+        return [msgs] if msgs else []
+    return [list(g) for _, g in groupby(sorted(msgs, key=lambda m: m.phase),
+                                       key=lambda m: m.phase)]
 
 
 def read_tail(
