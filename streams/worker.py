@@ -9,6 +9,7 @@ good version stays in force.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 from dataclasses import dataclass, field
 
@@ -126,6 +127,24 @@ def build_parts(settings: Settings, *, namespace: str | None = None) -> ChainPar
     )
 
 
+GC_GEN0_THRESHOLD = 50_000
+
+
+def tune_gc() -> None:
+    """Fewer cyclic-GC passes over a heap that is mostly Faust's buffers and the catalogue.
+
+    CPython collects generation 0 every 700 net allocations; the worker allocates several
+    objects per event (Faust events, messages, futures) and per output, so collections ran
+    thousands of times a second and the older generations, which hold every buffered event,
+    were traversed again and again. Measured on the benchmark (worker CPU per raw record,
+    same machine, alternating runs): default 663-702 us, this 495-556 us, GC off 480-618 us.
+    What was built at start-up is frozen (never traversed again); garbage cycles are still
+    collected, after 50,000 net allocations instead of 700, so memory stays bounded.
+    """
+    gc.freeze()
+    gc.set_threshold(GC_GEN0_THRESHOLD, 50, 100)
+
+
 def run_worker(settings: Settings, *, namespace: str | None = None) -> None:
     """Run the chain worker in the foreground until SIGTERM/SIGINT."""
     import faust
@@ -154,4 +173,5 @@ def run_worker(settings: Settings, *, namespace: str | None = None) -> None:
              canonical_topics=len(parts.canonical_topics), pid=os.getpid())
     worker = faust.Worker(app, loglevel="WARNING", quiet=True, redirect_stdouts=False)
     worker.spinner = None  # no terminal escape codes in log files
+    tune_gc()
     worker.execute_from_commandline()
