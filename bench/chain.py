@@ -36,6 +36,16 @@ from shulian.embedded.net import free_port
 from shulian.io.setup import init_topology
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time a process has used so far (Linux /proc; None elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            fields = fh.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def parse_metrics(text: str) -> dict[str, float]:
     """Prometheus text -> {name or name{labels}: value} (comments skipped)."""
     out: dict[str, float] = {}
@@ -130,6 +140,8 @@ def run_chain(stack: Stack, workload: Workload, *, run: int, latency_rate: float
         wait_for(lambda: _settled(port, warm), timeout_s=180, what="chain warm-up",
                  alive=alive, interval_s=0.2)
         rss.mark("start")
+        cpu_before = cpu_seconds(proc.pid)
+        wall_before = time.monotonic()
         before = read_progress(port)
         since_ms = int(time.time() * 1000)
         n = len(workload.throughput.records)
@@ -137,6 +149,8 @@ def run_chain(stack: Stack, workload: Workload, *, run: int, latency_rate: float
         wait_for(lambda: _settled(port, warm + n), timeout_s=timeout_s,
                  what="chain throughput", alive=alive, interval_s=0.1)
         rss.mark("after_throughput")
+        cpu_after = cpu_seconds(proc.pid)
+        wall = time.monotonic() - wall_before
         progress = read_progress(port)
         canonical = progress.canonical - before.canonical
         rejected = progress.ingest_rejected - before.ingest_rejected
@@ -160,7 +174,15 @@ def run_chain(stack: Stack, workload: Workload, *, run: int, latency_rate: float
                     "metrics_canonical": canonical,
                     "metrics_rejected": rejected,
                     "metrics_delivered": delivered,
-                    "entries": entries})
+                    "entries": entries,
+                    # the worker's CPU over the throughput phase (all its threads): CPU-bound
+                    # when cpu_busy is ~1 core or more (one interpreter, one GIL)
+                    "worker_cpu_s": None if cpu_before is None or cpu_after is None
+                    else round(cpu_after - cpu_before, 2),
+                    "worker_cpu_us_per_record": None if cpu_before is None or cpu_after is None
+                    else round((cpu_after - cpu_before) / n * 1e6),
+                    "worker_cpu_busy": None if cpu_before is None or cpu_after is None
+                    else round((cpu_after - cpu_before) / wall, 2)})
         egress_topic = topology.egress(full_view.consumer, DATASET)
         latency = measure_latency(settings, raw_topic=raw_topic, egress_topic=egress_topic,
                                   records=workload.latency.records, rate=latency_rate,

@@ -1,4 +1,4 @@
-"""Phases 1 and 2: the one-hop baselines (bench.limit and bench.naive as child processes).
+"""The one-hop baselines as child processes: bench.limit, bench.naive, bench.tuned.
 
 Each run gets fresh source/sink topics holding the same generated records; the child consumes
 the backlog, and the rate is taken from the sink's record timestamps: records / (last - first),
@@ -54,20 +54,31 @@ def run_limit(stack: Stack, workload: Workload, *, run: int,
     return _result(stack, sink, len(records))
 
 
-def run_naive(stack: Stack, workload: Workload, *, run: int,
-              timeout_s: float = 900.0) -> PhaseResult:
-    source, sink = _topics(stack, "naive", run)
+def run_faust_hop(stack: Stack, workload: Workload, *, hop: str, run: int,
+                  timeout_s: float = 900.0) -> PhaseResult:
+    """A Faust hop as a child: ``naive`` (bench.naive) or ``tuned`` (bench.tuned)."""
+    source, sink = _topics(stack, hop, run)
     records = workload.throughput.records
     produce_all(stack.settings(), source, records)
-    done = stack.workdir / f"naive-{run}.done"
-    datadir = stack.workdir / f"naive-{run}-data"
-    proc = stack.spawn(f"naive-{run}", python_argv(
-        "bench.naive", "--bootstrap", stack.bootstrap, "--source", source, "--sink", sink,
+    done = stack.workdir / f"{hop}-{run}.done"
+    datadir = stack.workdir / f"{hop}-{run}-data"
+    proc = stack.spawn(f"{hop}-{run}", python_argv(
+        f"bench.{hop}", "--bootstrap", stack.bootstrap, "--source", source, "--sink", sink,
         "--count", str(len(records)), "--schema", str(_schema_file(stack, workload)),
         "--done", str(done), "--datadir", str(datadir)))
     try:
-        wait_for(done.exists, timeout_s=timeout_s, what="naive Faust hop",
+        wait_for(done.exists, timeout_s=timeout_s, what=f"{hop} Faust hop",
                  alive=lambda: proc.poll() is None, interval_s=0.2)
     finally:
         stack.stop_child(proc)
     return _result(stack, sink, len(records))
+
+
+def run_naive(stack: Stack, workload: Workload, *, run: int,
+              timeout_s: float = 900.0) -> PhaseResult:
+    return run_faust_hop(stack, workload, hop="naive", run=run, timeout_s=timeout_s)
+
+
+def run_tuned(stack: Stack, workload: Workload, *, run: int,
+              timeout_s: float = 900.0) -> PhaseResult:
+    return run_faust_hop(stack, workload, hop="tuned", run=run, timeout_s=timeout_s)

@@ -115,16 +115,19 @@ def machine_info() -> dict[str, Any]:
 
 def run_record(*, run: int, load_average: Sequence[float], limit: PhaseResult,
                naive: PhaseResult, chain: PhaseResult, latency: LatencyResult,
-               rss: RssResult) -> dict[str, Any]:
+               rss: RssResult, tuned: PhaseResult | None = None) -> dict[str, Any]:
     """One run's figures; the ratios are computed here from the measured rates."""
     return {
         "run": run,
         "load_average_at_start": list(load_average),
         "limit": asdict(limit),
         "naive": asdict(naive),
+        "tuned": None if tuned is None else asdict(tuned),
         "chain": asdict(chain),
         "ratios": {"chain_over_limit": ratio(chain.rate, limit.rate),
-                   "chain_over_naive": ratio(chain.rate, naive.rate)},
+                   "chain_over_naive": ratio(chain.rate, naive.rate),
+                   "tuned_over_naive": ratio(None if tuned is None else tuned.rate, naive.rate),
+                   "chain_over_tuned": ratio(chain.rate, None if tuned is None else tuned.rate)},
         "latency": asdict(latency),
         "rss": asdict(rss),
     }
@@ -144,9 +147,12 @@ def summarise(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     med = {
         "limit_rate": median(col("limit", "rate")),
         "naive_rate": median(col("naive", "rate")),
+        "tuned_rate": median(col("tuned", "rate")),
         "chain_rate": median(col("chain", "rate")),
         "chain_over_limit": median(col("ratios", "chain_over_limit")),
         "chain_over_naive": median(col("ratios", "chain_over_naive")),
+        "tuned_over_naive": median(col("ratios", "tuned_over_naive")),
+        "chain_over_tuned": median(col("ratios", "chain_over_tuned")),
         "latency_p50_ms": median(col("latency", "p50_ms")),
         "latency_p95_ms": median(col("latency", "p95_ms")),
         "latency_p99_ms": median(col("latency", "p99_ms")),
@@ -176,7 +182,8 @@ def _f(v: Any, fmt: str = "{:,.0f}") -> str:
 
 def table(report: dict[str, Any]) -> str:
     """A plain-text table of every run and the medians."""
-    head = (f"{'run':>6} {'load1':>6} {'limit/s':>9} {'naive/s':>9} {'chain/s':>9} "
+    head = (f"{'run':>6} {'load1':>6} {'limit/s':>9} {'naive/s':>9} {'tuned/s':>9} "
+            f"{'chain/s':>9} "
             f"{'c/limit':>8} {'c/naive':>8} {'p50ms':>7} {'p95ms':>7} {'p99ms':>7} "
             f"{'peakMB':>7}")
     lines = [head, "-" * len(head)]
@@ -184,7 +191,7 @@ def table(report: dict[str, Any]) -> str:
         lines.append(
             f"{r['run']:>6} {_f(r['load_average_at_start'][0], '{:.2f}'):>6} "
             f"{_f(r['limit']['rate']):>9} {_f(r['naive']['rate']):>9} "
-            f"{_f(r['chain']['rate']):>9} "
+            f"{_f((r.get('tuned') or {}).get('rate')):>9} {_f(r['chain']['rate']):>9} "
             f"{_f(r['ratios']['chain_over_limit'], '{:.2f}'):>8} "
             f"{_f(r['ratios']['chain_over_naive'], '{:.2f}'):>8} "
             f"{_f(r['latency']['p50_ms'], '{:.0f}'):>7} {_f(r['latency']['p95_ms'], '{:.0f}'):>7} "
@@ -192,7 +199,8 @@ def table(report: dict[str, Any]) -> str:
     m = report["summary"]["median"]
     lines.append(
         f"{'median':>6} {'':>6} {_f(m['limit_rate']):>9} {_f(m['naive_rate']):>9} "
-        f"{_f(m['chain_rate']):>9} {_f(m['chain_over_limit'], '{:.2f}'):>8} "
+        f"{_f(m.get('tuned_rate')):>9} {_f(m['chain_rate']):>9} "
+        f"{_f(m['chain_over_limit'], '{:.2f}'):>8} "
         f"{_f(m['chain_over_naive'], '{:.2f}'):>8} {_f(m['latency_p50_ms'], '{:.0f}'):>7} "
         f"{_f(m['latency_p95_ms'], '{:.0f}'):>7} {_f(m['latency_p99_ms'], '{:.0f}'):>7} "
         f"{_f(m['peak_rss_mb'], '{:.0f}'):>7}")

@@ -13,7 +13,7 @@ from typing import Any
 from bench.chain import run_chain
 from bench.data import AGENCY, DATASET, generate_workload, raw_schema, reference_catalog
 from bench.harness import CATALOG_DIR, SCHEMAS_DIR, load_average, running_stack
-from bench.hops import run_limit, run_naive
+from bench.hops import run_limit, run_naive, run_tuned
 from bench.report import machine_info, run_record, summarise
 from shulian.serde import SchemaCache
 
@@ -58,6 +58,8 @@ def run_benchmark(params: BenchParams, *, echo: Echo = print,
             echo(f"  limit  {limit.rate or 0:>10,.0f} rec/s")
             naive = run_naive(stack, workload, run=run)
             echo(f"  naive  {naive.rate or 0:>10,.0f} rec/s")
+            tuned = run_tuned(stack, workload, run=run)
+            echo(f"  tuned  {tuned.rate or 0:>10,.0f} rec/s")
             last = run == params.runs
             chain = run_chain(stack, workload, run=run, latency_rate=params.latency_rate,
                               latency_seconds=params.latency_seconds,
@@ -68,7 +70,7 @@ def run_benchmark(params: BenchParams, *, echo: Echo = print,
                  f"{chain.latency.p99_ms or 0:.0f} ms; peak RSS {chain.rss.peak_mb:.0f} MB")
             runs.append(run_record(run=run, load_average=load, limit=limit, naive=naive,
                                    chain=chain.throughput, latency=chain.latency,
-                                   rss=chain.rss))
+                                   rss=chain.rss, tuned=tuned))
             if chain.soak is not None:
                 soak = chain.soak
     return {

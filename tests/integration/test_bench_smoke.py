@@ -25,7 +25,7 @@ def test_bench_smoke(tmp_path: Path) -> None:
     assert report["machine"]["cores"] >= 1 and report["machine"]["python"]
     assert len(report["machine"]["load_average_at_start"]) == 3
     [run] = report["runs"]
-    for hop in ("limit", "naive"):
+    for hop in ("limit", "naive", "tuned"):
         assert run[hop]["records"] == 2000 and run[hop]["outputs"] == 2000
         assert run[hop]["rate"] > 0
     chain = run["chain"]
@@ -41,6 +41,7 @@ def test_bench_smoke(tmp_path: Path) -> None:
     assert full == [d["canonical"]] and none == [0]
     assert run["ratios"]["chain_over_limit"] == pytest.approx(chain["rate"] / run["limit"]["rate"])
     assert run["ratios"]["chain_over_naive"] == pytest.approx(chain["rate"] / run["naive"]["rate"])
+    assert run["ratios"]["chain_over_tuned"] == pytest.approx(chain["rate"] / run["tuned"]["rate"])
     lat = run["latency"]
     assert lat["sent"] == 400 and lat["matched"] == 400
     assert 0 < lat["p50_ms"] <= lat["p95_ms"] <= lat["p99_ms"] <= lat["max_ms"]
@@ -50,4 +51,4 @@ def test_bench_smoke(tmp_path: Path) -> None:
     assert med["chain_rate"] == chain["rate"] and med["limit_rate"] == run["limit"]["rate"]
     assert set(report["summary"]["targets_met"]) == {"chain_rate", "chain_over_naive",
                                                      "latency_p99", "rss"}
-    assert "median" in proc.stdout and "limit/s" in proc.stdout
+    assert "median" in proc.stdout and "limit/s" in proc.stdout and "tuned/s" in proc.stdout
