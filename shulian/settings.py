@@ -54,7 +54,9 @@ class Settings(BaseSettings):
     control_topic: str = "control.sharing-list"
     worker_id: str = "worker-1"
     batch_size: int = Field(default=1000, ge=1)
-    batch_within_s: float = Field(default=0.05, gt=0)
+    # how long an agent waits to fill a batch: under load batches fill long before it; at
+    # 1,000 rec/s it is paid once per hop (0.05 -> 0.01 s: latency p99 541-840 -> 266-298 ms)
+    batch_within_s: float = Field(default=0.01, gt=0)
     hmac_master_key: SecretStr | None = None
 
     # embedded stack

@@ -63,11 +63,12 @@ def to_in_message(event: Any) -> InMessage:
     )
 
 
-FETCH_MAX_WAIT_MS = 50
+FETCH_MAX_WAIT_MS = 10
 """Faust hard-codes ``fetch_max_wait_ms=1500`` for its aiokafka consumer. Tansu answers a fetch
 only when that wait expires, even when data is there (measured: 1500 -> ~380 ms per record,
-100 -> ~10 ms), which made every hop of the chain wait and capped throughput at ~1.3k rec/s.
-Against Kafka a shorter wait only means more fetch requests while idle."""
+100 -> ~10 ms), which made every hop of the chain wait. At 1,000 rec/s offered, 50 -> 10 ms
+took the latency p99 from 398-543 to 273-297 ms (with 10 ms batch windows). Against Kafka a
+shorter wait only means more fetch requests while idle (two consumers, 100 per second each)."""
 
 
 class _FetchThread(faust_aiokafka.AIOKafkaConsumerThread):
