@@ -48,7 +48,8 @@ def bench(records: int, seconds: float, latency_rate: float, runs: int, soak_sec
     (2) naive: the same hop as an untuned Faust agent; (3) tuned: the same hop run the
     chain's way (batches, raw bytes, the chain's producer); (4) chain: `shulian worker`. Then
     the chain's latency at a fixed offered load, the worker's CPU per record and its RSS.
-    Prints a table; --json writes every figure. All children and ports are released on exit, failure or Ctrl-C.
+    Prints a table; --json writes every figure. All children and ports are released on exit,
+    failure or Ctrl-C.
     """
     try:
         from bench.report import table
