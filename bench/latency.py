@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Sequence
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
@@ -28,8 +29,12 @@ SLICE_S = 0.01
 def measure_latency(settings: Settings, *, raw_topic: str, egress_topic: str,
                     records: Sequence[tuple[bytes, bytes]], rate: float, seconds: float,
                     grace_s: float = 15.0) -> LatencyResult:
-    """Offer ``rate`` records/s for ``seconds`` (cycling through ``records``)."""
-    sent_at: dict[bytes, float] = {}
+    """Offer ``rate`` records/s for ``seconds`` (cycling through ``records``).
+
+    A key sent again while an earlier copy is in flight (the soak cycles the records) is matched
+    first in, first out: one key keeps its order through the chain (one raw partition, one
+    canonical partition, one egress partition)."""
+    sent_at: dict[bytes, deque[float]] = {}
     latencies: list[float] = []
     caught_up = threading.Event()
     stop = threading.Event()
@@ -55,9 +60,9 @@ def measure_latency(settings: Settings, *, raw_topic: str, egress_topic: str,
                             continue
                         errors.append(str(err))
                         continue
-                    t0 = sent_at.pop(m.key() or b"", None)
-                    if t0 is not None:
-                        latencies.append((now - t0) * 1000.0)
+                    pending = sent_at.get(m.key() or b"")
+                    if pending:
+                        latencies.append((now - pending.popleft()) * 1000.0)
         finally:
             caught_up.set()
 
@@ -78,11 +83,11 @@ def measure_latency(settings: Settings, *, raw_topic: str, egress_topic: str,
                 producer.poll(0)
                 time.sleep(delay)
             key, value = records[i % len(records)]
-            sent_at[key] = time.monotonic()
+            sent_at.setdefault(key, deque()).append(time.monotonic())
             producer.produce(raw_topic, value, key)
         producer.flush(30)
         deadline = time.monotonic() + grace_s
-        while sent_at and time.monotonic() < deadline:
+        while any(sent_at.values()) and time.monotonic() < deadline:
             time.sleep(0.05)
     finally:
         stop.set()
