@@ -45,6 +45,8 @@ class LatencyResult:
     p95_ms: float | None
     p99_ms: float | None
     max_ms: float | None
+    worker_cpu_busy: float | None = None
+    broker_cpu_busy: float | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class RssResult:
     after_throughput_mb: float | None
     end_mb: float | None
     peak_mb: float
+    latency_worker_peak_mb: float | None = None
 
 
 def rate_of(records: int, first_ms: int | None, last_ms: int | None) -> float | None:
@@ -115,8 +118,12 @@ def machine_info() -> dict[str, Any]:
 
 def run_record(*, run: int, load_average: Sequence[float], limit: PhaseResult,
                naive: PhaseResult, chain: PhaseResult, latency: LatencyResult,
-               rss: RssResult, tuned: PhaseResult | None = None) -> dict[str, Any]:
-    """One run's figures; the ratios are computed here from the measured rates."""
+               rss: RssResult, tuned: PhaseResult | None = None,
+               latency_loaded: LatencyResult | None = None) -> dict[str, Any]:
+    """One run's figures; the ratios are computed here from the measured rates.
+
+    ``latency`` is measured on a fresh broker; ``latency_loaded`` on the throughput worker
+    after its backlog, when the broker holds every earlier phase's records."""
     return {
         "run": run,
         "load_average_at_start": list(load_average),
@@ -129,6 +136,7 @@ def run_record(*, run: int, load_average: Sequence[float], limit: PhaseResult,
                    "tuned_over_naive": ratio(None if tuned is None else tuned.rate, naive.rate),
                    "chain_over_tuned": ratio(chain.rate, None if tuned is None else tuned.rate)},
         "latency": asdict(latency),
+        "latency_loaded": None if latency_loaded is None else asdict(latency_loaded),
         "rss": asdict(rss),
     }
 
@@ -156,6 +164,8 @@ def summarise(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "latency_p50_ms": median(col("latency", "p50_ms")),
         "latency_p95_ms": median(col("latency", "p95_ms")),
         "latency_p99_ms": median(col("latency", "p99_ms")),
+        "latency_loaded_p50_ms": median(col("latency_loaded", "p50_ms")),
+        "latency_loaded_p99_ms": median(col("latency_loaded", "p99_ms")),
         "peak_rss_mb": median(col("rss", "peak_mb")),
     }
     peak_max = max((v for v in col("rss", "peak_mb") if v is not None), default=None)
@@ -185,7 +195,7 @@ def table(report: dict[str, Any]) -> str:
     head = (f"{'run':>6} {'load1':>6} {'limit/s':>9} {'naive/s':>9} {'tuned/s':>9} "
             f"{'chain/s':>9} "
             f"{'c/limit':>8} {'c/naive':>8} {'p50ms':>7} {'p95ms':>7} {'p99ms':>7} "
-            f"{'peakMB':>7}")
+            f"{'p99L':>7} {'peakMB':>7}")
     lines = [head, "-" * len(head)]
     for r in report["runs"]:
         lines.append(
@@ -195,7 +205,9 @@ def table(report: dict[str, Any]) -> str:
             f"{_f(r['ratios']['chain_over_limit'], '{:.2f}'):>8} "
             f"{_f(r['ratios']['chain_over_naive'], '{:.2f}'):>8} "
             f"{_f(r['latency']['p50_ms'], '{:.0f}'):>7} {_f(r['latency']['p95_ms'], '{:.0f}'):>7} "
-            f"{_f(r['latency']['p99_ms'], '{:.0f}'):>7} {_f(r['rss']['peak_mb'], '{:.0f}'):>7}")
+            f"{_f(r['latency']['p99_ms'], '{:.0f}'):>7} "
+            f"{_f((r.get('latency_loaded') or {}).get('p99_ms'), '{:.0f}'):>7} "
+            f"{_f(r['rss']['peak_mb'], '{:.0f}'):>7}")
     m = report["summary"]["median"]
     lines.append(
         f"{'median':>6} {'':>6} {_f(m['limit_rate']):>9} {_f(m['naive_rate']):>9} "
@@ -203,7 +215,10 @@ def table(report: dict[str, Any]) -> str:
         f"{_f(m['chain_over_limit'], '{:.2f}'):>8} "
         f"{_f(m['chain_over_naive'], '{:.2f}'):>8} {_f(m['latency_p50_ms'], '{:.0f}'):>7} "
         f"{_f(m['latency_p95_ms'], '{:.0f}'):>7} {_f(m['latency_p99_ms'], '{:.0f}'):>7} "
+        f"{_f(m.get('latency_loaded_p99_ms'), '{:.0f}'):>7} "
         f"{_f(m['peak_rss_mb'], '{:.0f}'):>7}")
+    lines.append("p50/p95/p99: latency on a fresh broker; p99L: after the throughput backlog, "
+                 "the broker holding every earlier phase's records")
     t = report["summary"]["targets_met"]
     lines.append("targets: " + ", ".join(f"{k}={'-' if v is None else ('met' if v else 'MISSED')}"
                                          for k, v in t.items()))

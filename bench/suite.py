@@ -1,17 +1,19 @@
-"""One benchmark invocation: data generated once, R runs of limit/naive/tuned/chain, each on a
-fresh broker and registry, and the report (JSON-ready dict) with per-run figures, medians and
-the machine."""
+"""One benchmark invocation: data generated once; R runs, each of limit/naive/tuned/chain on a
+fresh broker and registry, then the chain's latency phase on another fresh one; the report
+(JSON-ready dict) with per-run figures, medians and the machine."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.chain import run_chain
+from bench.chain import run_chain, run_chain_latency
 from bench.data import (
     AGENCY,
     DATASET,
@@ -22,7 +24,7 @@ from bench.data import (
 )
 from bench.harness import CATALOG_DIR, SCHEMAS_DIR, Stack, load_average, running_stack
 from bench.hops import run_limit, run_naive, run_tuned
-from bench.report import machine_info, run_record, summarise
+from bench.report import LatencyResult, machine_info, run_record, summarise
 from shulian.errors import RegistryError
 from shulian.serde import SchemaCache
 
@@ -51,13 +53,17 @@ def run_benchmark(params: BenchParams, *, echo: Echo = print,
     workload: Workload | None = None
     runs: list[dict[str, Any]] = []
     soak: dict[str, Any] | None = None
-    for run in range(1, params.runs + 1):
-        # A fresh broker and registry per run: the embedded broker's memory engine keeps every
-        # record and costs more per request as its log grows, so on one shared broker each run
-        # (and the latency phase above all) would be measured against all earlier runs' data.
+
+    @contextlib.contextmanager
+    def fresh_stack(label: str) -> Iterator[tuple[Stack, Workload]]:
+        """A fresh broker and registry with the raw schema registered under the id the
+        generated records carry. The embedded broker's memory engine keeps every record and
+        costs more per request as its log grows: on one shared broker each phase would be
+        measured against every earlier phase's data."""
+        nonlocal workload
         with running_stack(keep_workdir=keep_workdir) as stack:
-            echo(f"run {run}/{params.runs}: broker {stack.bootstrap}, registry "
-                 f"{stack.registry_url}, logs {stack.workdir}")
+            echo(f"{label}: broker {stack.bootstrap}, registry {stack.registry_url}, "
+                 f"logs {stack.workdir}")
             schema_id = SchemaCache(stack.registry_url).register(subject, schema_text)
             if workload is None:
                 t0 = time.monotonic()
@@ -68,11 +74,39 @@ def run_benchmark(params: BenchParams, *, echo: Echo = print,
                 echo(f"generated {params.records} records ({workload.throughput.invalid} "
                      f"invalid) in {time.monotonic() - t0:.1f} s")
             elif schema_id != workload.schema_id:
-                raise RegistryError(f"run {run}: the fresh registry gave schema id {schema_id}, "
+                raise RegistryError(f"{label}: the fresh registry gave schema id {schema_id}, "
                                     f"the generated records carry {workload.schema_id}")
-            record, run_soak = _one_run(stack, workload, params, run=run, echo=echo)
-            runs.append(record)
-            soak = run_soak or soak
+            yield stack, workload
+
+    for run in range(1, params.runs + 1):
+        load = load_average()
+        with fresh_stack(f"run {run}/{params.runs}") as (stack, data):
+            echo(f"  load average {load[0]:.2f}")
+            limit = run_limit(stack, data, run=run)
+            echo(f"  limit  {limit.rate or 0:>10,.0f} rec/s")
+            naive = run_naive(stack, data, run=run)
+            echo(f"  naive  {naive.rate or 0:>10,.0f} rec/s")
+            tuned = run_tuned(stack, data, run=run)
+            echo(f"  tuned  {tuned.rate or 0:>10,.0f} rec/s")
+            chain = run_chain(stack, data, run=run, latency_rate=params.latency_rate,
+                              latency_seconds=params.latency_seconds,
+                              partitions=params.partitions)
+            echo(f"  chain  {chain.throughput.rate or 0:>10,.0f} rec/s; then latency "
+                 f"p50/p95/p99 {_ms(chain.latency_loaded)}")
+        with fresh_stack(f"run {run}/{params.runs} latency") as (stack, data):
+            lat = run_chain_latency(
+                stack, data, run=run, rate=params.latency_rate,
+                seconds=params.latency_seconds,
+                soak_seconds=params.soak_seconds if run == params.runs else 0.0,
+                partitions=params.partitions)
+            echo(f"  latency p50/p95/p99 {_ms(lat.latency)}")
+        rss = dataclasses.replace(chain.rss, peak_mb=max(chain.rss.peak_mb, lat.peak_rss_mb),
+                                  latency_worker_peak_mb=lat.peak_rss_mb)
+        echo(f"  peak RSS {rss.peak_mb:.0f} MB")
+        runs.append(run_record(run=run, load_average=load, limit=limit, naive=naive,
+                               chain=chain.throughput, latency=lat.latency, rss=rss,
+                               tuned=tuned, latency_loaded=chain.latency_loaded))
+        soak = lat.soak or soak
     return {
         "command": "shulian bench",
         "params": asdict(params),
@@ -85,27 +119,9 @@ def run_benchmark(params: BenchParams, *, echo: Echo = print,
     }
 
 
-def _one_run(stack: Stack, workload: Workload, params: BenchParams, *, run: int, echo: Echo
-             ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """limit, naive, tuned and chain on one stack; the soak only on the last run."""
-    load = load_average()
-    echo(f"  load average {load[0]:.2f}")
-    limit = run_limit(stack, workload, run=run)
-    echo(f"  limit  {limit.rate or 0:>10,.0f} rec/s")
-    naive = run_naive(stack, workload, run=run)
-    echo(f"  naive  {naive.rate or 0:>10,.0f} rec/s")
-    tuned = run_tuned(stack, workload, run=run)
-    echo(f"  tuned  {tuned.rate or 0:>10,.0f} rec/s")
-    chain = run_chain(stack, workload, run=run, latency_rate=params.latency_rate,
-                      latency_seconds=params.latency_seconds,
-                      soak_seconds=params.soak_seconds if run == params.runs else 0.0,
-                      partitions=params.partitions)
-    echo(f"  chain  {chain.throughput.rate or 0:>10,.0f} rec/s; latency p50/p95/p99 "
-         f"{chain.latency.p50_ms or 0:.0f}/{chain.latency.p95_ms or 0:.0f}/"
-         f"{chain.latency.p99_ms or 0:.0f} ms; peak RSS {chain.rss.peak_mb:.0f} MB")
-    return (run_record(run=run, load_average=load, limit=limit, naive=naive,
-                       chain=chain.throughput, latency=chain.latency, rss=chain.rss,
-                       tuned=tuned), chain.soak)
+def _ms(lat: LatencyResult) -> str:
+    return (f"{lat.p50_ms or 0:.0f}/{lat.p95_ms or 0:.0f}/{lat.p99_ms or 0:.0f} ms, "
+            f"broker {lat.broker_cpu_busy or 0:.2f} cores busy")
 
 
 def write_json(report: dict[str, Any], path: Path) -> None:

@@ -46,8 +46,10 @@ def bench(records: int, seconds: float, latency_rate: float, runs: int, soak_sec
     In one invocation, on the same generated records (reference workload: one dataset of 13
     fields, four list entries, audit on, 1% invalid): (1) limit: a plain confluent-kafka hop;
     (2) naive: the same hop as an untuned Faust agent; (3) tuned: the same hop run the
-    chain's way (batches, raw bytes, the chain's producer); (4) chain: `shulian worker`. Then
-    the chain's latency at a fixed offered load, the worker's CPU per record and its RSS.
+    chain's way (batches, raw bytes, the chain's producer); (4) chain: `shulian worker`, its
+    CPU per record, then its latency at a fixed offered load on that loaded broker. Then the
+    chain's latency on a fresh broker and worker, and the workers' RSS. Every run starts
+    fresh brokers (the embedded broker slows down as its in-memory log grows).
     Prints a table; --json writes every figure. All children and ports are released on exit,
     failure or Ctrl-C.
     """

@@ -27,8 +27,9 @@ def test_bench_smoke(tmp_path: Path) -> None:
     assert report["machine"]["cores"] >= 1 and report["machine"]["python"]
     assert len(report["machine"]["load_average_at_start"]) == 3
     assert [r["run"] for r in report["runs"]] == [1, 2]
-    brokers = re.findall(r"^run (\d)/2: broker (\S+),", proc.stdout, re.MULTILINE)
-    assert len(brokers) == 2 and brokers[0][1] != brokers[1][1], proc.stdout
+    # per run: one broker for the throughput phases, another for the latency phase
+    brokers = re.findall(r"^run \d/2(?: latency)?: broker (\S+),", proc.stdout, re.MULTILINE)
+    assert len(brokers) == 4 and len(set(brokers)) == 4, proc.stdout
     for run in report["runs"]:
         _check_run(run)
     med = report["summary"]["median"]
@@ -57,8 +58,10 @@ def _check_run(run: dict[str, Any]) -> None:
     assert run["ratios"]["chain_over_limit"] == pytest.approx(chain["rate"] / run["limit"]["rate"])
     assert run["ratios"]["chain_over_naive"] == pytest.approx(chain["rate"] / run["naive"]["rate"])
     assert run["ratios"]["chain_over_tuned"] == pytest.approx(chain["rate"] / run["tuned"]["rate"])
-    lat = run["latency"]
-    assert lat["sent"] == 400 and lat["matched"] == 400
-    assert 0 < lat["p50_ms"] <= lat["p95_ms"] <= lat["p99_ms"] <= lat["max_ms"]
+    for lat in (run["latency"], run["latency_loaded"]):
+        assert lat["sent"] == 400 and lat["matched"] == 400
+        assert 0 < lat["p50_ms"] <= lat["p95_ms"] <= lat["p99_ms"] <= lat["max_ms"]
+        assert lat["worker_cpu_busy"] > 0 and lat["broker_cpu_busy"] > 0
     rss = run["rss"]
-    assert rss["peak_mb"] >= max(rss["start_mb"], rss["end_mb"]) > 0
+    assert rss["peak_mb"] >= max(rss["start_mb"], rss["end_mb"], rss["latency_worker_peak_mb"])
+    assert rss["start_mb"] > 0 and rss["latency_worker_peak_mb"] > 0
