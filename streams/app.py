@@ -1,12 +1,18 @@
-"""The Faust app and its two agents. Thin: decode events, call a stage, produce, then ack.
+"""The Faust app and its agent. Thin: decode events, call the stages, produce, then ack.
 
-- ``ingest``  raw.<agency>.<dataset>  -> canonical.<dataset> | deadletter.<agency>.<dataset>
-- ``enforce`` canonical.<dataset>     -> egress.<consumer>.<dataset> + audit.<dataset>
+``chain`` consumes every raw.<agency>.<dataset> topic and runs both stages on each batch:
 
-Both consume in batches (``take_events``), use ``value_serializer="raw"`` (fastavro in the
-stages), produce through confluent-kafka without a per-record await, and keep concurrency 1
-(faust-streaming #606: concurrency > 1 can commit past unprocessed messages). Scale with
-partitions and processes.
+- ingest:  raw record -> canonical.<dataset> (partition = the raw partition) or
+  deadletter.<agency>.<dataset>;
+- enforce: the canonical records just written (with their offsets) ->
+  egress.<consumer>.<dataset> + audit.<dataset> (the canonical record's partition).
+
+One Faust hop per raw record: the canonical topic is written (it is the shared record of
+what was harmonised, read by replay and audit tooling) but not read back by the worker, which
+halves Faust's per-event cost (see docs/BENCHMARKS.md). Batches (``take_events``),
+``value_serializer="raw"`` (fastavro in the stages), confluent-kafka without a per-record
+await, concurrency 1 (faust-streaming #606: concurrency > 1 can commit past unprocessed
+messages). Scale with partitions and processes.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import asyncio
 import os
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,7 +32,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from shulian.chain.enforce import EnforceStage
 from shulian.chain.ingest import IngestStage
-from shulian.chain.messages import InMessage
+from shulian.chain.messages import InMessage, OutMessage
 from shulian.errors import InfrastructureError
 from shulian.log import get_logger
 from shulian.settings import Settings
@@ -34,6 +40,7 @@ from streams.metrics import ChainMetrics
 from streams.runtime import OutputProducer
 
 log = get_logger(__name__)
+S = TypeVar("S", bound=Sequence[Any])
 T = TypeVar("T")
 
 
@@ -48,6 +55,15 @@ class ChainParts:
     canonical_topics: Sequence[str]
     metrics: ChainMetrics
     on_batch: Callable[[], None]  # e.g. apply a new list version between batches
+
+
+def written_canonical(written: Sequence[OutMessage], offsets: Sequence[int],
+                      canonical_topics: Collection[str]) -> list[InMessage]:
+    """The canonical records among ``written`` as the enforce stage reads them: with the
+    offsets they were written at (dead letters, also in ``written``, are left out)."""
+    return [InMessage(topic=m.topic, partition=m.partition or 0, offset=offset, key=m.key,
+                      value=m.value, timestamp_ms=0, headers=m.headers)
+            for m, offset in zip(written, offsets, strict=True) if m.topic in canonical_topics]
 
 
 def to_in_message(event: Any) -> InMessage:
@@ -126,7 +142,7 @@ STAGE_FATAL_AFTER_S = 300.0
 never seen) before the worker exits so that a supervisor restarts it."""
 
 
-async def run_stage(fn: Callable[[list[InMessage]], T], msgs: list[InMessage], *, stage: str,
+async def run_stage(fn: Callable[[S], T], msgs: S, *, stage: str,
                     fatal_after_s: float = STAGE_FATAL_AFTER_S) -> T:
     """Call a stage on a batch; never let it raise into Faust.
 
@@ -192,40 +208,37 @@ def create_app(settings: Settings, parts: ChainParts, *, app_id: str) -> faust.A
     app = faust_app(app_id, bootstrap_servers=settings.bootstrap_servers,
                     datadir=faust_datadir(settings))
     raw = app.topic(*parts.raw_topics, schema=RawBytes())
-    canonical = app.topic(*parts.canonical_topics, schema=RawBytes())
+    canonical_topics = frozenset(parts.canonical_topics)
     batch, within = settings.batch_size, settings.batch_within_s
 
-    async def ingest(stream: Any) -> None:  # faust.Stream; take_events is not in its stubs
+    async def chain(stream: Any) -> None:  # faust.Stream; take_events is not in its stubs
         async for events in stream.take_events(batch, within=within):
             parts.on_batch()
             msgs = [to_in_message(e) for e in events]
             t0 = time.monotonic()
-            out, rejected = await run_stage(parts.ingest.process, msgs, stage="ingest")
+            ingested, rejected = await run_stage(parts.ingest.process, msgs, stage="ingest")
+            screened = await run_stage(parts.enforce.screen, ingested, stage="enforce")
             t1 = time.monotonic()
-            await parts.producer.deliver_async(out)
-            log.debug("batch.done", stage="ingest", records=len(msgs), outputs=len(out),
-                      process_ms=round((t1 - t0) * 1000, 1),
-                      deliver_ms=round((time.monotonic() - t1) * 1000, 1))
+            # canonical records and dead letters first: the audit records name the canonical
+            # offsets, and an audited raw record must have its canonical record written
+            offsets = await parts.producer.deliver_tracked_async(screened.write)
+            t2 = time.monotonic()
+            canonical = [*screened.finish, *written_canonical(screened.write, offsets,
+                                                              canonical_topics)]
+            out, stats = await run_stage(parts.enforce.process, canonical, stage="enforce")
+            t3 = time.monotonic()
+            await parts.producer.deliver_async(out)  # egress views, then audit records
+            log.debug("batch.done", records=len(msgs), canonical=len(canonical),
+                      outputs=len(screened.write) + len(out),
+                      process_ms=round((t1 - t0 + t3 - t2) * 1000, 1),
+                      deliver_ms=round((t2 - t1 + time.monotonic() - t3) * 1000, 1))
             parts.metrics.ingested(len(msgs), rejected)
+            parts.metrics.enforced(len(canonical), stats)
             for rej in rejected:
                 log.info("record.rejected", reason=rej.reason.value, field=rej.field,
                          check=rej.check)
 
-    async def enforce(stream: Any) -> None:
-        async for events in stream.take_events(batch, within=within):
-            parts.on_batch()
-            msgs = [to_in_message(e) for e in events]
-            t0 = time.monotonic()
-            out, stats = await run_stage(parts.enforce.process, msgs, stage="enforce")
-            t1 = time.monotonic()
-            await parts.producer.deliver_async(out)
-            log.debug("batch.done", stage="enforce", records=len(msgs), outputs=len(out),
-                      process_ms=round((t1 - t0) * 1000, 1),
-                      deliver_ms=round((time.monotonic() - t1) * 1000, 1))
-            parts.metrics.enforced(len(msgs), stats)
-
-    app.agent(raw, name="ingest", concurrency=1, sink=None)(ingest)
-    app.agent(canonical, name="enforce", concurrency=1, sink=None)(enforce)
+    app.agent(raw, name="chain", concurrency=1, sink=None)(chain)
 
     @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
     async def _follow_control() -> None:

@@ -41,25 +41,33 @@ class OutputProducer:
     delivery calls no Python, so waiting for a batch (``flush``, GIL released) never competes
     with the event loop for the interpreter. Measured before: a delivery callback per output
     (seven per raw record) queued behind the other agent's CPU work, and a batch's flush took
-    200-600 ms while the broker had answered in ~35 ms.
+    200-600 ms while the broker had answered in ~35 ms. Messages whose offsets the caller needs
+    (canonical records: their audit records name them) go through a second client that reports
+    every delivery (:meth:`deliver_tracked_async`).
     """
 
     def __init__(self, settings: Settings, *, fatal_after_s: float = 300.0) -> None:
         self._producer = Producer(producer_config(settings,
                                                   **{"delivery.report.only.error": True}))
+        self._tracked = Producer(producer_config(settings))
         self._fatal_after_s = fatal_after_s
 
-    def _produce(self, msgs: Sequence[OutMessage]) -> list[tuple[OutMessage, KafkaError]]:
+    @staticmethod
+    def _produce(producer: Producer, msgs: Sequence[OutMessage],
+                 offsets: dict[int, int] | None = None) -> list[tuple[OutMessage, KafkaError]]:
         """Hand every message to the client; the returned list fills with failures (locally
-        refused ones at once, the others' reports during :meth:`_flush`)."""
+        refused ones at once, the others' reports during :meth:`_flush`). ``offsets``: filled
+        with each delivered message's offset, by ``id`` of the message."""
         failed: list[tuple[OutMessage, KafkaError]] = []
-        produce = self._producer.produce
+        produce = producer.produce
         for m in msgs:
             headers: Any = m.headers
 
-            def on_delivery(err: KafkaError | None, _msg: Any, m: OutMessage = m) -> None:
+            def on_delivery(err: KafkaError | None, msg: Any, m: OutMessage = m) -> None:
                 if err is not None:
                     failed.append((m, err))
+                elif offsets is not None:
+                    offsets[id(m)] = msg.offset()
             while True:
                 try:
                     if m.partition is None:
@@ -69,15 +77,16 @@ class OutputProducer:
                                 headers=headers, on_delivery=on_delivery)
                     break
                 except BufferError:
-                    self._producer.poll(0.05)
+                    producer.poll(0.05)
                 except KafkaException as exc:  # refused locally (e.g. too large): a failure
                     failed.append((m, exc.args[0]))
                     break
         return failed
 
-    def _flush(self, pending: Sequence[OutMessage], failed: list[tuple[OutMessage, KafkaError]]
-               ) -> None:
-        remaining = self._producer.flush(60)
+    @staticmethod
+    def _flush(producer: Producer, pending: Sequence[OutMessage],
+               failed: list[tuple[OutMessage, KafkaError]]) -> None:
+        remaining = producer.flush(60)
         if remaining:
             log.warning("egress.flush_timeout", remaining=remaining)
             # their reports are still outstanding: count the whole batch as failed (a retry
@@ -93,8 +102,8 @@ class OutputProducer:
             deadline = time.monotonic() + self._fatal_after_s
             backoff = 0.2
             while pending:
-                failed = self._produce(pending)
-                self._flush(pending, failed)
+                failed = self._produce(self._producer, pending)
+                self._flush(self._producer, pending, failed)
                 pending = self._retry_or_exit(failed, deadline, backoff)
                 if pending:
                     time.sleep(backoff)
@@ -103,19 +112,30 @@ class OutputProducer:
     async def deliver_async(self, msgs: Sequence[OutMessage]) -> None:
         """The agents' way: produce on the event loop (CPU), wait for acknowledgements in a
         thread (no CPU, no GIL), retry failures with backoff; never raises into Faust."""
+        for group in _phases(msgs):
+            await self._deliver_phase(self._producer, group, None)
+
+    async def deliver_tracked_async(self, msgs: Sequence[OutMessage]) -> list[int]:
+        """One phase, as :meth:`deliver_async`; returns the offset each message was written
+        at, in order."""
+        offsets: dict[int, int] = {}
+        await self._deliver_phase(self._tracked, msgs, offsets)
+        return [offsets[id(m)] for m in msgs]
+
+    async def _deliver_phase(self, producer: Producer, msgs: Sequence[OutMessage],
+                             offsets: dict[int, int] | None) -> None:
         loop = asyncio.get_running_loop()
         try:
-            for group in _phases(msgs):
-                pending = group
-                deadline = time.monotonic() + self._fatal_after_s
-                backoff = 0.2
-                while pending:
-                    failed = self._produce(pending)
-                    await loop.run_in_executor(None, self._flush, pending, failed)
-                    pending = self._retry_or_exit(failed, deadline, backoff)
-                    if pending:
-                        await asyncio.sleep(backoff)
-                        backoff = min(backoff * 2, 5.0)
+            pending = msgs
+            deadline = time.monotonic() + self._fatal_after_s
+            backoff = 0.2
+            while pending:
+                failed = self._produce(producer, pending, offsets)
+                await loop.run_in_executor(None, self._flush, producer, pending, failed)
+                pending = self._retry_or_exit(failed, deadline, backoff)
+                if pending:
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
         except Exception:  # never into Faust: take_events would ack the undelivered batch
             log.exception("output.crashed", batch=len(msgs))
             os._exit(70)
@@ -134,6 +154,7 @@ class OutputProducer:
 
     def close(self) -> None:
         self._producer.flush(10)
+        self._tracked.flush(10)
 
 
 def _phases(msgs: Sequence[OutMessage]) -> list[Sequence[OutMessage]]:

@@ -154,15 +154,14 @@ def run_drill(settings: Settings, *, catalog: Catalog, source: Topology, namespa
         for m in msgs:
             tp = (rename[m.topic], m.partition)
             ends[tp] = ends.get(tp, 0) + 1
-        group = drill_group(namespace)
-        deadline = time.monotonic() + timeout_s
-        _wait_processed(settings, proc, group, ends, deadline=deadline, what="raw records")
-        canonical = read_topics(settings, dst_plan.canonical)
-        _wait_processed(settings, proc, group, {tp: len(ms) for tp, ms in canonical.items()},
-                        deadline=deadline, what="canonical records")
+        # the worker commits a raw batch only after its canonical records, dead letters,
+        # egress views and audit records are all acknowledged
+        _wait_processed(settings, proc, drill_group(namespace), ends,
+                        deadline=time.monotonic() + timeout_s, what="raw records")
     finally:
         _stop_worker(proc)
     elapsed = time.monotonic() - started
+    canonical = read_topics(settings, dst_plan.canonical)
     dead = read_topics(settings, dst_plan.deadletter)
     reasons = Counter(header_str(m.headers, "shulian.reason") or "?"
                       for ms in dead.values() for m in ms)

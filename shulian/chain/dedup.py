@@ -108,6 +108,7 @@ class AuditResume:
     """What the tail of one audit partition says about the enforce stage's progress there.
 
     ``last_offset``: canonical offset of the last audited record (-1: none);
+    ``last_origin``: its raw origin (None: none recorded);
     ``last_ts``: the decision time used for it; ``pending_from``: the index of its first
     decision that has no audit record yet (None: all were written, or unknown for records
     written before decisions were numbered); ``origins``: the highest raw offset per raw
@@ -116,6 +117,7 @@ class AuditResume:
 
     chain: AuditChain
     last_offset: int = -1
+    last_origin: Origin | None = None
     last_ts: str | None = None
     pending_from: int | None = None
     origins: SourceMarks = field(default_factory=SourceMarks)
@@ -125,6 +127,11 @@ class AuditResume:
         if canonical_offset < self.last_offset:
             return True
         return canonical_offset == self.last_offset and self.pending_from is None
+
+    def unfinished(self, origin: Origin) -> bool:
+        """True if ``origin`` is the raw record of the last audited record and some of its
+        decisions were never written (its audit was cut short)."""
+        return self.pending_from is not None and self.last_origin == origin
 
 
 def resume_from_audit(values: Iterable[bytes], *, canonical_topic: str | None = None
@@ -137,6 +144,7 @@ def resume_from_audit(values: Iterable[bytes], *, canonical_topic: str | None = 
     """
     last_value: bytes | None = None
     last_rec: dict[str, object] | None = None
+    last_origin: Origin | None = None
     origins = SourceMarks()
     for value in values:
         last_value = value
@@ -149,12 +157,14 @@ def resume_from_audit(values: Iterable[bytes], *, canonical_topic: str | None = 
                                          and src.get("topic") != canonical_topic):
             continue
         last_rec = rec
+        last_origin = None
         origin = rec.get("origin")
         if isinstance(origin, dict):
             topic, partition, offset = (origin.get("topic"), origin.get("partition"),
                                         origin.get("offset"))
             if isinstance(topic, str) and isinstance(partition, int) and isinstance(offset, int):
                 origins.note(topic, partition, offset)
+                last_origin = Origin(topic, partition, offset)
     chain = AuditChain.resume(last_value)
     resume = AuditResume(chain=chain, origins=origins)
     if last_rec is not None:
@@ -163,6 +173,7 @@ def resume_from_audit(values: Iterable[bytes], *, canonical_topic: str | None = 
         offset = src.get("offset")
         if isinstance(offset, int):
             resume.last_offset = offset
+            resume.last_origin = last_origin
             ts = last_rec.get("ts")
             resume.last_ts = ts if isinstance(ts, str) else None
             part = last_rec.get("part")

@@ -42,6 +42,15 @@ class ViewSchema:
 
 
 @dataclass(frozen=True, slots=True)
+class Screened:
+    """See :meth:`EnforceStage.screen`."""
+
+    write: list[OutMessage]
+    finish: list[InMessage]
+    skipped: int
+
+
+@dataclass(frozen=True, slots=True)
 class EnforceStats:
     delivered: int
     withheld: int
@@ -117,11 +126,11 @@ class EnforceStage:
                 consumer, dataset)
             return topic
 
-    def _load_resumes(self, msgs: Sequence[InMessage]) -> None:
+    def _load_resumes(self, msgs: Iterable[InMessage | OutMessage]) -> None:
         wanted: dict[tuple[str, int], AuditPartition] = {}
         for msg in msgs:
             dataset = self._dataset(msg.topic)
-            if dataset is None:
+            if dataset is None or msg.partition is None:
                 continue
             key = (self._audit_topic(dataset), msg.partition)
             if key not in self._resumes and key not in wanted:
@@ -130,6 +139,36 @@ class EnforceStage:
             loaded = self._resume_loader(list(wanted.values()))
             for key, part in wanted.items():
                 self._resumes[key] = loaded[part]
+
+    def screen(self, ingested: Sequence[OutMessage]) -> Screened:
+        """The ingest stage's outputs of a batch, before they are written (the worker runs
+        both stages on one batch): which canonical records to write, and which the audit shows
+        as decided already (a raw batch re-read after a crash). A record decided completely is
+        dropped; one whose audit was cut short is not written again but finished at its
+        first canonical offset. Dead letters pass through. Call :meth:`process` next on the
+        written records (with their offsets) and on ``finish``."""
+        self._load_resumes(ingested)
+        write: list[OutMessage] = []
+        finish: list[InMessage] = []
+        skipped = 0
+        for out in ingested:
+            dataset = self._dataset(out.topic)
+            origin = None if dataset is None else origin_of(out.headers)
+            if dataset is None or origin is None or out.partition is None:
+                write.append(out)
+                continue
+            resume = self._resumes[(self._audit_topic(dataset), out.partition)]
+            if not resume.origins.written(origin.topic, origin.partition, origin.offset):
+                write.append(out)
+            elif resume.unfinished(origin):
+                finish.append(InMessage(topic=out.topic, partition=out.partition,
+                                        offset=resume.last_offset, key=out.key, value=out.value,
+                                        timestamp_ms=0, headers=out.headers))
+            else:
+                skipped += 1
+        if skipped:
+            log.info("enforce.skipped_decided", count=skipped, batch=len(ingested))
+        return Screened(write=write, finish=finish, skipped=skipped)
 
     def process(self, msgs: Iterable[InMessage]) -> tuple[list[OutMessage], EnforceStats]:
         """Outputs of a batch: egress views and dead letters (phase 0), then the audit records

@@ -154,6 +154,10 @@ class IngestStage:
                 ("shulian.mapping.version", str(harmonised.mapping_version).encode()),
                 ("shulian.raw.schema_id", str(schema_id).encode()),
             ],
+            # canonical and audit partition p are written by the one worker that owns raw
+            # partition p of every raw topic of the dataset (Faust assigns topics of equal
+            # partition count together): one writer per audit chain
+            partition=msg.partition,
         )
 
     def _deadletter(self, msg: InMessage, rej: Rejected) -> OutMessage:
