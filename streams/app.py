@@ -28,7 +28,6 @@ from typing import Any, TypeVar
 
 import faust
 from faust.sensors import Monitor
-from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from shulian.chain.enforce import EnforceStage
 from shulian.chain.ingest import IngestStage
@@ -38,6 +37,7 @@ from shulian.log import get_logger
 from shulian.settings import Settings
 from streams.metrics import ChainMetrics
 from streams.runtime import OutputProducer
+from streams.transport import ChainTransport
 
 log = get_logger(__name__)
 S = TypeVar("S", bound=Sequence[Any])
@@ -77,32 +77,6 @@ def to_in_message(event: Any) -> InMessage:
         timestamp_ms=int((m.timestamp or 0) * 1000),
         headers=list(m.headers or ()),
     )
-
-
-FETCH_MAX_WAIT_MS = 10
-"""Faust hard-codes ``fetch_max_wait_ms=1500`` for its aiokafka consumer. Tansu answers a fetch
-only when that wait expires, even when data is there (measured: 1500 -> ~380 ms per record,
-100 -> ~10 ms), which made every hop of the chain wait. At 1,000 rec/s offered, 50 -> 10 ms
-took the latency p99 from 398-543 to 273-297 ms (with 10 ms batch windows). Against Kafka a
-shorter wait only means more fetch requests while idle (two consumers, 100 per second each)."""
-
-
-class _FetchThread(faust_aiokafka.AIOKafkaConsumerThread):
-    def _create_worker_consumer(self, transport: Any) -> Any:
-        consumer = super()._create_worker_consumer(transport)
-        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read by AIOKafkaConsumer.start()
-        return consumer
-
-
-class _Consumer(faust_aiokafka.Consumer):
-    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
-        return _FetchThread(self, loop=self.loop, beacon=self.beacon)
-
-
-class ChainTransport(faust_aiokafka.Transport):
-    """The aiokafka transport with a short fetch wait (see FETCH_MAX_WAIT_MS)."""
-
-    Consumer = _Consumer
 
 
 class RawBytes(faust.Schema):  # type: ignore[type-arg]
