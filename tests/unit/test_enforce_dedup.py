@@ -150,3 +150,55 @@ def test_restart_writes_only_the_missing_decisions_once() -> None:
     # the resumed chain links to what the first worker wrote
     values = broker_audit + [m.value for m in _audits(out2)]
     assert verify_chain(list(enumerate(values))) == []
+
+
+def test_screen_skips_decided_raw_records_and_finishes_the_cut_one() -> None:
+    """The worker runs ingest and enforce on one raw batch: after a crash the raw batch comes
+    again and ingest makes the same canonical records. ``screen`` keeps those the audit holds
+    from being written twice, and hands back the one whose audit was cut short, at its first
+    canonical offset, so that ``process`` writes exactly its missing decisions."""
+    catalog = _catalog()
+    msgs, lookup = _canonical_batch(catalog, 20)
+    first_now = datetime(2026, 6, 1, 12, 0, 0, 123000, tzinfo=UTC)
+    out, _ = _stage(catalog, lookup, [], first_now).process(msgs)
+    audits = _audits(out)
+    per_record = len(audits) // len(msgs)
+    broker_audit = [m.value for m in audits[:11 * per_record + 1]]  # cut inside record 11
+
+    more, _ = _canonical_batch(catalog, 23)  # the raw batch again, plus raw offsets 20..22
+    ingested = [OutMessage(topic=m.topic, key=m.key, value=m.value or b"", partition=0,
+                           headers=[(k, v or b"") for k, v in m.headers]) for m in more]
+    second = _stage(catalog, lookup, broker_audit, datetime(2026, 6, 2, tzinfo=UTC))
+    screened = second.screen(ingested)
+
+    assert screened.skipped == 11
+    assert [(m.offset, m.value) for m in screened.finish] == [(11, more[11].value)]
+    assert screened.write == ingested[12:]
+    written = [InMessage(topic=m.topic, partition=0, offset=100 + i, key=m.key, value=m.value,
+                         timestamp_ms=0, headers=m.headers)
+               for i, m in enumerate(screened.write)]
+    out2, stats2 = second.process([*screened.finish, *written])
+    audits2 = [json.loads(m.value) for m in _audits(out2)]
+
+    assert stats2.skipped == 0
+    decided = Counter((r["origin"]["offset"], r["entry_id"])
+                      for r in [json.loads(v) for v in broker_audit] + audits2)
+    assert set(o for o, _ in decided) == set(range(23))
+    assert all(n == 1 for n in decided.values()) and len(decided) == 23 * per_record
+    finished = [r for r in audits2 if r["origin"]["offset"] == 11]
+    assert [r["part"][0] for r in finished] == list(range(1, per_record))
+    assert {r["source"]["offset"] for r in finished} == {11}
+    assert {r["ts"] for r in finished} == {"2026-06-01T12:00:00.123Z"}
+    values = broker_audit + [m.value for m in _audits(out2)]
+    assert verify_chain(list(enumerate(values))) == []
+
+
+def test_screen_passes_dead_letters_and_records_without_origin() -> None:
+    catalog = _catalog()
+    msgs, lookup = _canonical_batch(catalog, 3)
+    dead = OutMessage(topic=TOPO.deadletter(PROVIDER, DATASET), key=b"k", value=b"x",
+                      partition=0)
+    bare = OutMessage(topic=msgs[0].topic, key=msgs[0].key, value=msgs[0].value or b"",
+                      partition=0)
+    screened = _stage(catalog, lookup, [], datetime.now(UTC)).screen([dead, bare])
+    assert screened.write == [dead, bare] and screened.finish == [] and screened.skipped == 0
