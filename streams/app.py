@@ -62,7 +62,7 @@ def written_canonical(written: Sequence[OutMessage], offsets: Sequence[int],
     """The canonical records among ``written`` as the enforce stage reads them: with the
     offsets they were written at (dead letters, also in ``written``, are left out)."""
     return [InMessage(topic=m.topic, partition=m.partition or 0, offset=offset, key=m.key,
-                      value=m.value, timestamp_ms=0, headers=m.headers)
+                      value=m.value, timestamp_ms=0, headers=m.headers, decoded=m.decoded)
             for m, offset in zip(written, offsets, strict=True) if m.topic in canonical_topics]
 
 

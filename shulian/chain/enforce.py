@@ -163,7 +163,8 @@ class EnforceStage:
             elif resume.unfinished(origin):
                 finish.append(InMessage(topic=out.topic, partition=out.partition,
                                         offset=resume.last_offset, key=out.key, value=out.value,
-                                        timestamp_ms=0, headers=out.headers))
+                                        timestamp_ms=0, headers=out.headers,
+                                        decoded=out.decoded))
             else:
                 skipped += 1
         if skipped:
@@ -247,14 +248,7 @@ class EnforceStage:
     def _decode(self, msg: InMessage) -> tuple[dict[str, Any], str, str] | Rejected:
         if not msg.value:
             return Rejected(Reason.EMPTY_VALUE, "canonical record has no value")
-        wire = split_wire(msg.value)
-        if isinstance(wire, Rejected):
-            return wire
-        schema_id, body = wire
-        parsed = self._schemas.parsed(schema_id)
-        if parsed is None:
-            return Rejected(Reason.UNKNOWN_SCHEMA_ID, f"schema id {schema_id} is not registered")
-        record = decode_body(parsed, body)
+        record = msg.decoded if msg.decoded is not None else self._decode_value(msg.value)
         if isinstance(record, Rejected):
             return record
         provider = header_str(msg.headers, "shulian.provider")
@@ -265,6 +259,16 @@ class EnforceStage:
         except UnicodeDecodeError:
             return Rejected(Reason.BAD_WIRE_FORMAT, "canonical record key is not UTF-8")
         return record, provider, key
+
+    def _decode_value(self, value: bytes) -> dict[str, Any] | Rejected:
+        wire = split_wire(value)
+        if isinstance(wire, Rejected):
+            return wire
+        schema_id, body = wire
+        parsed = self._schemas.parsed(schema_id)
+        if parsed is None:
+            return Rejected(Reason.UNKNOWN_SCHEMA_ID, f"schema id {schema_id} is not registered")
+        return decode_body(parsed, body)
 
     def _egress(self, topic: str, key: str, decision: Decision) -> OutMessage:
         view = self._views.get((decision.list_version, decision.entry_id))

@@ -158,6 +158,7 @@ class IngestStage:
             # partition p of every raw topic of the dataset (Faust assigns topics of equal
             # partition count together): one writer per audit chain
             partition=msg.partition,
+            decoded=harmonised.record,
         )
 
     def _deadletter(self, msg: InMessage, rej: Rejected) -> OutMessage:

@@ -18,6 +18,10 @@ class InMessage:
     value: bytes | None
     timestamp_ms: int
     headers: Headers = ()
+    decoded: dict[str, Any] | None = None
+    """The value as a record, when the stage that wrote it runs in this process (the worker's
+    ingest stage for its enforce stage): equal to decoding ``value`` (a test holds the
+    harmoniser's records to that), so it is not decoded again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +35,9 @@ class OutMessage:
     """Outputs of a batch are produced phase by phase: phase 1 (audit records) only after every
     phase-0 output (egress views, dead letters) was acknowledged, so an audit record on the
     broker implies that its egress view is there too (see shulian.chain.dedup)."""
+    decoded: dict[str, Any] | None = None
+    """The record ``value`` encodes (canonical records), for a stage in the same process; never
+    produced."""
 
 
 class SchemaLookup(Protocol):
