@@ -99,7 +99,8 @@ def build_stages(catalog: Catalog, *, namespace: str = "stages") -> Stages:
 
 def _as_input(out: Sequence[OutMessage], *, first_offset: int) -> list[InMessage]:
     return [InMessage(topic=m.topic, partition=0, offset=first_offset + i, key=m.key,
-                      value=m.value, timestamp_ms=0, headers=list(m.headers))
+                      value=m.value, timestamp_ms=0, headers=list(m.headers),
+                      decoded=m.decoded)  # as the worker hands them over
             for i, m in enumerate(out)]
 
 

@@ -180,6 +180,9 @@ class EnforceStage:
         delivered = withheld = rejected = skipped = 0
         resumes = self._resumes
         audits = self._audits
+        # one decision time per batch (the batch is decided at once)
+        batch_now = self._clock()
+        batch_ts = audit_ts(batch_now)
         for msg in batch:
             dataset = self._dataset(msg.topic)
             audit_topic = "" if dataset is None else self._audit_topic(dataset)
@@ -204,18 +207,18 @@ class EnforceStage:
                 continue
             record, provider, key = decoded
             first = 0
-            now = self._clock()
+            now, ts = batch_now, batch_ts
             if finishing and resume.pending_from is not None:
                 # its audit was cut short: decide again as then, write the missing decisions
                 first = resume.pending_from
                 if resume.last_ts is not None:
                     now = datetime.fromisoformat(resume.last_ts)
+                    ts = audit_ts(now)
                 resume.pending_from = None
             decisions = self._engine.decide(
                 dataset=dataset, provider=provider, record=record, record_key=key, now=now
             )
             digest = record_digest(msg.value or b"")
-            ts = audit_ts(now)
             source = (msg.topic, msg.partition, msg.offset)
             from_raw = None if origin is None else (origin.topic, origin.partition,
                                                     origin.offset)
@@ -230,7 +233,7 @@ class EnforceStage:
                 if decision.outcome is Outcome.DELIVER and decision.view is not None:
                     egress_topic = self._egress_topic(decision.consumer, dataset)
                     egress_key = str(decision.view.get("_record_key", key))
-                    out.append(self._egress(egress_topic, key, decision))
+                    out.append(self._egress(egress_topic, egress_key, decision))
                     delivered += 1
                 else:
                     withheld += 1
@@ -270,15 +273,14 @@ class EnforceStage:
             return Rejected(Reason.UNKNOWN_SCHEMA_ID, f"schema id {schema_id} is not registered")
         return decode_body(parsed, body)
 
-    def _egress(self, topic: str, key: str, decision: Decision) -> OutMessage:
+    def _egress(self, topic: str, egress_key: str, decision: Decision) -> OutMessage:
         view = self._views.get((decision.list_version, decision.entry_id))
         if view is None:  # registered when the list version was applied; absence is a bug
             raise KeyError(f"no view schema for entry {decision.entry_id} "
                            f"v{decision.list_version}")
         assert decision.view is not None
-        # the view's _record_key is pseudonymised when the consumer may not see a key field
-        # (e.g. a citizen ID): the Kafka key must not leak what the view masks
-        egress_key = str(decision.view.get("_record_key", key))
+        # egress_key is the view's _record_key, pseudonymised when the consumer may not see a
+        # key field (e.g. a citizen ID): the Kafka key must not leak what the view masks
         hkey = (decision.list_version, decision.entry_id, decision.provider)
         headers = self._egress_headers.get(hkey)
         if headers is None:  # the same for every view of the entry: built once, never edited

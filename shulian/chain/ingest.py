@@ -25,6 +25,16 @@ TailLoader = Callable[[Sequence[tuple[str, int]]], Mapping[tuple[str, int], InMe
 
 
 @dataclass(frozen=True, slots=True)
+class _RawTopic:
+    agency: str
+    dataset: str
+    subject: str
+    canonical: str
+    provider_header: tuple[str, bytes]
+    topic_header: tuple[str, bytes]
+
+
+@dataclass(frozen=True, slots=True)
 class CanonicalSchema:
     schema_id: int
     parsed: Any
@@ -50,6 +60,7 @@ class IngestStage:
         self._canonical = canonical
         self._tails = deadletter_tails
         self._dead = SourceMarks()  # raw (topic, partition) -> highest offset dead-lettered
+        self._topics: dict[str, _RawTopic | None] = {}
 
     def forget(self) -> None:
         """Drop the dead-letter marks (after a rebalance): read again on next use."""
@@ -105,11 +116,26 @@ class IngestStage:
                       and origin.partition == raw_partition else None)
             self._dead.load(raw_topic, raw_partition, offset)
 
+    def _topic(self, topic: str) -> _RawTopic | None:
+        """What the hot path needs of a raw topic's name, derived once per topic."""
+        try:
+            return self._topics[topic]
+        except KeyError:
+            parsed = self._topology.parse_raw(topic)
+            info = None if parsed is None else _RawTopic(
+                agency=parsed[0], dataset=parsed[1],
+                subject=subject_of(self._topology.unprefix(topic) or topic),
+                canonical=self._topology.canonical(parsed[1]),
+                provider_header=("shulian.provider", parsed[0].encode()),
+                topic_header=("shulian.source.topic", topic.encode()))
+            self._topics[topic] = info
+            return info
+
     def _one(self, msg: InMessage) -> OutMessage | Rejected:
-        parsed_topic = self._topology.parse_raw(msg.topic)
-        if parsed_topic is None:
+        topic = self._topic(msg.topic)
+        if topic is None:
             return Rejected(Reason.UNKNOWN_DATASET, "topic is not raw.<agency>.<dataset>")
-        agency, dataset = parsed_topic
+        agency, dataset = topic.agency, topic.dataset
         if not msg.value:
             return Rejected(Reason.EMPTY_VALUE, "the record has no value")
         wire = split_wire(msg.value)
@@ -120,10 +146,10 @@ class IngestStage:
         if writer is None:
             return Rejected(Reason.UNKNOWN_SCHEMA_ID, f"schema id {schema_id} is not registered",
                             extra={"schema_id": schema_id})
-        subject = subject_of(self._topology.unprefix(msg.topic) or msg.topic)
-        if subject not in self._schemas.subjects_of(schema_id):
+        if topic.subject not in self._schemas.subjects_of(schema_id):
             return Rejected(Reason.SCHEMA_NOT_ALLOWED,
-                            f"schema id {schema_id} is not registered under subject {subject}",
+                            f"schema id {schema_id} is not registered under subject "
+                            f"{topic.subject}",
                             extra={"schema_id": schema_id})
         raw = decode_body(writer, body)
         if isinstance(raw, Rejected):
@@ -142,12 +168,12 @@ class IngestStage:
             return Rejected(Reason.ENCODE_ERROR, f"canonical record does not encode: "
                             f"{type(exc).__name__}")
         return OutMessage(
-            topic=self._topology.canonical(dataset),
+            topic=topic.canonical,
             key=harmonised.key.encode("utf-8"),
             value=value,
             headers=[
-                ("shulian.provider", agency.encode()),
-                ("shulian.source.topic", msg.topic.encode()),
+                topic.provider_header,
+                topic.topic_header,
                 ("shulian.source.partition", str(msg.partition).encode()),
                 ("shulian.source.offset", str(msg.offset).encode()),
                 ("shulian.source.timestamp", str(msg.timestamp_ms).encode()),
