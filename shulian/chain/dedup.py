@@ -12,11 +12,13 @@ restart. Each stage therefore asks its *output* what it already holds and skips 
   produced, so an audited canonical offset has its egress already. The tail of audit partition
   q names the last canonical offset decided (and, with ``part``, whether all its decisions were
   written): canonical offsets at or below it are skipped (:class:`AuditResume`);
-- enforce, re-ingested records: a raw record ingested twice reaches canonical partition q
-  twice, with two canonical offsets but one raw origin. Canonical partition q receives each raw
-  partition's records in raw-offset order, so enforce keeps the highest raw offset seen per raw
-  partition (recovered from the audit tail's ``origin`` fields) and skips a record at or below
-  it.
+- enforce, raw records read twice: the worker runs both stages on a raw batch, so after a
+  crash ingest makes the same canonical records again. Canonical partition q receives each raw
+  partition's records in raw-offset order, so enforce keeps the highest raw offset decided per
+  raw partition (recovered from the audit tail's ``origin`` fields) and drops a canonical
+  record at or below it before it is written (``EnforceStage.screen``); the last audited record,
+  if its audit was cut short (:meth:`AuditResume.unfinished`), is finished at its first
+  canonical offset instead. A canonical copy written but never decided is written again.
 
 Everything here is pure: the I/O that reads the tails lives in :mod:`streams.runtime`.
 """

@@ -132,6 +132,7 @@ def run_one(topic: str, value: bytes | None, key: bytes | None = None,
         assert value is None or len(value) < 8 or value not in detail
     else:
         assert o.topic == w.topology.canonical(parsed[1])
+        assert o.partition == 1  # canonical partition = raw partition (one audit writer)
         sid = struct.unpack(">bI", o.value[:5])[1]
         target = w.canonical[parsed[1]]
         assert sid == target.schema_id
