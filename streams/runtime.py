@@ -98,7 +98,8 @@ class OutputProducer:
             failed[:] = [(m, KafkaError(KafkaError._TIMED_OUT)) for m in pending]
         elif producer is self._producer and self._reported:
             failed.extend(_matched(pending, self._reported))
-        self._reported.clear()
+        if producer is self._producer:
+            self._reported.clear()
 
     def deliver(self, msgs: Sequence[OutMessage]) -> None:
         """Blocking: produce all, phase by phase (every output of a phase acknowledged before
