@@ -115,17 +115,24 @@ def test_audit_comes_after_egress_and_carries_origin_and_part() -> None:
                                  "offset": 0}
 
 
-def test_restart_writes_only_the_missing_decisions_once() -> None:
-    catalog = _catalog()
+FIRST_NOW = datetime(2026, 6, 1, 12, 0, 0, 123000, tzinfo=UTC)
+
+
+def _first_worker_dies(catalog: Catalog) -> tuple[list[InMessage], Lookup, int, list[bytes]]:
+    """A first worker decides 20 records and dies with its audit cut inside record 11 (one
+    decision of it written): the batch, the lookup, decisions per record and the audit
+    records that reached the broker."""
     msgs, lookup = _canonical_batch(catalog, 20)
-    first_now = datetime(2026, 6, 1, 12, 0, 0, 123000, tzinfo=UTC)
-    out, _ = _stage(catalog, lookup, [], first_now).process(msgs)
+    out, _ = _stage(catalog, lookup, [], FIRST_NOW).process(msgs)
     audits = _audits(out)
     per_record = len(audits) // len(msgs)
     assert per_record >= 2  # the catalogue has several entries for this pair
-    # the first worker dies with its audit cut inside record 11 (one decision of it written)
-    cut = 11 * per_record + 1
-    broker_audit = [m.value for m in audits[:cut]]
+    return msgs, lookup, per_record, [m.value for m in audits[:11 * per_record + 1]]
+
+
+def test_restart_writes_only_the_missing_decisions_once() -> None:
+    catalog = _catalog()
+    msgs, lookup, per_record, broker_audit = _first_worker_dies(catalog)
 
     # the second worker gets the batch again, then the same raw records re-ingested at new
     # canonical offsets 20..39, then three new ones (raw offsets 20..22) at 40..42
@@ -158,12 +165,7 @@ def test_screen_skips_decided_raw_records_and_finishes_the_cut_one() -> None:
     from being written twice, and hands back the one whose audit was cut short, at its first
     canonical offset, so that ``process`` writes exactly its missing decisions."""
     catalog = _catalog()
-    msgs, lookup = _canonical_batch(catalog, 20)
-    first_now = datetime(2026, 6, 1, 12, 0, 0, 123000, tzinfo=UTC)
-    out, _ = _stage(catalog, lookup, [], first_now).process(msgs)
-    audits = _audits(out)
-    per_record = len(audits) // len(msgs)
-    broker_audit = [m.value for m in audits[:11 * per_record + 1]]  # cut inside record 11
+    _, lookup, per_record, broker_audit = _first_worker_dies(catalog)
 
     more, _ = _canonical_batch(catalog, 23)  # the raw batch again, plus raw offsets 20..22
     ingested = [OutMessage(topic=m.topic, key=m.key, value=m.value or b"", partition=0,
