@@ -26,7 +26,7 @@ from shulian.catalog.models import Catalog, ShareType
 from shulian.chain.dedup import AuditResume
 from shulian.chain.enforce import AuditPartition, EnforceStage, ViewSchema
 from shulian.chain.ingest import CanonicalSchema, IngestStage
-from shulian.chain.messages import InMessage, OutMessage
+from shulian.chain.messages import InMessage, OutMessage, read_back
 from shulian.chain.topology import Topology, subject_of
 from shulian.logic.audit import AuditChain
 from shulian.logic.harmonise import Harmoniser
@@ -98,10 +98,7 @@ def build_stages(catalog: Catalog, *, namespace: str = "stages") -> Stages:
 
 
 def _as_input(out: Sequence[OutMessage], *, first_offset: int) -> list[InMessage]:
-    return [InMessage(topic=m.topic, partition=0, offset=first_offset + i, key=m.key,
-                      value=m.value, timestamp_ms=0, headers=list(m.headers),
-                      decoded=m.decoded)  # as the worker hands them over
-            for i, m in enumerate(out)]
+    return [read_back(m, offset=first_offset + i) for i, m in enumerate(out)]
 
 
 @dataclass(frozen=True)

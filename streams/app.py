@@ -31,7 +31,7 @@ from faust.sensors import Monitor
 
 from shulian.chain.enforce import EnforceStage
 from shulian.chain.ingest import IngestStage
-from shulian.chain.messages import InMessage, OutMessage
+from shulian.chain.messages import InMessage, OutMessage, read_back
 from shulian.errors import InfrastructureError
 from shulian.log import get_logger
 from shulian.settings import Settings
@@ -61,8 +61,7 @@ def written_canonical(written: Sequence[OutMessage], offsets: Sequence[int],
                       canonical_topics: Collection[str]) -> list[InMessage]:
     """The canonical records among ``written`` as the enforce stage reads them: with the
     offsets they were written at (dead letters, also in ``written``, are left out)."""
-    return [InMessage(topic=m.topic, partition=m.partition or 0, offset=offset, key=m.key,
-                      value=m.value, timestamp_ms=0, headers=m.headers, decoded=m.decoded)
+    return [read_back(m, offset=offset)
             for m, offset in zip(written, offsets, strict=True) if m.topic in canonical_topics]
 
 

@@ -66,15 +66,15 @@ class OutputProducer:
         client only): filled with each delivered message's offset, by ``id`` of the message."""
         failed: list[tuple[OutMessage, KafkaError]] = []
         produce = producer.produce
-        tracked = producer is self._tracked
         for m in msgs:
             headers: Any = m.headers
             kwargs: dict[str, Any] = {} if m.partition is None else {"partition": m.partition}
-            if tracked:
-                def on_delivery(err: KafkaError | None, msg: Any, m: OutMessage = m) -> None:
+            if offsets is not None:
+                def on_delivery(err: KafkaError | None, msg: Any, m: OutMessage = m,
+                                offsets: dict[int, int] = offsets) -> None:
                     if err is not None:
                         failed.append((m, err))
-                    elif offsets is not None:
+                    else:
                         offsets[id(m)] = msg.offset()
                 kwargs["on_delivery"] = on_delivery
             while True:
@@ -100,22 +100,6 @@ class OutputProducer:
             failed.extend(_matched(pending, self._reported))
         if producer is self._producer:
             self._reported.clear()
-
-    def deliver(self, msgs: Sequence[OutMessage]) -> None:
-        """Blocking: produce all, phase by phase (every output of a phase acknowledged before
-        the next phase is produced), retry failures with backoff, exit hard if it never
-        succeeds."""
-        for group in _phases(msgs):
-            pending = group
-            deadline = time.monotonic() + self._fatal_after_s
-            backoff = 0.2
-            while pending:
-                failed = self._produce(self._producer, pending)
-                self._flush(self._producer, pending, failed)
-                pending = self._retry_or_exit(failed, deadline, backoff)
-                if pending:
-                    time.sleep(backoff)
-                    backoff = min(backoff * 2, 5.0)
 
     async def deliver_async(self, msgs: Sequence[OutMessage]) -> None:
         """The agents' way: produce on the event loop (CPU), wait for acknowledgements in a

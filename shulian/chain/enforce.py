@@ -15,7 +15,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shulian.chain.dedup import AuditResume, origin_of
-from shulian.chain.messages import InMessage, OutMessage, SchemaLookup, header_str
+from shulian.chain.messages import (
+    InMessage,
+    OutMessage,
+    SchemaLookup,
+    header_str,
+    read_back,
+)
 from shulian.chain.topology import Topology
 from shulian.chain.wire import decode_body, encode_wire, split_wire
 from shulian.log import get_logger
@@ -161,10 +167,7 @@ class EnforceStage:
             if not resume.origins.written(origin.topic, origin.partition, origin.offset):
                 write.append(out)
             elif resume.unfinished(origin):
-                finish.append(InMessage(topic=out.topic, partition=out.partition,
-                                        offset=resume.last_offset, key=out.key, value=out.value,
-                                        timestamp_ms=0, headers=out.headers,
-                                        decoded=out.decoded))
+                finish.append(read_back(out, offset=resume.last_offset))
             else:
                 skipped += 1
         if skipped:

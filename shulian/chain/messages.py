@@ -40,6 +40,13 @@ class OutMessage:
     produced."""
 
 
+def read_back(out: OutMessage, *, offset: int) -> InMessage:
+    """An output as the next stage reads it, written at ``offset`` (the worker hands its
+    canonical records to its enforce stage this way, with the record they encode)."""
+    return InMessage(topic=out.topic, partition=out.partition or 0, offset=offset, key=out.key,
+                     value=out.value, timestamp_ms=0, headers=out.headers, decoded=out.decoded)
+
+
 class SchemaLookup(Protocol):
     """What the stages need from the schema registry (satisfied by shulian.serde.SchemaCache)."""
 
