@@ -7,12 +7,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any, cast
 
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
-from mode import Service
+from mode import Service, ServiceT
 
 FETCH_MAX_WAIT_MS = 10
 """Faust hard-codes ``fetch_max_wait_ms=1500`` for its aiokafka consumer. Tansu answers a fetch
@@ -40,7 +41,11 @@ class _Consumer(faust_aiokafka.Consumer):
     line and its tasks took 16% of the main thread. Here the callback is awaited directly
     when it cannot block: flow is not suspended, flow control is active, and the partition's
     stream buffer is not under pressure (Faust calls :meth:`on_buffer_full` before a buffer
-    can fill); otherwise Faust's race is kept. The loop is otherwise Faust's (0.15.3).
+    can fill); otherwise Faust's race is kept.
+
+    :meth:`_drain_messages` is faust-streaming 0.15.3's ``Consumer._drain_messages`` verbatim
+    but for the hunks between ``SHULIAN CHANGE`` markers; ``tests/unit/test_transport_pin.py``
+    holds both the upstream source (by hash) and that the copy differs from it only there.
     """
 
     _pressured: set[TP]
@@ -63,55 +68,88 @@ class _Consumer(faust_aiokafka.Consumer):
             self._pressured = set()
             return self._pressured
 
-    async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - in a worker
+    async def _drain_messages(self, fetcher: ServiceT) -> None:  # pragma: no cover
+        # This is the background thread started by Fetcher, used to
+        # constantly read messages using Consumer.getmany.
+        # It takes Fetcher as argument, because we must be able to
+        # stop it using `await Fetcher.stop()`.
         callback = self.callback
         getmany = self.getmany
         consumer_should_stop = cast(Service, self)._stopped.is_set
         fetcher_should_stop = cast(Service, fetcher)._stopped.is_set
+
         get_read_offset = self._read_offset.__getitem__
         set_read_offset = self._read_offset.__setitem__
-        set_flag, unset_flag = self.diag.set_flag, self.diag.unset_flag
-        fetching = CONSUMER_FETCHING
+        flag_consumer_fetching = CONSUMER_FETCHING
+        set_flag = self.diag.set_flag
+        unset_flag = self.diag.unset_flag
         commit_every = self._commit_every
         acks_enabled_for = self.app.topics.acks_enabled_for
+
+        yield_every = 100
+        # SHULIAN CHANGE 1/1 begin: what the direct hand-over checks
         suspended = self.suspend_flow.is_set
         flow_active = self.app.flow_control.is_active
         pressured = self._pressure()
+        # SHULIAN CHANGE 1/1 end
         num_since_yield = 0
+        sleep = asyncio.sleep
+
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
-                set_flag(fetching)
-                ait = getmany(timeout=1.0)
+                set_flag(flag_consumer_fetching)
+                ait = cast(AsyncIterator, getmany(timeout=1.0))  # type: ignore[type-arg]
+
+                # Sleeping because sometimes getmany is called in a loop
+                # never releasing to the event loop
                 await self.sleep(0)
                 if not self.should_stop:
                     async for tp, message in ait:
                         num_since_yield += 1
-                        if num_since_yield > 100:
-                            await asyncio.sleep(0)
+                        if num_since_yield > yield_every:
+                            await sleep(0)
                             num_since_yield = 0
+
                         offset = message.offset
                         r_offset = get_read_offset(tp)
                         if r_offset is None or offset >= r_offset:
                             gap = offset - (r_offset or 0)
-                            if gap > 1 and r_offset and acks_enabled_for(message.topic):
-                                await self._add_gap(tp, r_offset + 1, offset)
-                            if commit_every is not None and self._n_acked >= commit_every:
-                                self._n_acked = 0
-                                await self.commit()
+                            # We have a gap in income messages
+                            if gap > 1 and r_offset:
+                                acks_enabled = acks_enabled_for(message.topic)
+                                if acks_enabled:
+                                    await self._add_gap(tp, r_offset + 1, offset)
+                            if commit_every is not None:  # noqa: SIM102
+                                if self._n_acked >= commit_every:
+                                    self._n_acked = 0
+                                    await self.commit()
+                            # SHULIAN CHANGE 1/1 begin: hand over directly when it cannot block
                             if not suspended() and flow_active() and tp not in pressured:
-                                await callback(message)  # cannot block: see the class doc
+                                await callback(message)
                             else:
-                                await self.wait_first(callback(message),
-                                                      self.suspend_flow.wait())
+                                await self.wait_first(
+                                    callback(message), self.suspend_flow.wait()
+                                )
+                            # SHULIAN CHANGE 1/1 end
                             set_read_offset(tp, offset)
-                    unset_flag(fetching)
+                        else:
+                            self.log.dev(
+                                "DROPPED MESSAGE ROFF %r: k=%r v=%r",
+                                offset,
+                                message.key,
+                                message.value,
+                            )
+                    unset_flag(flag_consumer_fetching)
+
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
+                # we're already stopping so ignore
                 self.log.info("Broker stopped consumer, shutting down...")
                 return
             raise
         except asyncio.CancelledError:
             if self.transport.app.should_stop:
+                # we're already stopping so ignore
                 self.log.info("Consumer shutting down for user cancel.")
                 return
             raise
@@ -119,8 +157,7 @@ class _Consumer(faust_aiokafka.Consumer):
             self.log.exception("Drain messages raised: %r", exc)
             raise
         finally:
-            unset_flag(fetching)
-
+            unset_flag(flag_consumer_fetching)
 
 class ChainTransport(faust_aiokafka.Transport):
     """The aiokafka transport with the short fetch wait and the drain fast path."""
