@@ -1,0 +1,128 @@
+"""The import direction docs/ARCHITECTURE.md describes, held on every installed module.
+
+Each package has a rank; a module may import a module of a lower rank, or of its own package.
+The pure core (catalogue, logic, chain) imports no Kafka, Faust or HTTP library at all.
+``KNOWN_DEBT`` lists the imports against the direction that the tree still has: the test fails
+on any import against the direction that is not listed, and on a listed one that is gone (so
+the list only shrinks, and says what is left)."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+TOP_LEVEL = ("shulian", "streams", "connectors", "bench")
+
+RANK: dict[str, int] = {
+    # base: what every layer may use
+    "shulian": 0,  # shulian/__init__.py (the version)
+    "shulian.errors": 0,
+    "shulian.log": 0,
+    "shulian.settings": 1,
+    # the pure core: values, checks, harmonisation, policy, masking, audit links, stages
+    "shulian.catalog": 2,
+    "shulian.logic": 3,
+    "shulian.chain": 4,
+    # I/O adapters at the edge
+    "shulian.serde": 5,
+    "shulian.io": 5,
+    "shulian.embedded": 5,
+    # services that orchestrate (callable from the CLI, the console and the tests alike)
+    "shulian.audit": 6,
+    "shulian.registry": 6,
+    # runtimes: Faust agents and connector loops; the benchmark harness
+    "streams": 7,
+    "connectors": 7,
+    "bench": 8,
+    # entry points: parse, call, print
+    "shulian.cli": 9,
+}
+
+PURE = ("shulian.catalog", "shulian.logic", "shulian.chain")
+IO_LIBRARIES = ("confluent_kafka", "faust", "mode", "aiokafka", "fastapi", "starlette",
+                "httpx", "uvicorn", "psycopg", "prometheus_client")
+
+KNOWN_DEBT: set[tuple[str, str]] = {
+    # catalogue validation calls element and mask rules that live in logic (issue 18, item 5)
+    ("shulian.catalog.load", "shulian.logic.elements"),
+    ("shulian.catalog.load", "shulian.logic.result"),
+    ("shulian.catalog.sharing", "shulian.logic.masking"),
+    # the tail reader resolves audit windows (issue 18, item 2)
+    ("shulian.io.reader", "shulian.audit.window"),
+    # the embedded stack reads connector configs to supply what they need (issue 18, item 2)
+    ("shulian.embedded.stack", "connectors.config"),
+    ("shulian.embedded.stack", "connectors.sources.config"),
+}
+
+
+def package_of(module: str) -> str:
+    """The ranked package a module belongs to (its longest prefix in ``RANK``)."""
+    parts = module.split(".")
+    for n in range(len(parts), 0, -1):
+        candidate = ".".join(parts[:n])
+        if candidate in RANK:
+            return candidate
+    raise AssertionError(f"{module} belongs to no layer: add its package to RANK and to "
+                         "docs/ARCHITECTURE.md")
+
+
+def modules() -> Iterator[tuple[str, Path]]:
+    for top in TOP_LEVEL:
+        for path in sorted((ROOT / top).rglob("*.py")):
+            rel = path.relative_to(ROOT).with_suffix("")
+            name = ".".join(rel.parts)
+            yield (name.removesuffix(".__init__"), path)
+
+
+def imports_of(path: Path) -> Iterator[str]:
+    """Absolute module names imported anywhere in the file (function-level imports too)."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield node.module
+
+
+def against_direction() -> set[tuple[str, str]]:
+    found: set[tuple[str, str]] = set()
+    for module, path in modules():
+        own = package_of(module)
+        for target in imports_of(path):
+            if target.split(".")[0] not in TOP_LEVEL:
+                continue
+            other = package_of(target)
+            if other != own and RANK[other] >= RANK[own]:
+                found.add((module, target))
+    return found
+
+
+def test_every_module_has_a_layer() -> None:
+    for module, _ in modules():
+        package_of(module)
+
+
+def test_imports_point_down() -> None:
+    found = against_direction()
+    new = sorted(found - KNOWN_DEBT)
+    assert not new, "imports against the layer direction (docs/ARCHITECTURE.md): " + ", ".join(
+        f"{a} -> {b}" for a, b in new)
+    paid = sorted(KNOWN_DEBT - found)
+    assert not paid, "no longer imported, remove from KNOWN_DEBT: " + ", ".join(
+        f"{a} -> {b}" for a, b in paid)
+
+
+def test_the_pure_core_imports_no_io_library() -> None:
+    offenders = [
+        (module, target)
+        for module, path in modules() if package_of(module) in PURE
+        for target in imports_of(path) if target.split(".")[0] in IO_LIBRARIES
+    ]
+    assert not offenders, f"the pure core imports an I/O library: {offenders}"
+
+
+def test_the_check_sees_a_violation() -> None:
+    """The rank rule itself: a core module importing a runtime is against the direction."""
+    assert RANK[package_of("shulian.logic.policy")] < RANK[package_of("streams.app")]
+    assert RANK[package_of("shulian.io.kafka")] < RANK[package_of("shulian.audit.check")]
