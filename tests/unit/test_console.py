@@ -192,3 +192,27 @@ def test_bars_are_plain_svg() -> None:
     svg = bars([("in", [0, 3, 1]), ("dead", [1, 0, 0])], title="t <x>")
     assert svg.startswith("<svg") and "t &lt;x&gt;" in svg and "style" not in svg
     assert svg.count('class="s0"') == 3 and svg.count('class="s1"') == 2  # bars + legend
+
+
+def test_up_runs_the_console_with_its_tokens_in_the_environment_not_argv() -> None:
+    from pydantic import SecretStr
+
+    from shulian.cli.up import console_tokens, endpoints_table
+    from shulian.embedded.stack import Endpoints, stack_children
+
+    settings, made = console_tokens(load_settings(console_port=18090))
+    assert set(made) == {"SHULIAN_CONSOLE_GOVERNANCE_TOKEN", "SHULIAN_CONSOLE_AUDITOR_TOKEN"}
+    kept, none = console_tokens(settings.model_copy(update={
+        "console_auditor_token": SecretStr("given")}))
+    assert kept.console_auditor_token is not None and "SHULIAN_CONSOLE_AUDITOR_TOKEN" not in none
+    endpoints = Endpoints.from_settings(settings)
+    child = next(c for c in stack_children(settings, endpoints, commands={"console"})
+                 if c.name == "console")
+    assert child.needs_init and "console" in child.argv
+    gov = made["SHULIAN_CONSOLE_GOVERNANCE_TOKEN"]
+    assert child.env["SHULIAN_CONSOLE_GOVERNANCE_TOKEN"] == gov
+    assert all(gov not in a for a in child.argv)
+    table = endpoints_table(endpoints, running={"console"})
+    assert "console" in table and "http://127.0.0.1:18090" in table
+    line = endpoints_table(endpoints, running=set()).splitlines()[-1]
+    assert line.strip().startswith("console") and "not running: no console" in line
