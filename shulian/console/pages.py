@@ -24,6 +24,7 @@ from shulian.console.app import Console, Forbidden, lang_of, render, require
 from shulian.console.auth import Page, Principal
 from shulian.console.data import queries
 from shulian.console.data.queries import HOUR_MS, AuditQuery, DeadQuery
+from shulian.console.data.store import parse_deadletter_topic
 from shulian.console.data.words import diff_lists, entry_words, mapping_words, reason_words
 from shulian.console.i18n import t
 from shulian.console.svg import bars
@@ -212,9 +213,10 @@ def _deadletter_pages(app: FastAPI) -> None:
     async def original(request: Request, topic: str, partition: int, offset: int) -> Response:
         s = require(request, Page.DEADLETTERS)
         c = _c(request)
+        owner = parse_deadletter_topic(c.topology, topic)
+        if owner is None or not s.principal.sees_agency(owner[0]):
+            raise Forbidden()  # before the lookup: whether it exists is not told either
         d = c.store.deadletter(topic, partition, offset)
-        if d is not None and not s.principal.sees_agency(d.agency):
-            raise Forbidden()
         if d is None:
             return Response("not found", status_code=404)
         name = f"{d.topic}-{d.partition}-{d.offset}.bin"
