@@ -67,6 +67,14 @@ class Settings(BaseSettings):
     metrics_port: int = 9464
     metrics_host: str = "127.0.0.1"  # 0.0.0.0 in containers so Prometheus can scrape
 
+    # console (shulian/console): its address and the two non-agency principals' tokens (agencies
+    # log in with their gateway tokens); the session key signs cookies (default: per process)
+    console_host: str = "127.0.0.1"
+    console_port: int = 8090
+    console_governance_token: SecretStr | None = None
+    console_auditor_token: SecretStr | None = None
+    console_session_key: SecretStr | None = None
+
     def kafka_common(self) -> dict[str, Any]:
         """librdkafka settings shared by every producer and consumer."""
         conf: dict[str, Any] = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 from types import FrameType
 
 import click
+from pydantic import SecretStr
 
 from shulian.cli.common import friendly_errors, settings_from
 from shulian.embedded.stack import (
@@ -51,7 +53,7 @@ def initialise(settings: Settings) -> None:
 def endpoints_table(endpoints: Endpoints, *, running: set[str],
                     extra: list[tuple[str, str]] | None = None) -> str:
     """One line per endpoint; those whose child is not part of this stack say so."""
-    served_by = {"gateway": "connect", "metrics": "worker"}
+    served_by = {"gateway": "connect", "metrics": "worker", "console": "console"}
     rows = []
     for k, v in [*endpoints.rows(), *(extra or [])]:
         child = served_by.get(k.split()[0])
@@ -97,6 +99,18 @@ def postgres_child(dirs: RunDirs, port: int) -> tuple[ChildSpec, str]:
     spec = ChildSpec("postgres", cluster.serve_argv(), ready=partial(answers, cluster.dsn),
                      ready_timeout_s=60.0, stop_timeout_s=30.0)
     return spec, cluster.dsn
+
+
+def console_tokens(settings: Settings) -> tuple[Settings, dict[str, str]]:
+    """Dev tokens for the console's governance office and auditor where unset (shown once)."""
+    made: dict[str, str] = {}
+    update: dict[str, SecretStr] = {}
+    for field in ("console_governance_token", "console_auditor_token"):
+        if getattr(settings, field) is None:
+            token = secrets.token_urlsafe(24)
+            made[f"SHULIAN_{field.upper()}"] = token
+            update[field] = SecretStr(token)
+    return settings.model_copy(update=update), made
 
 
 def print_tokens(plan: ConnectorPlan) -> None:
@@ -180,6 +194,9 @@ def up(ctx: click.Context, data_dir: Path | None, broker_port: int | None,
             gateway_port=settings.gateway_port)
         for d in plan.directories:
             d.mkdir(parents=True, exist_ok=True)
+    console_made: dict[str, str] = {}
+    if "console" in commands:
+        settings, console_made = console_tokens(settings)
     pg_spec: ChildSpec | None = None
     if plan is not None and plan.wants_stack_postgres and postgres_dsn is None:
         pg_spec, stack_dsn = postgres_child(dirs, pg_port)
@@ -190,6 +207,9 @@ def up(ctx: click.Context, data_dir: Path | None, broker_port: int | None,
     click.echo(f"logs in {dirs.logs}")
     if plan is not None:
         print_tokens(plan)
+    if console_made:
+        click.echo("console tokens for this run (shown once; the console keeps their SHA-256):")
+        click.echo("\n".join(f"  {var}={token}" for var, token in console_made.items()))
     if key_file is not None:
         click.echo(f"HMAC master key in {key_file} (for audit and replay tools: "
                    f"export SHULIAN_HMAC_MASTER_KEY=$(cat {key_file}))")

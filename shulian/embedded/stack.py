@@ -32,6 +32,7 @@ class Endpoints:
     registry_url: str
     gateway_url: str
     metrics_url: str
+    console_url: str = ""
 
     @classmethod
     def from_settings(cls, settings: Settings, *, host: str = "127.0.0.1") -> Endpoints:
@@ -40,6 +41,7 @@ class Endpoints:
             registry_url=f"http://{settings.registry_host}:{settings.registry_port}",
             gateway_url=f"http://{settings.gateway_host}:{settings.gateway_port}",
             metrics_url=f"http://{host}:{settings.metrics_port}/metrics",
+            console_url=f"http://{settings.console_host}:{settings.console_port}",
         )
 
     def rows(self) -> list[tuple[str, str]]:
@@ -48,6 +50,7 @@ class Endpoints:
             ("schema registry", self.registry_url),
             ("gateway", self.gateway_url),
             ("metrics", self.metrics_url),
+            *([("console", self.console_url)] if self.console_url else []),
         ]
 
 
@@ -246,6 +249,8 @@ def stack_children(
         ))
     if postgres is not None:
         children.append(postgres)
+    if "console" in commands:
+        children.append(console_child(settings, endpoints, env, connectors))
     if "connect" not in commands:
         return children
     if connectors is None:
@@ -262,3 +267,23 @@ def stack_children(
             ready=ready, needs_init=True, stop_timeout_s=20.0,
         ))
     return children
+
+
+def console_child(settings: Settings, endpoints: Endpoints, env: Mapping[str, str],
+                  connectors: ConnectorPlan | None) -> ChildSpec:
+    """The web console: agencies log in with the gateway tokens the connectors get, the
+    governance office and auditors with their own (all passed in the environment)."""
+    tokens = {f"SHULIAN_CONSOLE_{k.upper()}_TOKEN": v.get_secret_value() for k, v in
+              (("governance", settings.console_governance_token),
+               ("auditor", settings.console_auditor_token)) if v is not None}
+    return ChildSpec(
+        "console", shulian_argv("console"),
+        env={**env, **(connectors.env if connectors is not None else {}), **tokens,
+             "SHULIAN_CONNECTORS_DIR": str(settings.connectors_dir),
+             "SHULIAN_CONSOLE_HOST": settings.console_host,
+             "SHULIAN_CONSOLE_PORT": str(settings.console_port),
+             "SHULIAN_GATEWAY_HOST": settings.gateway_host,
+             "SHULIAN_GATEWAY_PORT": str(settings.gateway_port),
+             "SHULIAN_METRICS_PORT": str(settings.metrics_port)},
+        ready=partial(http_answers, f"{endpoints.console_url}/healthz"), needs_init=True,
+    )

@@ -482,3 +482,67 @@ def test_healthcheck_script_probes_a_real_endpoint() -> None:
         server.shutdown()
         server.server_close()
     assert run(f"http://127.0.0.1:{port}/metrics") == 1  # nothing listens any more
+
+
+# --- monitoring profile ---------------------------------------------------------------------------
+
+_SUFFIXES = ("_bucket", "_sum", "_count", "_created", "_total")
+
+
+def _declared_metrics() -> set[str]:
+    """Every metric name the code declares with prometheus_client (Counter("name", ...))."""
+    pattern = re.compile(r"\b(?:Counter|Gauge|Histogram|Summary)\(\s*\"(shulian_[a-z0-9_]+)\"")
+    names: set[str] = set()
+    for package in ("shulian", "streams", "connectors"):
+        for path in (ROOT / package).rglob("*.py"):
+            names.update(pattern.findall(path.read_text(encoding="utf-8")))
+    return {n.removesuffix("_total") for n in names}
+
+
+def _base(series: str) -> str:
+    for suffix in _SUFFIXES:
+        series = series.removesuffix(suffix)
+    return series
+
+
+def test_grafana_dashboard_queries_only_metrics_the_code_exposes() -> None:
+    import json
+
+    dashboard = json.loads((DEPLOY / "monitoring" / "shulian-chain.json").read_text("utf-8"))
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    used = {_base(m) for e in exprs for m in re.findall(r"\bshulian_[a-z0-9_]+", e)}
+    declared = _declared_metrics()
+    assert used and used <= declared, f"not exposed by the code: {sorted(used - declared)}"
+    # the chain's own metrics are all on it
+    assert {"shulian_raw_records", "shulian_canonical_records", "shulian_deadletter_records",
+            "shulian_decisions", "shulian_sharing_list_version"} <= used
+    ds = {t["datasource"]["uid"] for p in dashboard["panels"] for t in p["targets"]}
+    provisioned = yaml.safe_load((DEPLOY / "monitoring" / "grafana-datasource.yaml").read_text())
+    assert ds == {d["uid"] for d in provisioned["datasources"]}
+
+
+def test_monitoring_profile_runs_prometheus_and_grafana_provisioned() -> None:
+    compose = _compose()
+    services = _services()
+    for name in ("prometheus", "grafana"):
+        assert services[name]["profiles"] == ["monitoring"], name
+    assert not any("monitoring" in (s.get("profiles") or []) for n, s in services.items()
+                   if n not in ("prometheus", "grafana"))
+    configs = compose["configs"]
+    for name in ("prometheus", "grafana"):
+        for ref in services[name]["configs"]:
+            assert (ROOT / configs[ref["source"]]["file"]).is_file(), ref
+    targets = {c["target"] for c in services["grafana"]["configs"]}
+    provider = yaml.safe_load((DEPLOY / "monitoring" / "grafana-dashboards.yaml").read_text())
+    folder = provider["providers"][0]["options"]["path"]
+    assert f"{folder}/shulian-chain.json" in targets
+    assert any(t.startswith("/etc/grafana/provisioning/datasources/") for t in targets)
+    prom = yaml.safe_load((DEPLOY / "monitoring" / "prometheus.yml").read_text())
+    scraped = {n for job in prom["scrape_configs"] for sd in job.get("dns_sd_configs", [])
+               for n in sd["names"]}
+    scraped |= {t.split(":")[0] for job in prom["scrape_configs"]
+                for sc in job.get("static_configs", []) for t in sc["targets"]}
+    assert scraped <= set(services) and "worker" in scraped
+    for name in scraped:  # each scraped service serves metrics on the port Prometheus uses
+        assert "9464" in " ".join(_command(services[name])) + str(
+            services[name].get("environment")), name
