@@ -10,6 +10,7 @@ from shulian.cli.bench import bench
 from shulian.cli.broker import broker
 from shulian.cli.catalog import catalog
 from shulian.cli.connect import connect
+from shulian.cli.deadletters import deadletters
 from shulian.cli.demo import demo
 from shulian.cli.registry import registry
 from shulian.cli.replay import replay
@@ -38,6 +39,7 @@ cli.add_command(replay)
 cli.add_command(up)
 cli.add_command(connect)
 cli.add_command(bench)
+cli.add_command(deadletters)
 
 
 def main() -> None:
