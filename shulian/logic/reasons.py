@@ -32,7 +32,7 @@ REASON_WORDS: dict[str, Words] = {
     "empty_value": Words("记录没有内容", "the record has no value (empty message)"),
     "bad_wire_format": Words(
         "不是 Confluent Avro 格式（缺少或错误的魔术字节，或过短）",
-        "not in the Confluent Avro wire format (missing or wrong magic byte, or too short)"),
+        "not the Confluent Avro wire format (bad magic byte, or too short)"),
     "unknown_schema_id": Words("所引用的模式编号未在模式注册中心登记",
                                "the schema id it names is not registered"),
     "schema_not_allowed": Words("所用模式不属于该主题",
