@@ -5,6 +5,8 @@ counting only what each run added and leaving the stack running for the audit to
 from __future__ import annotations
 
 import re
+import shutil
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -13,6 +15,12 @@ from shulian.cli.main import cli
 from tests.fixtures.chain import StartChain, chain_outcome
 
 pytestmark = pytest.mark.integration
+
+
+def _drop_log_dir(out: str) -> None:
+    found = re.search(r"demo log in (/\S+shulian-demo-[^\s)]+)\)", out)
+    if found:
+        shutil.rmtree(Path(found.group(1)), ignore_errors=True)
 
 
 def _decisions(out: str) -> int:
@@ -32,7 +40,9 @@ def test_demo_plays_into_a_running_stack_and_counts_only_its_own_records(
     assert first.exit_code == 0, first.output
     assert "published 48 records from 4 agency datasets" in first.output
     assert "playing into the running stack" in first.output
+    _drop_log_dir(first.output)
     second = runner.invoke(cli, args, env={"COLUMNS": "120"})
+    _drop_log_dir(second.output)
     assert second.exit_code == 0, second.output
     assert _decisions(second.output) == _decisions(first.output) > 0  # only this run's
     assert env.worker.running  # nothing was stopped
