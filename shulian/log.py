@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import sys
-from typing import Literal
+from typing import Literal, TextIO
 
 import structlog
 
@@ -17,14 +17,17 @@ LogFormat = Literal["auto", "console", "json"]
 _configured = False
 
 
-def configure_logging(*, level: str = "INFO", fmt: LogFormat = "auto", force: bool = False) -> None:
-    """Configure structlog and the stdlib root logger once per process."""
+def configure_logging(*, level: str = "INFO", fmt: LogFormat = "auto", force: bool = False,
+                      stream: TextIO | None = None) -> None:
+    """Configure structlog and the stdlib root logger once per process; ``stream`` (default
+    stderr) is where log lines go (the demo sends its own to a file, off its tables)."""
     global _configured
     if _configured and not force:
         return
-    use_console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
+    out = stream if stream is not None else sys.stderr
+    use_console = fmt == "console" or (fmt == "auto" and out.isatty())
     renderer: structlog.types.Processor = (
-        structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        structlog.dev.ConsoleRenderer(colors=out.isatty())
         if use_console
         else structlog.processors.JSONRenderer()
     )
@@ -39,10 +42,10 @@ def configure_logging(*, level: str = "INFO", fmt: LogFormat = "auto", force: bo
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=out),
         cache_logger_on_first_use=True,
     )
-    logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr, force=True)
+    logging.basicConfig(level=max(numeric, logging.WARNING), stream=out, force=True)
     _configured = True
 
 

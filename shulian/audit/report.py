@@ -1,5 +1,10 @@
 """``shulian audit report``, the pure part: rows answering "who received what, withheld what and
-why", and a record's history from its raw topic to every consumer."""
+why", and a record's history from its raw topic to every consumer.
+
+Times are given in one zone, the window's (Asia/Shanghai unless told otherwise); masks are
+described with their parameters ("phone: first 3 / last 4 kept") when the list version that
+decided is known (``mask_words``), reasons are also given in words (``why``).
+"""
 
 from __future__ import annotations
 
@@ -9,19 +14,43 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, tzinfo
 from typing import Any
 
 from shulian.audit.check import AuditEntry
-from shulian.audit.window import Window
+from shulian.audit.window import DEFAULT_TZ, Window
 from shulian.chain.messages import Headers, header_str
+from shulian.logic.reasons import reason_words
 
-__all__ = ["COLUMNS", "Filter", "report_rows", "summary", "to_csv", "to_json"]
+__all__ = ["COLUMNS", "Filter", "MaskWords", "local_time", "report_rows", "summary", "to_csv",
+           "to_json"]
 
 COLUMNS = (
-    "ts", "kind", "dataset", "provider", "consumer", "record_key", "decision", "reason",
+    "ts", "kind", "dataset", "provider", "consumer", "record_key", "decision", "reason", "why",
     "entry_id", "list_version", "fields_delivered", "fields_masked", "egress_topic",
     "canonical", "raw", "audit",
 )
+
+MaskWords = Mapping[tuple[str, int], Mapping[str, str]]
+"""(entry id, list version) -> field -> the mask in words with its parameters."""
+
+
+def local_time(ts_ms: int, tz: tzinfo = DEFAULT_TZ) -> str:
+    return datetime.fromtimestamp(ts_ms / 1000, tz).isoformat(timespec="milliseconds")
+
+
+def _masked(record: Mapping[str, Any], words: MaskWords | None) -> str:
+    known: Mapping[str, str] = {}
+    if words is not None:
+        known = words.get((str(record.get("entry_id")), _int(record.get("list_version"))), {})
+    return "; ".join(f"{f}: {known.get(f, m)}" for f, m in (record.get("fields_masked") or []))
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return -1
 
 
 _ALL = Window()
@@ -63,11 +92,15 @@ def report_rows(
     flt: Filter,
     *,
     canonical_headers: Mapping[tuple[str, int, int], Headers] | None = None,
+    mask_words: MaskWords | None = None,
+    tz: tzinfo = DEFAULT_TZ,
 ) -> list[dict[str, Any]]:
-    """One row per matching audit record, in time order (then audit position).
+    """One row per matching audit record, in time order (then audit position), times in
+    ``tz``.
 
     ``canonical_headers`` (headers of the canonical records, by topic/partition/offset) adds the
-    raw origin each canonical record was harmonised from.
+    raw origin each canonical record was harmonised from; ``mask_words`` describes each masked
+    field's mask with its parameters (else the mask type is given).
     """
     rows: list[tuple[int, str, int, int, dict[str, Any]]] = []
     for e in entries:
@@ -81,7 +114,7 @@ def report_rows(
         canonical = f"{where[0]}[{where[1]}]@{where[2]}" if where[0] else ""
         raw = _raw_origin(None if canonical_headers is None else canonical_headers.get(where))
         row = {
-            "ts": r.get("ts"),
+            "ts": local_time(e.ts_ms, tz),
             "kind": r.get("kind"),
             "dataset": r.get("dataset"),
             "provider": r.get("provider"),
@@ -89,10 +122,11 @@ def report_rows(
             "record_key": r.get("record_key"),
             "decision": r.get("decision"),
             "reason": r.get("reason") or "",
+            "why": reason_words(str(r["reason"])).en if r.get("reason") else "",
             "entry_id": r.get("entry_id"),
             "list_version": r.get("list_version"),
             "fields_delivered": ",".join(r.get("fields_delivered") or []),
-            "fields_masked": ",".join(f"{f}:{m}" for f, m in (r.get("fields_masked") or [])),
+            "fields_masked": _masked(r, mask_words),
             "egress_topic": r.get("egress_topic") or "",
             "canonical": canonical,
             "raw": raw,

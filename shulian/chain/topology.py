@@ -80,6 +80,17 @@ class Topology:
             return None
         return parts[1]
 
+    def parse_deadletter(self, topic: str) -> tuple[str, str] | None:
+        """``deadletter.<agency>.<dataset>`` -> (agency, dataset); the enforce stage's dead
+        letters have agency ``_canonical``."""
+        name = self.unprefix(topic)
+        if name is None:
+            return None
+        parts = name.split(".")
+        if len(parts) != 3 or parts[0] != DEADLETTER:
+            return None
+        return parts[1], parts[2]
+
     def parse_egress(self, topic: str) -> tuple[str, str] | None:
         """``egress.<consumer>.<dataset>`` -> (consumer, dataset)."""
         name = self.unprefix(topic)

@@ -19,7 +19,6 @@ from rich.console import Console
 from rich.table import Table
 
 from shulian.audit.check import (
-    AuditEntry,
     Break,
     audit_entries,
     completeness,
@@ -29,10 +28,11 @@ from shulian.audit.check import (
     verify_partitions,
 )
 from shulian.audit.progress import reading
-from shulian.audit.report import COLUMNS, Filter, report_rows, summary, to_csv, to_json
+from shulian.audit.report import COLUMNS, Filter, to_csv, to_json
 from shulian.audit.window import Window
 from shulian.cli.common import bootstrap_option, friendly_errors, settings_from
 from shulian.errors import ConfigError, ConfigIssue
+from shulian.logic.reasons import legend
 from shulian.settings import Settings
 
 __all__ = ["Topics", "VerifyResult", "audit", "catalogue_topics", "reading", "resolve_topics",
@@ -203,52 +203,70 @@ _HISTORY_COLUMNS = ("ts", "kind", "raw", "canonical", "consumer", "decision", "r
                     "entry_id", "list_version", "fields_masked", "egress_topic")
 
 
-def load_entries(settings: Settings, topics: Topics) -> list[AuditEntry]:
-    from shulian.io.reader import read_topics
-
-    with reading("audit topics") as progress:
-        parts = read_topics(settings, topics.audit, progress=progress)
-    return [e for msgs in parts.values() for e in audit_entries(msgs)]
+def _report_options(fn: Any) -> Any:
+    """Only the options that apply to a report (no egress topics: it reads none)."""
+    fn = click.option("--canonical-topic", "canonical_topics", multiple=True,
+                      help="With --record-key: canonical topic to find the record's raw "
+                      "origin in (repeatable; default: the catalogue's)")(fn)
+    fn = click.option("--audit-topic", "audit_topics", multiple=True,
+                      help="Audit topic to read (repeatable; default: the catalogue's "
+                      "audit.<dataset> and audit.replay.<dataset>)")(fn)
+    fn = click.option("--namespace", envvar="SHULIAN_NAMESPACE", default=None,
+                      help="Topic prefix (a drill's namespace) [env SHULIAN_NAMESPACE]")(fn)
+    fn = click.option("--catalog", "catalog_dir", envvar="SHULIAN_CATALOG_DIR", default=None,
+                      type=click.Path(file_okay=False, path_type=Path),
+                      help="Catalogue folder: list versions describe the masks [env "
+                      "SHULIAN_CATALOG_DIR, default ./catalog]")(fn)
+    fn = click.option("--to", "end", envvar="SHULIAN_AUDIT_TO", default=None, metavar="TIME",
+                      help="Window end: ISO 8601 (zone optional, default Asia/Shanghai), 'now' "
+                      "or relative (-15m) [env SHULIAN_AUDIT_TO]")(fn)
+    fn = click.option("--from", "start", envvar="SHULIAN_AUDIT_FROM", default=None,
+                      metavar="TIME", help="Window start, same forms as --to "
+                      "[env SHULIAN_AUDIT_FROM]")(fn)
+    return bootstrap_option(fn)
 
 
 @audit.command("report")
-@_topic_options
+@_report_options
 @click.option("--consumer", default=None, help="Report what this consumer agency received")
 @click.option("--dataset", default=None, help="Report decisions for this dataset")
 @click.option("--record-key", default=None,
               help="A record's history: raw origin, canonical offset, every decision")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
               envvar="SHULIAN_AUDIT_FORMAT", show_default=True,
-              help="Output format [env SHULIAN_AUDIT_FORMAT]")
+              help="Output format; csv and json carry every column, uncut "
+              "[env SHULIAN_AUDIT_FORMAT]")
 @click.pass_context
 @friendly_errors
 def report(ctx: click.Context, bootstrap_servers: str | None, start: str | None,
            end: str | None, catalog_dir: Path | None, namespace: str | None,
-           audit_topics: tuple[str, ...], egress_topics: tuple[str, ...],
-           canonical_topics: tuple[str, ...], consumer: str | None, dataset: str | None,
-           record_key: str | None, fmt: str) -> None:
+           audit_topics: tuple[str, ...], canonical_topics: tuple[str, ...],
+           consumer: str | None, dataset: str | None, record_key: str | None,
+           fmt: str) -> None:
     """Who received what, what was withheld and why (one row per audited decision).
 
-    Give at least one of --consumer, --dataset, --record-key. With --record-key the canonical
-    topics are read too, to show the raw topic/offset each canonical record came from.
+    Give at least one of --consumer, --dataset, --record-key. Times are in the window's zone
+    (Asia/Shanghai); masks are named with their parameters ("first 3 / last 4 kept") from the
+    catalogue's list versions; reasons are also given in words. With --record-key the
+    canonical topics are read too, to show the raw topic/offset each canonical record came
+    from.
     """
+    from shulian.audit.reporting import run_report
+    from shulian.catalog.load import load_catalog
+
     if consumer is None and dataset is None and record_key is None:
         raise click.UsageError("give --consumer, --dataset or --record-key")
+    if canonical_topics and record_key is None:
+        raise click.UsageError("--canonical-topic applies only with --record-key")
     settings = settings_from(ctx, bootstrap_servers=bootstrap_servers, catalog_dir=catalog_dir)
     flt = Filter(consumer=consumer, dataset=dataset, record_key=record_key,
                  window=window_of(start, end))
     topics = resolve_topics(settings, namespace=namespace, audit=audit_topics,
-                            egress=egress_topics, canonical=canonical_topics)
-    entries = load_entries(settings, topics)
-    headers = None
-    if record_key is not None and topics.canonical:
-        from shulian.io.reader import read_topics
-
-        with reading("canonical topics") as progress:
-            parts = read_topics(settings, topics.canonical, progress=progress)
-        headers = {(m.topic, m.partition, m.offset): m.headers
-                   for msgs in parts.values() for m in msgs if m.key == record_key.encode()}
-    rows = report_rows(entries, flt, canonical_headers=headers)
+                            egress=(), canonical=canonical_topics)
+    catalog = load_catalog(settings.catalog_dir, schemas_dir=settings.schemas_dir)
+    result = run_report(settings, catalog, flt, audit_topics=topics.audit,
+                        canonical_topics=topics.canonical if record_key is not None else ())
+    rows = result.rows
     if fmt == "csv":
         click.echo(to_csv(rows, COLUMNS), nl=False)
         return
@@ -259,14 +277,16 @@ def report(ctx: click.Context, bootstrap_servers: str | None, start: str | None,
     cols = _HISTORY_COLUMNS if record_key is not None else _TABLE_COLUMNS
     table = Table(title=f"{len(rows)} decision(s), window {flt.window.describe()}")
     for c in cols:
-        table.add_column(c)
+        table.add_column(c, overflow="fold")
     for r in rows:
         table.add_row(*(str(r[c]) for c in cols))
     out.print(table)
     st = Table(title="summary")
     for c in ("consumer", "dataset", "decision", "reason", "records"):
         st.add_column(c)
-    for s in summary(rows):
+    for s in result.summary:
         st.add_row(*(str(s[c]) for c in ("consumer", "dataset", "decision", "reason",
                                            "records")))
     out.print(st)
+    for code, words in legend(str(r["reason"]) for r in rows):
+        out.print(f"  {code}: {words.zh}; {words.en}", highlight=False)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from pathlib import Path
 
 import click
+from rich.console import Console
+from rich.table import Table
 
+from shulian.catalog import listing
 from shulian.catalog.avro import schema_text
+from shulian.catalog.listing import KINDS
 from shulian.catalog.load import build_canonical_schemas, check_catalog, load_catalog
 from shulian.cli.common import friendly_errors, settings_from
 
@@ -33,7 +39,10 @@ _schemas_option = click.option(
 
 @click.group()
 def catalog() -> None:
-    """The catalogue: data elements, datasets, agency mappings, sharing lists."""
+    """The catalogue: data elements, datasets, agency mappings, sharing lists.
+
+    check validates it, list shows it, schemas regenerates the canonical Avro schemas.
+    """
 
 
 @catalog.command()
@@ -98,3 +107,57 @@ def schemas(
         sys.exit(1)
     if not stale:
         click.echo("canonical schemas are up to date")
+
+
+_LIST_COLUMNS = {
+    "agencies": ("id", "name", "region", "publishes", "receives"),
+    "datasets": ("id", "name", "version", "key", "fields", "providers"),
+    "elements": ("id", "name", "type", "standard"),
+    "consumers": ("entry", "consumer_name", "dataset", "provider", "share_type", "masks",
+                  "valid_to"),
+}
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return "\n".join(f"{k}: {v}" for k, v in value.items())
+    return str(value)
+
+
+@catalog.command("list")
+@click.argument("what", type=click.Choice(["all", *KINDS]), default="all")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True, help="Output format (json carries every column)")
+@_catalog_option
+@_schemas_option
+@click.pass_context
+@friendly_errors
+def list_(ctx: click.Context, what: str, fmt: str, catalog_dir: Path | None,
+          schemas_dir: Path | None) -> None:
+    """Agencies, datasets, data elements and consumers (the list in force) in tables.
+
+    WHAT is one of all (default), agencies, datasets, elements, consumers. Consumers are the
+    entries of the newest list version: who receives which dataset from whom, how (share
+    type), with which masks (with their parameters) and until when.
+    """
+    root, schemas = _dirs(ctx, catalog_dir, schemas_dir)
+    cat = load_catalog(root, schemas_dir=schemas)
+    kinds = KINDS if what == "all" else (what,)
+    found = {k: listing.rows(cat, k) for k in kinds}
+    if fmt == "json":
+        doc = found if what == "all" else found[what]
+        click.echo(json.dumps(doc, ensure_ascii=False, indent=2))
+        return
+    wide = not sys.stdout.isatty() and "COLUMNS" not in os.environ  # a pipe: no folding
+    out = Console(soft_wrap=False, width=160 if wide else None)
+    for kind, rows in found.items():
+        title = kind if kind != "consumers" else (
+            f"consumers (sharing list v{cat.current_list.version})")
+        table = Table(title=title)
+        for col in _LIST_COLUMNS[kind]:
+            table.add_column(col.replace("_name", ""), overflow="fold")
+        for r in rows:
+            table.add_row(*(_cell(r[c]) for c in _LIST_COLUMNS[kind]))
+        out.print(table)

@@ -1,12 +1,12 @@
-"""``shulian demo``: the whole embedded stack, a small realistic scenario, a measured table."""
+"""``shulian demo``: the whole embedded stack (or a running one), a small realistic scenario,
+a measured table."""
 
 from __future__ import annotations
 
-import json
-import random
+import sys
 import tempfile
-import time
-from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -16,29 +16,69 @@ from shulian.cli.up import initialise
 from shulian.embedded.net import free_port
 from shulian.embedded.stack import Endpoints, stack_children, stack_master_key
 from shulian.embedded.supervisor import ChildDied, Supervisor
+from shulian.log import configure_logging
 from shulian.settings import Settings
 
 DEMO_CHILDREN = ("broker", "registry", "worker")
 
 
 @click.command("demo")
-@click.option("--records", type=int, default=60, show_default=True,
-              help="Records each agency publishes per dataset")
-@click.option("--invalid-rate", type=float, default=0.05, show_default=True,
-              help="Share of records that fail an element check on purpose")
+@click.option("--records", type=click.IntRange(min=1), default=260, show_default=True,
+              help="Records published in all, wire garbage included, split evenly over the "
+              "agency datasets (260: the scenario of docs/AUDIT.md)")
+@click.option("--garbage", type=click.IntRange(min=0), default=5, show_default=True,
+              help="Wire-garbage records (not Avro at all) within each agency dataset's share")
+@click.option("--invalid-rate", type=click.FloatRange(0.0, 1.0), default=0.05,
+              show_default=True, help="Share of records that fail an element check on purpose")
 @click.option("--seed", type=int, default=2026, show_default=True, help="Random seed")
 @click.option("--timeout", "timeout_s", type=float, default=180.0, show_default=True,
               help="Seconds to wait for the chain to process everything")
+@click.option("--bootstrap", "bootstrap_servers", envvar="SHULIAN_DEMO_BOOTSTRAP",
+              default=None, help="Play into the already running stack at these bootstrap "
+              "servers (its worker must run) instead of starting one; nothing is stopped "
+              "[env SHULIAN_DEMO_BOOTSTRAP]")
+@click.option("--registry-url", "--registry", "registry_url", envvar="SHULIAN_REGISTRY_URL",
+              default=None, help="With --bootstrap: the running stack's schema registry "
+              "[env SHULIAN_REGISTRY_URL, default http://127.0.0.1:8081]")
+@click.option("--namespace", envvar="SHULIAN_NAMESPACE", default=None,
+              help="With --bootstrap: the topic prefix the running worker uses "
+              "[env SHULIAN_NAMESPACE]")
 @click.pass_context
 @friendly_errors
-def demo(ctx: click.Context, records: int, invalid_rate: float, seed: int,
-         timeout_s: float) -> None:
+def demo(ctx: click.Context, records: int, garbage: int, invalid_rate: float, seed: int,
+         timeout_s: float, bootstrap_servers: str | None, registry_url: str | None,
+         namespace: str | None) -> None:
     """Start the stack, play a scenario of several agencies, print what happened, exit.
 
     Agencies publish Avro with confluent-kafka's serializer in their own dialects (field
     names, code lists, date formats, units, region names), including invalid records and
-    wire-level garbage. The table is measured by reading the chain's topics, not predicted.
+    wire-level garbage. The tables are measured by reading the chain's topics, not predicted;
+    agencies are named as in the catalogue and every reason code has a legend in words.
+
+    With --bootstrap the same scenario is played into a stack that is already running
+    (shulian up, or broker + registry + init + worker), counting only what this run added,
+    and the stack keeps running, so `shulian audit` and `shulian deadletters` can be run on
+    the result afterwards.
     """
+    if bootstrap_servers is not None:
+        settings = settings_from(ctx, bootstrap_servers=bootstrap_servers,
+                                 **({"registry_url": registry_url} if registry_url else {}))
+        log_dir = Path(tempfile.mkdtemp(prefix="shulian-demo-"))
+        with _own_log(settings, log_dir):
+            click.echo(f"playing into the running stack at {settings.bootstrap_servers} "
+                       f"(demo log in {log_dir}) ...")
+            code = _play(settings, records=records, garbage=garbage,
+                         invalid_rate=invalid_rate, seed=seed, timeout_s=timeout_s,
+                         namespace=namespace, stopped=lambda: None)
+        ctx.exit(code)
+    if namespace is not None:
+        raise click.UsageError("--namespace applies only with --bootstrap")
+    _own_stack(ctx, records=records, garbage=garbage, invalid_rate=invalid_rate, seed=seed,
+               timeout_s=timeout_s)
+
+
+def _own_stack(ctx: click.Context, *, records: int, garbage: int, invalid_rate: float,
+               seed: int, timeout_s: float) -> None:
     settings = settings_from(ctx, broker_port=free_port(), registry_port=free_port(),
                              gateway_port=free_port(), metrics_port=0)
     settings, _ = stack_master_key(settings, state_dir=None)  # fresh per demo run
@@ -53,105 +93,57 @@ def demo(ctx: click.Context, records: int, invalid_rate: float, seed: int,
     click.echo(f"starting broker, registry and chain worker (logs in {log_dir}) ...")
     sup = Supervisor(log_dir=log_dir)
     code = 1
-    try:
-        sup.start_all(c for c in children if not c.needs_init)
-        initialise(settings)
-        sup.start_all(c for c in children if c.needs_init)
-        code = _play(settings, records=records, invalid_rate=invalid_rate, seed=seed,
-                     timeout_s=timeout_s, sup=sup)
-    except ChildDied as exc:
-        click.echo(f"error: {exc}", err=True)
-    finally:
-        sup.stop_all()
+    with _own_log(settings, log_dir):
+        try:
+            sup.start_all(c for c in children if not c.needs_init)
+            initialise(settings)
+            sup.start_all(c for c in children if c.needs_init)
+            code = _play(settings, records=records, garbage=garbage,
+                         invalid_rate=invalid_rate, seed=seed, timeout_s=timeout_s,
+                         namespace=None,
+                         stopped=lambda: None if sup.died is None else f"{sup.died} died")
+        except ChildDied as exc:
+            click.echo(f"error: {exc}", err=True)
+        finally:
+            sup.stop_all()
     ctx.exit(code)
 
 
-def _play(settings: Settings, *, records: int, invalid_rate: float, seed: int,
-          timeout_s: float, sup: Supervisor) -> int:
+@contextmanager
+def _own_log(settings: Settings, log_dir: Path) -> Iterator[Path]:
+    """The demo's own log lines go to ``<log_dir>/demo.log``, not between its tables."""
+    path = log_dir / "demo.log"
+    with path.open("a", encoding="utf-8") as file:
+        configure_logging(level=settings.log_level, fmt="json", force=True, stream=file)
+        try:
+            yield path
+        finally:
+            configure_logging(level=settings.log_level, fmt=settings.log_format, force=True,
+                              stream=sys.stderr)
+
+
+def _play(settings: Settings, *, records: int, garbage: int, invalid_rate: float, seed: int,
+          timeout_s: float, namespace: str | None, stopped: Callable[[], str | None]) -> int:
     from rich.console import Console
-    from rich.table import Table
 
     from shulian.catalog.load import load_catalog
     from shulian.chain.topology import Topology, plan_topics
-    from shulian.io.publish import AgencyPublisher, PublishTally
-    from shulian.io.reader import read_topics
-    from shulian.logic.audit import verify_chain
+    from shulian.cli.demo_view import render
+    from shulian.scenario import ScenarioTimeout, play, topic_ends, wait_for_chain
 
     catalog = load_catalog(settings.catalog_dir, schemas_dir=settings.schemas_dir)
-    topology = Topology(partitions=settings.default_partitions)
+    topology = Topology(namespace=namespace, partitions=settings.default_partitions)
     plan = plan_topics(catalog, topology)
-    publisher = AgencyPublisher(settings, catalog, topology)
-    rng = random.Random(seed)
-    tally = PublishTally()
-    for pair in publisher.pairs:
-        t = publisher.publish(pair, records, rng=rng, invalid_rate=invalid_rate, garbage=5)
-        tally.valid.update(t.valid)
-        tally.invalid.update(t.invalid)
-        tally.garbage.update(t.garbage)
-    publisher.flush()
-    click.echo(f"published {tally.total} records from {len(publisher.pairs)} agency datasets; "
-               "waiting for the chain ...")
-
-    sl = catalog.current_list
-    want_decisions = sum(n * sum(1 for e in sl.entries if (e.provider, e.dataset) == pair)
-                         for pair, n in tally.valid.items())
-    want_dead = sum(tally.invalid.values()) + sum(tally.garbage.values())
-    deadline = time.monotonic() + timeout_s
-    while True:
-        audit = read_topics(settings, plan.audit)
-        dead = read_topics(settings, plan.deadletter)
-        decisions = {(json.loads(m.value or b"{}")["source"]["topic"],
-                      json.loads(m.value or b"{}")["source"]["partition"],
-                      json.loads(m.value or b"{}")["source"]["offset"],
-                      json.loads(m.value or b"{}")["entry_id"])
-                     for ms in audit.values() for m in ms}
-        dead_origins = {(dict(m.headers).get("shulian.source.topic"),
-                         dict(m.headers).get("shulian.source.partition"),
-                         dict(m.headers).get("shulian.source.offset"))
-                        for ms in dead.values() for m in ms}
-        if len(decisions) >= want_decisions and len(dead_origins) >= want_dead:
-            break
-        if sup.died is not None or time.monotonic() > deadline:
-            click.echo(f"error: the chain processed {len(decisions)}/{want_decisions} decisions "
-                       f"and {len(dead_origins)}/{want_dead} dead letters", err=True)
-            return 1
-        time.sleep(1.0)
-
-    records_by_decision = [json.loads(m.value or b"{}") for ms in audit.values() for m in ms]
-    breaks = sum(len(verify_chain([(m.offset, m.value or b"") for m in ms]))
-                 for ms in audit.values())
-    console = Console()
-    pub = Table(title="Published by agencies (Avro via confluent-kafka AvroSerializer)")
-    for col in ("agency", "dataset", "valid", "invalid (element check)", "wire garbage"):
-        pub.add_column(col)
-    for pair in publisher.pairs:
-        pub.add_row(pair[0], pair[1], str(tally.valid[pair]), str(tally.invalid[pair]),
-                    str(tally.garbage[pair]))
-    console.print(pub)
-
-    delivered = Counter((r["consumer"], r["dataset"]) for r in records_by_decision
-                        if r["decision"] == "deliver")
-    withheld = Counter((r["consumer"], r["dataset"], r["reason"]) for r in records_by_decision
-                       if r["decision"] == "withhold")
-    out = Table(title=f"Decisions under sharing list v{sl.version} (from the audit log)")
-    for col in ("consumer", "dataset", "delivered", "withheld (reason)"):
-        out.add_column(col)
-    consumers = sorted({(r["consumer"], r["dataset"]) for r in records_by_decision})
-    for consumer, dataset in consumers:
-        reasons = ", ".join(f"{n} {reason}" for (c, d, reason), n in sorted(withheld.items())
-                            if (c, d) == (consumer, dataset))
-        out.add_row(consumer, dataset, str(delivered[(consumer, dataset)]), reasons or "-")
-    console.print(out)
-
-    dl = Counter(dict(m.headers).get("shulian.reason", b"?").decode()  # type: ignore[union-attr]
-                 for ms in dead.values() for m in ms)
-    dlt = Table(title="Dead letters by reason (original bytes kept)")
-    dlt.add_column("reason")
-    dlt.add_column("records")
-    for reason, n in sorted(dl.items()):
-        dlt.add_row(reason, str(n))
-    console.print(dlt)
-    console.print(f"audit: {len(records_by_decision)} decisions in "
-                  f"{sum(1 for ms in audit.values() if ms)} hash-chained partitions, "
-                  f"{breaks} breaks")
-    return 0 if breaks == 0 else 1
+    after = topic_ends(settings, [*plan.audit, *plan.deadletter])
+    tally = play(settings, catalog, topology, records=records, invalid_rate=invalid_rate,
+                 seed=seed, garbage=garbage)
+    click.echo(f"published {tally.total} records from {len(tally.valid | tally.invalid)} "
+               "agency datasets; waiting for the chain ...")
+    try:
+        got = wait_for_chain(settings, catalog, topology, tally, after, timeout_s=timeout_s,
+                             stopped=stopped)
+    except ScenarioTimeout as exc:
+        click.echo(f"error: {exc}", err=True)
+        return 1
+    render(Console(), catalog, tally, got)
+    return 0 if got.breaks == 0 else 1

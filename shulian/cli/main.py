@@ -11,6 +11,7 @@ from shulian.cli.broker import broker
 from shulian.cli.catalog import catalog
 from shulian.cli.connect import connect
 from shulian.cli.console import console
+from shulian.cli.deadletters import deadletters
 from shulian.cli.demo import demo
 from shulian.cli.registry import registry
 from shulian.cli.replay import replay
@@ -40,6 +41,7 @@ cli.add_command(up)
 cli.add_command(connect)
 cli.add_command(bench)
 cli.add_command(console)
+cli.add_command(deadletters)
 
 
 def main() -> None:

@@ -42,6 +42,8 @@ class PublishTally:
     valid: Counter[tuple[str, str]] = field(default_factory=Counter)
     invalid: Counter[tuple[str, str]] = field(default_factory=Counter)
     garbage: Counter[tuple[str, str]] = field(default_factory=Counter)
+    garbage_kinds: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """Wire garbage by (what it is, the dead-letter reason it must get)."""
 
     @property
     def total(self) -> int:
@@ -84,9 +86,10 @@ class AgencyPublisher:
             value = serializer(g.raw, ctx)
             self._produce(topic, f"{agency}-{i}".encode(), value)
             (tally.valid if g.valid else tally.invalid)[pair] += 1
-        for value in _garbage(rng, garbage):
+        for kind, reason, value in _garbage(rng, garbage):
             self._produce(topic, None, value)
             tally.garbage[pair] += 1
+            tally.garbage_kinds[(kind, reason)] += 1
         return tally
 
     def _produce(self, topic: str, key: bytes | None, value: bytes) -> None:
@@ -107,13 +110,17 @@ class AgencyPublisher:
             raise BrokerError(f"publishing failed: {self._errors[:3] or 'flush timeout'}")
 
 
-def _garbage(rng: random.Random, n: int) -> list[bytes]:
-    """Values that must be dead-lettered at the wire level."""
-    kinds = [
-        b"",  # empty value
-        b'{"not": "avro"}',  # no magic byte (JSON sent by mistake)
-        b"\x07" + struct.pack(">I", 1) + b"\x02a",  # wrong magic byte
-        b"\x00" + struct.pack(">I", 987_654_321) + b"\x02a",  # unknown schema id
-        b"\x00\x00",  # truncated header
-    ]
-    return [kinds[i % len(kinds)] for i in range(n)] if n else []
+GARBAGE_KINDS: tuple[tuple[str, str, bytes], ...] = (
+    # (what it is, the dead-letter reason it must get, the value)
+    ("empty value", "empty_value", b""),
+    ("JSON, not Avro", "bad_wire_format", b'{"not": "avro"}'),
+    ("wrong magic byte", "bad_wire_format", b"\x07" + struct.pack(">I", 1) + b"\x02a"),
+    ("unregistered schema id", "unknown_schema_id",
+     b"\x00" + struct.pack(">I", 987_654_321) + b"\x02a"),
+    ("truncated header", "bad_wire_format", b"\x00\x00"),
+)
+
+
+def _garbage(rng: random.Random, n: int) -> list[tuple[str, str, bytes]]:
+    """Values that must be dead-lettered at the wire level, with what each is."""
+    return [GARBAGE_KINDS[i % len(GARBAGE_KINDS)] for i in range(n)] if n else []

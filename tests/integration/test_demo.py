@@ -20,20 +20,17 @@ import pytest
 
 from shulian.catalog.load import load_catalog
 from shulian.settings import REPO_ROOT
-from tests.reliability.test_no_pii_in_logs import (
-    generate_like_publisher,
-    leaks,
-    log_lines,
-    personal_values,
-)
+from tests.fixtures.pii import generate_like_publisher, leaks, log_lines, personal_values
 
 pytestmark = pytest.mark.integration
-RECORDS, SEED, INVALID_RATE = 15, 3, 0.05
+PAIRS = len(load_catalog(REPO_ROOT / "catalog", schemas_dir=REPO_ROOT / "schemas").mappings)
+RECORDS, GARBAGE, SEED, INVALID_RATE = 15, 5, 3, 0.05  # per agency dataset
 
 
 def test_demo_prints_measured_table_and_exits_0_and_logs_no_personal_data() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "shulian.cli.main", "demo", "--records", str(RECORDS),
+        [sys.executable, "-m", "shulian.cli.main", "demo",
+         "--records", str(PAIRS * (RECORDS + GARBAGE)), "--garbage", str(GARBAGE),
          "--seed", str(SEED), "--invalid-rate", str(INVALID_RATE)],
         capture_output=True, text=True, timeout=300,
         env={**os.environ, "SHULIAN_LOG_FORMAT": "json", "COLUMNS": "160"},
@@ -45,7 +42,9 @@ def test_demo_prints_measured_table_and_exits_0_and_logs_no_personal_data() -> N
         out = proc.stdout
         assert "Published by agencies" in out
         assert "Decisions under sharing list" in out
+        assert f"published {PAIRS * (RECORDS + GARBAGE)} records" in out  # --records N is N
         assert "share_type_none" in out  # the list's `none` entry withheld everything
+        assert "清单规定不予共享" in out  # ... and the legend says so in words
         assert "element_check_failed" in out and "empty_value" in out
         assert "unknown_schema_id" in out
         assert ", 0 breaks" in out
@@ -54,13 +53,15 @@ def test_demo_prints_measured_table_and_exits_0_and_logs_no_personal_data() -> N
         assert log_dir is not None and log_dir.is_dir(), out[:500]
         files = [p for p in log_dir.rglob("*") if p.is_file()]
         names = {p.name for p in files}
-        assert {"broker.log", "registry.log", "worker.log"} <= names, names
+        assert {"broker.log", "registry.log", "worker.log", "demo.log"} <= names, names
         catalog = load_catalog(REPO_ROOT / "catalog", schemas_dir=REPO_ROOT / "schemas")
         generated = generate_like_publisher(catalog, records=RECORDS,
                                             invalid_rate=INVALID_RATE, seed=SEED)
         for (agency, dataset), gs in generated.items():
             valid = sum(g.valid for g in gs)
-            row = rf"{agency}\s*│\s*{dataset}\s*│\s*{valid}\s*│\s*{RECORDS - valid}\s*│"
+            name = catalog.agencies[agency].name  # type: ignore[index]
+            row = (rf"{name} \({agency}\)\s*│\s*{dataset}\s*│\s*{valid}\s*│\s*"
+                   rf"{RECORDS - valid}\s*│\s*{GARBAGE}\s*│")
             assert re.search(row, out), f"demo published other records than regenerated: {row}"
         values = personal_values(catalog, [(p, g.raw) for p, gs in generated.items()
                                            for g in gs])

@@ -13,84 +13,17 @@ Each log line is searched as written and, when it is JSON, once more with its st
 
 from __future__ import annotations
 
-import json
 import random
 from collections import Counter
-from collections.abc import Iterable
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from shulian.catalog.models import Catalog, ElementType
-from shulian.io.publish import AgencyPublisher, load_raw_schemas
-from shulian.logic.generate import Generated, generators_for
-from shulian.settings import REPO_ROOT
+from shulian.io.publish import AgencyPublisher
 from tests.fixtures.chain import StartChain, chain_outcome, expected_decisions
+from tests.fixtures.pii import generate_like_publisher, leaks, log_lines, personal_values
 from tests.reliability.test_bad_input import Wire, bad_inputs, produce, wait_for
 
 pytestmark = pytest.mark.integration
-
-PERSONAL = (ElementType.CITIZEN_ID, ElementType.CREDIT_CODE, ElementType.PERSON_NAME,
-            ElementType.PHONE)
-
-
-def generate_like_publisher(catalog: Catalog, *, records: int, invalid_rate: float,
-                            seed: int) -> dict[tuple[str, str], list[Generated]]:
-    """The records AgencyPublisher.publish draws, pair after pair, from ``Random(seed)``."""
-    gens = generators_for(catalog, load_raw_schemas(catalog, REPO_ROOT / "schemas"))
-    rng = random.Random(seed)
-    return {pair: [gens[pair].generate(rng, invalid_rate=invalid_rate) for _ in range(records)]
-            for pair in sorted(gens)}
-
-
-def personal_values(catalog: Catalog, raws: Iterable[tuple[tuple[str, str], dict[str, Any]]]
-                    ) -> set[str]:
-    """Citizen IDs, credit codes, names and phone numbers in raw records (as sent, and in
-    their canonical upper-case form)."""
-    out: set[str] = set()
-    for (agency, dataset), raw in raws:
-        mapping = catalog.mappings[(agency, dataset)]  # type: ignore[index]
-        ds = catalog.datasets[dataset]  # type: ignore[index]
-        for f in ds.fields:
-            fm = mapping.fields.get(f.name)
-            if fm is None or fm.source is None:
-                continue
-            if catalog.elements[f.element].type not in PERSONAL:
-                continue
-            value = raw.get(fm.source)
-            if isinstance(value, str | int) and len(str(value).strip()) >= 2:
-                out.add(str(value).strip())
-                out.add(str(value).strip().upper())
-    return out
-
-
-def log_lines(paths: Iterable[Path], texts: Iterable[str] = ()) -> list[str]:
-    """Every line of the files and texts, plus a decoded copy of each JSON line."""
-    out: list[str] = []
-    chunks = [p.read_text(encoding="utf-8", errors="replace") for p in paths] + list(texts)
-    for chunk in chunks:
-        for line in chunk.splitlines():
-            out.append(line)
-            start = line.find("{")
-            if start < 0:
-                continue
-            try:
-                doc = json.loads(line[start:])
-            except ValueError:
-                continue
-            out.append(json.dumps(doc, ensure_ascii=False))
-    return out
-
-
-def leaks(values: set[str], lines: list[str]) -> list[tuple[str, str]]:
-    """(value, line) for every personal value found in a line (value masked in the report)."""
-    found = []
-    for line in lines:
-        for v in values:
-            if v in line:
-                found.append((v[:2] + "*" * (len(v) - 2), line[:300]))
-    return found
 
 
 def test_the_search_sees_json_escaped_values() -> None:

@@ -32,14 +32,15 @@ RANK: dict[str, int] = {
     # services that orchestrate (callable from the CLI, the console and the tests alike)
     "shulian.audit": 6,
     "shulian.registry": 6,
+    "shulian.scenario": 7,  # the demo's scenario: publish, then measure what the chain did
     # runtimes: Faust agents and connector loops
-    "streams": 7,
-    "connectors": 7,
+    "streams": 8,
+    "connectors": 8,
     # entry points: the console's pages, the benchmark harness (it measures the console too)
     # and the CLI, each parsing, calling a service and printing
-    "shulian.console": 8,
-    "bench": 9,
-    "shulian.cli": 10,
+    "shulian.console": 9,
+    "bench": 10,
+    "shulian.cli": 11,
 }
 
 PURE = ("shulian.catalog", "shulian.logic", "shulian.chain")

@@ -32,7 +32,7 @@ ENTRIES = [
 def test_filters_and_order() -> None:
     rows = report_rows(ENTRIES, Filter(record_key="k1"))
     assert [r["consumer"] for r in rows] == ["c2", "c1"]  # time order
-    assert rows[1]["fields_masked"] == "b:hmac" and rows[1]["egress_topic"] == "egress.c1.d"
+    assert rows[1]["fields_masked"] == "b: hmac" and rows[1]["egress_topic"] == "egress.c1.d"
     assert [r["record_key"] for r in report_rows(ENTRIES, Filter(consumer="c1"))] == ["k1", "k2"]
     start = 1772323202000  # 2026-03-01T00:00:02Z
     assert len(report_rows(ENTRIES, Filter(window=Window(start, None)))) == 2
@@ -58,3 +58,41 @@ def test_summary_and_formats() -> None:
     parsed = list(csv.DictReader(io.StringIO(to_csv(rows))))
     assert len(parsed) == 3 and list(parsed[0]) == list(COLUMNS)
     assert json.loads(to_json(rows))[0]["record_key"] == "k1"
+
+
+def test_times_in_the_windows_zone_masks_with_parameters_reasons_in_words() -> None:
+    words = {("e", 1): {"b": "first 3 / last 4 kept"}}
+    rows = report_rows(ENTRIES, Filter(), mask_words=words)
+    assert [r["ts"] for r in rows] == ["2026-03-01T08:00:01.000+08:00",
+                                       "2026-03-01T08:00:02.000+08:00",
+                                       "2026-03-01T08:00:03.000+08:00"]
+    assert rows[1]["fields_masked"] == "b: first 3 / last 4 kept"
+    assert rows[0]["why"] == "the list entry has expired" and rows[1]["why"] == ""
+    other_version = {("e", 2): {"b": "first 3 / last 4 kept"}}
+    assert report_rows(ENTRIES, Filter(), mask_words=other_version)[1]["fields_masked"] == (
+        "b: hmac")  # another version's masks are not borrowed
+
+
+def test_csv_and_json_carry_every_column_uncut() -> None:
+    long_fields = [f"field_{i:02d}" for i in range(30)]
+    entry = AuditEntry("audit.d", 0, 9, {**ENTRIES[0].record, "fields_delivered": long_fields})
+    rows = report_rows([entry], Filter(), mask_words={("e", 1): {"b": "first 3 / last 4 kept"}})
+    parsed = list(csv.DictReader(io.StringIO(to_csv(rows))))
+    assert list(parsed[0]) == list(COLUMNS)
+    assert parsed[0]["fields_delivered"] == ",".join(long_fields)
+    assert parsed[0]["fields_masked"] == "b: first 3 / last 4 kept"
+    assert set(json.loads(to_json(rows))[0]) == set(COLUMNS)
+
+
+def test_report_offers_only_the_options_that_apply() -> None:
+    from click.testing import CliRunner
+
+    from shulian.cli.main import cli
+
+    runner = CliRunner()
+    help_text = runner.invoke(cli, ["audit", "report", "--help"]).output
+    assert "--egress-topic" not in help_text and "--no-digests" not in help_text
+    assert "--canonical-topic" in help_text and "--record-key" in help_text
+    result = runner.invoke(cli, ["audit", "report", "--consumer", "tax",
+                                 "--canonical-topic", "canonical.x"])
+    assert result.exit_code == 2 and "only with --record-key" in result.output
