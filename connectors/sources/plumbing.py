@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from connectors.coerce import RawSchema
+from shulian.chain.topology import Topology, subject_of
 from shulian.errors import BrokerError, RegistryError
 from shulian.io.kafka import admin_client, producer_config
 from shulian.logic.result import Rejected
@@ -35,16 +36,19 @@ __all__ = [
 DeliveryCallback = Callable[[KafkaError | None, Message], None]
 
 
+_TOPOLOGY = Topology()  # sources write production names (drills replay, they never ingest)
+
+
 def raw_topic(agency: str, dataset: str) -> str:
-    return f"raw.{agency}.{dataset}"
+    return _TOPOLOGY.raw(agency, dataset)
 
 
 def deadletter_topic(agency: str, dataset: str) -> str:
-    return f"deadletter.{agency}.{dataset}"
+    return _TOPOLOGY.deadletter(agency, dataset)
 
 
 def raw_subject(agency: str, dataset: str) -> str:
-    return f"{raw_topic(agency, dataset)}-value"
+    return subject_of(raw_topic(agency, dataset))
 
 
 class RawSchemas:
