@@ -326,7 +326,8 @@ class GatewaySource:
         self.host = config.host or settings.gateway_host
         self.port = config.port if config.port is not None else settings.gateway_port
         self.producer = RawProducer(settings, timeout_s=config.produce_timeout_s)
-        self.schemas = RawSchemas(settings.registry_url, ttl_s=config.schema_ttl_s)
+        self.schemas = RawSchemas(settings.registry_url, ttl_s=config.schema_ttl_s,
+                                  auth=settings.registry_auth_conf())
         self.delivery = AsyncDelivery(self.producer)
         self.app = create_app(config, auth=build_authenticator(config), schemas=self.schemas,
                               delivery=self.delivery, metrics=metrics)

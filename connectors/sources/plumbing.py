@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
@@ -55,10 +56,11 @@ class RawSchemas:
     """The latest registered raw schema per (agency, dataset), its id cached for ``ttl_s``
     (so a newly registered version is picked up). Thread-safe."""
 
-    def __init__(self, registry_url: str, *, ttl_s: float = 30.0) -> None:
+    def __init__(self, registry_url: str, *, ttl_s: float = 30.0,
+                 auth: Mapping[str, Any] | None = None) -> None:
         self.registry_url = registry_url
         self.ttl_s = ttl_s
-        self._cache = SchemaCache(registry_url)
+        self._cache = SchemaCache(registry_url, auth=auth)
         self._lock = threading.Lock()
         self._latest: dict[str, tuple[float, RawSchema]] = {}
         self._by_id: dict[tuple[str, int], RawSchema] = {}

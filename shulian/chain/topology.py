@@ -82,6 +82,13 @@ class Topology:
     def deadletter(self, agency: str, dataset: str) -> str:
         return self._n(f"{DEADLETTER}.{agency}.{dataset}")
 
+    def prefix(self, family: str, owner: str | None = None) -> str:
+        """The ACL prefix of a family (``raw.``) or of one owner's topics in it (``raw.psb.``):
+        always ending in a dot, so ``raw.amr.`` does not cover ``raw.amrx.*``."""
+        if family not in FAMILIES:
+            raise ValueError(f"unknown topic family {family!r}")
+        return self._n(f"{family}.{owner}." if owner else f"{family}.")
+
     def sink_deadletter(self, connector: str) -> str:
         """``deadletter._sink.<connector>``: never an agency's dead letters."""
         return self._n(f"{DEADLETTER}.{SINK_DEADLETTER}.{connector}")

@@ -39,7 +39,7 @@ class InitReport:
 
 
 def registry_client(settings: Settings) -> SchemaRegistryClient:
-    return SchemaRegistryClient({"url": settings.registry_url})
+    return SchemaRegistryClient({"url": settings.registry_url, **settings.registry_auth_conf()})
 
 
 def _register(client: SchemaRegistryClient, subject: str, schema: dict[str, Any]) -> int:
