@@ -30,6 +30,7 @@ class ResourceType(StrEnum):
     TOPIC = "TOPIC"
     GROUP = "GROUP"
     CLUSTER = "CLUSTER"
+    TRANSACTIONAL_ID = "TRANSACTIONAL_ID"
 
 
 class PatternType(StrEnum):
@@ -47,6 +48,8 @@ class Operation(StrEnum):
     DESCRIBE = "DESCRIBE"
     DESCRIBE_CONFIGS = "DESCRIBE_CONFIGS"
     ALTER_CONFIGS = "ALTER_CONFIGS"
+    CLUSTER_ACTION = "CLUSTER_ACTION"
+    IDEMPOTENT_WRITE = "IDEMPOTENT_WRITE"
 
 
 class Permission(StrEnum):

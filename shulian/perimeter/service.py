@@ -11,11 +11,18 @@ from shulian.catalog.models import Catalog, SharingList
 from shulian.chain.topology import Topology
 from shulian.errors import ConfigError, ConfigIssue
 from shulian.perimeter.acl import Acl
-from shulian.perimeter.identities import ConnectorAccess, SinkAccess, SourceAccess
+from shulian.perimeter.identities import (
+    ConnectorAccess,
+    Identities,
+    SinkAccess,
+    SourceAccess,
+    derive_identities,
+)
 from shulian.perimeter.plan import AclPlan, plan_acls
 from shulian.settings import Settings
 
-__all__ = ["connector_access", "load_plan", "plan_json", "plan_table"]
+__all__ = ["connector_access", "load_inputs", "load_matrix_markdown", "load_plan", "plan_json",
+           "plan_table"]
 
 
 def connector_access(configs: Iterable[Any]) -> ConnectorAccess:
@@ -40,17 +47,26 @@ def connector_access(configs: Iterable[Any]) -> ConnectorAccess:
                            tuple(sorted(sinks, key=lambda s: s.name)))
 
 
+def load_inputs(settings: Settings, *, catalog: Catalog | None = None
+                ) -> tuple[Catalog, ConnectorAccess, Identities]:
+    """The catalogue, what the connector configs need, and every principal."""
+    from connectors.config import load_connector_files
+    from shulian.catalog.load import load_catalog
+    from shulian.embedded.stack import connector_configs
+
+    cat = catalog or load_catalog(settings.catalog_dir, schemas_dir=settings.schemas_dir)
+    loaded = load_connector_files(connector_configs(settings), check_env=False)
+    access = connector_access(lc.config for lc in loaded)
+    return cat, access, derive_identities(cat.agencies, access)
+
+
 def load_plan(settings: Settings, *, list_version: int | None = None,
               catalog: Catalog | None = None, sharing_list: SharingList | None = None,
               namespace: str | None = None) -> AclPlan:
     """The plan for the settings' catalogue and connector configs, under ``list_version``
     (default: the newest in the catalogue) or an explicit ``sharing_list`` (from the control
     topic)."""
-    from connectors.config import load_connector_files
-    from shulian.catalog.load import load_catalog
-    from shulian.embedded.stack import connector_configs
-
-    cat = catalog or load_catalog(settings.catalog_dir, schemas_dir=settings.schemas_dir)
+    cat, access, _ = load_inputs(settings, catalog=catalog)
     sl = sharing_list
     if sl is None and list_version is not None:
         if list_version not in cat.sharing_lists:
@@ -58,9 +74,19 @@ def load_plan(settings: Settings, *, list_version: int | None = None,
                                            f"no list version {list_version} in the catalogue "
                                            f"(have {sorted(cat.sharing_lists)})")])
         sl = cat.sharing_lists[list_version]
-    loaded = load_connector_files(connector_configs(settings), check_env=False)
-    return plan_acls(cat, connector_access(lc.config for lc in loaded), sharing_list=sl,
-                     topology=Topology(namespace=namespace), schemas_topic=settings.schemas_topic)
+    return plan_acls(cat, access, sharing_list=sl, topology=Topology(namespace=namespace),
+                     schemas_topic=settings.schemas_topic)
+
+
+def load_matrix_markdown(settings: Settings) -> str:
+    """The per-principal access matrix of the settings' deployment, as markdown."""
+    from shulian.perimeter.matrix import principal_matrix, render_markdown, topic_inventory
+
+    cat, access, _ = load_inputs(settings)
+    plan = plan_acls(cat, access, schemas_topic=settings.schemas_topic)
+    inventory = topic_inventory(cat, access, Topology(), settings.schemas_topic)
+    columns, rows = principal_matrix(plan, inventory, schemas_topic=settings.schemas_topic)
+    return render_markdown(columns, rows)
 
 
 _COLUMNS = ("principal", "permission", "operation", "resource_type", "pattern_type",
