@@ -128,7 +128,6 @@ class Settings(BaseSettings):
                 raise ConfigError([ConfigIssue("<environment>", "SHULIAN_SECRET",
                                                f"principal {self.principal} has no secret "
                                                "(set SHULIAN_SECRET or SHULIAN_SECRET_FILE)")])
-            conf["basic.auth.credentials.source"] = "USER_INFO"
             conf["basic.auth.user.info"] = f"{self.principal}:{secret.get_secret_value()}"
         if self.tls_ca_file is not None:
             conf["ssl.ca.location"] = str(self.tls_ca_file)
