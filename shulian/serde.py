@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import fastavro
@@ -47,11 +48,14 @@ def decode_wire(parsed_schema: Any, body: memoryview | bytes) -> Any:
 class SchemaCache:
     """Schemas by id from a schema registry, parsed for fastavro, cached."""
 
-    def __init__(self, registry_url: str, *, negative_ttl_s: float = 5.0) -> None:
+    def __init__(self, registry_url: str, *, negative_ttl_s: float = 5.0,
+                 auth: Mapping[str, Any] | None = None) -> None:
+        """``auth``: the identity's client settings (``Settings.registry_auth_conf()``)."""
         self.registry_url = registry_url
         self.negative_ttl_s = negative_ttl_s
         self._client = SchemaRegistryClient(
-            {"url": registry_url, "timeout": 10, "max.retries": 2, "retries.wait.ms": 100}
+            {"url": registry_url, "timeout": 10, "max.retries": 2, "retries.wait.ms": 100,
+             **(auth or {})}
         )
         self._schemas: dict[int, Schema] = {}
         self._parsed: dict[int, Any] = {}

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shulian.errors import ConfigError, ConfigIssue
 from shulian.log import LogFormat
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -37,6 +38,27 @@ class Settings(BaseSettings):
     # Off by default because the embedded broker (Tansu) is the default; docker-compose turns it
     # on for real Kafka (docs/DEPLOY.md).
     kafka_idempotence: bool = False
+    # TLS towards the broker (SSL / SASL_SSL): the CA that signed the brokers' certificates, and
+    # a client certificate and key where the listener wants one (docs/SECURITY.md)
+    kafka_ssl_ca_location: Path | None = None
+    kafka_ssl_certificate_location: Path | None = None
+    kafka_ssl_key_location: Path | None = None
+
+    # identity: who this process is (a principal of shulian.perimeter.identities, e.g. `chain`,
+    # `agency.psb`, `sink.tax-business-licence-pg`) and its secret, from the environment
+    # (SHULIAN_SECRET) or a file (SHULIAN_SECRET_FILE), never from argv. SCRAM on SASL
+    # listeners and HTTP Basic towards the registry use it.
+    principal: str | None = None
+    secret: SecretStr | None = None
+    secret_file: Path | None = None
+    # every principal's secret, one file per principal named like it (mode 0600): read by
+    # `shulian acl apply` (SCRAM credentials) and the registry (HTTP Basic); unset = no auth
+    credentials_dir: Path | None = None
+    # HTTPS: the CA clients verify the registry and gateway against, and the certificate and key
+    # the registry and gateway serve (both unset = plain HTTP on loopback)
+    tls_ca_file: Path | None = None
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
 
     # schema registry
     registry_url: str = "http://127.0.0.1:8081"
@@ -86,6 +108,37 @@ class Settings(BaseSettings):
             conf["sasl.username"] = self.kafka_sasl_username or ""
             pw = self.kafka_sasl_password
             conf["sasl.password"] = pw.get_secret_value() if pw else ""
+        return conf
+
+
+    def identity_secret(self) -> SecretStr | None:
+        """This process's secret: SHULIAN_SECRET, else the first line of SHULIAN_SECRET_FILE
+        (read on each call, so a rotated file is picked up by the next connection)."""
+        if self.secret is not None:
+            return self.secret
+        if self.secret_file is None:
+            return None
+        try:
+            text = self.secret_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError([ConfigIssue(str(self.secret_file), "SHULIAN_SECRET_FILE",
+                                           f"cannot read: {exc.strerror or exc}")]) from None
+        lines = text.splitlines()
+        return SecretStr(lines[0].strip()) if lines and lines[0].strip() else None
+
+    def registry_auth_conf(self) -> dict[str, Any]:
+        """SchemaRegistryClient settings for this identity: HTTP Basic (the principal and its
+        secret) and the CA that signed the registry's certificate. Holds a secret: never log."""
+        conf: dict[str, Any] = {}
+        if self.principal:
+            secret = self.identity_secret()
+            if secret is None:
+                raise ConfigError([ConfigIssue("<environment>", "SHULIAN_SECRET",
+                                               f"principal {self.principal} has no secret "
+                                               "(set SHULIAN_SECRET or SHULIAN_SECRET_FILE)")])
+            conf["basic.auth.user.info"] = f"{self.principal}:{secret.get_secret_value()}"
+        if self.tls_ca_file is not None:
+            conf["ssl.ca.location"] = str(self.tls_ca_file)
         return conf
 
 

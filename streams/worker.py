@@ -93,7 +93,7 @@ def build_parts(settings: Settings, *, namespace: str | None = None) -> ChainPar
     topology = Topology(namespace=namespace, partitions=settings.default_partitions)
     client = registry_client(settings)
     canonical = register_raw_and_canonical(settings, catalog, topology, client)
-    schemas = SchemaCache(settings.registry_url)
+    schemas = SchemaCache(settings.registry_url, auth=settings.registry_auth_conf())
     metrics = ChainMetrics()
 
     initial = catalog.current_list

@@ -56,7 +56,7 @@ def build_sink_loop(
         sink=sink or build_sink(config),
         consumer=consumer,
         topics=config.topics,
-        schemas=SchemaCache(settings.registry_url),
+        schemas=SchemaCache(settings.registry_url, auth=settings.registry_auth_conf()),
         deadletter=KafkaDeadLetter(settings=settings, topic=config.deadletter,
                                    connector=config.name),
         metrics=metrics or SinkMetrics.create(registry or CollectorRegistry()),

@@ -2,7 +2,7 @@
 
 Common to every sink: ``name``, ``topics`` (egress topics), ``group_id`` (default
 ``shulian-sink-<name>``), ``batch_size``, ``poll_timeout_s``, ``retry`` and ``deadletter_topic``
-(default ``deadletter.sink.<name>``). Secrets are never in the file: a field ending in ``_env``
+(default ``deadletter._sink.<name>``). Secrets are never in the file: a field ending in ``_env``
 names the environment variable that holds the secret (read when the sink is built).
 """
 
@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from connectors.sinks.backoff import RetryPolicy
 from connectors.sinks.failures import deadletter_topic
+from shulian.chain.topology import sink_group
 from shulian.errors import ConfigError, ConfigIssue
 
 __all__ = [
@@ -52,7 +53,7 @@ class SinkCommon(BaseModel):
 
     @property
     def consumer_group(self) -> str:
-        return self.group_id or f"shulian-sink-{self.name}"
+        return self.group_id or sink_group(self.name)
 
     @property
     def deadletter(self) -> str:

@@ -1,4 +1,6 @@
-"""How a sink write fails, and the sink dead-letter topic ``deadletter.sink.<connector>``.
+"""How a sink write fails, and the sink dead-letter topic ``deadletter._sink.<connector>``
+(named by :meth:`~shulian.chain.topology.Topology.sink_deadletter`: an agency called ``sink``
+must never read a sink's dead letters).
 
 Dead letters keep the original key, value bytes and headers untouched (headers prefixed
 ``orig.``) and add ``shulian.reason`` (a :class:`SinkFailure`), ``shulian.detail``,
@@ -13,6 +15,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from connectors.sinks.records import SinkRecord
+from shulian.chain.topology import Topology
 from shulian.errors import SinkError
 
 __all__ = [
@@ -44,7 +47,7 @@ class SinkFailure(StrEnum):
 
 
 def deadletter_topic(connector: str) -> str:
-    return f"deadletter.sink.{connector}"
+    return Topology().sink_deadletter(connector)
 
 
 def deadletter_headers(

@@ -229,7 +229,7 @@ class FileDropSource(ThreadedConnector):
         self.config = config
         self.metrics = metrics.source
         self.producer = RawProducer(settings, timeout_s=config.produce_timeout_s)
-        self.schemas = RawSchemas(settings.registry_url)
+        self.schemas = RawSchemas(settings.registry_url, auth=settings.registry_auth_conf())
         self.topic = raw_topic(config.agency, config.dataset)
         self.dlq = deadletter_topic(config.agency, config.dataset)
         self.done_dir = config.directory / "done"

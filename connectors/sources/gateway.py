@@ -42,6 +42,7 @@ from connectors.sources.plumbing import RawProducer, RawSchemas, raw_subject, ra
 from shulian.errors import BrokerError, InfrastructureError, RegistryError
 from shulian.log import get_logger
 from shulian.logic.result import Rejected
+from shulian.perimeter.tls import uvicorn_ssl
 from shulian.settings import Settings
 
 __all__ = ["GatewaySource", "create_app", "json_depth"]
@@ -326,7 +327,8 @@ class GatewaySource:
         self.host = config.host or settings.gateway_host
         self.port = config.port if config.port is not None else settings.gateway_port
         self.producer = RawProducer(settings, timeout_s=config.produce_timeout_s)
-        self.schemas = RawSchemas(settings.registry_url, ttl_s=config.schema_ttl_s)
+        self.schemas = RawSchemas(settings.registry_url, ttl_s=config.schema_ttl_s,
+                                  auth=settings.registry_auth_conf())
         self.delivery = AsyncDelivery(self.producer)
         self.app = create_app(config, auth=build_authenticator(config), schemas=self.schemas,
                               delivery=self.delivery, metrics=metrics)
@@ -348,7 +350,8 @@ class GatewaySource:
     def start(self) -> None:
         self.delivery.start()
         cfg = uvicorn.Config(self.app, host=self.host, port=self.port, log_config=None,
-                             access_log=False, lifespan="off", timeout_graceful_shutdown=10)
+                             access_log=False, lifespan="off", timeout_graceful_shutdown=10,
+                             **uvicorn_ssl(self.settings))
         server = uvicorn.Server(cfg)
         self._server = server
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from connectors.coerce import RawSchema
+from shulian.chain.topology import Topology, subject_of
 from shulian.errors import BrokerError, RegistryError
 from shulian.io.kafka import admin_client, producer_config
 from shulian.logic.result import Rejected
@@ -35,26 +37,30 @@ __all__ = [
 DeliveryCallback = Callable[[KafkaError | None, Message], None]
 
 
+_TOPOLOGY = Topology()  # sources write production names (drills replay, they never ingest)
+
+
 def raw_topic(agency: str, dataset: str) -> str:
-    return f"raw.{agency}.{dataset}"
+    return _TOPOLOGY.raw(agency, dataset)
 
 
 def deadletter_topic(agency: str, dataset: str) -> str:
-    return f"deadletter.{agency}.{dataset}"
+    return _TOPOLOGY.deadletter(agency, dataset)
 
 
 def raw_subject(agency: str, dataset: str) -> str:
-    return f"{raw_topic(agency, dataset)}-value"
+    return subject_of(raw_topic(agency, dataset))
 
 
 class RawSchemas:
     """The latest registered raw schema per (agency, dataset), its id cached for ``ttl_s``
     (so a newly registered version is picked up). Thread-safe."""
 
-    def __init__(self, registry_url: str, *, ttl_s: float = 30.0) -> None:
+    def __init__(self, registry_url: str, *, ttl_s: float = 30.0,
+                 auth: Mapping[str, Any] | None = None) -> None:
         self.registry_url = registry_url
         self.ttl_s = ttl_s
-        self._cache = SchemaCache(registry_url)
+        self._cache = SchemaCache(registry_url, auth=auth)
         self._lock = threading.Lock()
         self._latest: dict[str, tuple[float, RawSchema]] = {}
         self._by_id: dict[tuple[str, int], RawSchema] = {}

@@ -92,7 +92,7 @@ class TableSource(ThreadedConnector):
         self.metrics = metrics.source
         self.dsn = env_secret(config.dsn_env, field="dsn_env")
         self.producer = RawProducer(settings, timeout_s=config.produce_timeout_s)
-        self.schemas = RawSchemas(settings.registry_url)
+        self.schemas = RawSchemas(settings.registry_url, auth=settings.registry_auth_conf())
         self.topic = raw_topic(config.agency, config.dataset)
         self.dlq = deadletter_topic(config.agency, config.dataset)
         self._fields: dict[str, str] = {}  # raw field -> column

@@ -3,12 +3,22 @@
     raw.<agency>.<dataset>         agency publishes (Avro, subject raw.<agency>.<dataset>-value)
     canonical.<dataset>            harmonised records (subject canonical.<dataset>-value)
     deadletter.<agency>.<dataset>  rejected records: original bytes + reason headers
+    deadletter._canonical.<dataset>  records the enforce stage could not decide
+    deadletter._sink.<connector>   records a sink connector could not deliver
     egress.<consumer>.<dataset>    each consumer's permitted view
     audit.<dataset>                hash-chained decisions; partition p chains the decisions taken
                                    for canonical.<dataset> partition p (one writer per partition)
     control.sharing-list           new sharing-list versions (one partition)
 
 A namespace (used by drills) prefixes every name: ``<ns>.raw.psb.household_change``.
+
+Agency and dataset ids match ``[a-z][a-z0-9_]*`` (no dot, never a leading ``_``), so the
+ACL prefixes ``raw.<agency>.``, ``egress.<agency>.``, ``deadletter.<agency>.`` of two agencies
+never overlap (``raw.amr.`` does not match ``raw.amrx.y``), and the chain's own dead-letter
+families (``_canonical``, ``_sink``) can never be an agency's. A namespace is one dot-free label
+that is not a family's first label, so no namespaced name falls under a production prefix.
+
+Consumer groups are named here too: the ACLs grant them by these names and prefixes.
 """
 
 from __future__ import annotations
@@ -23,6 +33,28 @@ DEADLETTER = "deadletter"
 EGRESS = "egress"
 AUDIT = "audit"
 CONTROL = "control.sharing-list"
+CANONICAL_DEADLETTER = "_canonical"
+SINK_DEADLETTER = "_sink"
+FAMILIES = (RAW, CANONICAL, DEADLETTER, EGRESS, AUDIT, CONTROL.split(".")[0])
+
+# consumer groups (the chain's Faust app id is CHAIN_GROUP, ``-<namespace>`` for drills)
+CHAIN_GROUP = "shulian-chain"
+TAIL_GROUP_PREFIX = "shulian-tail-"
+CONTROL_GROUP_PREFIX = "shulian-control-"
+READER_GROUP_PREFIX = "shulian-reader-"
+REGISTRY_GROUP_PREFIX = "shulian-registry-"
+SINK_GROUP_PREFIX = "shulian-sink-"
+AGENCY_GROUP_PREFIX = "agency."
+
+
+def sink_group(connector: str) -> str:
+    """The default consumer group of a sink connector."""
+    return f"{SINK_GROUP_PREFIX}{connector}"
+
+
+def agency_group_prefix(agency: str) -> str:
+    """Every consumer group an agency's own consumers may use starts with this."""
+    return f"{AGENCY_GROUP_PREFIX}{agency}."
 
 
 @dataclass(frozen=True)
@@ -31,6 +63,12 @@ class Topology:
 
     namespace: str | None = None
     partitions: int = 3
+
+    def __post_init__(self) -> None:
+        ns = self.namespace
+        if ns and ("." in ns or ns in FAMILIES or ns.startswith("_")):
+            raise ValueError(f"namespace {ns!r} must be one label without dots, not starting "
+                             f"with '_' and not one of {', '.join(FAMILIES)}")
 
     def _n(self, name: str) -> str:
         return f"{self.namespace}.{name}" if self.namespace else name
@@ -43,6 +81,20 @@ class Topology:
 
     def deadletter(self, agency: str, dataset: str) -> str:
         return self._n(f"{DEADLETTER}.{agency}.{dataset}")
+
+    def prefix(self, family: str, owner: str | None = None) -> str:
+        """The ACL prefix of a family (``raw.``) or of one owner's topics in it (``raw.psb.``):
+        always ending in a dot, so ``raw.amr.`` does not cover ``raw.amrx.*``."""
+        if family not in FAMILIES:
+            raise ValueError(f"unknown topic family {family!r}")
+        return self._n(f"{family}.{owner}." if owner else f"{family}.")
+
+    def sink_deadletter(self, connector: str) -> str:
+        """``deadletter._sink.<connector>``: never an agency's dead letters."""
+        return self._n(f"{DEADLETTER}.{SINK_DEADLETTER}.{connector}")
+
+    def canonical_deadletter(self, dataset: str) -> str:
+        return self.deadletter(CANONICAL_DEADLETTER, dataset)
 
     def egress(self, consumer: str, dataset: str) -> str:
         return self._n(f"{EGRESS}.{consumer}.{dataset}")
@@ -140,7 +192,7 @@ def plan_topics(catalog: Catalog, topology: Topology) -> TopicPlan:
         raw=tuple(topology.raw(a, d) for a, d in pairs),
         canonical=tuple(topology.canonical(d) for d in datasets),
         deadletter=tuple(topology.deadletter(a, d) for a, d in pairs)
-        + tuple(topology.deadletter("_canonical", d) for d in datasets),
+        + tuple(topology.canonical_deadletter(d) for d in datasets),
         egress=tuple(topology.egress(c, d) for c, d in consumers),
         audit=tuple(topology.audit(d) for d in datasets),
         control=topology.control,

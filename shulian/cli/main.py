@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from shulian import __version__
+from shulian.cli.acl import acl
 from shulian.cli.audit import audit
 from shulian.cli.bench import bench
 from shulian.cli.broker import broker
@@ -42,6 +43,7 @@ cli.add_command(connect)
 cli.add_command(bench)
 cli.add_command(console)
 cli.add_command(deadletters)
+cli.add_command(acl)
 
 
 def main() -> None:

@@ -50,7 +50,9 @@ def registry(
     import uvicorn
 
     from shulian.log import get_logger
+    from shulian.perimeter.tls import uvicorn_ssl
     from shulian.registry.app import create_app
+    from shulian.registry.auth import load_registry_credentials, protect
     from shulian.registry.service import RegistryService
     from shulian.registry.store import KafkaStore
 
@@ -65,7 +67,8 @@ def registry(
     store = KafkaStore(settings)
     store.start()
     try:
-        app = create_app(RegistryService(store))
+        app = protect(create_app(RegistryService(store)),
+                      load_registry_credentials(settings.credentials_dir))
         config = uvicorn.Config(
             app,
             host=settings.registry_host,
@@ -73,6 +76,9 @@ def registry(
             log_level="warning",
             access_log=False,
             lifespan="off",
+            # an idle TLS keep-alive client never answers the close: do not wait for it forever
+            timeout_graceful_shutdown=5,
+            **uvicorn_ssl(settings),
         )
         server = _server_class()(config)
 

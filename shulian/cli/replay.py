@@ -100,7 +100,7 @@ def run_replay_decisions(settings: Settings, *, catalog: Catalog, topology: Topo
     key = master_key if master_key is not None else secrets.token_bytes(32)
     engines = {v: PolicyEngine(catalog=catalog, sharing_list=sl, master_key=key)
                for v, sl in list_versions(settings, catalog, topology).items()}
-    schemas = SchemaCache(settings.registry_url)
+    schemas = SchemaCache(settings.registry_url, auth=settings.registry_auth_conf())
     with reading("canonical window") as progress:
         canonical = read_window(settings, [topology.canonical(d) for d in datasets], window,
                                 progress=progress)
@@ -296,7 +296,7 @@ def _sink_write(config_path: Path, settings: Settings, msgs: Sequence[InMessage]
     if egress_topic not in config.topics:
         raise ConfigError([ConfigIssue(str(config_path), "topics",
                                        f"the sink does not consume {egress_topic}")])
-    schemas = SchemaCache(settings.registry_url)
+    schemas = SchemaCache(settings.registry_url, auth=settings.registry_auth_conf())
     records = []
     for m in msgs:
         value = _decode(schemas, m.value)

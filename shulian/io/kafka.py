@@ -18,8 +18,44 @@ from typing import Any
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from shulian.errors import BrokerError
+from shulian.errors import BrokerError, ConfigError, ConfigIssue
 from shulian.settings import Settings
+
+SCRAM_MECHANISM = "SCRAM-SHA-512"
+
+
+def security_config(settings: Settings) -> dict[str, Any]:
+    """librdkafka security settings of this process's identity (the one place they are built).
+
+    On a SASL listener the principal (``SHULIAN_PRINCIPAL``) authenticates with SCRAM-SHA-512
+    and its secret (``SHULIAN_SECRET`` / ``SHULIAN_SECRET_FILE``); on a TLS listener the broker's
+    certificate is verified against ``SHULIAN_KAFKA_SSL_CA_LOCATION``. Holds a secret: never log.
+    """
+    conf: dict[str, Any] = {}
+    protocol = settings.kafka_security_protocol.upper()
+    if protocol.startswith("SASL") and settings.principal:
+        secret = settings.identity_secret()
+        if secret is None:
+            raise ConfigError([ConfigIssue("<environment>", "SHULIAN_SECRET",
+                                           f"principal {settings.principal} has no secret on a "
+                                           f"{protocol} listener (set SHULIAN_SECRET or "
+                                           "SHULIAN_SECRET_FILE)")])
+        conf["sasl.mechanism"] = settings.kafka_sasl_mechanism or SCRAM_MECHANISM
+        conf["sasl.username"] = settings.principal
+        conf["sasl.password"] = secret.get_secret_value()
+    if protocol in ("SSL", "SASL_SSL"):
+        for key, path in (("ssl.ca.location", settings.kafka_ssl_ca_location),
+                          ("ssl.certificate.location", settings.kafka_ssl_certificate_location),
+                          ("ssl.key.location", settings.kafka_ssl_key_location)):
+            if path is not None:
+                conf[key] = str(path)
+    return conf
+
+
+def client_config(settings: Settings) -> dict[str, Any]:
+    """Bootstrap servers plus security: what every producer, consumer and admin client starts
+    from."""
+    return {**settings.kafka_common(), **security_config(settings)}
 
 
 @dataclass(frozen=True)
@@ -31,7 +67,7 @@ class TopicSpec:
 
 def consumer_config(settings: Settings, *, group_id: str, **extra: Any) -> dict[str, Any]:
     conf: dict[str, Any] = {
-        **settings.kafka_common(),
+        **client_config(settings),
         "group.id": group_id,
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
@@ -54,7 +90,7 @@ worker fetches up to 16 MiB) plus headers. Chain topics are created accepting it
 
 def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
     conf: dict[str, Any] = {
-        **settings.kafka_common(),
+        **client_config(settings),
         "acks": "all",
         "message.max.bytes": MAX_MESSAGE_BYTES,
         "linger.ms": 10,
@@ -70,7 +106,7 @@ def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
 
 
 def admin_client(settings: Settings) -> AdminClient:
-    return AdminClient({**settings.kafka_common(), "log_level": 3})
+    return AdminClient({**client_config(settings), "log_level": 3})
 
 
 def ensure_topics(

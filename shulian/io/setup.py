@@ -39,7 +39,7 @@ class InitReport:
 
 
 def registry_client(settings: Settings) -> SchemaRegistryClient:
-    return SchemaRegistryClient({"url": settings.registry_url})
+    return SchemaRegistryClient({"url": settings.registry_url, **settings.registry_auth_conf()})
 
 
 def _register(client: SchemaRegistryClient, subject: str, schema: dict[str, Any]) -> int:
@@ -68,7 +68,7 @@ def register_raw_and_canonical(
     canonical: dict[str, CanonicalSchema] = {}
     for dataset in sorted(catalog.datasets):
         schema = _load_avsc(settings.schemas_dir / "canonical" / f"{dataset}.avsc")
-        sid = _register(client, subject_of(f"canonical.{dataset}"), schema)
+        sid = _register(client, subject_of(Topology().canonical(dataset)), schema)
         canonical[dataset] = CanonicalSchema(schema_id=sid, parsed=parse_schema(schema))
     return canonical
 
@@ -83,7 +83,7 @@ def register_views(
             continue
         dataset = catalog.datasets[entry.dataset]
         schema = view_schema(dataset, catalog.elements, entry)
-        subject = subject_of(f"egress.{entry.consumer}.{entry.dataset}")
+        subject = subject_of(Topology().egress(entry.consumer, entry.dataset))
         try:
             client.set_compatibility(subject_name=subject, level="NONE")
         except Exception as exc:

@@ -28,6 +28,7 @@ from shulian.catalog.models import (
     ElementId,
     ListEntry,
 )
+from shulian.chain.topology import Topology
 
 __all__ = [
     "META_ENTRY_ID",
@@ -54,7 +55,7 @@ camel = camel_case
 
 
 def egress_topic(consumer: str, dataset: str) -> str:
-    return f"egress.{consumer}.{dataset}"
+    return Topology().egress(consumer, dataset)
 
 
 def egress_subject(consumer: str, dataset: str) -> str:

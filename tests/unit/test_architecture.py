@@ -23,6 +23,7 @@ RANK: dict[str, int] = {
     "shulian.settings": 1,
     # the pure core: values, checks, harmonisation, policy, masking, audit links, stages
     "shulian.catalog": 2,
+    "shulian.perimeter.identities": 2,  # principal names and secrets: values the registry uses
     "shulian.logic": 3,
     "shulian.chain": 4,
     # I/O adapters at the edge
@@ -32,7 +33,8 @@ RANK: dict[str, int] = {
     # services that orchestrate (callable from the CLI, the console and the tests alike)
     "shulian.audit": 6,
     "shulian.registry": 6,
-    "shulian.scenario": 7,  # the demo's scenario: publish, then measure what the chain did
+    "shulian.scenario": 7,
+    "shulian.perimeter": 7,  # identities, the ACL plan (pure) and its reconciliation  # the demo's scenario: publish, then measure what the chain did
     # runtimes: Faust agents and connector loops
     "streams": 8,
     "connectors": 8,
@@ -57,6 +59,11 @@ KNOWN_DEBT: set[tuple[str, str]] = {
     # the embedded stack reads connector configs to supply what they need (issue 18, item 2)
     ("shulian.embedded.stack", "connectors.config"),
     ("shulian.embedded.stack", "connectors.sources.config"),
+    # the ACL plan reads connector configs (which consumer group, which topics) the same way
+    ("shulian.perimeter.service", "connectors.config"),
+    # views name their subjects from the topology, which belongs in a low wire-contract module
+    # with the header names (issue 18, item 4)
+    ("shulian.logic.views", "shulian.chain.topology"),
 }
 
 

@@ -27,7 +27,7 @@ Sink = TypeAdapter(Annotated[
 def test_example_validates(path: Path) -> None:
     cfg = Sink.validate_python(yaml.safe_load(path.read_text()))
     assert cfg.topics and all(t.startswith("egress.") for t in cfg.topics)
-    assert cfg.deadletter == f"deadletter.sink.{cfg.name}"
+    assert cfg.deadletter == f"deadletter._sink.{cfg.name}"
 
 
 def test_examples_cover_every_sink_type() -> None:

@@ -108,7 +108,7 @@ def test_configs_defaults_and_validation(monkeypatch: pytest.MonkeyPatch) -> Non
     c = PostgresSinkConfig(name="tax-pg", topics=("egress.tax.business_licence",),
                            dsn_env="TAX_PG_DSN")
     assert c.consumer_group == "shulian-sink-tax-pg"
-    assert c.deadletter == "deadletter.sink.tax-pg"
+    assert c.deadletter == "deadletter._sink.tax-pg"
     with pytest.raises(ConfigError, match="TAX_PG_DSN"):
         c.dsn()
     monkeypatch.setenv("TAX_PG_DSN", "postgresql://x")
