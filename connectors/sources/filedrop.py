@@ -37,10 +37,10 @@ from connectors.sources.plumbing import (
     Acks,
     RawProducer,
     RawSchemas,
-    deadletter_headers,
     deadletter_topic,
     raw_topic,
 )
+from shulian.chain.headers import CONNECTOR, rejected_headers
 from shulian.errors import BrokerError, InfrastructureError
 from shulian.log import get_logger
 from shulian.logic.result import Accepted, Reason, Rejected
@@ -365,9 +365,9 @@ class FileDropSource(ThreadedConnector):
                 sent += 1
                 if isinstance(result, Rejected):
                     self.producer.produce(self.dlq, key=None, value=rec.raw, on_delivery=acks,
-                                          headers=deadletter_headers(
-                                              result, connector=self.name,
-                                              origin={"file": file, "line": str(rec.line)}))
+                                          headers=rejected_headers(
+                                              result, extra=[(CONNECTOR, self.name)],
+                                              source={"file": file, "line": rec.line}))
                 else:
                     assert isinstance(rec.fields, dict)
                     key = record_key(rec.fields, self.config.key_fields)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ from prometheus_client import CollectorRegistry
 from connectors.metrics import ConnectorMetrics
 from connectors.sources.config import FileDropConfig
 from connectors.sources.filedrop import FileDropSource
+from shulian.chain.headers import text_of
 from shulian.embedded.net import wait_until
 from shulian.io.kafka import TopicSpec, admin_client, consumer_config, ensure_topics
 from shulian.settings import Settings, load_settings
@@ -143,3 +145,26 @@ def test_restart_mid_file_neither_resends_nor_skips(
     got = read_topic(settings, f"raw.{agency}.household_change", 100)
     lsh = [v["LSH"] for _, v in got]
     assert sorted(lsh) == [f"L{i:06d}" for i in range(100)]  # each exactly once
+
+
+def test_legacy_encoded_file_name_with_a_bad_row_is_dead_lettered(
+    bootstrap: str, registry: RegistryProcess, unique: str, tmp_path: Path
+) -> None:
+    """A GBK file name (``报告.csv`` as bytes on Linux) with one bad row: the dead letter's
+    ``shulian.source.file`` says the name's bytes as escapes, and the connector goes on."""
+    agency = f"g{unique}"
+    settings = settings_for(bootstrap, registry, agency)
+    raw_name = "报告.csv".encode("gbk")
+    text = csv_text([household(0)]) + "L9,440106199001011234,李四\n"
+    with open(os.path.join(os.fsencode(tmp_path), raw_name), "wb") as fh:
+        fh.write(text.encode("utf-8"))
+    cfg = FileDropConfig(name=f"g-{unique}", agency=agency, dataset="household_change",
+                         directory=tmp_path, settle_s=0)
+    src = source(cfg, settings)
+    assert src.step(threading.Event())
+    assert os.listdir(os.fsencode(tmp_path / "done")) == [raw_name]
+    (_, h), = dead_letters(settings, f"deadletter.{agency}.household_change", 1)
+    assert h["shulian.source.file"] == b"\\xb1\\xa8\\xb8\\xe6.csv"
+    assert os.fsencode(text_of(h["shulian.source.file"])) == raw_name
+    assert h["shulian.reason"] == b"decode_error"
+    assert len(read_topic(settings, f"raw.{agency}.household_change", 1)) == 1
