@@ -179,6 +179,9 @@ class FileDropConfig(SourceCommon):
     poll_interval_s: float = Field(default=1.0, gt=0)
     settle_s: float = Field(default=1.0, ge=0,
                             description="a file must be unchanged this long before it is read")
+    incomplete_after_s: float = Field(
+        default=300.0, gt=0, description="a file unchanged this long without a final newline "
+        "moves to failed/")
     state_file: Path | None = Field(default=None,
                                     description="default: <directory>/.shulian/<name>.json")
     produce_timeout_s: float = Field(default=30.0, gt=0)

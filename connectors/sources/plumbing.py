@@ -85,17 +85,24 @@ class RawSchemas:
 
 
 class Acks:
-    """Delivery callback counting acknowledgements and keeping broker errors."""
+    """Delivery callback counting acknowledgements, keeping broker errors and the offsets
+    written per (topic, partition) as (first, last)."""
 
     def __init__(self) -> None:
         self.ok = 0
         self.errors: list[str] = []
+        self.offsets: dict[tuple[str, int], tuple[int, int]] = {}
 
-    def __call__(self, err: KafkaError | None, _msg: Message) -> None:
-        if err is None:
-            self.ok += 1
-        else:
+    def __call__(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
             self.errors.append(err.str())
+            return
+        self.ok += 1
+        topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+        if topic is None or partition is None or offset is None or offset < 0:
+            return
+        first, last = self.offsets.get((topic, partition), (offset, offset))
+        self.offsets[(topic, partition)] = (min(first, offset), max(last, offset))
 
 
 class RawProducer:
