@@ -138,6 +138,12 @@ class GatewayConfig(SourceCommon):
                                 description="how long the latest raw schema id is cached")
     idempotency_ttl_s: float = Field(default=86_400.0, gt=0)
     idempotency_max_keys: int = Field(default=100_000, ge=1)
+    header_timeout_s: float = Field(default=10.0, gt=0,
+                                    description="a request's headers must arrive within this")
+    body_timeout_s: float = Field(default=30.0, gt=0,
+                                  description="a request's body must arrive within this (408)")
+    openapi: bool = Field(default=False, description="serve /openapi.json (never /docs: its "
+                          "page loads scripts from a CDN, which offline networks cannot reach)")
 
     @field_validator("agencies")
     @classmethod
