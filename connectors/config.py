@@ -12,7 +12,7 @@ its class joins :data:`connectors.table.CONNECTORS`.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,6 +27,7 @@ from connectors.sinks.config import (
 )
 from connectors.sources.config import FileDropConfig, GatewayConfig, TableSourceConfig
 from shulian.errors import ConfigError, ConfigIssue
+from shulian.validation import validation_issues
 
 __all__ = [
     "ConnectorConfig",
@@ -69,6 +70,12 @@ class LoadedConnector(BaseModel):
         return str(self.config.type)
 
 
+UNSET_ENV = "environment variable "
+SKIP_ENV_HINT = ("the environment variables hold secrets (tokens, passwords, DSNs) and paths "
+                 "set where the connectors run; to check the files alone, run `shulian connect "
+                 "check --skip-env` (or set SHULIAN_CONNECT_SKIP_ENV=1)")
+
+
 def env_secret(var: str, *, field: str, file: str = "<environment>") -> SecretStr:
     """The secret in environment variable ``var``; ConfigError naming the field when unset."""
     value = os.environ.get(var)
@@ -109,12 +116,6 @@ def missing_env(config: BaseModel, *, file: str,
             for path, var in _env_refs(config, "") if not environ.get(var)]
 
 
-def _loc(loc: Sequence[int | str]) -> str:
-    # drop the union tag pydantic inserts ("http_gateway", ...) right at the top
-    parts = [str(p) for p in loc]
-    return ".".join(parts) or "<root>"
-
-
 def parse_connector(data: Any, *, file: str, base_dir: Path | None = None,
                     env: Mapping[str, str] | None = None, strict_env: bool = True) -> Any:
     """Validate one parsed YAML document; ConfigError naming file and field on failure.
@@ -127,23 +128,15 @@ def parse_connector(data: Any, *, file: str, base_dir: Path | None = None,
         return _ADAPTER.validate_python(data, context={"base_dir": base_dir, "env": env,
                                                        "strict_env": strict_env})
     except ValidationError as exc:
-        issues = []
         tag = str(data.get("type"))
-        for err in exc.errors():
-            loc = list(err["loc"])
-            if loc and loc[0] == tag:
-                loc = loc[1:]
-            why = err["msg"]
-            if err["type"] == "union_tag_invalid":
-                why = f"unknown connector type {tag!r}; expected one of {_types()}"
-                loc = ["type"]
-            elif err["type"] == "union_tag_not_found":
-                why = f"missing; expected one of {_types()}"
-                loc = ["type"]
-            elif err["type"] == "extra_forbidden":
-                why = "unknown field"
-            issues.append(ConfigIssue(file, _loc(loc), why))
-        raise ConfigError(issues) from None
+        kinds = {e["type"] for e in exc.errors()}
+        if "union_tag_invalid" in kinds:
+            raise ConfigError([ConfigIssue(file, "type", f"unknown connector type {tag!r}; "
+                                           f"expected one of {_types()}")]) from None
+        if "union_tag_not_found" in kinds:
+            raise ConfigError([ConfigIssue(file, "type",
+                                           f"missing; expected one of {_types()}")]) from None
+        raise ConfigError(validation_issues(exc, file=file, drop_first=tag)) from None
 
 
 def _types() -> list[str]:
@@ -193,5 +186,6 @@ def load_connector_files(
         seen[config.name] = file
         loaded.append(LoadedConnector(path=path, config=config))
     if issues:
-        raise ConfigError(issues)
+        unset = check_env and any(i.why.startswith(UNSET_ENV) for i in issues)
+        raise ConfigError(issues, hint=SKIP_ENV_HINT if unset else None)
     return loaded

@@ -28,13 +28,16 @@ class ConfigIssue:
 class ConfigError(ShulianError):
     """A configuration or catalogue file is invalid; start-up must stop.
 
-    Carries every issue found, each naming the file, the field and why.
+    Carries every issue found, each naming the file, the field and why, and perhaps a hint
+    (what to do about them).
     """
 
-    def __init__(self, issues: list[ConfigIssue]) -> None:
+    def __init__(self, issues: list[ConfigIssue], *, hint: str | None = None) -> None:
         self.issues = list(issues)
+        self.hint = hint
         lines = "\n".join(f"  - {i}" for i in self.issues)
-        super().__init__(f"{len(self.issues)} configuration error(s):\n{lines}")
+        tail = f"\nhint: {hint}" if hint else ""
+        super().__init__(f"{len(self.issues)} configuration error(s):\n{lines}{tail}")
 
 
 class InfrastructureError(ShulianError):

@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from connectors.sinks.records import SinkRecord
+from shulian.chain import headers as H
 from shulian.chain.topology import Topology
 from shulian.errors import SinkError
 
@@ -53,19 +54,14 @@ def deadletter_topic(connector: str) -> str:
 def deadletter_headers(
     rec: SinkRecord, *, connector: str, reason: SinkFailure, detail: str, first: int, last: int
 ) -> list[tuple[str, bytes]]:
-    out: list[tuple[str, bytes]] = [
-        ("shulian.reason", reason.value.encode()),
-        ("shulian.detail", detail[:1000].encode("utf-8", "replace")),
-        ("shulian.sink.connector", connector.encode()),
-        ("shulian.sink.batch", f"{first}-{last}".encode()),
-        ("shulian.source.topic", rec.topic.encode()),
-        ("shulian.source.partition", str(rec.partition).encode()),
-        ("shulian.source.offset", str(rec.offset).encode()),
-    ]
+    source: dict[str, str | int] = {"topic": rec.topic, "partition": rec.partition,
+                                    "offset": rec.offset}
     if rec.timestamp_ms is not None:
-        out.append(("shulian.source.timestamp", str(rec.timestamp_ms).encode()))
-    out.extend((f"orig.{k}", v if v is not None else b"") for k, v in rec.headers)
-    return out
+        source["timestamp"] = rec.timestamp_ms
+    return H.deadletter_headers(
+        reason=reason.value, detail=detail,
+        extra=[(H.SINK_CONNECTOR, connector), (H.SINK_BATCH, f"{first}-{last}")],
+        source=source, original=rec.headers)
 
 
 class DeadLetter(Protocol):

@@ -8,6 +8,18 @@ Records at or below the last offset already in the file are skipped, so a batch 
 after a crash between rename and commit is not written twice. A new file starts when the
 current one reaches ``rotate_bytes`` or ``rotate_seconds`` of age, and (CSV) when the columns
 change (a new view version): every CSV file has one header.
+
+CSV injection (OWASP "CSV Injection"): a spreadsheet opening the file would run a cell that
+starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return as a formula. Such a *text*
+cell is written with a leading apostrophe (``'=HYPERLINK(...)`` shows as text, and the apostrophe
+tells a reader the cell was neutralised). Numbers are data, not formulas: a value of a numeric
+type (``-5``, ``-0.25``, a decimal) is written as is, and so is text that is wholly a plain
+decimal number (``-5``, ``+86``, ``-1.5e3``); ``-5+cmd|...`` or ``+86 138 ...`` is not, and gets
+the apostrophe. JSON Lines files are not touched (no spreadsheet evaluates them). CSV rows end
+with CRLF (RFC 4180), and a cell holding a line break is quoted.
+
+The files hold personal data: they (and their temporary files) are created mode 0600, readable
+by the sink's own user only, and a directory the sink creates is 0700.
 """
 
 from __future__ import annotations
@@ -33,11 +45,14 @@ from connectors.sinks.webhook import webhook_records
 from shulian.errors import SinkError
 from shulian.log import get_logger
 
-__all__ = ["FilesSink", "render_rows"]
+__all__ = ["FILE_MODE", "FilesSink", "neutralise_formula", "render_rows"]
 
 log = get_logger("shulian.sinks.files")
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+FILE_MODE = 0o600
 
 
 @dataclass
@@ -59,7 +74,9 @@ def render_rows(
             json.dumps(to_jsonable(r), ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
             for r in rows)
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    # RFC 4180 line ends: with "\r\n" as the terminator, Python's csv quotes a cell holding a
+    # bare carriage return too (with "\n" alone it did not, and the row broke in two)
+    w = csv.writer(buf, lineterminator="\r\n")
     if with_header:
         w.writerow(columns)
     for r in rows:
@@ -75,7 +92,16 @@ def _csv_cell(v: Any) -> str:
         return json.dumps(j, ensure_ascii=False, separators=(",", ":"))
     if isinstance(j, bool):
         return "true" if j else "false"
+    if isinstance(j, str):
+        return neutralise_formula(j)
     return str(j)
+
+
+def neutralise_formula(text: str) -> str:
+    """A text cell a spreadsheet will not run as a formula (see the module: OWASP rule)."""
+    if text.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(text):
+        return "'" + text
+    return text
 
 
 class FilesSink:
@@ -93,7 +119,7 @@ class FilesSink:
 
     def setup(self) -> None:
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             probe = self.directory / f".probe-{uuid.uuid4().hex}"
             probe.write_bytes(b"")
             probe.unlink()
@@ -155,7 +181,8 @@ class FilesSink:
     def _append(self, seg: _Segment, data: bytes) -> None:
         tmp = seg.path.with_name(f".{seg.path.name}.tmp-{uuid.uuid4().hex[:8]}")
         try:
-            with open(tmp, "wb") as out:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+            with os.fdopen(fd, "wb") as out:
                 if seg.size and seg.path.exists():
                     with open(seg.path, "rb") as old:
                         while chunk := old.read(1 << 20):

@@ -138,6 +138,12 @@ class GatewayConfig(SourceCommon):
                                 description="how long the latest raw schema id is cached")
     idempotency_ttl_s: float = Field(default=86_400.0, gt=0)
     idempotency_max_keys: int = Field(default=100_000, ge=1)
+    header_timeout_s: float = Field(default=10.0, gt=0,
+                                    description="a request's headers must arrive within this")
+    body_timeout_s: float = Field(default=30.0, gt=0,
+                                  description="a request's body must arrive within this (408)")
+    openapi: bool = Field(default=False, description="serve /openapi.json (never /docs: its "
+                          "page loads scripts from a CDN, which offline networks cannot reach)")
 
     @field_validator("agencies")
     @classmethod
@@ -179,6 +185,9 @@ class FileDropConfig(SourceCommon):
     poll_interval_s: float = Field(default=1.0, gt=0)
     settle_s: float = Field(default=1.0, ge=0,
                             description="a file must be unchanged this long before it is read")
+    incomplete_after_s: float = Field(
+        default=300.0, gt=0, description="a file unchanged this long without a final newline "
+        "moves to failed/")
     state_file: Path | None = Field(default=None,
                                     description="default: <directory>/.shulian/<name>.json")
     produce_timeout_s: float = Field(default=30.0, gt=0)

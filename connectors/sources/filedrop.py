@@ -1,30 +1,49 @@
 """File drop: CSV or JSON Lines files dropped in a directory, produced to the raw topic.
 
-One (agency, dataset) per connector. Files matching ``pattern`` are taken oldest first once
-unchanged for ``settle_s`` (better: write under another name, then rename into place). Each
-record is checked and encoded like the gateway's (:func:`connectors.coerce.encode_checked`);
-a bad record goes to ``deadletter.<agency>.<dataset>`` with its original bytes and reason
-headers (``shulian.reason/.detail/.field/.check``, ``shulian.source.file/.line``), never
-dropped. A finished file moves to ``done/``; a file that cannot be read as a whole (CSV header
-naming unknown fields or lacking required ones) moves to ``failed/`` with a ``.reason`` note.
+One (agency, dataset) per connector. Each record is checked and encoded like the gateway's
+(:func:`connectors.coerce.encode_checked`); a bad record goes to ``deadletter.<agency>.<dataset>``
+with its original bytes and reason headers (``shulian.reason/.detail/.field/.check``,
+``shulian.source.file/.line``), never dropped.
 
-Resume: the state file holds the current file's identity (name, size, mtime, SHA-256) and how
-many records (CSV rows after the header, JSONL lines) the broker has acknowledged. It is written
-atomically after each acknowledged chunk, so a restart continues at the next record: nothing
-re-sent, nothing skipped. (After a crash *inside* a chunk, that chunk's records acknowledged
-before the crash are sent again: at most ``chunk_lines`` duplicates, at-least-once.)
+Which files are taken, oldest first:
+
+* a regular file matching ``pattern``. A **symbolic link** is never followed: it is moved to
+  ``failed/`` (the link itself, not what it points to) with a ``.reason`` note, and so is a FIFO,
+  socket or device. A name starting with ``.`` is left alone (editors' and copy tools' temporary
+  files) and logged once per name (``filedrop.dotfile_ignored``), not skipped silently.
+* **only once complete**: its size and mtime were seen unchanged for ``settle_s`` (observed by
+  this process, so a clock skew between the writer and this host does not matter) *and* it ends
+  with a newline (a complete last line). A file that stays unchanged without a final newline
+  for ``incomplete_after_s`` moves to ``failed/`` (a writer that died, or an export without a
+  final newline: add one and drop it again). The settle rule cannot tell a writer paused
+  longer than ``settle_s`` exactly at a line end from a finished file: the only guarantee is
+  **write under another name (``.name`` or one not matching ``pattern``), then rename** into
+  place, which is atomic.
+
+Every file ends in ``done/`` or ``failed/``. A finished file moves to ``done/`` with
+``<file>.outcome`` (:mod:`connectors.sources.filedrop_outcome`): counts, the dead-lettered lines
+and their reasons, the raw offsets written, and where the rows the chain rejects later go. A
+file that cannot be read as a whole (CSV header naming unknown fields or lacking required
+ones) moves to ``failed/`` with a ``.reason`` note.
+
+Resume: the state file (mode 0600) holds the current file's identity (name, size, mtime,
+SHA-256), how many records (CSV rows after the header, JSONL lines) the broker has acknowledged
+and the outcome so far. It is written atomically after each acknowledged chunk, so a restart
+continues at the next record: nothing re-sent, nothing skipped. (After a crash *inside* a chunk,
+that chunk's records acknowledged before the crash are sent again: at most ``chunk_lines``
+duplicates, at-least-once.)
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
 import json
 import os
+import stat
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,18 +51,26 @@ from typing import Any
 from connectors.base import ThreadedConnector
 from connectors.coerce import RawSchema, encode_checked, record_key
 from connectors.metrics import ConnectorMetrics
-from connectors.sources.config import DropFormat, FileDropConfig
+from connectors.sources.config import FileDropConfig
+from connectors.sources.filedrop_outcome import FileOutcome, display_name
+from connectors.sources.filedrop_read import (
+    DropRecord,
+    HeaderProblem,
+    not_regular_reason,
+    open_regular,
+    read_records,
+)
 from connectors.sources.plumbing import (
     Acks,
     RawProducer,
     RawSchemas,
-    deadletter_headers,
     deadletter_topic,
     raw_topic,
 )
+from shulian.chain.headers import CONNECTOR, rejected_headers
 from shulian.errors import BrokerError, InfrastructureError
 from shulian.log import get_logger
-from shulian.logic.result import Accepted, Reason, Rejected
+from shulian.logic.result import Accepted, Rejected
 from shulian.settings import Settings
 
 __all__ = ["DropRecord", "FileDropSource", "FileIdentity", "read_records", "write_state"]
@@ -60,34 +87,21 @@ class FileIdentity:
 
     @classmethod
     def of(cls, path: Path) -> FileIdentity:
-        st = path.stat()
         h = hashlib.sha256()
-        with path.open("rb") as fh:
+        with open_regular(path) as fh:
+            st = os.fstat(fh.fileno())
             for block in iter(lambda: fh.read(1 << 20), b""):
                 h.update(block)
         return cls(path.name, st.st_size, st.st_mtime_ns, h.hexdigest())
 
 
-@dataclass(frozen=True)
-class DropRecord:
-    """One record of a dropped file: its number (0-based), first line, original bytes and
-    either the parsed fields or why it could not be parsed."""
-
-    number: int
-    line: int
-    raw: bytes
-    fields: dict[str, Any] | Rejected | None  # None: a blank line, skipped
-
-
-class HeaderProblem(Exception):
-    """The file cannot be read as a whole (moved to failed/)."""
-
-
 def write_state(path: Path, state: dict[str, Any]) -> None:
-    """Atomically replace the state file (write, fsync, rename)."""
+    """Atomically replace the state file (write, fsync, rename), readable by its owner only."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an older tmp file may have had wider permissions
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
         json.dump(state, fh)
         fh.flush()
         os.fsync(fh.fileno())
@@ -104,127 +118,24 @@ def _read_state(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _jsonl(path: Path, encoding: str) -> Iterator[DropRecord]:
-    with path.open("rb") as fh:
-        for n, raw in enumerate(fh):
-            line = raw.rstrip(b"\r\n")
-            if not line.strip():
-                yield DropRecord(n, n + 1, line, None)
-                continue
-            try:
-                text = line.decode(encoding)
-            except UnicodeDecodeError:
-                yield DropRecord(n, n + 1, line, Rejected(
-                    Reason.DECODE_ERROR, f"line is not valid {encoding}", check="encoding"))
-                continue
-            try:
-                doc = json.loads(text)
-            except (ValueError, RecursionError):
-                yield DropRecord(n, n + 1, line, Rejected(
-                    Reason.DECODE_ERROR, "line is not valid JSON", check="json"))
-                continue
-            if not isinstance(doc, dict):
-                yield DropRecord(n, n + 1, line, Rejected(
-                    Reason.DECODE_ERROR, "line is not a JSON object", check="json"))
-                continue
-            yield DropRecord(n, n + 1, line, doc)
+def _ends_with_newline(path: Path, size: int) -> bool:
+    if size == 0:
+        return True
+    with open_regular(path) as fh:
+        fh.seek(size - 1)
+        return fh.read(1) == b"\n"
 
 
-class _Lines:
-    """Decoded lines for csv.reader, remembering the raw bytes of the current record."""
-
-    def __init__(self, fh: Any, encoding: str) -> None:
-        self._fh = fh
-        self._encoding = encoding
-        self.raw: list[bytes] = []
-        self.bad_encoding = False
-        self.line = 0
-
-    def __iter__(self) -> _Lines:
-        return self
-
-    def __next__(self) -> str:
-        raw = self._fh.readline()
-        if not raw:
-            raise StopIteration
-        self.line += 1
-        self.raw.append(raw)
-        try:
-            return str(raw.decode(self._encoding))
-        except UnicodeDecodeError:
-            self.bad_encoding = True
-            return str(raw.decode(self._encoding, "replace"))
-
-    def take(self) -> tuple[bytes, bool]:
-        raw, bad = b"".join(self.raw).rstrip(b"\r\n"), self.bad_encoding
-        self.raw, self.bad_encoding = [], False
-        return raw, bad
-
-
-def _csv(path: Path, config: FileDropConfig, schema: RawSchema) -> Iterator[DropRecord]:
-    opts = config.csv
-    with path.open("rb") as fh:
-        lines = _Lines(fh, config.encoding)
-        reader = csv.reader(lines, delimiter=opts.delimiter, quotechar=opts.quotechar)
-        try:
-            header = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            raise HeaderProblem(f"header row is not valid CSV: {exc}") from None
-        _, bad = lines.take()
-        header = [h.strip().lstrip("\ufeff") for h in header]
-        known = {f.name for f in schema.fields}
-        # positions, not names: a file without a header would put personal data here
-        unknown = [i + 1 for i, h in enumerate(header) if h not in known]
-        problems = [f"{len(unknown)} column(s) not in the raw schema, at position(s) "
-                    f"{', '.join(map(str, unknown[:10]))}"] if unknown else []
-        if bad:
-            problems.append(f"header is not valid {config.encoding}")
-        if len(set(header)) != len(header):
-            problems.append("duplicate column names")
-        required = [f.name for f in schema.fields if not f.nullable and not f.has_default]
-        problems += [f"missing required column {r!r}" for r in required if r not in header]
-        if problems:
-            raise HeaderProblem("; ".join(problems))
-        n = 0
-        while True:
-            first = lines.line + 1
-            try:
-                row = next(reader)
-            except StopIteration:
-                return
-            except csv.Error:
-                raw, _ = lines.take()
-                yield DropRecord(n, first, raw, Rejected(
-                    Reason.DECODE_ERROR, "row is not valid CSV", check="csv"))
-                n += 1
-                continue
-            raw, bad = lines.take()
-            if not row:
-                yield DropRecord(n, first, raw, None)
-            elif bad:
-                yield DropRecord(n, first, raw, Rejected(
-                    Reason.DECODE_ERROR, f"row is not valid {config.encoding}", check="encoding"))
-            elif len(row) != len(header):
-                yield DropRecord(n, first, raw, Rejected(
-                    Reason.DECODE_ERROR, f"row has {len(row)} cells, the header {len(header)}",
-                    check="columns"))
-            else:
-                yield DropRecord(n, first, raw, dict(zip(header, row, strict=True)))
-            n += 1
-
-
-def read_records(path: Path, config: FileDropConfig, schema: RawSchema) -> Iterator[DropRecord]:
-    """The records of one dropped file, in order (HeaderProblem for an unreadable CSV)."""
-    if config.format == DropFormat.JSONL:
-        return _jsonl(path, config.encoding)
-    return _csv(path, config, schema)
+@dataclass(frozen=True)
+class _Seen:
+    size: int
+    mtime_ns: int
+    since: float  # clock() when first seen with this size and mtime
 
 
 class FileDropSource(ThreadedConnector):
     def __init__(self, config: FileDropConfig, *, settings: Settings,
-                 metrics: ConnectorMetrics) -> None:
+                 metrics: ConnectorMetrics, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(config.name)
         self.config = config
         self.metrics = metrics.source
@@ -235,6 +146,9 @@ class FileDropSource(ThreadedConnector):
         self.done_dir = config.directory / "done"
         self.failed_dir = config.directory / "failed"
         self.null_values = frozenset(config.csv.null_values)
+        self._clock = clock
+        self._seen: dict[str, _Seen] = {}
+        self._noted: set[tuple[str, str]] = set()
 
     # ------------------------------------------------------------------ lifecycle
     def setup(self) -> None:
@@ -262,57 +176,108 @@ class FileDropSource(ThreadedConnector):
         picked = self._next_file()
         if picked is None:
             return False
-        path, ident, start = picked
-        self._process(path, ident, start, stop)
+        self._process(*picked, stop)
         return True
 
     # ------------------------------------------------------------------ files
-    def _candidates(self) -> list[Path]:
-        now = time.time()
-        found = []
-        for p in self.config.directory.glob(self.config.pattern):
-            if not p.is_file() or p.name.startswith("."):
-                continue
-            if now - p.stat().st_mtime < self.config.settle_s:
-                continue
-            found.append(p)
-        return sorted(found, key=lambda p: (p.stat().st_mtime_ns, p.name))
+    def _note_once(self, event: str, name: str) -> None:
+        if (event, name) not in self._noted:
+            self._noted.add((event, name))
+            log.warning(event, connector=self.name, file=display_name(name))
 
-    def _next_file(self) -> tuple[Path, FileIdentity, int] | None:
+    def _refuse(self, path: Path, why: str) -> None:
+        moved = self._move(path, self.failed_dir, why)
+        self.metrics.rejected.labels(self.name, "refused_file").inc()
+        log.error("filedrop.file_refused", connector=self.name,
+                  file=display_name(moved.name), why=why)
+
+    def _candidates(self) -> list[Path]:
+        """Regular files matching the pattern, complete (see the module), oldest first; others
+        are refused (moved to failed/) or waited for."""
+        now = self._clock()
+        seen: dict[str, _Seen] = {}
+        ready: list[tuple[int, str, Path]] = []
+        for p in self.config.directory.glob(self.config.pattern):
+            name = p.name
+            if name.startswith("."):
+                self._note_once("filedrop.dotfile_ignored", name)
+                continue
+            try:
+                st = p.lstat()
+            except FileNotFoundError:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                self._refuse(p, not_regular_reason(st.st_mode))
+                continue
+            prev = self._seen.get(name)
+            unchanged = prev is not None and (prev.size, prev.mtime_ns) == (
+                st.st_size, st.st_mtime_ns)
+            since = prev.since if prev is not None and unchanged else now
+            seen[name] = _Seen(st.st_size, st.st_mtime_ns, since)
+            if now - since < self.config.settle_s:
+                continue
+            try:
+                complete = _ends_with_newline(p, st.st_size)
+            except FileNotFoundError:
+                continue
+            except HeaderProblem as exc:  # replaced by a link or FIFO since lstat
+                self._refuse(p, str(exc))
+                continue
+            if not complete:
+                if now - since >= self.config.incomplete_after_s:
+                    self._refuse(p, f"the last line is incomplete (no final newline) and the "
+                                    f"file was unchanged for {self.config.incomplete_after_s:g} s:"
+                                    " a writer that stopped, or an export without a final "
+                                    "newline (add one and drop the file again)")
+                else:
+                    self._note_once("filedrop.waiting_for_last_line", name)
+                continue
+            ready.append((st.st_mtime_ns, name, p))
+        self._seen = seen
+        return [p for _, _, p in sorted(ready)]
+
+    def _next_file(self) -> tuple[Path, FileIdentity, int, FileOutcome] | None:
         state = _read_state(self.config.state_path)
         if state is not None:
             path = self.config.directory / str(state.get("file", ""))
-            if path.is_file():
+            if path.is_file() and not path.is_symlink():
                 ident = FileIdentity.of(path)
                 if (ident.size, ident.mtime_ns, ident.sha256) == (
                         state.get("size"), state.get("mtime_ns"), state.get("sha256")):
                     done = int(state.get("lines_done", 0))
-                    log.info("filedrop.resume", connector=self.name, file=path.name,
-                             lines_done=done)
-                    return path, ident, done
-                log.warning("filedrop.state_mismatch", connector=self.name, file=path.name)
+                    log.info("filedrop.resume", connector=self.name,
+                             file=display_name(path.name), lines_done=done)
+                    return path, ident, done, FileOutcome.from_state(state.get("outcome"))
+                log.warning("filedrop.state_mismatch", connector=self.name,
+                            file=display_name(path.name))
             self.config.state_path.unlink(missing_ok=True)
         for path in self._candidates():
-            return path, FileIdentity.of(path), 0
+            try:
+                return path, FileIdentity.of(path), 0, FileOutcome()
+            except HeaderProblem as exc:  # replaced by a link or FIFO since the scan
+                self._refuse(path, str(exc))
         return None
 
-    def _save(self, ident: FileIdentity, lines_done: int) -> None:
+    def _save(self, ident: FileIdentity, lines_done: int, outcome: FileOutcome) -> None:
         write_state(self.config.state_path, {
             "file": ident.name, "size": ident.size, "mtime_ns": ident.mtime_ns,
-            "sha256": ident.sha256, "lines_done": lines_done,
+            "sha256": ident.sha256, "lines_done": lines_done, "outcome": outcome.to_state(),
             "updated": dt.datetime.now(dt.UTC).isoformat()})
 
-    def _move(self, path: Path, target_dir: Path, note: str | None = None) -> Path:
+    def _move(self, path: Path, target_dir: Path, note: str | None = None,
+              suffix: str = ".reason") -> Path:
         target = target_dir / path.name
-        if target.exists():
+        if os.path.lexists(target):
             stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
             target = target_dir / f"{path.stem}.{stamp}{path.suffix}"
-        os.replace(path, target)
+        os.replace(path, target)  # a symbolic link moves as the link itself
         if note is not None:
-            target.with_name(target.name + ".reason").write_text(note + "\n", encoding="utf-8")
+            target.with_name(target.name + suffix).write_text(note + "\n", encoding="utf-8")
         return target
 
-    def _process(self, path: Path, ident: FileIdentity, start: int,
+    def _process(self, path: Path, ident: FileIdentity, start: int, outcome: FileOutcome,
                  stop: threading.Event) -> None:
         schema = self.schemas.get(self.config.agency, self.config.dataset)
         done = start
@@ -323,38 +288,41 @@ class FileDropSource(ThreadedConnector):
                     continue
                 chunk.append(rec)
                 if len(chunk) >= self.config.chunk_lines:
-                    if not self._send(chunk, path.name, schema, stop):
+                    if not self._send(chunk, path.name, schema, outcome, stop):
                         return
                     done += len(chunk)
-                    self._save(ident, done)
+                    self._save(ident, done, outcome)
                     chunk = []
                     if stop.is_set():
-                        log.info("filedrop.paused", connector=self.name, file=path.name,
-                                 lines_done=done)
+                        log.info("filedrop.paused", connector=self.name,
+                                 file=display_name(path.name), lines_done=done)
                         return
         except HeaderProblem as exc:
-            moved = self._move(path, self.failed_dir, str(exc))
+            self._refuse(path, str(exc))
             self.config.state_path.unlink(missing_ok=True)
-            self.metrics.rejected.labels(self.name, "unreadable_file").inc()
-            log.error("filedrop.file_failed", connector=self.name, file=moved.name, why=str(exc))
             return
         if chunk:
-            if not self._send(chunk, path.name, schema, stop):
+            if not self._send(chunk, path.name, schema, outcome, stop):
                 return
             done += len(chunk)
-            self._save(ident, done)
-        moved = self._move(path, self.done_dir)
+            self._save(ident, done, outcome)
+        note = outcome.text(file=path.name, topic=self.topic, deadletter=self.dlq).rstrip("\n")
+        moved = self._move(path, self.done_dir, note, suffix=".outcome")
         self.config.state_path.unlink(missing_ok=True)
-        log.info("filedrop.file_done", connector=self.name, file=moved.name, records=done)
+        log.info("filedrop.file_done", connector=self.name, file=display_name(moved.name),
+                 records=outcome.produced + outcome.rejected, written=outcome.produced,
+                 deadlettered=outcome.rejected)
 
     def _send(self, chunk: list[DropRecord], file: str, schema: RawSchema,
-              stop: threading.Event) -> bool:
+              outcome: FileOutcome, stop: threading.Event) -> bool:
         """Produce one chunk and wait for every ack; retried while the broker fails. False when
-        stopped before the chunk was acknowledged (its state is not advanced)."""
+        stopped before the chunk was acknowledged (its state is not advanced). ``outcome``
+        takes the chunk's rows once it was acknowledged."""
         backoff = 0.2
         while True:
             started = time.monotonic()
             acks = Acks()
+            rejects: list[tuple[int, Rejected]] = []
             sent = out = 0
             for rec in chunk:
                 if rec.fields is None:
@@ -364,10 +332,11 @@ class FileDropSource(ThreadedConnector):
                     else encode_checked(schema, rec.fields, null_values=self.null_values))
                 sent += 1
                 if isinstance(result, Rejected):
+                    rejects.append((rec.line, result))
                     self.producer.produce(self.dlq, key=None, value=rec.raw, on_delivery=acks,
-                                          headers=deadletter_headers(
-                                              result, connector=self.name,
-                                              origin={"file": file, "line": str(rec.line)}))
+                                          headers=rejected_headers(
+                                              result, extra=[(CONNECTOR, self.name)],
+                                              source={"file": file, "line": rec.line}))
                 else:
                     assert isinstance(rec.fields, dict)
                     key = record_key(rec.fields, self.config.key_fields)
@@ -379,18 +348,27 @@ class FileDropSource(ThreadedConnector):
             left = self.producer.flush()
             self.metrics.lag.labels(self.name).set(0)
             if left == 0 and not acks.errors and acks.ok == sent:
-                self.metrics.records_in.labels(self.name).inc(sent)
-                self.metrics.records_out.labels(self.name, self.topic).inc(out)
-                if sent - out:
-                    self.metrics.rejected.labels(self.name, "deadlettered").inc(sent - out)
-                self.metrics.delivery_latency.labels(self.name).observe(
-                    time.monotonic() - started)
+                self._count(acks, rejects, out, outcome, time.monotonic() - started)
                 return True
             self.metrics.errors.labels(self.name, "broker").inc()
             why = acks.errors[0] if acks.errors else f"{left} records unacknowledged"
-            log.warning("filedrop.chunk_failed", connector=self.name, file=file, error=why,
-                        retry_in_s=backoff)
+            log.warning("filedrop.chunk_failed", connector=self.name, file=display_name(file),
+                        error=why, retry_in_s=backoff)
             if stop.wait(backoff):
-                raise BrokerError(f"file drop {self.name} stopped with chunk of {file} "
-                                  f"unacknowledged: {why}")
+                raise BrokerError(f"file drop {self.name} stopped with chunk of "
+                                  f"{display_name(file)} unacknowledged: {why}")
             backoff = min(backoff * 2, 10.0)
+
+    def _count(self, acks: Acks, rejects: list[tuple[int, Rejected]], out: int,
+               outcome: FileOutcome, elapsed_s: float) -> None:
+        for line, why in rejects:
+            outcome.reject(line, why)
+        outcome.produced += out
+        for (topic, partition), (first, last) in acks.offsets.items():
+            if topic == self.topic:
+                outcome.written(partition, first, last)
+        self.metrics.records_in.labels(self.name).inc(out + len(rejects))
+        self.metrics.records_out.labels(self.name, self.topic).inc(out)
+        if rejects:
+            self.metrics.rejected.labels(self.name, "deadlettered").inc(len(rejects))
+        self.metrics.delivery_latency.labels(self.name).observe(elapsed_s)

@@ -5,11 +5,21 @@ schema and produced as Avro to ``raw.<agency>.<dataset>``.
 <token>`` and a JSON object (one record) or array (a batch). The reply lists, per record,
 ``accepted`` (with partition and offset: durable on the broker, ``acks=all``) or ``rejected``
 (reason, field, why; never the value). Status: 200 all accepted, 207 some, 422 none.
-Errors: 401 no/unknown token, 403 another agency's dataset, 413 body over ``max_body_bytes``
-(refused while reading), 400 invalid UTF-8 / JSON / too deep, 409 same Idempotency-Key still
-in flight, 422 same key with another body, 503 broker or registry unavailable (retry).
+Errors: 401 no/unknown token; 404 ``no_such_dataset`` (to a valid token) for an agency or
+dataset this gateway does not take (a misspelt URL), 403 an existing dataset the token may not
+publish to; 415 a body that is not ``application/json``; 413 body over ``max_body_bytes``
+(refused while reading) or too many records; 408 a body slower than ``body_timeout_s``; 400
+invalid UTF-8 / JSON, a duplicate key, an over-long integer, too deep
+(:mod:`connectors.sources.gateway_body`); 409 same Idempotency-Key still in flight, 422 same key
+with another body, 503 broker or registry unavailable (retry).
 ``Idempotency-Key``: a retried POST with the same key and body gets the stored reply and
 nothing is produced twice (keys live in memory for ``idempotency_ttl_s``).
+
+Slow clients: request headers must arrive within ``header_timeout_s``
+(:mod:`connectors.sources.gateway_server`), the body within ``body_timeout_s``; a client that
+hangs up is one log line. ``/docs`` is never served (FastAPI's page loads its scripts from a
+CDN, unreachable on an offline government network); ``/openapi.json`` only with ``openapi:
+true`` (then to anyone who can reach the port: it holds the routes, no agencies or datasets).
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ from confluent_kafka import KafkaError, Message
 from fastapi import FastAPI, Header, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
+from starlette.requests import ClientDisconnect
 
 from connectors.coerce import RawSchema, encode_checked, record_key
 from connectors.config import env_secret
@@ -38,6 +49,13 @@ from connectors.sources.gateway_auth import (
     IdempotencyStore,
     token_sha256,
 )
+from connectors.sources.gateway_body import (
+    BodyError,
+    is_json_media_type,
+    json_depth,
+    parse_records,
+)
+from connectors.sources.gateway_server import server_config
 from connectors.sources.plumbing import RawProducer, RawSchemas, raw_subject, raw_topic
 from shulian.errors import BrokerError, InfrastructureError, RegistryError
 from shulian.log import get_logger
@@ -73,21 +91,6 @@ class IngestReply(BaseModel):
 class ErrorReply(BaseModel):
     error: str
     detail: str
-
-
-def json_depth(obj: Any, *, limit: int) -> int:
-    """Nesting depth of a parsed JSON value, counting stops just past ``limit``."""
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(obj, 1)]
-    while stack:
-        node, d = stack.pop()
-        if isinstance(node, dict | list):
-            deepest = max(deepest, d)
-            if deepest > limit:
-                return deepest
-            children = node.values() if isinstance(node, dict) else node
-            stack.extend((c, d + 1) for c in children if isinstance(c, dict | list))
-    return deepest
 
 
 def _error(status: int, error: str, detail: str, **headers: str) -> JSONResponse:
@@ -136,6 +139,14 @@ class AsyncDelivery:
         return await fut
 
 
+_RECORDS_PATH = "/v1/agencies/{agency}/datasets/{dataset}/records"
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    207: {"model": IngestReply}, 422: {"model": IngestReply},
+    **{s: {"model": ErrorReply} for s in (400, 401, 403, 404, 408, 409, 413, 415, 503)}}
+_BODY_SCHEMA = {"requestBody": {"required": True, "content": {"application/json": {
+    "schema": {"oneOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}}]}}}}}
+
+
 def create_app(
     config: GatewayConfig,
     *,
@@ -144,122 +155,161 @@ def create_app(
     delivery: AsyncDelivery,
     metrics: ConnectorMetrics,
 ) -> FastAPI:
-    """The gateway's ASGI app (OpenAPI at /openapi.json, docs at /docs)."""
+    """The gateway's ASGI app. ``/docs`` is never served (its page loads from a CDN);
+    ``/openapi.json`` only when ``config.openapi`` is set."""
     app = FastAPI(title="Shulian ingest gateway", version="1",
-                  description="Agencies publish JSON records to the data chain.")
-    idem = IdempotencyStore(ttl_s=config.idempotency_ttl_s,
-                            max_keys=config.idempotency_max_keys)
-    m = metrics.source
-    name = config.name
-    keys = {(a, r.dataset): r.key_fields for a, acc in config.agencies.items()
-            for r in acc.datasets}
+                  description="Agencies publish JSON records to the data chain.",
+                  docs_url=None, redoc_url=None,
+                  openapi_url="/openapi.json" if config.openapi else None)
+    gateway = _Gateway(config, auth=auth, schemas=schemas, delivery=delivery, metrics=metrics)
+    app.get("/healthz")(_healthz)
+    app.post(_RECORDS_PATH, response_model=IngestReply, responses=_RESPONSES,
+             openapi_extra=_BODY_SCHEMA)(gateway.post_records)
+    return app
 
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
 
-    @app.post(
-        "/v1/agencies/{agency}/datasets/{dataset}/records",
-        response_model=IngestReply,
-        responses={207: {"model": IngestReply}, 400: {"model": ErrorReply},
-                   401: {"model": ErrorReply}, 403: {"model": ErrorReply},
-                   409: {"model": ErrorReply}, 413: {"model": ErrorReply},
-                   422: {"model": IngestReply}, 503: {"model": ErrorReply}},
-        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-            "schema": {"oneOf": [{"type": "object"},
-                                 {"type": "array", "items": {"type": "object"}}]}}}}},
-    )
+async def _healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+class _Gateway:
+    """One request's path: who (auth), what (media type, body), once (idempotency), then
+    check and produce each record."""
+
+    def __init__(self, config: GatewayConfig, *, auth: Authenticator, schemas: RawSchemas,
+                 delivery: AsyncDelivery, metrics: ConnectorMetrics) -> None:
+        self.config = config
+        self.auth = auth
+        self.producer = _Producer(config, schemas=schemas, delivery=delivery, metrics=metrics)
+        self.idem = IdempotencyStore(ttl_s=config.idempotency_ttl_s,
+                                     max_keys=config.idempotency_max_keys)
+        self.m = metrics.source
+        self.name = config.name
+
     async def post_records(
+        self,
         agency: str,
         dataset: str,
         request: Request,
         authorization: str | None = Header(default=None),
         idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
     ) -> Response:
-        outcome = auth.check(authorization, agency=agency, dataset=dataset)
+        refused = self._authorise(authorization, agency, dataset)
+        if refused is not None:
+            return refused
+        if not is_json_media_type(request.headers.get("content-type")):
+            self.m.rejected.labels(self.name, "media_type").inc()
+            return _error(415, "unsupported_media_type", "the body must be application/json")
+        body = await self._read_body(request)
+        if isinstance(body, Response):
+            return body
+        if idempotency_key is None:
+            return await self._answer(agency, dataset, body, None)
+        if not 1 <= len(idempotency_key) <= 200:
+            return _error(400, "bad_idempotency_key", "Idempotency-Key must be 1-200 chars")
+        key = (agency, dataset, idempotency_key)
+        digest = hashlib.sha256(body).hexdigest()
+        seen = self.idem.begin(key, digest)
+        if seen is None:
+            return await self._answer(agency, dataset, body, key)
+        if seen.body_sha256 != digest:
+            return _error(422, "idempotency_key_reused",
+                          "this Idempotency-Key was used with a different body")
+        if seen.status is None:
+            return _error(409, "in_progress",
+                          "a request with this Idempotency-Key is still in progress")
+        return Response(seen.reply, status_code=seen.status, media_type="application/json",
+                        headers={"Idempotent-Replayed": "true"})
+
+    def _authorise(self, authorization: str | None, agency: str, dataset: str
+                   ) -> JSONResponse | None:
+        outcome = self.auth.check(authorization, agency=agency, dataset=dataset)
+        if outcome is AuthOutcome.OK:
+            return None
+        self.m.rejected.labels(self.name, str(outcome)).inc()
         if outcome is AuthOutcome.UNAUTHENTICATED:
-            m.rejected.labels(name, "unauthenticated").inc()
             return _error(401, "unauthenticated", "a valid bearer token is required",
                           **{"WWW-Authenticate": "Bearer"})
-        if outcome is AuthOutcome.FORBIDDEN:
-            m.rejected.labels(name, "forbidden").inc()
-            log.warning("gateway.forbidden", connector=name, agency=agency, dataset=dataset)
-            return _error(403, "forbidden", "this token may not publish to this dataset")
-        # --- the body, refused as soon as it is too large
+        if outcome is AuthOutcome.NOT_FOUND:
+            return _error(404, "no_such_dataset",
+                          f"no such dataset: this gateway takes no records for agency "
+                          f"{agency!r}, dataset {dataset!r} (check the spelling)")
+        log.warning("gateway.forbidden", connector=self.name, agency=agency, dataset=dataset)
+        return _error(403, "forbidden", "this token may not publish to this dataset")
+
+    async def _read_body(self, request: Request) -> bytes | Response:
+        """The body, refused as soon as it is too large or too slow; a client that hangs up
+        is logged in one line."""
+        limit = self.config.max_body_bytes
+        too_large = _error(413, "too_large", f"body exceeds {limit} bytes")
         declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > config.max_body_bytes:
-            return _error(413, "too_large", f"body exceeds {config.max_body_bytes} bytes")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            return too_large
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > config.max_body_bytes:
-                return _error(413, "too_large", f"body exceeds {config.max_body_bytes} bytes")
-            chunks.append(chunk)
-        body = b"".join(chunks)
-        # --- idempotency
-        idem_key: tuple[str, str, str] | None = None
-        if idempotency_key is not None:
-            if not 1 <= len(idempotency_key) <= 200:
-                return _error(400, "bad_idempotency_key", "Idempotency-Key must be 1-200 chars")
-            idem_key = (agency, dataset, idempotency_key)
-            digest = hashlib.sha256(body).hexdigest()
-            seen = idem.begin(idem_key, digest)
-            if seen is not None:
-                if seen.body_sha256 != digest:
-                    return _error(422, "idempotency_key_reused",
-                                  "this Idempotency-Key was used with a different body")
-                if seen.status is None:
-                    return _error(409, "in_progress",
-                                  "a request with this Idempotency-Key is still in progress")
-                return Response(seen.reply, status_code=seen.status,
-                                media_type="application/json",
-                                headers={"Idempotent-Replayed": "true"})
         try:
-            status, reply = await _ingest(agency, dataset, body)
+            async with asyncio.timeout(self.config.body_timeout_s):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > limit:
+                        return too_large
+                    chunks.append(chunk)
+        except TimeoutError:
+            self.m.rejected.labels(self.name, "body_timeout").inc()
+            log.warning("gateway.body_timeout", connector=self.name,
+                     timeout_s=self.config.body_timeout_s, bytes_read=size)
+            return _error(408, "body_timeout",
+                          f"the body did not arrive within {self.config.body_timeout_s:g} s",
+                          Connection="close")
+        except ClientDisconnect:
+            log.warning("gateway.client_disconnected", connector=self.name, bytes_read=size)
+            return Response(status_code=400)  # nobody is there to read it
+        return b"".join(chunks)
+
+    async def _answer(self, agency: str, dataset: str, body: bytes,
+                      idem_key: tuple[str, str, str] | None) -> Response:
+        try:
+            parsed = parse_records(body, max_depth=self.config.max_depth,
+                                   max_records=self.config.max_records)
+            if isinstance(parsed, BodyError):
+                status, reply = parsed.status, json.dumps(
+                    {"error": parsed.error, "detail": parsed.detail}).encode()
+            else:
+                status, reply = await self.producer.ingest(agency, dataset, parsed)
         except InfrastructureError as exc:
             if idem_key is not None:
-                idem.abandon(idem_key)
+                self.idem.abandon(idem_key)
             kind = "registry" if isinstance(exc, RegistryError) else "broker"
-            m.errors.labels(name, kind).inc()
-            log.error("gateway.unavailable", connector=name, kind=kind, error=str(exc))
+            self.m.errors.labels(self.name, kind).inc()
+            log.error("gateway.unavailable", connector=self.name, kind=kind, error=str(exc))
             return _error(503, f"{kind}_unavailable", str(exc), **{"Retry-After": "5"})
         except BaseException:
             if idem_key is not None:
-                idem.abandon(idem_key)
+                self.idem.abandon(idem_key)
             raise
         if idem_key is not None and status in (200, 207, 400, 422):
-            idem.finish(idem_key, status=status, reply=reply)
+            self.idem.finish(idem_key, status=status, reply=reply)
         return Response(reply, status_code=status, media_type="application/json")
 
-    async def _ingest(agency: str, dataset: str, body: bytes) -> tuple[int, bytes]:
-        def err(status: int, error: str, detail: str) -> tuple[int, bytes]:
-            return status, json.dumps({"error": error, "detail": detail}).encode()
 
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            return err(400, "invalid_utf8", f"body is not valid UTF-8 (byte {exc.start})")
-        try:
-            doc = json.loads(text)
-        except RecursionError:
-            return err(400, "too_deep", f"JSON nested deeper than {config.max_depth}")
-        except json.JSONDecodeError as exc:
-            return err(400, "invalid_json",
-                       f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
-        if json_depth(doc, limit=config.max_depth) > config.max_depth:
-            return err(400, "too_deep", f"JSON nested deeper than {config.max_depth}")
-        records = doc if isinstance(doc, list) else [doc]
-        if not records:
-            return err(422, "empty", "no records in the body")
-        if len(records) > config.max_records:
-            return err(413, "too_many_records",
-                       f"{len(records)} records; at most {config.max_records} per request")
+class _Producer:
+    """Checks each record against the latest raw schema and produces the valid ones."""
+
+    def __init__(self, config: GatewayConfig, *, schemas: RawSchemas, delivery: AsyncDelivery,
+                 metrics: ConnectorMetrics) -> None:
+        self.schemas = schemas
+        self.delivery = delivery
+        self.m = metrics.source
+        self.name = config.name
+        self.keys = {(a, r.dataset): r.key_fields for a, acc in config.agencies.items()
+                     for r in acc.datasets}
+
+    async def ingest(self, agency: str, dataset: str, records: list[Any]) -> tuple[int, bytes]:
         started = time.monotonic()
-        m.records_in.labels(name).inc(len(records))
-        schema: RawSchema = await asyncio.to_thread(schemas.get, agency, dataset)
+        self.m.records_in.labels(self.name).inc(len(records))
+        schema: RawSchema = await asyncio.to_thread(self.schemas.get, agency, dataset)
         topic = raw_topic(agency, dataset)
-        key_fields = keys.get((agency, dataset), ())
+        key_fields = self.keys.get((agency, dataset), ())
         results: list[RecordResult | None] = [None] * len(records)
         pending: list[tuple[int, asyncio.Future[tuple[int, int]]]] = []
         for i, rec in enumerate(records):
@@ -267,38 +317,43 @@ def create_app(
             if isinstance(encoded, Rejected):
                 results[i] = RecordResult(index=i, status="rejected", reason=str(encoded.reason),
                                           field=encoded.field, detail=encoded.detail)
-                m.rejected.labels(name, str(encoded.reason)).inc()
+                self.m.rejected.labels(self.name, str(encoded.reason)).inc()
                 continue
             key = record_key(rec, key_fields) if isinstance(rec, dict) else None
-            pending.append((i, asyncio.ensure_future(delivery.send(topic, key, encoded.value))))
+            pending.append((i, asyncio.ensure_future(
+                self.delivery.send(topic, key, encoded.value))))
         if pending:
-            m.lag.labels(name).inc(len(pending))
-            try:
-                acks = await asyncio.gather(*(f for _, f in pending), return_exceptions=True)
-            finally:
-                m.lag.labels(name).dec(len(pending))
-            failed = [a for a in acks if isinstance(a, BaseException)]
-            for (i, _), ack in zip(pending, acks, strict=True):
-                if not isinstance(ack, BaseException):
-                    results[i] = RecordResult(index=i, status="accepted", partition=ack[0],
-                                              offset=ack[1])
-            ok = len(pending) - len(failed)
-            m.records_out.labels(name, topic).inc(ok)
-            m.delivery_latency.labels(name).observe(time.monotonic() - started)
-            if failed:
-                raise BrokerError(f"{len(failed)} of {len(pending)} records not acknowledged "
-                                  f"({ok} were): {failed[0]}")
+            await self._acknowledged(pending, results, topic, started)
         done = [r for r in results if r is not None]
         accepted = sum(1 for r in done if r.status == "accepted")
         reply = IngestReply(agency=agency, dataset=dataset, topic=topic,
                             schema_id=schema.schema_id, accepted=accepted,
                             rejected=len(done) - accepted, results=done)
         status = 200 if accepted == len(done) else 207 if accepted else 422
-        log.info("gateway.ingested", connector=name, agency=agency, dataset=dataset,
+        log.info("gateway.ingested", connector=self.name, agency=agency, dataset=dataset,
                  accepted=accepted, rejected=len(done) - accepted, status=status)
         return status, reply.model_dump_json(exclude_none=True).encode()
 
-    return app
+    async def _acknowledged(self, pending: list[tuple[int, asyncio.Future[tuple[int, int]]]],
+                            results: list[RecordResult | None], topic: str,
+                            started: float) -> None:
+        """Wait for every ack; BrokerError if any failed (the reply would be a lie)."""
+        self.m.lag.labels(self.name).inc(len(pending))
+        try:
+            acks = await asyncio.gather(*(f for _, f in pending), return_exceptions=True)
+        finally:
+            self.m.lag.labels(self.name).dec(len(pending))
+        failed = [a for a in acks if isinstance(a, BaseException)]
+        for (i, _), ack in zip(pending, acks, strict=True):
+            if not isinstance(ack, BaseException):
+                results[i] = RecordResult(index=i, status="accepted", partition=ack[0],
+                                          offset=ack[1])
+        ok = len(pending) - len(failed)
+        self.m.records_out.labels(self.name, topic).inc(ok)
+        self.m.delivery_latency.labels(self.name).observe(time.monotonic() - started)
+        if failed:
+            raise BrokerError(f"{len(failed)} of {len(pending)} records not acknowledged "
+                              f"({ok} were): {failed[0]}")
 
 
 def build_authenticator(config: GatewayConfig) -> Authenticator:
@@ -349,10 +404,10 @@ class GatewaySource:
 
     def start(self) -> None:
         self.delivery.start()
-        cfg = uvicorn.Config(self.app, host=self.host, port=self.port, log_config=None,
-                             access_log=False, lifespan="off", timeout_graceful_shutdown=10,
-                             **uvicorn_ssl(self.settings))
-        server = uvicorn.Server(cfg)
+        server = uvicorn.Server(server_config(
+            self.app, host=self.host, port=self.port,
+            header_timeout_s=self.config.header_timeout_s, connector=self.name,
+            ssl=uvicorn_ssl(self.settings)))
         self._server = server
 
         def serve() -> None:

@@ -27,6 +27,7 @@ class AuthOutcome(StrEnum):
     OK = "ok"
     UNAUTHENTICATED = "unauthenticated"  # 401: no token, malformed, or unknown
     FORBIDDEN = "forbidden"  # 403: a valid token of another agency, or a dataset not granted
+    NOT_FOUND = "not_found"  # 404 (to a valid token only): no such agency or dataset here
 
 
 class Authenticator:
@@ -35,6 +36,7 @@ class Authenticator:
     def __init__(self, hashes: Mapping[str, str], datasets: Mapping[str, frozenset[str]]) -> None:
         self._hashes = {a: bytes.fromhex(h) for a, h in hashes.items()}
         self._datasets = dict(datasets)
+        self._known = frozenset(d for ds in datasets.values() for d in ds)
 
     def identify(self, authorization: str | None) -> str | None:
         """The agency whose token is presented in an ``Authorization: Bearer`` header."""
@@ -55,6 +57,8 @@ class Authenticator:
         who = self.identify(authorization)
         if who is None:
             return AuthOutcome.UNAUTHENTICATED
+        if agency not in self._hashes or dataset not in self._known:
+            return AuthOutcome.NOT_FOUND  # a misspelt name: say so rather than "forbidden"
         if who != agency or dataset not in self._datasets.get(who, frozenset()):
             return AuthOutcome.FORBIDDEN
         return AuthOutcome.OK

@@ -1,5 +1,5 @@
 """I/O shared by the sources: raw schemas from the registry, a producer that reports each
-record's acknowledgement, reachability checks, dead-letter headers.
+record's acknowledgement, reachability checks.
 
 Every source turns an agency record into checked Avro bytes the same way:
 :meth:`RawSchemas.get` then :func:`connectors.coerce.encode_checked`.
@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -19,7 +19,6 @@ from connectors.coerce import RawSchema
 from shulian.chain.topology import Topology, subject_of
 from shulian.errors import BrokerError, RegistryError
 from shulian.io.kafka import admin_client, producer_config
-from shulian.logic.result import Rejected
 from shulian.serde import SchemaCache
 from shulian.settings import Settings
 
@@ -28,7 +27,6 @@ __all__ = [
     "DeliveryCallback",
     "RawProducer",
     "RawSchemas",
-    "deadletter_headers",
     "deadletter_topic",
     "raw_subject",
     "raw_topic",
@@ -93,17 +91,24 @@ class RawSchemas:
 
 
 class Acks:
-    """Delivery callback counting acknowledgements and keeping broker errors."""
+    """Delivery callback counting acknowledgements, keeping broker errors and the offsets
+    written per (topic, partition) as (first, last)."""
 
     def __init__(self) -> None:
         self.ok = 0
         self.errors: list[str] = []
+        self.offsets: dict[tuple[str, int], tuple[int, int]] = {}
 
-    def __call__(self, err: KafkaError | None, _msg: Message) -> None:
-        if err is None:
-            self.ok += 1
-        else:
+    def __call__(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
             self.errors.append(err.str())
+            return
+        self.ok += 1
+        topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+        if topic is None or partition is None or offset is None or offset < 0:
+            return
+        first, last = self.offsets.get((topic, partition), (offset, offset))
+        self.offsets[(topic, partition)] = (min(first, offset), max(last, offset))
 
 
 class RawProducer:
@@ -141,11 +146,12 @@ class RawProducer:
         key: bytes | None,
         value: bytes,
         on_delivery: DeliveryCallback,
-        headers: list[tuple[str, str | bytes | None]] | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
     ) -> None:
+        kafka_headers = list[tuple[str, str | bytes | None]](headers) or None
         while True:
             try:
-                self.producer.produce(topic, value, key, headers=headers,
+                self.producer.produce(topic, value, key, headers=kafka_headers,
                                       on_delivery=on_delivery)
                 return
             except BufferError:
@@ -160,19 +166,3 @@ class RawProducer:
             return 0
         return int(self._producer.flush(self.timeout_s if timeout_s is None else timeout_s))
 
-
-def deadletter_headers(
-    rejected: Rejected, *, connector: str, origin: dict[str, str]
-) -> list[tuple[str, str | bytes | None]]:
-    """The chain's dead-letter headers, plus where in the source the record came from."""
-    headers: list[tuple[str, str | bytes | None]] = [
-        ("shulian.reason", str(rejected.reason).encode()),
-        ("shulian.detail", rejected.detail.encode()),
-    ]
-    if rejected.field is not None:
-        headers.append(("shulian.field", rejected.field.encode()))
-    if rejected.check is not None:
-        headers.append(("shulian.check", rejected.check.encode()))
-    headers.append(("shulian.connector", connector.encode()))
-    headers += [(f"shulian.source.{k}", v.encode()) for k, v in origin.items()]
-    return headers

@@ -39,10 +39,10 @@ from connectors.sources.plumbing import (
     Acks,
     RawProducer,
     RawSchemas,
-    deadletter_headers,
     deadletter_topic,
     raw_topic,
 )
+from shulian.chain.headers import CONNECTOR, rejected_headers
 from shulian.errors import BrokerError, InfrastructureError
 from shulian.log import get_logger
 from shulian.logic.result import Rejected
@@ -246,9 +246,9 @@ class TableSource(ThreadedConnector):
                 if isinstance(result, Rejected):
                     raw = json.dumps(record, default=str, ensure_ascii=False).encode()
                     self.producer.produce(self.dlq, key=None, value=raw, on_delivery=acked,
-                                          headers=deadletter_headers(
-                                              result, connector=self.name,
-                                              origin={"table": self.config.table,
+                                          headers=rejected_headers(
+                                              result, extra=[(CONNECTOR, self.name)],
+                                              source={"table": self.config.table,
                                                       "cursor": str(row[n])}))
                 else:
                     self.producer.produce(self.topic, value=result.value, on_delivery=acked,

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from shulian.audit.window import Window, to_ms
+from shulian.chain import headers as H
 from shulian.chain.messages import InMessage, header_str
 from shulian.logic.audit import parse_audit, record_digest, verify_chain
 
@@ -124,8 +125,8 @@ def deliveries_from_egress(msgs: Iterable[InMessage]) -> tuple[list[Delivery], l
     out: list[Delivery] = []
     breaks: list[Break] = []
     for m in msgs:
-        entry = header_str(m.headers, "shulian.entry")
-        version = header_str(m.headers, "shulian.list.version")
+        entry = header_str(m.headers, H.ENTRY)
+        version = header_str(m.headers, H.LIST_VERSION)
         try:
             key = (m.key or b"").decode("utf-8")
         except UnicodeDecodeError:

@@ -27,6 +27,7 @@ from shulian.audit.progress import reading
 from shulian.audit.redeliver import pace
 from shulian.audit.window import Window
 from shulian.catalog.models import Catalog
+from shulian.chain import headers as H
 from shulian.chain.messages import header_str
 from shulian.chain.topology import Topology, plan_topics
 from shulian.errors import BrokerError, ConfigError, ConfigIssue
@@ -163,7 +164,7 @@ def run_drill(settings: Settings, *, catalog: Catalog, source: Topology, namespa
     elapsed = time.monotonic() - started
     canonical = read_topics(settings, dst_plan.canonical)
     dead = read_topics(settings, dst_plan.deadletter)
-    reasons = Counter(header_str(m.headers, "shulian.reason") or "?"
+    reasons = Counter(header_str(m.headers, H.REASON) or "?"
                       for ms in dead.values() for m in ms)
     audits: list[AuditEntry] = [e for ms in read_topics(settings, dst_plan.audit).values()
                                 for e in audit_entries(ms)]

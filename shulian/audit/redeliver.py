@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from shulian.chain import headers as H
 from shulian.chain.messages import InMessage
 from shulian.chain.topology import Topology
 
@@ -62,8 +63,8 @@ def pick_redeliveries(
     unaudited: list[InMessage] = []
     for m in egress:
         headers = dict(m.headers)
-        entry = (headers.get("shulian.entry") or b"").decode("utf-8", "replace")
-        version = (headers.get("shulian.list.version") or b"").decode("utf-8", "replace")
+        entry = (headers.get(H.ENTRY) or b"").decode("utf-8", "replace")
+        version = (headers.get(H.LIST_VERSION) or b"").decode("utf-8", "replace")
         key = (m.key or b"").decode("utf-8", "replace")
         found = delivers.get((m.topic, key, entry, int(version) if version.isdigit() else -1))
         if found is None:

@@ -19,6 +19,7 @@ from typing import Any
 
 from shulian.audit.check import AuditEntry
 from shulian.audit.window import DEFAULT_TZ, Window
+from shulian.chain import headers as H
 from shulian.chain.messages import Headers, header_str
 from shulian.logic.reasons import reason_words
 
@@ -79,11 +80,11 @@ class Filter:
 def _raw_origin(headers: Headers | None) -> str:
     if headers is None:
         return ""
-    topic = header_str(headers, "shulian.source.topic")
+    topic = header_str(headers, H.SOURCE_TOPIC)
     if topic is None:
         return ""
-    part = header_str(headers, "shulian.source.partition") or "?"
-    off = header_str(headers, "shulian.source.offset") or "?"
+    part = header_str(headers, H.SOURCE_PARTITION) or "?"
+    off = header_str(headers, H.SOURCE_OFFSET) or "?"
     return f"{topic}[{part}]@{off}"
 
 

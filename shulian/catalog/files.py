@@ -11,6 +11,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from shulian.errors import ConfigIssue
+from shulian.validation import validation_issues
 
 M = TypeVar("M", bound=BaseModel)
 WHOLE_FILE = "(file)"
@@ -51,7 +52,5 @@ def validate_into(issues: list[ConfigIssue], model: type[M], data: Any, file: st
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        for err in exc.errors():
-            where = ".".join(str(part) for part in err["loc"]) or WHOLE_FILE
-            issues.append(ConfigIssue(file, where, err["msg"]))
+        issues.extend(validation_issues(exc, file=file, whole=WHOLE_FILE))
         return None

@@ -28,14 +28,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from shulian.chain.headers import SOURCE_OFFSET, SOURCE_PARTITION, SOURCE_TOPIC
 from shulian.chain.messages import Headers
 from shulian.logic.audit import AuditChain, parse_audit
 
 __all__ = ["AuditResume", "Origin", "SourceMarks", "origin_of", "resume_from_audit"]
 
-SOURCE_TOPIC = "shulian.source.topic"
-SOURCE_PARTITION = "shulian.source.partition"
-SOURCE_OFFSET = "shulian.source.offset"
 
 
 @dataclass(frozen=True, slots=True)

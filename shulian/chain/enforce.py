@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from shulian.chain import headers as H
 from shulian.chain.dedup import AuditResume, origin_of
 from shulian.chain.messages import (
     InMessage,
@@ -257,7 +258,7 @@ class EnforceStage:
         record = msg.decoded if msg.decoded is not None else self._decode_value(msg.value)
         if isinstance(record, Rejected):
             return record
-        provider = header_str(msg.headers, "shulian.provider")
+        provider = header_str(msg.headers, H.PROVIDER)
         if not provider:
             return Rejected(Reason.MAPPING_ERROR, "canonical record has no provider header")
         try:
@@ -288,9 +289,9 @@ class EnforceStage:
         headers = self._egress_headers.get(hkey)
         if headers is None:  # the same for every view of the entry: built once, never edited
             headers = self._egress_headers[hkey] = [
-                ("shulian.entry", decision.entry_id.encode()),
-                ("shulian.list.version", str(decision.list_version).encode()),
-                ("shulian.provider", decision.provider.encode()),
+                (H.ENTRY, H.text_bytes(decision.entry_id)),
+                (H.LIST_VERSION, str(decision.list_version).encode()),
+                (H.PROVIDER, H.text_bytes(decision.provider)),
             ]
         return OutMessage(
             topic=topic,
@@ -304,11 +305,6 @@ class EnforceStage:
             topic=self._topology.deadletter(CANONICAL_DEADLETTER_AGENCY, dataset),
             key=msg.key,
             value=msg.value or b"",
-            headers=[
-                ("shulian.reason", rej.reason.value.encode()),
-                ("shulian.detail", rej.detail.encode("utf-8", "replace")),
-                ("shulian.source.topic", msg.topic.encode()),
-                ("shulian.source.partition", str(msg.partition).encode()),
-                ("shulian.source.offset", str(msg.offset).encode()),
-            ],
+            headers=H.rejected_headers(rej, source={
+                "topic": msg.topic, "partition": msg.partition, "offset": msg.offset}),
         )

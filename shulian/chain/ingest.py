@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from shulian.chain import headers as H
 from shulian.chain.dedup import SourceMarks, origin_of
 from shulian.chain.messages import InMessage, OutMessage, SchemaLookup
 from shulian.chain.topology import Topology, subject_of
@@ -126,8 +127,8 @@ class IngestStage:
                 agency=parsed[0], dataset=parsed[1],
                 subject=subject_of(self._topology.unprefix(topic) or topic),
                 canonical=self._topology.canonical(parsed[1]),
-                provider_header=("shulian.provider", parsed[0].encode()),
-                topic_header=("shulian.source.topic", topic.encode()))
+                provider_header=(H.PROVIDER, H.text_bytes(parsed[0])),
+                topic_header=(H.SOURCE_TOPIC, H.text_bytes(topic)))
             self._topics[topic] = info
             return info
 
@@ -174,11 +175,11 @@ class IngestStage:
             headers=[
                 topic.provider_header,
                 topic.topic_header,
-                ("shulian.source.partition", str(msg.partition).encode()),
-                ("shulian.source.offset", str(msg.offset).encode()),
-                ("shulian.source.timestamp", str(msg.timestamp_ms).encode()),
-                ("shulian.mapping.version", str(harmonised.mapping_version).encode()),
-                ("shulian.raw.schema_id", str(schema_id).encode()),
+                (H.SOURCE_PARTITION, str(msg.partition).encode()),
+                (H.SOURCE_OFFSET, str(msg.offset).encode()),
+                (H.SOURCE_TIMESTAMP, str(msg.timestamp_ms).encode()),
+                (H.MAPPING_VERSION, str(harmonised.mapping_version).encode()),
+                (H.RAW_SCHEMA_ID, str(schema_id).encode()),
             ],
             # canonical and audit partition p are written by the one worker that owns raw
             # partition p of every raw topic of the dataset (Faust assigns topics of equal
@@ -190,24 +191,13 @@ class IngestStage:
     def _deadletter(self, msg: InMessage, rej: Rejected) -> OutMessage:
         parsed_topic = self._topology.parse_raw(msg.topic)
         agency, dataset = parsed_topic if parsed_topic else ("unknown", "unknown")
-        headers: list[tuple[str, bytes]] = [
-            ("shulian.reason", rej.reason.value.encode()),
-            ("shulian.detail", rej.detail.encode("utf-8", "replace")),
-            ("shulian.source.topic", msg.topic.encode()),
-            ("shulian.source.partition", str(msg.partition).encode()),
-            ("shulian.source.offset", str(msg.offset).encode()),
-            ("shulian.source.timestamp", str(msg.timestamp_ms).encode()),
-        ]
-        if rej.field:
-            headers.append(("shulian.field", rej.field.encode()))
-        if rej.check:
-            headers.append(("shulian.check", rej.check.encode()))
-        # the original headers travel along untouched, prefixed
-        headers.extend((f"orig.{k}", v if v is not None else b"") for k, v in msg.headers)
         return OutMessage(
             topic=self._topology.deadletter(agency, dataset),
             key=msg.key,
             value=msg.value or b"",
-            headers=headers,
+            # the original headers travel along untouched, prefixed
+            headers=H.rejected_headers(rej, source={
+                "topic": msg.topic, "partition": msg.partition, "offset": msg.offset,
+                "timestamp": msg.timestamp_ms}, original=msg.headers),
             partition=msg.partition,
         )

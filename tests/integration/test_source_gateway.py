@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import select
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +19,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 from prometheus_client import CollectorRegistry
+from structlog.testing import capture_logs
 
 from connectors.metrics import ConnectorMetrics
 from connectors.sources.config import GatewayConfig
@@ -28,6 +31,7 @@ from connectors.sources.gateway import (
 )
 from connectors.sources.gateway_auth import token_sha256
 from connectors.sources.plumbing import RawProducer, RawSchemas
+from shulian.embedded.net import wait_until
 from shulian.io.kafka import TopicSpec, admin_client, consumer_config, ensure_topics
 from shulian.serde import SchemaCache
 from shulian.settings import Settings, load_settings
@@ -118,7 +122,8 @@ def url(agency: str) -> str:
 def test_auth_limits_and_body_errors(gw: tuple[GatewayConfig, Settings]) -> None:
     config, settings = gw
     a, b = list(config.agencies)
-    ok_auth = {"Authorization": "Bearer token-a"}
+    ok_auth = {"Authorization": "Bearer token-a", "Content-Type": "application/json"}
+    digits = b'[{"LSH": ' + b"9" * 4000 + b"}]"  # under max_body_bytes here
 
     async def calls(client: httpx.AsyncClient) -> dict[str, httpx.Response]:
         async def too_big() -> Any:
@@ -139,8 +144,23 @@ def test_auth_limits_and_body_errors(gw: tuple[GatewayConfig, Settings]) -> None
             "deep": await client.post(url(a), content=b"[" * 20 + b"]" * 20, headers=ok_auth),
             "deeper": await client.post(url(a), content=b"[" * 2000 + b"]" * 2000,
                                         headers=ok_auth),
+            "misspelt": await client.post(f"/v1/agencies/{a}/datasets/househld_change/records",
+                                          json=household(1), headers=ok_auth),
+            "misspelt_anon": await client.post(
+                f"/v1/agencies/{a}/datasets/househld_change/records", json=household(1)),
+            "no_type": await client.post(url(a), content=b"{}",
+                                         headers={"Authorization": "Bearer token-a"}),
+            "csv": await client.post(url(a), content=b"LSH\n1\n", headers={
+                **ok_auth, "Content-Type": "text/csv"}),
+            "typed": await client.post(url(a), content=json.dumps(household(1)), headers={
+                **ok_auth, "Content-Type": "Application/JSON; charset=utf-8"}),
+            "digits": await client.post(url(a), content=digits, headers=ok_auth),
+            "dup": await client.post(url(a), content=b'{"LSH": "a", "LSH": "b"}',
+                                     headers=ok_auth),
+            "nan": await client.post(url(a), content=b'{"LSH": NaN}', headers=ok_auth),
             "health": await client.get("/healthz"),
             "openapi": await client.get("/openapi.json"),
+            "docs": await client.get("/docs"),
         }
 
     r = run_asgi(config, settings, calls)
@@ -148,7 +168,17 @@ def test_auth_limits_and_body_errors(gw: tuple[GatewayConfig, Settings]) -> None
     assert r["none"].headers["www-authenticate"] == "Bearer"
     assert r["wrong"].status_code == 401
     assert r["cross"].status_code == 403
-    assert r["other_ds"].status_code == 403
+    assert r["other_ds"].status_code == 404  # no agency publishes it through this gateway
+    assert r["misspelt"].status_code == 404
+    assert r["misspelt"].json()["error"] == "no_such_dataset"
+    assert "househld_change" in r["misspelt"].json()["detail"]
+    assert r["misspelt_anon"].status_code == 401  # names are checked for a valid token only
+    assert r["no_type"].status_code == 415 and r["csv"].status_code == 415
+    assert r["typed"].status_code == 200, r["typed"].text
+    assert r["digits"].status_code == 400 and r["digits"].json()["error"] == "number_too_long"
+    assert r["dup"].status_code == 400 and r["dup"].json()["error"] == "duplicate_key"
+    assert r["nan"].status_code == 400 and r["nan"].json()["error"] == "invalid_json"
+    assert r["openapi"].status_code == 404 and r["docs"].status_code == 404  # off by default
     assert r["big"].status_code == 413
     assert r["big_stream"].status_code == 413
     assert r["utf8"].status_code == 400 and r["utf8"].json()["error"] == "invalid_utf8"
@@ -156,8 +186,13 @@ def test_auth_limits_and_body_errors(gw: tuple[GatewayConfig, Settings]) -> None
     assert r["deep"].status_code == 400 and r["deep"].json()["error"] == "too_deep"
     assert r["deeper"].status_code == 400  # past the size limit or too deep, never a crash
     assert r["health"].json() == {"status": "ok"}
-    paths = r["openapi"].json()["paths"]
-    assert "/v1/agencies/{agency}/datasets/{dataset}/records" in paths
+
+    async def docs(client: httpx.AsyncClient) -> list[httpx.Response]:
+        return [await client.get("/openapi.json"), await client.get("/docs")]
+
+    spec, page = run_asgi(config.model_copy(update={"openapi": True}), settings, docs)
+    assert "/v1/agencies/{agency}/datasets/{dataset}/records" in spec.json()["paths"]
+    assert page.status_code == 404  # its page would load from a CDN: never served
 
 
 def test_per_record_reasons_and_idempotency(gw: tuple[GatewayConfig, Settings]) -> None:
@@ -212,10 +247,89 @@ def test_real_server_end_to_end(gw: tuple[GatewayConfig, Settings]) -> None:
                                 "Content-Type": "application/json"}, timeout=30)
         assert r.status_code == 200, r.text
         assert r.json()["accepted"] == 20
-        assert httpx.get(f"{source.url}/docs", timeout=5).status_code == 200
+        assert httpx.get(f"{source.url}/healthz", timeout=5).status_code == 200
     finally:
         source.stop()
     assert source.failure() is None
     got = read_topic(settings, f"raw.{b}.household_change", 20)
     assert sorted(v["LSH"] for _, v in got) == sorted(x["LSH"] for x in records)
     assert all(k is None for k, _ in got)  # agency b has no key fields
+
+
+def _cut(socks: dict[int, socket.socket], received: dict[int, bytes]) -> set[int]:
+    """Which sockets the server closed (EOF read, or a send refused); what each received."""
+    closed: set[int] = set()
+    readable, _, _ = select.select(list(socks.values()), [], [], 0)
+    for i, s in socks.items():
+        if s in readable:
+            try:
+                data = s.recv(65536)
+            except OSError:
+                data = b""
+            received[i] = received.get(i, b"") + data
+            if not data:
+                closed.add(i)
+    return closed
+
+
+def test_slow_clients_are_cut_and_others_answered(
+    gw: tuple[GatewayConfig, Settings], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Real sockets against a real uvicorn on a free loopback port: 40 clients dribble their
+    headers or their body a byte at a time; each is cut at its deadline (headers: closed; body:
+    408) while a normal client is answered; one that hangs up mid-body is one log line. The
+    300-socket, 30-second version is bench/gateway_slowloris.py."""
+    config, settings = gw
+    b = list(config.agencies)[1]
+    config = config.model_copy(update={"header_timeout_s": 1.0, "body_timeout_s": 1.0})
+    source = GatewaySource(config, settings=settings,
+                           metrics=ConnectorMetrics.create(CollectorRegistry()))
+    source.setup()
+    source.start()
+    head = (f"POST {url(b)} HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer token-b\r\n"
+            f"Content-Type: application/json\r\n").encode()
+    socks: dict[int, socket.socket] = {}
+    received: dict[int, bytes] = {}
+    try:
+        with capture_logs() as logs:
+            for i in range(40):
+                s = socket.create_connection((source.host, source.port), timeout=5)
+                s.sendall(head + b"X-Pad: " if i % 2 == 0
+                          else head + b"Content-Length: 4000\r\n\r\n[")
+                socks[i] = s
+            answered = httpx.post(f"{source.url}{url(b)}", json=[household(1)], timeout=10,
+                                  headers={"Authorization": "Bearer token-b"})
+            assert answered.status_code == 200, answered.text
+            cut: set[int] = set()
+            for _ in range(150):  # at most ~15 s; the deadlines are 1 s
+                for i, s in socks.items():
+                    if i not in cut:
+                        try:
+                            s.send(b"a" if i % 2 == 0 else b" ")
+                        except OSError:
+                            cut.add(i)
+                cut |= _cut({i: s for i, s in socks.items() if i not in cut}, received)
+                if len(cut) == len(socks):
+                    break
+                time.sleep(0.1)
+            assert cut == set(socks)
+            assert all(received.get(i, b"") == b"" for i in socks if i % 2 == 0)
+            assert all(received.get(i, b"").startswith(b"HTTP/1.1 408") for i in socks if i % 2)
+            # still answering after the storm
+            assert httpx.get(f"{source.url}/healthz", timeout=5).status_code == 200
+            # a client that hangs up in the middle of its body
+            s = socket.create_connection((source.host, source.port), timeout=5)
+            s.sendall(head + b"Content-Length: 1000\r\n\r\n[{")
+            s.close()
+            assert wait_until(lambda: any(e["event"] == "gateway.client_disconnected"
+                                          for e in logs), timeout_s=10)
+    finally:
+        for s in socks.values():
+            s.close()
+        source.stop()
+    assert source.failure() is None
+    events = [e["event"] for e in logs]
+    assert events.count("gateway.client_disconnected") == 1
+    assert events.count("gateway.header_timeout") == 20
+    assert events.count("gateway.body_timeout") == 20
+    assert not [r for r in caplog.records if r.exc_info]  # no traceback anywhere

@@ -337,6 +337,8 @@ def test_gateway_bad_bodies_get_a_clear_4xx_and_it_keeps_serving(
         "10 MB body": (b'[{"XM": "' + b"a" * (10 * MB) + b'"}]', 413, "too_large"),
         "not JSON": (b"\x00\x01\x02", 400, "invalid_json"),
         "empty array": (b"[]", 422, "empty"),
+        "5,000-digit integer": (b'[{"LSH": ' + b"9" * 5000 + b"}]", 400, "number_too_long"),
+        "duplicate keys": (b'{"LSH": "a", "LSH": "b"}', 400, "duplicate_key"),
     }
     try:
         with httpx.Client(timeout=30) as client:

@@ -21,6 +21,7 @@ RANK: dict[str, int] = {
     "shulian.errors": 0,
     "shulian.log": 0,
     "shulian.settings": 1,
+    "shulian.validation": 1,  # pydantic's errors in Shulian's words (file, field, why)
     # the pure core: values, checks, harmonisation, policy, masking, audit links, stages
     "shulian.catalog": 2,
     "shulian.perimeter.identities": 2,  # principal names and secrets: values the registry uses
@@ -33,8 +34,8 @@ RANK: dict[str, int] = {
     # services that orchestrate (callable from the CLI, the console and the tests alike)
     "shulian.audit": 6,
     "shulian.registry": 6,
-    "shulian.scenario": 7,
-    "shulian.perimeter": 7,  # identities, the ACL plan (pure) and its reconciliation  # the demo's scenario: publish, then measure what the chain did
+    "shulian.scenario": 7,  # the demo's scenario: publish, then measure what the chain did
+    "shulian.perimeter": 7,  # identities, the ACL plan (pure) and its reconciliation
     # runtimes: Faust agents and connector loops
     "streams": 8,
     "connectors": 8,

@@ -166,3 +166,48 @@ def test_connect_run_reports_an_unreachable_broker(tmp_path: Path) -> None:
          str(p)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
     assert f"error: broker 127.0.0.1:{port} unreachable" in proc.stderr
+
+
+def test_examples_without_their_secrets_say_so_in_shulians_words() -> None:
+    """Unset secrets and paths: one issue each naming file and field, no pydantic phrasing,
+    and a hint to --skip-env; with --skip-env the same files pass."""
+    with pytest.raises(ConfigError) as caught:
+        load_connector_files(sorted(EXAMPLES.glob("*.yaml")), env={})
+    text = str(caught.value)
+    assert "Value error" not in text and "Input should" not in text
+    assert "source-amr-filedrop.yaml: directory: environment variable SHULIAN_STATE_DIR is " \
+           "not set" in text
+    assert "source-gateway.yaml: agencies.psb.token_env: environment variable " \
+           "PSB_GATEWAY_TOKEN is not set" in text
+    assert caught.value.hint is not None and "--skip-env" in caught.value.hint
+    assert text.rstrip().endswith(caught.value.hint)
+    assert load_connector_files(sorted(EXAMPLES.glob("*.yaml")), env={}, check_env=False)
+    res = CliRunner().invoke(cli, ["connect", "check", str(EXAMPLES / "source-gateway.yaml")],
+                             env={"PSB_GATEWAY_TOKEN": ""})
+    assert res.exit_code == 2 and "hint:" in res.output and "--skip-env" in res.output
+
+
+def test_pydantic_errors_become_file_field_why() -> None:
+    from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+    from shulian.validation import validation_issues
+
+    class M(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        n: int = Field(ge=1)
+        name: str = Field(pattern=r"^[a-z]+$")
+        need: str
+        v: str = "x"
+
+        @field_validator("v")
+        @classmethod
+        def _v(cls, v: str) -> str:
+            raise ValueError("environment variable X is not set")
+
+    with pytest.raises(ValidationError) as caught:
+        M.model_validate({"n": 0, "name": "A1", "v": "secret-value", "extra": 1})
+    got = {i.field: i.why for i in validation_issues(caught.value, file="f.yaml")}
+    assert got == {"n": "must be at least 1", "name": "must match the pattern ^[a-z]+$",
+                   "need": "required, but missing",
+                   "v": "environment variable X is not set", "extra": "unknown field"}
+    assert all(i.file == "f.yaml" for i in validation_issues(caught.value, file="f.yaml"))

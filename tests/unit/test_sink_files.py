@@ -109,3 +109,34 @@ def test_stale_temp_files_are_removed_at_setup(tmp_path: Path) -> None:
     (tmp_path / f".{TOPIC}.p0.x.jsonl.tmp-deadbeef").write_text("half")
     sink(tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(tmp_path: Path) -> None:
+    hostile = ["=HYPERLINK(\"http://x\",\"y\")", "+cmd|' /C calc'!A0", "-2+3+cmd|' /C calc'!A0",
+               "@SUM(A1)", "\tx", "\rx", "+86 138 0000 0000"]
+    plain = ["-5", "+86", "-1.5e3", "a=b", "张三", "", "'quoted"]
+    values: list[Any] = [*hostile, *plain, -5, -0.25]
+    rs = [SinkRecord(topic=TOPIC, partition=0, offset=i, key=b"k", raw_value=b"v").decoded(
+              schema_id=1, value={"note": v, "_record_key": f"K{i}"}, schema=None)
+          for i, v in enumerate([*values, "=1"])]
+    s = sink(tmp_path, fmt=FileFormat.CSV)
+    s.write_batch(rs[:-1])
+    (f,) = tmp_path.iterdir()
+    got = [r["note"] for r in csv.DictReader(f.open(newline=""))]
+    assert got == ["'" + h for h in hostile] + plain + ["-5", "-0.25"]
+    s.close()
+    again = sink(tmp_path, fmt=FileFormat.CSV)  # recovery still reads the offsets back
+    again.write_batch(rs[-3:])  # two redelivered, one new
+    (f,) = tmp_path.iterdir()
+    assert [r["note"] for r in csv.DictReader(f.open(newline=""))][-3:] == ["-5", "-0.25", "'=1"]
+
+
+def test_files_and_new_directories_are_private(tmp_path: Path) -> None:
+    target = tmp_path / "out"
+    for fmt in FileFormat:
+        s = sink(target / fmt.value, fmt=fmt)
+        s.write_batch(recs(0, 2))
+        s.write_batch(recs(2, 1))  # the rewrite keeps the mode
+        (f,) = (target / fmt.value).iterdir()
+        assert f.stat().st_mode & 0o777 == 0o600
+        assert (target / fmt.value).stat().st_mode & 0o777 == 0o700
