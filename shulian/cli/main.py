@@ -13,8 +13,9 @@ from shulian.cli.connect import connect
 from shulian.cli.demo import demo
 from shulian.cli.registry import registry
 from shulian.cli.replay import replay
+from shulian.cli.sharing import sharing
 from shulian.cli.up import up
-from shulian.cli.worker import init, sharing, worker
+from shulian.cli.worker import init, worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

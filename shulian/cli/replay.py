@@ -49,21 +49,17 @@ def _load_catalog(settings: Settings) -> Catalog:
 
 def list_versions(settings: Settings, catalog: Catalog,
                   topology: Topology) -> dict[int, SharingList]:
-    """The catalogue's list versions plus valid ones published to the control topic (a version
-    on disk wins over a published one with the same number, as in the worker)."""
-    from shulian.catalog.load import load_sharing_list_text
-    from shulian.io.reader import read_topics
+    """The catalogue's list versions plus those published to the control topic that the worker
+    accepted (signed, chained to the version before: :func:`shulian.catalog.describe.history`);
+    a refused version never decided anything, so it is never replayed."""
+    from shulian.catalog.approval import ListAccepted
+    from shulian.catalog.describe import history
+    from shulian.io.control import published_versions
 
-    versions = dict(catalog.sharing_lists)
-    for msgs in read_topics(settings, [topology.control]).values():
-        for m in msgs:
-            try:
-                sl = load_sharing_list_text((m.value or b"").decode("utf-8"),
-                                            source="control-topic", catalog=catalog)
-            except (UnicodeDecodeError, ConfigError):
-                continue
-            versions.setdefault(sl.version, sl)
-    return versions
+    items, _ = history(catalog, published_versions(settings, catalog, topology.control),
+                       now=None)
+    return {i.sharing_list.version: i.sharing_list for i in items
+            if isinstance(i.verdict, ListAccepted) and i.sharing_list is not None}
 
 
 def _decode(schemas: Any, value: bytes | None) -> dict[str, Any] | None:
