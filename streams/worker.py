@@ -128,6 +128,7 @@ def build_parts(settings: Settings, *, namespace: str | None = None) -> ChainPar
         views=views,
         resume_loader=lambda partitions: audit_resumes(settings, partitions),
         worker=settings.worker_id,
+        signer=trust.signer,
     )
     metrics.list_version.set(initial.version)
     follower = ControlFollower(settings, topology.control)
