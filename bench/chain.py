@@ -160,6 +160,7 @@ def chain_worker(stack: Stack, workload: Workload, *, name: str, partitions: int
         "SHULIAN_CATALOG_DIR": str(settings.catalog_dir),
         "SHULIAN_SCHEMAS_DIR": str(settings.schemas_dir),
         "SHULIAN_HMAC_MASTER_KEY": MASTER_KEY,
+        "SHULIAN_ALLOW_DEV_KEYS": "1",  # the bench catalogue's lists are signed with dev keys
         "SHULIAN_METRICS_PORT": str(port),
         "SHULIAN_WORKER_ID": name,
         "SHULIAN_DEFAULT_PARTITIONS": str(partitions),

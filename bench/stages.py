@@ -22,6 +22,7 @@ from fastavro import parse_schema
 
 from bench.data import AGENCY, DATASET, generate_workload, raw_schema, reference_catalog
 from bench.harness import CATALOG_DIR, MASTER_KEY, SCHEMAS_DIR
+from shulian.catalog.keys import SigningKey
 from shulian.catalog.models import Catalog, ShareType
 from shulian.chain.dedup import AuditResume
 from shulian.chain.enforce import AuditPartition, EnforceStage, ViewSchema
@@ -91,7 +92,8 @@ def build_stages(catalog: Catalog, *, namespace: str = "stages") -> Stages:
         ingest=IngestStage(topology=topology, harmoniser=Harmoniser(catalog), schemas=schemas,
                            canonical=canonical),
         enforce=EnforceStage(topology=topology, schemas=schemas, engine=engine, views=views,
-                             resume_loader=fresh, worker="bench-stages"),
+                             resume_loader=fresh, worker="bench-stages",
+                             signer=SigningKey.generate("bench-chain")),
         topology=topology,
         raw_schema_id=raw_id,
     )

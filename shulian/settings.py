@@ -80,6 +80,14 @@ class Settings(BaseSettings):
     # 1,000 rec/s it is paid once per hop (0.05 -> 0.01 s: latency p99 541-840 -> 266-298 ms)
     batch_within_s: float = Field(default=0.01, gt=0)
     hmac_master_key: SecretStr | None = None
+    # the chain's Ed25519 signing key (egress and audit signatures, docs/SECURITY.md): PKCS#8
+    # PEM or base64 of the 32-byte seed, inline or in a file; its public half is a
+    # ``chain`` key in catalog/keys.yaml. Never logged.
+    signing_key: SecretStr | None = None
+    signing_key_file: Path | None = None
+    # accept the catalogue's development keys (catalog/dev-keys: private halves in the repo);
+    # ``shulian up``/``demo`` and the tests set it, production never does
+    allow_dev_keys: bool = False
 
     # embedded stack
     data_dir: Path | None = None

@@ -2,8 +2,11 @@
 
 List versions: the worker starts with the newest list version on disk, then applies every newer
 valid version published on the control topic (``shulian sharing publish``), before its first
-record and between batches afterwards. A bad version is refused with its issues logged; the last
-good version stays in force.
+record and between batches afterwards. A version takes effect only when approved and signed
+(:mod:`shulian.catalog.approval`: every entry signed by its provider, its consumer and the
+governance office, the version by the governance office, naming the version in force as its
+predecessor, with the next number). A bad version is refused with its issues logged and a
+signed record on ``audit.sharing-list``; the last good version stays in force.
 """
 
 from __future__ import annotations
@@ -11,8 +14,11 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
+from shulian.catalog.approval import ListAccepted, ListLedger, ListRefused
 from shulian.catalog.load import load_catalog, load_sharing_list_text
 from shulian.catalog.models import Catalog, SharingList
 from shulian.chain.enforce import EnforceStage, ViewSchema
@@ -20,12 +26,14 @@ from shulian.chain.ingest import IngestStage
 from shulian.chain.topology import Topology, plan_topics
 from shulian.errors import ConfigError, ConfigIssue
 from shulian.io.setup import register_raw_and_canonical, register_views, registry_client
+from shulian.io.trust import chain_trust
 from shulian.log import get_logger
 from shulian.logic.harmonise import Harmoniser
 from shulian.logic.policy import PolicyEngine
 from shulian.serde import SchemaCache
 from shulian.settings import Settings
 from streams.app import ChainParts, create_app, faust_datadir
+from streams.listaudit import ListAuditWriter
 from streams.metrics import ChainMetrics
 from streams.runtime import ControlFollower, OutputProducer, audit_resumes, last_messages
 
@@ -54,7 +62,9 @@ class ListManager:
     key: bytes
     follower: ControlFollower
     metrics: ChainMetrics
-    applied: set[int] = field(default_factory=set)
+    ledger: ListLedger
+    report: ListAuditWriter
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     def apply_texts(self, texts: list[bytes]) -> None:
         for raw in texts:
@@ -67,12 +77,22 @@ class ListManager:
         except (UnicodeDecodeError, ConfigError) as exc:
             log.error("sharing_list.refused", error=str(exc),
                       kept_version=self.stage.list_version)
+            self.report.refused(raw, None, [str(exc)], in_force=self.stage.list_version)
             return
-        if sl.version <= self.stage.list_version:
+        verdict = self.ledger.decide(sl, now=self.clock())
+        if isinstance(verdict, ListRefused):
+            log.error("sharing_list.refused", version=sl.version, error=verdict.reason,
+                      kept_version=self.stage.list_version)
+            self.report.refused(raw, sl.version, list(verdict.reasons),
+                                in_force=self.stage.list_version)
+            return
+        if not isinstance(verdict, ListAccepted):
             log.info("sharing_list.ignored", version=sl.version,
                      in_force=self.stage.list_version)
             return
         self.switch(sl)
+        self.ledger.accept(verdict)
+        self.report.applied(raw, sl.version, verdict.digest)
 
     def switch(self, sl: SharingList) -> None:
         views = register_views(self.catalog, sl, registry_client(self.settings))
@@ -90,6 +110,8 @@ class ListManager:
 def build_parts(settings: Settings, *, namespace: str | None = None) -> ChainParts:
     key = master_key(settings)  # configuration first: refuse before connecting anywhere
     catalog = load_catalog(settings.catalog_dir, schemas_dir=settings.schemas_dir)
+    trust = chain_trust(settings, catalog)
+    ledger = ListLedger.starting_at(trust.keys, catalog.sharing_lists.values())
     topology = Topology(namespace=namespace, partitions=settings.default_partitions)
     client = registry_client(settings)
     canonical = register_raw_and_canonical(settings, catalog, topology, client)
@@ -106,11 +128,14 @@ def build_parts(settings: Settings, *, namespace: str | None = None) -> ChainPar
         views=views,
         resume_loader=lambda partitions: audit_resumes(settings, partitions),
         worker=settings.worker_id,
+        signer=trust.signer,
     )
     metrics.list_version.set(initial.version)
     follower = ControlFollower(settings, topology.control)
     lists = ListManager(settings=settings, catalog=catalog, stage=enforce, key=key,
-                        follower=follower, metrics=metrics)
+                        follower=follower, metrics=metrics, ledger=ledger,
+                        report=ListAuditWriter(settings, topology.lists_audit, trust.signer,
+                                               worker=settings.worker_id))
     lists.apply_texts(follower.catch_up())
 
     plan = plan_topics(catalog, topology)

@@ -18,6 +18,7 @@ from connectors.sinks.loop import BatchSink, SinkLoop
 from connectors.sinks.metrics import SinkMetrics
 from connectors.sinks.postgres import PostgresSink
 from connectors.sinks.webhook import WebhookSink
+from shulian.catalog.keys import Keyring
 from shulian.io.kafka import consumer_config
 from shulian.serde import SchemaCache
 from shulian.settings import Settings
@@ -38,6 +39,13 @@ def build_sink(config: SinkConfig) -> BatchSink:
     return KafkaBridgeSink(config)
 
 
+def chain_keys(settings: Settings) -> Keyring:
+    """The catalogue's public keys: the sink verifies every record's chain signature."""
+    from shulian.catalog.load import load_catalog
+
+    return Keyring(load_catalog(settings.catalog_dir, schemas_dir=settings.schemas_dir).keys)
+
+
 def build_sink_loop(
     config: SinkConfig,
     settings: Settings,
@@ -45,6 +53,7 @@ def build_sink_loop(
     sink: BatchSink | None = None,
     metrics: SinkMetrics | None = None,
     registry: CollectorRegistry | None = None,
+    keys: Keyring | None = None,
 ) -> SinkLoop:
     """The loop for ``config``: consumer (group ``config.consumer_group``, manual commits),
     schema cache, dead-letter producer and the sink. Nothing connects until ``start()``."""
@@ -60,6 +69,7 @@ def build_sink_loop(
         deadletter=KafkaDeadLetter(settings=settings, topic=config.deadletter,
                                    connector=config.name),
         metrics=metrics or SinkMetrics.create(registry or CollectorRegistry()),
+        keys=keys or chain_keys(settings),
         batch_size=config.batch_size,
         poll_timeout_s=config.poll_timeout_s,
     )

@@ -43,6 +43,7 @@ class SinkFailure(StrEnum):
     BAD_WIRE_FORMAT = "bad_wire_format"
     UNKNOWN_SCHEMA_ID = "unknown_schema_id"
     DECODE_ERROR = "decode_error"
+    BAD_SIGNATURE = "bad_signature"  # not signed by the chain, or edited since (a forgery)
     REJECTED = "rejected"  # the target refused the batch permanently
     RETRIES_EXHAUSTED = "retries_exhausted"  # the retry policy ran out
 

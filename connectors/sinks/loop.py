@@ -1,7 +1,8 @@
 """The one consume-batch-write-commit loop every sink runs in.
 
     poll a batch (``Consumer.consume(n, timeout)``)
-    -> decode each value (Confluent wire format, schema by id through SchemaCache)
+    -> verify the chain's signature (shulian.logic.egress; a forgery is dead-lettered, never
+       written), then decode each value (Confluent wire format, schema by id, SchemaCache)
     -> split into units: one (topic, partition) run of consecutive offsets
     -> per unit: ``sink.write_batch`` retried per the sink's RetryPolicy
        (undecodable records, permanent failures and exhausted retries -> dead-letter topic)
@@ -21,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -34,8 +36,10 @@ from connectors.sinks.failures import (
 )
 from connectors.sinks.metrics import SinkMetrics
 from connectors.sinks.records import SinkRecord
+from shulian.catalog.keys import Keyring
 from shulian.errors import BrokerError, RegistryError
 from shulian.log import get_logger
+from shulian.logic.egress import verify_egress
 from shulian.serde import decode_wire, split_wire
 
 __all__ = ["BatchSink", "SinkLoop", "Unit", "split_units"]
@@ -107,6 +111,7 @@ class SinkLoop:
         schemas: Schemas,
         deadletter: DeadLetter,
         metrics: SinkMetrics,
+        keys: Keyring,
         batch_size: int = 500,
         poll_timeout_s: float = 0.5,
         rng: random.Random | None = None,
@@ -117,6 +122,7 @@ class SinkLoop:
         self.schemas = schemas
         self.deadletter = deadletter
         self.metrics = metrics
+        self.keys = keys
         self.batch_size = batch_size
         self.poll_timeout_s = poll_timeout_s
         self._rng = rng or random.Random()
@@ -209,6 +215,11 @@ class SinkLoop:
             key=m.key(), raw_value=raw, headers=_headers(m),
             timestamp_ms=ts if ts_type and ts > 0 else None,
         )
+        forged = verify_egress(topic=rec.topic, key=rec.key, value=raw, headers=rec.headers,
+                               keys=self.keys, at=_written_at(rec.timestamp_ms),
+                               now=datetime.now(UTC))
+        if forged is not None:
+            return rec, SinkFailure.BAD_SIGNATURE, forged
         if raw is None:
             return rec  # a tombstone: the sink deletes (or forwards) by key
         wire = split_wire(raw)
@@ -319,6 +330,14 @@ class SinkLoop:
     def _wait(self, seconds: float) -> bool:
         """Back off for ``seconds``; True when a stop was requested meanwhile."""
         return self._stop.wait(seconds)
+
+
+def _written_at(timestamp_ms: int | None) -> datetime:
+    """When a record was written (its Kafka timestamp; now when it has none): the chain key
+    that signed it must have been valid then."""
+    if timestamp_ms is None:
+        return datetime.now(UTC)
+    return datetime.fromtimestamp(timestamp_ms / 1000, UTC)
 
 
 def _headers(m: Message) -> list[tuple[str, bytes | None]]:

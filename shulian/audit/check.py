@@ -8,6 +8,9 @@
   needs a matching audit record (live ``decision`` or ``replay``) anywhere in the log, and every
   ``deliver`` audit record inside the window that names an egress topic needs an egress record.
   Duplicates on either side (at-least-once redelivery) are fine.
+- Signatures: every egress record must carry the chain's valid signature
+  (:func:`forged_egress`); a forgery is a break even when a deliver audit record matches its
+  key, entry and version.
 - Digests: where the canonical record an audit record names (``source``) was read, its
   SHA-256 must equal the audited ``record_digest``.
 """
@@ -16,13 +19,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from shulian.audit.window import Window, to_ms
+from shulian.catalog.keys import Keyring
 from shulian.chain import headers as H
 from shulian.chain.messages import InMessage, header_str
 from shulian.logic.audit import parse_audit, record_digest, verify_chain
+from shulian.logic.egress import DIGEST_HEADER, verify_egress
 
 __all__ = [
     "AuditEntry",
@@ -33,6 +38,7 @@ __all__ = [
     "deliveries_from_audit",
     "deliveries_from_egress",
     "digest_breaks",
+    "forged_egress",
     "ts_ms",
     "verify_partitions",
 ]
@@ -98,10 +104,17 @@ class Delivery:
     partition: int
     offset: int
     ts_ms: int
+    digest: str | None = None  # the canonical record's digest (signed egress records carry it)
 
     @property
     def match_key(self) -> tuple[str, str, str, int]:
         return (self.egress_topic, self.record_key, self.entry_id, self.list_version)
+
+    def match_keys(self) -> list[tuple[Any, ...]]:
+        """An audit record matches with and without its digest; an egress record with its
+        digest when it carries one (signed), else without."""
+        base: tuple[Any, ...] = self.match_key
+        return [base, (*base, self.digest)] if self.digest else [base]
 
 
 def deliveries_from_audit(entries: Iterable[AuditEntry]) -> list[Delivery]:
@@ -116,7 +129,7 @@ def deliveries_from_audit(entries: Iterable[AuditEntry]) -> list[Delivery]:
         key = r.get("egress_key") or r.get("record_key", "")
         out.append(Delivery(str(r["egress_topic"]), str(key), str(r.get("entry_id", "")),
                             int(r.get("list_version", -1)), e.topic, e.partition, e.offset,
-                            e.ts_ms))
+                            e.ts_ms, digest=r.get("record_digest")))
     return out
 
 
@@ -136,24 +149,37 @@ def deliveries_from_egress(msgs: Iterable[InMessage]) -> tuple[list[Delivery], l
                                 "egress record without key or shulian.entry/list.version headers"))
             continue
         out.append(Delivery(m.topic, key, entry, int(version), m.topic, m.partition, m.offset,
-                            m.timestamp_ms))
+                            m.timestamp_ms, digest=header_str(m.headers, DIGEST_HEADER)))
     return out, breaks
+
+
+def forged_egress(msgs: Iterable[InMessage], keys: Keyring, *, now: datetime | None
+                  ) -> list[Break]:
+    """Egress records whose chain signature does not hold (shulian.logic.egress)."""
+    breaks: list[Break] = []
+    for m in msgs:
+        why = verify_egress(topic=m.topic, key=m.key, value=m.value, headers=m.headers,
+                            keys=keys, at=datetime.fromtimestamp(m.timestamp_ms / 1000, UTC),
+                            now=now)
+        if why is not None:
+            breaks.append(Break(m.topic, m.partition, m.offset, f"forged egress record: {why}"))
+    return breaks
 
 
 def completeness(
     egress: Sequence[Delivery], audited: Sequence[Delivery], window: Window
 ) -> list[Break]:
     """Both directions of the match, judged for the items inside ``window``."""
-    audited_keys = {d.match_key for d in audited}
-    egress_keys = {d.match_key for d in egress}
+    audited_keys = {k for d in audited for k in d.match_keys()}
+    egress_keys = {k for d in egress for k in d.match_keys()}
     breaks: list[Break] = []
     for d in egress:
-        if window.contains(d.ts_ms) and d.match_key not in audited_keys:
+        if window.contains(d.ts_ms) and d.match_keys()[-1] not in audited_keys:
             breaks.append(Break(d.topic, d.partition, d.offset,
                                 f"egress record without a deliver audit record (key "
                                 f"{d.record_key!r}, entry {d.entry_id}, v{d.list_version})"))
     for d in audited:
-        if window.contains(d.ts_ms) and d.match_key not in egress_keys:
+        if window.contains(d.ts_ms) and not any(k in egress_keys for k in d.match_keys()):
             breaks.append(Break(d.topic, d.partition, d.offset,
                                 f"deliver audit record without its egress record on "
                                 f"{d.egress_topic} (key {d.record_key!r}, entry {d.entry_id}, "

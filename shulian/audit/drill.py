@@ -75,6 +75,8 @@ def _start_worker(settings: Settings, namespace: str, log_file: Path | None
            "SHULIAN_REGISTRY_URL": settings.registry_url,
            "SHULIAN_CATALOG_DIR": str(settings.catalog_dir),
            "SHULIAN_WORKER_ID": f"drill-{namespace}", "SHULIAN_METRICS_PORT": "0"}
+    if settings.allow_dev_keys:
+        env["SHULIAN_ALLOW_DEV_KEYS"] = "1"
     if settings.hmac_master_key is not None:  # the drill pseudonymises like production
         env["SHULIAN_HMAC_MASTER_KEY"] = settings.hmac_master_key.get_secret_value()
     with (log_file or Path(os.devnull)).open("ab") as out:

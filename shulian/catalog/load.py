@@ -25,6 +25,7 @@ import fastavro
 
 from shulian.catalog.avro import canonical_schema
 from shulian.catalog.files import WHOLE_FILE, Ctx, first_line, read_yaml, validate_into
+from shulian.catalog.keys import Keyring
 from shulian.catalog.models import (
     Agency,
     AgencyCatalog,
@@ -40,7 +41,13 @@ from shulian.catalog.models import (
 from shulian.catalog.models import (
     Mapping as AgencyMapping,
 )
-from shulian.catalog.sharing import check_sharing_list, load_lists, load_sharing_list_text
+from shulian.catalog.sharing import (
+    check_approvals,
+    check_sharing_list,
+    load_keys,
+    load_lists,
+    load_sharing_list_text,
+)
 from shulian.errors import ConfigError, ConfigIssue
 from shulian.logic.elements import normaliser
 from shulian.logic.result import Rejected
@@ -339,10 +346,12 @@ def _load(root: Path, schemas_dir: Path) -> tuple[Catalog | None, list[ConfigIss
     mappings = _load_mappings(ctx, agencies, datasets, elements, regions, retired)
     lists = load_lists(ctx, elements=elements, agencies=agencies, datasets=datasets,
                         mappings=mappings)
+    keys = load_keys(ctx, agencies)
+    check_approvals(ctx, lists, Keyring(keys))
     if ctx.issues:
         return None, ctx.issues
     catalog = Catalog(elements=elements, agencies=agencies, datasets=datasets, mappings=mappings,
-                      sharing_lists=lists, regions=regions, retired_regions=retired)
+                      sharing_lists=lists, regions=regions, retired_regions=retired, keys=keys)
     return catalog, []
 
 

@@ -9,6 +9,8 @@ Files (under ``catalog/``, see docs/CHAIN.md):
 - ``sharing/list.v<N>.yaml``    the sharing-responsibility list, one file per version
                                 (:class:`SharingList`)
 - ``codes/gb2260.csv``          administrative division code table (GB/T 2260)
+- ``keys.yaml``                 public signing keys with validity and revocation
+                                (:class:`PublicKey`; docs/SECURITY.md)
 
 Models here hold no behaviour beyond field-level validation; cross-references are checked by
 :mod:`shulian.catalog.load`, behaviour lives in :mod:`shulian.logic`.
@@ -255,13 +257,69 @@ class ListEntry(Frozen):
         return self
 
 
+class Signature(Frozen):
+    """An Ed25519 signature (base64) by the catalogue key ``key`` (see catalog/keys.yaml)."""
+
+    key: str = Field(min_length=1)
+    sig: str = Field(min_length=1)
+
+
+class EntrySignatures(Frozen):
+    """The three approvals an entry needs to be in force (shulian.catalog.approval)."""
+
+    provider: Signature | None = None
+    consumer: Signature | None = None
+    governance: Signature | None = None
+
+
+class ListSignatures(Frozen):
+    entries: dict[EntryId, EntrySignatures] = Field(default_factory=dict)
+    version: Signature | None = None
+
+
+class Supersedes(Frozen):
+    """The version a new version replaces: its number and content digest (SHA-256 hex)."""
+
+    version: int = Field(ge=1)
+    digest: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
 class SharingList(Frozen):
-    """One version of the list. Versions only grow; the audit names the version that decided."""
+    """One version of the list. Versions only grow; the audit names the version that decided.
+    A version is in force only when approved and signed (:mod:`shulian.catalog.approval`)."""
 
     version: int = Field(ge=1)
     published: datetime
     note: str = ""
+    supersedes: Supersedes | None = None
     entries: list[ListEntry]
+    signatures: ListSignatures | None = None
+
+
+# --- keys ----------------------------------------------------------------------------------
+
+
+class Revocation(Frozen):
+    at: datetime
+    reason: str = Field(min_length=1)
+
+
+class PublicKey(Frozen):
+    """An Ed25519 public key of the governance office (owner ``governance``), an agency (its
+    id) or the chain (``chain``: egress and audit signatures). See docs/SECURITY.md."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_.-]{1,63}$")
+    owner: str = Field(min_length=1)
+    public_key: str = Field(description="base64 of the 32 raw Ed25519 public-key bytes")
+    valid_from: datetime
+    valid_to: datetime | None = None
+    revoked: Revocation | None = None
+    development: bool = Field(default=False, description="an example key: private half in "
+                              "catalog/dev-keys, never for production")
+
+
+class KeyCatalog(Frozen):
+    keys: list[PublicKey]
 
 
 # --- the whole catalogue -------------------------------------------------------------------
@@ -277,6 +335,7 @@ class Catalog(Frozen):
     sharing_lists: dict[int, SharingList]  # every version, by number
     regions: dict[str, str]  # GB/T 2260 code -> name (current codes)
     retired_regions: dict[str, str]  # retired code -> current code
+    keys: dict[str, PublicKey] = Field(default_factory=dict)  # catalog/keys.yaml, by id
 
     @property
     def current_list(self) -> SharingList:

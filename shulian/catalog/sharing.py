@@ -10,7 +10,9 @@ from typing import Any
 import cel
 import yaml
 
+from shulian.catalog.approval import ListLedger, ListRefused, verify_version
 from shulian.catalog.files import WHOLE_FILE, Ctx, first_line, read_yaml, validate_into
+from shulian.catalog.keys import CHAIN, GOVERNANCE, Keyring, parse_public_key
 from shulian.catalog.models import (
     Agency,
     AgencyId,
@@ -19,6 +21,8 @@ from shulian.catalog.models import (
     Dataset,
     DatasetId,
     ElementId,
+    KeyCatalog,
+    PublicKey,
     SharingList,
 )
 from shulian.catalog.models import (
@@ -110,6 +114,58 @@ def load_lists(ctx: Ctx, **refs: Any) -> dict[int, SharingList]:
     if not lists and not any(i.file.startswith(f"{ctx.root.name}/sharing") for i in ctx.issues):
         ctx.issue(f"{ctx.root.name}/sharing", WHOLE_FILE, "no list.v<N>.yaml found")
     return lists
+
+
+def load_keys(ctx: Ctx, agencies: Mapping[AgencyId, Agency]) -> dict[str, PublicKey]:
+    """``keys.yaml``: the public keys, each checked (owner, key bytes, validity)."""
+    path = ctx.root / "keys.yaml"
+    file = ctx.name(path)
+    data = read_yaml(ctx, path)
+    model = validate_into(ctx.issues, KeyCatalog, data, file) if data is not None else None
+    keys: dict[str, PublicKey] = {}
+    for i, k in enumerate(model.keys if model else []):
+        at = f"keys.{i}"
+        bad = len(ctx.issues)
+        if k.id in keys:
+            ctx.issue(file, f"{at}.id", f"duplicate key id '{k.id}'")
+        if k.owner not in (GOVERNANCE, CHAIN) and k.owner not in agencies:
+            ctx.issue(file, f"{at}.owner", f"'{k.owner}' is not 'governance', 'chain' or an "
+                      "agency id")
+        if parse_public_key(k.public_key) is None:
+            ctx.issue(file, f"{at}.public_key", "not base64 of a 32-byte Ed25519 public key")
+        times = [("valid_from", k.valid_from), ("valid_to", k.valid_to),
+                 ("revoked.at", k.revoked.at if k.revoked else None)]
+        for name, when in times:
+            if when is not None and when.tzinfo is None:
+                ctx.issue(file, f"{at}.{name}", "needs a timezone offset (e.g. +08:00)")
+        if len(ctx.issues) == bad and k.valid_to is not None and k.valid_to <= k.valid_from:
+            ctx.issue(file, f"{at}.valid_to", "must be after valid_from")
+        if len(ctx.issues) == bad:
+            keys[k.id] = k
+    return keys
+
+
+def check_approvals(ctx: Ctx, lists: dict[int, SharingList], keys: Keyring) -> None:
+    """Every list version on disk must be signed and chained to the one before it (the oldest
+    on disk is taken as the start: older versions may have been archived). Refused versions
+    are reported and dropped."""
+    ledger: ListLedger | None = None
+    for version in sorted(lists):
+        sl = lists[version]
+        file = f"{ctx.root.name}/sharing/list.v{version}.yaml"
+        if ledger is None:
+            why = verify_version(sl, keys, predecessor=sl.supersedes)
+            if why and sl.version != 1 and sl.supersedes is None:
+                why.append("names no predecessor (only version 1 may)")
+            if not why:
+                ledger = ListLedger.starting_at(keys, [sl])
+        else:
+            verdict = ledger.offer(sl, now=None)
+            why = list(verdict.reasons) if isinstance(verdict, ListRefused) else []
+        for reason in why:
+            ctx.issue(file, "signatures", reason)
+        if why:
+            del lists[version]
 
 
 def load_sharing_list_text(text: str, *, source: str, catalog: Catalog) -> SharingList:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from shulian.catalog.keys import SigningKey
 from shulian.chain import headers as H
 from shulian.chain.dedup import AuditResume, origin_of
 from shulian.chain.messages import (
@@ -27,6 +28,7 @@ from shulian.chain.topology import Topology
 from shulian.chain.wire import decode_body, encode_wire, split_wire
 from shulian.log import get_logger
 from shulian.logic.audit import AuditBuilder, audit_ts, record_digest
+from shulian.logic.egress import signature_headers
 from shulian.logic.policy import Decision, Outcome, PolicyEngine
 from shulian.logic.result import Reason, Rejected
 
@@ -78,7 +80,11 @@ class EnforceStage:
         resume_loader: ResumeLoader,
         worker: str,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        signer: SigningKey | None = None,
     ) -> None:
+        """``signer``: the chain's key; every egress record carries its signature (the worker
+        always has one; sinks dead-letter unsigned records)."""
+        self._signer = signer
         self._topology = topology
         self._schemas = schemas
         self._engine = engine
@@ -237,7 +243,7 @@ class EnforceStage:
                 if decision.outcome is Outcome.DELIVER and decision.view is not None:
                     egress_topic = self._egress_topic(decision.consumer, dataset)
                     egress_key = str(decision.view.get("_record_key", key))
-                    out.append(self._egress(egress_topic, egress_key, decision))
+                    out.append(self._egress(egress_topic, egress_key, decision, digest))
                     delivered += 1
                 else:
                     withheld += 1
@@ -277,7 +283,8 @@ class EnforceStage:
             return Rejected(Reason.UNKNOWN_SCHEMA_ID, f"schema id {schema_id} is not registered")
         return decode_body(parsed, body)
 
-    def _egress(self, topic: str, egress_key: str, decision: Decision) -> OutMessage:
+    def _egress(self, topic: str, egress_key: str, decision: Decision, digest: str
+                ) -> OutMessage:
         view = self._views.get((decision.list_version, decision.entry_id))
         if view is None:  # registered when the list version was applied; absence is a bug
             raise KeyError(f"no view schema for entry {decision.entry_id} "
@@ -293,12 +300,13 @@ class EnforceStage:
                 (H.LIST_VERSION, str(decision.list_version).encode()),
                 (H.PROVIDER, H.text_bytes(decision.provider)),
             ]
-        return OutMessage(
-            topic=topic,
-            key=egress_key.encode("utf-8"),
-            value=encode_wire(view.schema_id, view.parsed, decision.view),
-            headers=headers,
-        )
+        key = egress_key.encode("utf-8")
+        value = encode_wire(view.schema_id, view.parsed, decision.view)
+        if self._signer is not None:
+            headers = headers + signature_headers(
+                self._signer, topic=topic, key=key, value=value, entry=decision.entry_id,
+                list_version=decision.list_version, digest=digest)
+        return OutMessage(topic=topic, key=key, value=value, headers=headers)
 
     def _deadletter(self, msg: InMessage, dataset: str, rej: Rejected) -> OutMessage:
         return OutMessage(

@@ -9,6 +9,7 @@
     audit.<dataset>                hash-chained decisions; partition p chains the decisions taken
                                    for canonical.<dataset> partition p (one writer per partition)
     control.sharing-list           new sharing-list versions (one partition)
+    audit.sharing-list             workers' signed records of list versions applied or refused
 
 A namespace (used by drills) prefixes every name: ``<ns>.raw.psb.household_change``.
 
@@ -55,6 +56,7 @@ def sink_group(connector: str) -> str:
 def agency_group_prefix(agency: str) -> str:
     """Every consumer group an agency's own consumers may use starts with this."""
     return f"{AGENCY_GROUP_PREFIX}{agency}."
+LISTS_AUDIT = "audit.sharing-list"  # no dataset id has a '-': never an audit.<dataset>
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,10 @@ class Topology:
     @property
     def control(self) -> str:
         return self._n(CONTROL)
+
+    @property
+    def lists_audit(self) -> str:
+        return self._n(LISTS_AUDIT)
 
     def unprefix(self, topic: str) -> str | None:
         """The production name of ``topic``, or None if it is not in this namespace."""
@@ -170,10 +176,12 @@ class TopicPlan:
     audit: tuple[str, ...]
     control: str
     partitions: int
+    lists_audit: str = ""
 
     def all(self) -> list[tuple[str, int]]:
         names = [*self.raw, *self.canonical, *self.deadletter, *self.egress, *self.audit]
-        return [(n, self.partitions) for n in names] + [(self.control, 1)]
+        return ([(n, self.partitions) for n in names] + [(self.control, 1)]
+                + ([(self.lists_audit, 1)] if self.lists_audit else []))
 
 
 def plan_topics(catalog: Catalog, topology: Topology) -> TopicPlan:
@@ -197,4 +205,5 @@ def plan_topics(catalog: Catalog, topology: Topology) -> TopicPlan:
         audit=tuple(topology.audit(d) for d in datasets),
         control=topology.control,
         partitions=topology.partitions,
+        lists_audit=topology.lists_audit,
     )

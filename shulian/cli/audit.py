@@ -25,11 +25,13 @@ from shulian.audit.check import (
     deliveries_from_audit,
     deliveries_from_egress,
     digest_breaks,
+    forged_egress,
     verify_partitions,
 )
 from shulian.audit.progress import reading
 from shulian.audit.report import COLUMNS, Filter, to_csv, to_json
 from shulian.audit.window import Window
+from shulian.catalog.keys import Keyring
 from shulian.cli.common import bootstrap_option, friendly_errors, settings_from
 from shulian.errors import ConfigError, ConfigIssue
 from shulian.logic.reasons import legend
@@ -59,6 +61,12 @@ def catalogue_topics(settings: Settings, namespace: str | None) -> Topics:
     return Topics(plan.audit + replay, plan.egress, plan.canonical)
 
 
+def catalogue_keys(settings: Settings) -> Keyring:
+    from shulian.catalog.load import load_catalog
+
+    return Keyring(load_catalog(settings.catalog_dir, schemas_dir=settings.schemas_dir).keys)
+
+
 def resolve_topics(settings: Settings, *, namespace: str | None, audit: Sequence[str],
                    egress: Sequence[str], canonical: Sequence[str]) -> Topics:
     if audit:
@@ -79,6 +87,8 @@ class VerifyResult:
     breaks: list[Break]
     audit_records: dict[tuple[str, int], int] = field(default_factory=dict)
     egress_records: int = 0
+    egress_forged: int = 0  # egress records whose chain signature does not hold
+    egress_unaudited: int = 0  # egress records without a matching deliver audit record
     deliveries_audited: int = 0
     canonical_records: int = 0
 
@@ -88,9 +98,13 @@ class VerifyResult:
 
 
 def run_verify(settings: Settings, topics: Topics, window: Window, *,
-               check_digests: bool = True) -> VerifyResult:
-    """Read the topics and check chains, completeness and digests."""
+               check_digests: bool = True, keys: Keyring | None = None) -> VerifyResult:
+    """Read the topics and check chains, signatures, completeness and digests. ``keys``: the
+    public keys (default: the catalogue's)."""
     from shulian.io.reader import read_topics
+
+    if keys is None:
+        keys = catalogue_keys(settings)
 
     with reading("audit topics") as progress:
         audit_parts = read_topics(settings, topics.audit, progress=progress)
@@ -100,11 +114,15 @@ def run_verify(settings: Settings, topics: Topics, window: Window, *,
     egress_topics = sorted(set(topics.egress) | {d.egress_topic for d in audited})
     with reading("egress topics") as progress:
         egress_parts = read_topics(settings, egress_topics, progress=progress)
-    egress, bad = deliveries_from_egress(m for msgs in egress_parts.values() for m in msgs)
+    egress_msgs = [m for msgs in egress_parts.values() for m in msgs]
+    egress, bad = deliveries_from_egress(egress_msgs)
+    forged = forged_egress(egress_msgs, keys, now=None)
+    bad.extend(forged)
     breaks.extend(b for b in bad if any(window.contains(m.timestamp_ms) for m in
                                         egress_parts[(b.topic, b.partition)]
                                         if m.offset == b.offset))
-    breaks.extend(completeness(egress, audited, window))
+    unmatched = completeness(egress, audited, window)
+    breaks.extend(unmatched)
     canonical_count = 0
     if check_digests and topics.canonical:
         with reading("canonical topics") as progress:
@@ -117,7 +135,9 @@ def run_verify(settings: Settings, topics: Topics, window: Window, *,
     return VerifyResult(
         breaks=sorted(set(breaks)),
         audit_records={tp: len(msgs) for tp, msgs in audit_parts.items()},
-        egress_records=len(egress) + len(bad),
+        egress_records=len(egress_msgs),
+        egress_forged=len({(b.topic, b.partition, b.offset) for b in forged}),
+        egress_unaudited=sum(1 for b in unmatched if b.topic in set(egress_topics)),
         deliveries_audited=len(audited),
         canonical_records=canonical_count,
     )
@@ -183,8 +203,10 @@ def verify(ctx: click.Context, bootstrap_servers: str | None, start: str | None,
         table.add_row(topic, str(partition), str(n),
                       "BROKEN" if (topic, partition) in broken else "intact")
     out.print(table)
-    out.print(f"egress records: {result.egress_records}, deliver audit records: "
-              f"{result.deliveries_audited}, canonical records read: {result.canonical_records}")
+    out.print(f"egress records: {result.egress_records} ({result.egress_forged} forged, "
+              f"{result.egress_unaudited} without a deliver audit record), deliver audit "
+              f"records: {result.deliveries_audited}, canonical records read: "
+              f"{result.canonical_records}")
     if result.ok:
         out.print("OK: every chain intact, egress and audit complete both ways")
         return

@@ -71,6 +71,12 @@ def check(ctx: click.Context, catalog_dir: Path | None, schemas_dir: Path | None
         f"{len(cat.sharing_lists)} list version(s) (v{cat.current_list.version}: {entries} "
         f"entries), {len(cat.regions)} region codes"
     )
+    click.echo(f"signatures OK: every list version approved by its providers, consumers and "
+               f"the governance office, each naming the one before; {len(cat.keys)} keys")
+    dev = sorted(k.id for k in cat.keys.values() if k.development)
+    if dev:
+        click.echo(f"warning: development keys (private halves in the repository, refused by "
+                   f"a worker without SHULIAN_ALLOW_DEV_KEYS=1): {', '.join(dev)}", err=True)
 
 
 @catalog.command()

@@ -16,8 +16,9 @@ from shulian.cli.deadletters import deadletters
 from shulian.cli.demo import demo
 from shulian.cli.registry import registry
 from shulian.cli.replay import replay
+from shulian.cli.sharing import sharing
 from shulian.cli.up import up
-from shulian.cli.worker import init, sharing, worker
+from shulian.cli.worker import init, worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

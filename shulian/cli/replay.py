@@ -49,21 +49,17 @@ def _load_catalog(settings: Settings) -> Catalog:
 
 def list_versions(settings: Settings, catalog: Catalog,
                   topology: Topology) -> dict[int, SharingList]:
-    """The catalogue's list versions plus valid ones published to the control topic (a version
-    on disk wins over a published one with the same number, as in the worker)."""
-    from shulian.catalog.load import load_sharing_list_text
-    from shulian.io.reader import read_topics
+    """The catalogue's list versions plus those published to the control topic that the worker
+    accepted (signed, chained to the version before: :func:`shulian.catalog.describe.history`);
+    a refused version never decided anything, so it is never replayed."""
+    from shulian.catalog.approval import ListAccepted
+    from shulian.catalog.describe import history
+    from shulian.io.control import published_versions
 
-    versions = dict(catalog.sharing_lists)
-    for msgs in read_topics(settings, [topology.control]).values():
-        for m in msgs:
-            try:
-                sl = load_sharing_list_text((m.value or b"").decode("utf-8"),
-                                            source="control-topic", catalog=catalog)
-            except (UnicodeDecodeError, ConfigError):
-                continue
-            versions.setdefault(sl.version, sl)
-    return versions
+    items, _ = history(catalog, published_versions(settings, catalog, topology.control),
+                       now=None)
+    return {i.sharing_list.version: i.sharing_list for i in items
+            if isinstance(i.verdict, ListAccepted) and i.sharing_list is not None}
 
 
 def _decode(schemas: Any, value: bytes | None) -> dict[str, Any] | None:
@@ -323,8 +319,10 @@ def _sink_write(config_path: Path, settings: Settings, msgs: Sequence[InMessage]
 
 def run_redeliver(settings: Settings, *, topology: Topology, consumer: str, dataset: str,
                   window: Window, sink_config: Path | None) -> DeliverResult:
+    from shulian.catalog.keys import Keyring
     from shulian.io.kafka import TopicSpec, admin_client, ensure_topics
     from shulian.io.reader import read_topics, read_window
+    from shulian.logic.egress import verify_egress
     from streams.runtime import read_tail
 
     egress_topic = topology.egress(consumer, dataset)
@@ -344,7 +342,19 @@ def run_redeliver(settings: Settings, *, topology: Topology, consumer: str, data
                  str(r.get("entry_id")), int(r.get("list_version", -1)))
             if k not in delivers or r.get("kind") == "decision":
                 delivers[k] = ((e.topic, e.partition, e.offset), r)
+    # never re-send an earlier replay's copy (a second run over the window would double it)
+    # nor anything the chain did not sign (a forgery must not be laundered as a replay)
+    egress = [m for m in egress if header_str(m.headers, "shulian.replay") is None]
+    keys = Keyring(_load_catalog(settings).keys)
+    forged = [m for m in egress if verify_egress(
+        topic=m.topic, key=m.key, value=m.value, headers=m.headers, keys=keys,
+        at=datetime.fromtimestamp(m.timestamp_ms / 1000, UTC), now=None) is not None]
+    for m in forged:
+        log.warning("replay.forged_egress_record", topic=m.topic, partition=m.partition,
+                    offset=m.offset)
+    egress = [m for m in egress if m not in forged]
     candidates, unaudited = pick_redeliveries(egress, delivers)
+    unaudited = [*unaudited, *forged]
     for m in unaudited:
         log.warning("replay.unaudited_egress_record", topic=m.topic, partition=m.partition,
                     offset=m.offset)
@@ -390,7 +400,8 @@ def deliver(ctx: click.Context, bootstrap_servers: str | None, registry_url: str
             to_sink: Path | None, namespace: str | None) -> None:
     """Re-deliver what the consumer was delivered in the window, idempotently (same keys and
     partitions; a sink upserts on _record_key), audited as kind=replay in
-    audit.replay.<dataset>. Egress records without a deliver audit record are not re-delivered.
+    audit.replay.<dataset>. Egress records without a deliver audit record or without the
+    chain's valid signature, and copies from earlier replays, are not re-delivered.
     """
     settings = settings_from(ctx, bootstrap_servers=bootstrap_servers, registry_url=registry_url,
                              catalog_dir=catalog_dir)

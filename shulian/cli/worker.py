@@ -1,4 +1,4 @@
-"""``shulian worker``, ``shulian init`` and ``shulian sharing publish``."""
+"""``shulian worker`` and ``shulian init`` (``shulian sharing``: shulian/cli/sharing.py)."""
 
 from __future__ import annotations
 
@@ -67,42 +67,3 @@ def init(ctx: click.Context, bootstrap_servers: str | None, registry_url: str | 
     report = init_topology(settings, catalog,
                            Topology(namespace=namespace, partitions=settings.default_partitions))
     click.echo(f"ready: {report.topics} topics, {report.subjects} schema subjects")
-
-
-@click.group("sharing")
-def sharing() -> None:
-    """The sharing-responsibility list (共享责任清单) in force."""
-
-
-@sharing.command("publish")
-@bootstrap_option
-@_catalog_option
-@click.argument("list_file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.option("--namespace", envvar="SHULIAN_NAMESPACE", default=None,
-              help="Topic prefix [env SHULIAN_NAMESPACE]")
-@click.pass_context
-@friendly_errors
-def publish(ctx: click.Context, bootstrap_servers: str | None, catalog_dir: Path | None,
-            list_file: Path, namespace: str | None) -> None:
-    """Validate LIST_FILE and publish it as a new list version to the control topic.
-
-    Running workers apply it from their next batch on; the audit names the version.
-    """
-    from confluent_kafka import Producer
-
-    from shulian.catalog.load import load_catalog, load_sharing_list_text
-    from shulian.chain.topology import Topology
-    from shulian.io.kafka import producer_config
-
-    settings = settings_from(ctx, bootstrap_servers=bootstrap_servers, catalog_dir=catalog_dir)
-    catalog = load_catalog(settings.catalog_dir, schemas_dir=settings.schemas_dir)
-    text = list_file.read_text(encoding="utf-8")
-    sl = load_sharing_list_text(text, source=str(list_file), catalog=catalog)
-    producer = Producer(producer_config(settings))
-    errors: list[str] = []
-    producer.produce(Topology(namespace=namespace).control, text.encode("utf-8"),
-                     str(sl.version).encode(),
-                     on_delivery=lambda err, _m: errors.append(str(err)) if err else None)
-    if producer.flush(30) or errors:
-        raise click.ClickException(f"publishing failed: {errors or 'timeout'}")
-    click.echo(f"published list version {sl.version} ({len(sl.entries)} entries)")

@@ -72,6 +72,7 @@ def child_env(settings: Settings, endpoints: Endpoints) -> dict[str, str]:
         "SHULIAN_CATALOG_DIR": str(settings.catalog_dir),
         "SHULIAN_SCHEMAS_DIR": str(settings.schemas_dir),
         "SHULIAN_LOG_FORMAT": "json",
+        "SHULIAN_ALLOW_DEV_KEYS": "1" if settings.allow_dev_keys else "0",
     } | ({"SHULIAN_HMAC_MASTER_KEY": settings.hmac_master_key.get_secret_value()}
          if settings.hmac_master_key is not None else {})
 
@@ -80,7 +81,9 @@ def stack_master_key(settings: Settings, *, state_dir: Path | None) -> tuple[Set
     """The HMAC master key of a dev stack: the configured one, else one kept in
     ``state_dir/hmac-master.key`` (mode 0600, made on first use) so pseudonyms stay stable
     across restarts of a ``--data-dir`` stack, else (no state dir) a fresh one for this run.
-    Returns the settings carrying the key and the key file, if any."""
+    Returns the settings carrying the key and the key file, if any. A dev stack also accepts
+    the catalogue's development signing keys (catalog/dev-keys)."""
+    settings = settings.model_copy(update={"allow_dev_keys": True})
     if settings.hmac_master_key is not None:
         return settings, None
     key_file = state_dir / "hmac-master.key" if state_dir is not None else None

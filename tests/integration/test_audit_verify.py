@@ -9,6 +9,7 @@ from click.testing import CliRunner
 from confluent_kafka import Producer
 
 from shulian.audit.window import Window
+from shulian.catalog.load import load_catalog
 from shulian.catalog.models import ShareType
 from shulian.cli.audit import Topics, run_verify
 from shulian.cli.main import cli
@@ -16,6 +17,7 @@ from shulian.io.kafka import TopicSpec, admin_client, ensure_topics, producer_co
 from shulian.logic.audit import AuditChain, build_audit, record_digest
 from shulian.logic.policy import Decision, Outcome, WithholdReason
 from shulian.settings import Settings
+from tests.fixtures.signing import chain_signer, egress_headers
 
 NOW = datetime(2026, 3, 1, 4, 0, tzinfo=UTC)
 
@@ -37,11 +39,18 @@ def _sealed(keys: list[str], egress: str | None = None) -> list[tuple[str, bytes
 
 
 def _produce(settings: Settings, topic: str, items: list[tuple[str, bytes]],
-             headers: list[tuple[str, str | bytes | None]] | None = None) -> None:
+             headers: list[tuple[str, str | bytes | None]] | None = None, *,
+             signed: bool = False) -> None:
+    """``signed``: each record carries the chain's signature (as the enforce stage writes)."""
     ensure_topics(admin_client(settings), [TopicSpec(topic, 1)])
     producer = Producer(producer_config(settings))
+    signer = chain_signer(load_catalog(settings.catalog_dir,
+                                       schemas_dir=settings.schemas_dir).keys)
     for key, value in items:
-        producer.produce(topic, value, key.encode(), partition=0, headers=headers or [])
+        extra = egress_headers(signer, topic=topic, key=key.encode(), value=value, entry="e1",
+                               list_version=1, digest=record_digest(key.encode()))
+        producer.produce(topic, value, key.encode(), partition=0,
+                         headers=extra if signed else (headers or []))
     assert producer.flush(30) == 0
 
 
@@ -73,21 +82,25 @@ def test_egress_without_audit_and_reverse(kafka_settings: Settings, unique: str)
     egress = f"egress.c.d.{unique}"
     audit = f"audit.d.{unique}"
     _produce(kafka_settings, audit, _sealed(["k1", "k2", "k3"], egress=egress))
-    headers: list[tuple[str, str | bytes | None]] = [("shulian.entry", b"e1"),
-                                                      ("shulian.list.version", b"1")]
     # k1 delivered twice (at-least-once), k3 lost, k9 never audited
     _produce(kafka_settings, egress, [("k1", b"v"), ("k2", b"v"), ("k1", b"v"), ("k9", b"v")],
-             headers)
+             signed=True)
+    # an insider's forgery with an existing key, entry and version (a matching deliver audit
+    # record exists): not signed by the chain
+    _produce(kafka_settings, egress, [("k2", b"forged")],
+             [("shulian.entry", b"e1"), ("shulian.list.version", b"1")])
     runner = CliRunner()
     res = runner.invoke(cli, ["audit", "verify", "--bootstrap",
                               kafka_settings.bootstrap_servers, "--audit-topic", audit,
                               "--egress-topic", egress])
     assert res.exit_code == 1, res.output
-    assert "2 break(s)" in res.output
+    assert "3 break(s)" in res.output
+    assert "egress records: 5 (1 forged, 1 without a deliver audit record)" in res.output
     result = run_verify(kafka_settings, Topics((audit,), (egress,), ()), Window())
     found = {(b.topic, b.offset): b.what for b in result.breaks}
-    assert set(found) == {(egress, 3), (audit, 2)}
+    assert set(found) == {(egress, 3), (egress, 4), (audit, 2)}
     assert "'k9'" in found[(egress, 3)] and "without a deliver audit record" in found[(egress, 3)]
+    assert "forged egress record: not signed by the chain" in found[(egress, 4)]
     assert "'k3'" in found[(audit, 2)] and "without its egress record" in found[(audit, 2)]
     # outside the window nothing is judged, but the chain is still read in full
     assert run_verify(kafka_settings, Topics((audit,), (egress,), ()),
@@ -98,8 +111,7 @@ def test_complete_log_exits_zero(kafka_settings: Settings, unique: str) -> None:
     egress = f"egress.c.d.{unique}"
     audit = f"audit.d.{unique}"
     _produce(kafka_settings, audit, _sealed(["k1", "k2"], egress=egress))
-    _produce(kafka_settings, egress, [("k1", b"v"), ("k2", b"v")],
-             [("shulian.entry", b"e1"), ("shulian.list.version", b"1")])
+    _produce(kafka_settings, egress, [("k1", b"v"), ("k2", b"v")], signed=True)
     res = CliRunner().invoke(cli, ["audit", "verify", "--bootstrap",
                                    kafka_settings.bootstrap_servers, "--audit-topic", audit,
                                    "--from", "2026-03-01T11:00", "--to", "now"])

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +24,17 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from shulian.catalog.models import Catalog, ShareType
+from shulian.catalog.approval import supersedes
+from shulian.catalog.keys import Keyring
+from shulian.catalog.models import Catalog, ShareType, SharingList
 from shulian.chain.topology import Topology, plan_topics
 from shulian.io.kafka import consumer_config, producer_config
 from shulian.io.publish import AgencyPublisher, PublishTally
 from shulian.logic.audit import verify_chain
+from shulian.logic.signed import check_signed
 from shulian.settings import REPO_ROOT, Settings
 from tests.fixtures.chain import StartChain
+from tests.fixtures.signing import approve
 
 pytestmark = pytest.mark.integration
 HEX64 = 64
@@ -162,23 +167,38 @@ def test_list_change_mid_stream_is_applied_and_audited(chain: dict[str, Any],
     first = read_all(settings, [audit_topic], expect=10 * n_entries)
     assert {json.loads(m.value())["list_version"] for m in first} == {catalog.current_list.version}
 
-    # publish a new version where every entry for this pair becomes share type none
+    # an insider with write access to the control topic: a copy of the list in force with
+    # every entry of this pair opened up (none/conditional -> unconditional) as the next
+    # version, unsigned; and a squatted version 1000. Both are refused (and audited).
     current = yaml.safe_load((REPO_ROOT / "catalog" / "sharing" /
                               f"list.v{catalog.current_list.version}.yaml").read_text("utf-8"))
     new_version = catalog.current_list.version + 1
     current["version"] = new_version
+    current.pop("signatures")
+    current["supersedes"] = supersedes(catalog.current_list).model_dump()
+    forged = json.loads(json.dumps(current))
+    for e in forged["entries"]:
+        if (e["provider"], e["dataset"]) == pair:
+            e["share_type"] = "unconditional"
+    bad = Producer(producer_config(settings))
+    bad.produce(topology.control, yaml.safe_dump(forged, allow_unicode=True).encode())
+    bad.produce(topology.control, yaml.safe_dump({**forged, "version": 1000},
+                                                 allow_unicode=True).encode())
+    # a malformed version is refused too; the last good one stays in force
+    bad.produce(topology.control, b"version: 999\nentries: [{id: broken}]\n")
+    bad.flush(10)
+    # the genuine next version (every entry for this pair: share type none), approved and
+    # signed by every party, published through the CLI
     for e in current["entries"]:
         if (e["provider"], e["dataset"]) == pair:
             e["share_type"] = "none"
             e.pop("approval", None)
+    genuine = approve(SharingList.model_validate(current), catalog)
     path = tmp_path / f"list.v{new_version}.yaml"
-    path.write_text(yaml.safe_dump(current, allow_unicode=True), encoding="utf-8")
+    path.write_text(yaml.safe_dump(genuine.model_dump(mode="json", exclude_none=True),
+                                   allow_unicode=True), encoding="utf-8")
     subprocess.run([sys.executable, "-m", "shulian.cli.main", "sharing", "publish", str(path),
                     "--namespace", topology.namespace or ""], env=chain["env"], check=True)
-    # a bad version on the control topic is refused; the last good one stays in force
-    bad = Producer(producer_config(settings))
-    bad.produce(topology.control, b"version: 999\nentries: [{id: broken}]\n")
-    bad.flush(10)
 
     deadline = time.monotonic() + 60
     applied = False
@@ -194,6 +214,17 @@ def test_list_change_mid_stream_is_applied_and_audited(chain: dict[str, Any],
     assert len(newer) == 10 * n_entries, _worker_log(chain)
     assert all(r["decision"] == "withhold" and r["reason"] == "share_type_none" for r in newer)
     assert "sharing_list.refused" in chain["log"].read_text("utf-8", "replace")
+    # the worker's signed record of each refusal and of the version it applied
+    records = [json.loads(m.value()) for m in read_all(settings, [topology.lists_audit],
+                                                       expect=4)]
+    keys = Keyring(catalog.keys)
+    assert all(check_signed(r, keys, at=datetime.fromisoformat(r["ts"].replace("Z", "+00:00")))
+               is None for r in records)
+    refused = [r for r in records if r["kind"] == "list_refused"]
+    assert any(r["version"] == new_version and "no version signature by the governance "
+               "office" in r["reasons"] for r in refused), records
+    assert any(r["version"] == 1000 for r in refused)
+    assert [r["version"] for r in records if r["kind"] == "list_applied"] == [new_version]
     del plan
 
 

@@ -69,8 +69,11 @@ def test_kafka_bridge_forwards_keys_headers_and_raw_bytes(
     forwarded = read_all(settings, target, 20)
     assert [(m.key(), m.value(), m.headers()) for m in forwarded] == [
         (m.key(), m.value(), m.headers()) for m in source]
-    assert forwarded[0].headers() == [("shulian.entry", b"tax-licence"),
-                                      ("shulian.list.version", b"1")]
+    assert forwarded[0].headers()[:2] == [("shulian.entry", b"tax-licence"),
+                                          ("shulian.list.version", b"1")]
+    # the chain's signature travels with the record: the agency can verify it on its side
+    assert [k for k, _ in forwarded[0].headers()[2:]] == ["shulian.digest", "shulian.sig.key",
+                                                          "shulian.sig"]
 
 
 def test_kafka_bridge_unreachable_target_is_a_clear_error_at_start(unique: str) -> None:

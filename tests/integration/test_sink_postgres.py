@@ -7,6 +7,7 @@ running in a thread).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import threading
 from collections.abc import Iterator
@@ -26,12 +27,15 @@ from connectors.sinks.build import SinkConfig, build_sink_loop
 from connectors.sinks.config import PostgresSinkConfig
 from connectors.sinks.loop import SinkLoop
 from connectors.sinks.metrics import SinkMetrics
+from shulian.catalog.keys import load_private_key
+from shulian.catalog.load import load_catalog
 from shulian.embedded.net import free_port, wait_until
 from shulian.errors import SinkError
 from shulian.io.kafka import TopicSpec, admin_client, ensure_topics, producer_config
 from shulian.settings import Settings, load_settings
 from tests.fixtures.postgres import PgServer
 from tests.fixtures.registry import RegistryProcess
+from tests.fixtures.signing import DEV_KEYS, chain_signer, egress_headers
 
 pytestmark = pytest.mark.integration
 
@@ -81,14 +85,18 @@ def produce_views(
     settings: Settings, registry_url: str, topic: str, records: list[dict[str, Any]],
     *, schema: dict[str, Any] = VIEW_V1,
 ) -> None:
-    """Register the view under ``<topic>-value`` and produce Confluent-framed Avro records."""
+    """Register the view under ``<topic>-value`` and produce Confluent-framed Avro records,
+    signed with the chain's (development) key as the enforce stage signs them."""
     ser = AvroSerializer(SchemaRegistryClient({"url": registry_url}), json.dumps(schema))
     p = Producer(producer_config(settings))
+    signer = chain_signer(load_catalog(settings.catalog_dir,
+                                       schemas_dir=settings.schemas_dir).keys)
     for r in records:
-        p.produce(topic, key=r["_record_key"].encode(),
-                  value=ser(r, SerializationContext(topic, MessageField.VALUE)),
-                  headers=[("shulian.entry", r["_entry_id"].encode()),
-                           ("shulian.list.version", str(r["_list_version"]).encode())])
+        key = r["_record_key"].encode()
+        value = ser(r, SerializationContext(topic, MessageField.VALUE))
+        p.produce(topic, key=key, value=value, headers=egress_headers(
+            signer, topic=topic, key=key, value=value, entry=r["_entry_id"],
+            list_version=r["_list_version"], digest=hashlib.sha256(key).hexdigest()))
     assert p.flush(30) == 0
 
 
@@ -190,6 +198,48 @@ def test_upsert_end_to_end_idempotent_and_evolving(
         assert wait_until(lambda: metric(loop, "shulian_sink_records_out") == 55, timeout_s=30)
     assert rows(postgres.dsn, table) == before
     assert len({k for k, _ in before}) == 50
+
+
+def test_forged_egress_records_are_dead_lettered_never_written(
+    postgres: PgServer, bootstrap: str, registry: RegistryProcess, unique: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An insider with write access to the egress topic, with the real serializer and the
+    registered view schema: an unsigned record for an existing key, one signed with an existing
+    but non-chain key (the tax bureau's), a genuine record copied under a new key, and one with
+    its value edited after signing. None is written; each is dead-lettered as bad_signature."""
+    settings = sink_settings(bootstrap, registry)
+    monkeypatch.setenv(f"PG_DSN_{unique}", postgres.dsn)
+    topic = make_topic(settings, unique, partitions=1)
+    table = f"c{unique}_business_licence"
+    produce_views(settings, registry.url, topic, [view_record(i) for i in range(5)])
+    catalog = load_catalog(settings.catalog_dir, schemas_dir=settings.schemas_dir)
+    ser = AvroSerializer(SchemaRegistryClient({"url": registry.url}), json.dumps(VIEW_V1))
+    key = b"K00001"
+    real = ser(view_record(1), SerializationContext(topic, MessageField.VALUE))
+    forged = ser({**view_record(1), "capital_fen": 1},
+                 SerializationContext(topic, MessageField.VALUE))
+    tax = load_private_key(DEV_KEYS / "tax-dev-1.pem", catalog.keys)
+    digest = hashlib.sha256(key).hexdigest()
+    genuine = egress_headers(chain_signer(catalog.keys), topic=topic, key=key, value=real,
+                             entry="tax-licence", list_version=1, digest=digest)
+    p = Producer(producer_config(settings))
+    p.produce(topic, key=key, value=forged, headers=[("shulian.entry", b"tax-licence"),
+                                                     ("shulian.list.version", b"1")])
+    p.produce(topic, key=key, value=forged, headers=egress_headers(
+        tax, topic=topic, key=key, value=forged, entry="tax-licence", list_version=1,
+        digest=digest))
+    p.produce(topic, key=b"K09999", value=real, headers=genuine)  # a genuine record, new key
+    p.produce(topic, key=key, value=forged, headers=genuine)  # a genuine signature, new value
+    assert p.flush(30) == 0
+    with running(pg_config(unique, topic), settings) as loop:
+        assert wait_until(lambda: metric(loop, "shulian_sink_records_deadlettered",
+                                         reason="bad_signature") == 4, timeout_s=30)
+        assert metric(loop, "shulian_sink_records_out") == 5
+    with psycopg.connect(postgres.dsn) as conn:
+        assert conn.execute(f'SELECT capital_fen FROM "{table}" WHERE _record_key = %s',
+                            ("K00001",)).fetchone() == (100_000,)
+    assert count(postgres.dsn, table) == 5
 
 
 def test_database_stopped_mid_stream_no_loss_no_duplicates(

@@ -277,6 +277,7 @@ def test_partitions_match_the_catalogue_plan(env: Mapping[str, str]) -> None:
     plan = plan_topics(catalog, Topology(partitions=n))
     counts = dict(plan.all())
     assert counts.pop(plan.control) == 1
+    assert counts.pop(plan.lists_audit) == 1  # list-version audit records: one partition
     assert counts and set(counts.values()) == {n}
     # a worker replica beyond the partition count would only stand by
     replicas = (services["worker"].get("deploy") or {}).get("replicas")
