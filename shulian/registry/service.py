@@ -211,3 +211,7 @@ class RegistryService:
     def delete_mode(self, subject: str) -> dict[str, Any]:
         mode = self.write(lambda s: c.plan_delete_mode(s, subject))
         return {"mode": mode.value}
+
+    # ------------------------------------------------------------------ types
+    def schema_types(self) -> list[str]:
+        return list(c.SUPPORTED_TYPES)
