@@ -19,17 +19,16 @@ from shulian.registry.records import (
     schema_record,
     schema_tombstone,
 )
+from shulian.registry.schema_types import SUPPORTED_TYPES, validate
 from shulian.registry.state import (
     MAX_VERSION,
     Identity,
     Mode,
     RegistryState,
-    identity_of,
     parse_version,
 )
 
-SUPPORTED_TYPES = ("AVRO",)
-KNOWN_TYPES = ("AVRO", "JSON", "PROTOBUF")
+__all__ = ["SUPPORTED_TYPES", "Candidate"]
 
 
 @dataclass(frozen=True)
@@ -42,11 +41,10 @@ class Candidate:
 
 
 def check_candidate(state: RegistryState, cand: Candidate) -> Candidate:
-    """Refuse unsupported types and invalid Avro (42201); the candidate in stored (compact) form."""
-    if cand.schema_type not in SUPPORTED_TYPES:
-        raise e.ApiError(422, e.INVALID_SCHEMA, f"Invalid schema type {cand.schema_type}")
+    """Refuse unsupported types and invalid schemas (42201); the candidate in stored (compact)
+    form."""
     compacted = compact(cand.schema)
-    parse(compacted, referenced=state.resolved_references(cand.references))
+    validate(cand.schema_type, compacted, state.resolved(cand.references))
     return Candidate(compacted, cand.schema_type, cand.references)
 
 
@@ -102,7 +100,7 @@ def plan_register(
     if mode is Mode.READONLY:
         raise e.not_permitted(f"Subject {subject} is in read-only mode")
     cand = check_candidate(state, cand)
-    ident = identity_of(cand.schema_type, cand.schema, cand.references)
+    ident = state.identity_of(cand.schema_type, cand.schema, cand.references)
     known_id = state.ids_by_identity.get(ident)
     live = [v for v in state.subjects.get(subject, {}).values() if not v.deleted]
     for entry in live:
@@ -140,6 +138,8 @@ def plan_register(
         schema_id = explicit_id
     else:
         schema_id = known_id if known_id is not None else state.max_id + 1
+    if schema_id in state.schemas:  # the same schema under its first text: one id, one text
+        cand = Candidate(state.schemas[schema_id].schema, cand.schema_type, cand.references)
     every = state.subjects.get(subject, {})
     if explicit_version is not None:
         if not 1 <= explicit_version <= MAX_VERSION:

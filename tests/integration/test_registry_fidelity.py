@@ -75,3 +75,65 @@ def test_subject_with_slashes(client: SchemaRegistryClient, registry: RegistryPr
     assert client.delete_subject(subj) == [1]
     assert client.delete_subject(subj, permanent=True) == [1]
     assert fails(client.get_versions, subj) == (404, 40401)
+
+
+SHORT = {
+    "type": "record", "name": "Person", "namespace": "com.acme",
+    "fields": [
+        {"name": "id", "type": "string"},
+        {"name": "addr", "type": {"type": "record", "name": "Addr",
+                                  "fields": [{"name": "city", "type": "string"}]}},
+        {"name": "prev", "type": ["null", "Addr"], "default": None},
+        {"name": "kind", "type": {"type": "enum", "name": "Kind", "symbols": ["A", "B"]},
+         "aliases": ["k2", "k1"]},
+    ],
+}
+VARIANTS = {
+    "full name": {**SHORT, "name": "com.acme.Person", "namespace": None},
+    "type object": {**SHORT, "fields": [{"name": "id", "type": {"type": "string"}},
+                                        *SHORT["fields"][1:]]},  # type: ignore[index]
+    "nested namespace repeated": {**SHORT, "fields": [
+        SHORT["fields"][0],  # type: ignore[index]
+        {"name": "addr", "type": {"type": "record", "name": "Addr", "namespace": "com.acme",
+                                  "fields": [{"name": "city", "type": "string"}]}},
+        {"name": "prev", "type": ["null", "com.acme.Addr"], "default": None},
+        SHORT["fields"][3]]},  # type: ignore[index]
+    "explicit ascending order": {**SHORT, "fields": [
+        {"name": "id", "type": "string", "order": "ascending"}, *SHORT["fields"][1:]]},  # type: ignore[index]
+    "aliases and keys reordered": {"fields": [*SHORT["fields"][:3], {  # type: ignore[index]
+        "aliases": ["k1", "k2"], "type": {"symbols": ["A", "B"], "name": "Kind", "type": "enum"},
+        "name": "kind"}], "namespace": "com.acme", "name": "Person", "type": "record"},
+}
+DIFFERENT = {
+    "a doc": {**SHORT, "doc": "a person"},
+    "a default": {**SHORT, "fields": [{"name": "id", "type": "string", "default": ""},
+                                      *SHORT["fields"][1:]]},  # type: ignore[index]
+    "descending order": {**SHORT, "fields": [
+        {"name": "id", "type": "string", "order": "descending"}, *SHORT["fields"][1:]]},  # type: ignore[index]
+    "a logical type": {**SHORT, "fields": [
+        {"name": "id", "type": {"type": "string", "logicalType": "uuid"}},
+        *SHORT["fields"][1:]]},  # type: ignore[index]
+}
+
+
+def avro(obj: dict[str, Any]) -> Schema:
+    return Schema(json.dumps({k: v for k, v in obj.items() if v is not None}), "AVRO")
+
+
+def test_sameness_is_decided_on_the_parsed_schema(registry: RegistryProcess, unique: str) -> None:
+    subj = f"canon-{unique}"
+    setup = SchemaRegistryClient({"url": registry.url})
+    setup.set_compatibility(subj, "NONE")
+    sid = setup.register_schema(subj, avro(SHORT))
+    for why, variant in VARIANTS.items():
+        fresh = SchemaRegistryClient({"url": registry.url})  # no client-side cache
+        found = fresh.lookup_schema(subj, avro(variant))
+        assert (found.schema_id, found.version) == (sid, 1), why
+        assert fresh.register_schema(subj, avro(variant)) == sid, why
+        assert fresh.register_schema(subj, avro(variant), normalize_schemas=True) == sid, why
+    assert setup.get_versions(subj) == [1]
+    for why, other in DIFFERENT.items():
+        fresh = SchemaRegistryClient({"url": registry.url})
+        assert fails(fresh.lookup_schema, subj, avro(other)) == (404, 40403), why
+    # the stored text is the first one registered
+    assert json.loads(setup.get_schema(sid).schema_str or "") == SHORT
