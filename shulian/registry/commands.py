@@ -60,6 +60,11 @@ def compatibility_messages(
         except e.ApiError:
             return []
     else:
+        if not any(not v.deleted for v in state.subjects.get(subject, {}).values()):
+            # as Confluent: nothing to be incompatible with, unless a numbered version is named
+            if parse_version(version_spec) == -1:
+                return []
+            raise e.version_not_found(version_spec)
         entries = [state.entry(subject, version_spec)]
         if level is Level.NONE:
             level = Level.BACKWARD  # an explicit version is compared with, whatever the level says

@@ -137,3 +137,17 @@ def test_sameness_is_decided_on_the_parsed_schema(registry: RegistryProcess, uni
         assert fails(fresh.lookup_schema, subj, avro(other)) == (404, 40403), why
     # the stored text is the first one registered
     assert json.loads(setup.get_schema(sid).schema_str or "") == SHORT
+
+
+def test_compatibility_of_a_subject_without_versions(client: SchemaRegistryClient,
+                                                      unique: str) -> None:
+    subj = f"first-{unique}"
+    schema = Schema(rec("F", A), "AVRO")
+    assert client.test_compatibility(subj, schema) is True  # versions/latest
+    assert client.test_compatibility_all_versions(subj, schema) is True
+    assert fails(client.test_compatibility, subj, schema, version=3) == (404, 40402)
+    # a subject whose versions are all soft-deleted has none either
+    client.register_schema(subj, schema)
+    client.delete_subject(subj)
+    assert client.test_compatibility(subj, Schema(rec("F", {"name": "x", "type": "int"}), "AVRO"))
+    assert fails(client.test_compatibility, subj, schema, version=1) == (404, 40402)

@@ -156,7 +156,8 @@ def test_explicit_version_compatibility_check(log: Log) -> None:
     assert not c.compatibility_messages(log.state, "unknown", bad)
     with pytest.raises(e.ApiError) as exc:
         c.compatibility_messages(log.state, "unknown", bad, version_spec="1")
-    assert code(exc) == (404, 40401)
+    assert code(exc) == (404, 40402)  # as Confluent: no version 1 (not: no subject)
+    assert not c.compatibility_messages(log.state, "unknown", bad, version_spec="latest")
     with pytest.raises(e.ApiError) as exc:
         c.compatibility_messages(log.state, "s", bad, version_spec="7")
     assert code(exc) == (404, 40402)
