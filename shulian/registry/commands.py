@@ -285,5 +285,6 @@ def plan_set_mode(
     return mode, [mode_record(subject, mode.value)]
 
 
-def plan_delete_mode(state: RegistryState, subject: str) -> tuple[Mode, list[Record]]:
+def plan_delete_mode(state: RegistryState, subject: str | None) -> tuple[Mode, list[Record]]:
+    """The mode removed (the global one falls back to READWRITE)."""
     return state.mode(subject), [mode_record(subject, None)]

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from shulian import __version__
 from shulian.registry import errors as e
 from shulian.registry.service import RegistryService
 
@@ -96,9 +97,30 @@ def schemas_router(service: RegistryService) -> APIRouter:
     async def schema_types() -> list[str]:
         return service.schema_types()
 
+    @r.get("/schemas")
+    async def list_schemas(
+        subject_prefix: str = Query("", alias="subjectPrefix"),
+        deleted: bool = False,
+        latest_only: bool = Query(False, alias="latestOnly"),
+        offset: int = 0,
+        limit: int = -1,
+    ) -> list[dict[str, Any]]:
+        return await run(
+            service.schemas,
+            prefix=subject_prefix,
+            deleted=deleted,
+            latest_only=latest_only,
+            offset=max(offset, 0),
+            limit=limit,
+        )
+
     @r.get("/schemas/ids/{schema_id}")
-    async def schema_by_id(schema_id: int, subject: str | None = None) -> dict[str, Any]:
-        return await run(service.schema_by_id, schema_id)
+    async def schema_by_id(
+        schema_id: int,
+        subject: str | None = None,
+        fetch_max_id: bool = Query(False, alias="fetchMaxId"),
+    ) -> dict[str, Any]:
+        return await run(service.schema_by_id, schema_id, fetch_max_id=fetch_max_id)
 
     @r.get("/schemas/ids/{schema_id}/schema")
     async def raw_schema_by_id(schema_id: int) -> Response:
@@ -178,6 +200,10 @@ def mode_router(service: RegistryService) -> APIRouter:
     async def put_global_mode(request: Request, force: bool = False) -> dict[str, Any]:
         return await run(service.set_mode, None, await json_body(request), force=force)
 
+    @r.delete("/mode")
+    async def delete_global_mode() -> dict[str, Any]:
+        return await run(service.delete_mode, None)
+
     @r.get("/mode/{subject:segment}")
     async def get_mode(
         subject: str, default_to_global: bool = Query(False, alias="defaultToGlobal")
@@ -195,12 +221,24 @@ def mode_router(service: RegistryService) -> APIRouter:
     return r
 
 
-def meta_router(_service: RegistryService) -> APIRouter:
+def meta_router(service: RegistryService) -> APIRouter:
     r = APIRouter(tags=["meta"])
 
     @r.get("/")
     async def root() -> dict[str, Any]:
         return {}
+
+    @r.get("/contexts")
+    async def contexts(offset: int = 0, limit: int = -1) -> list[str]:
+        return ["."]  # the default context only: contexts are not supported
+
+    @r.get("/v1/metadata/id")
+    async def metadata_id() -> dict[str, Any]:
+        return service.cluster_metadata()
+
+    @r.get("/v1/metadata/version")
+    async def metadata_version() -> dict[str, Any]:
+        return {"version": __version__, "commitId": ""}
 
     return r
 

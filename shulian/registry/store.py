@@ -63,6 +63,7 @@ class KafkaStore:
         self._consumer: Consumer | None = None
         self._failure: str | None = None
         self.write_lock = threading.Lock()  # one writer at a time in this process
+        self.cluster_id = ""  # the Kafka cluster's id, for GET /v1/metadata/id
 
     # ------------------------------------------------------------ lifecycle
     def start(self, *, ready_timeout_s: float = 60.0) -> None:
@@ -80,6 +81,7 @@ class KafkaStore:
                 )
             )
             self._consumer.assign([TopicPartition(self.topic, 0, OFFSET_BEGINNING)])
+            self.cluster_id = self._consumer.list_topics(self.topic, timeout=10).cluster_id or ""
         except KafkaException as exc:
             raise RegistryError(f"registry store cannot reach the broker: {exc}") from exc
         self._thread = threading.Thread(target=self._run, name="registry-store", daemon=True)

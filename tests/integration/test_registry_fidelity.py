@@ -151,3 +151,76 @@ def test_compatibility_of_a_subject_without_versions(client: SchemaRegistryClien
     client.delete_subject(subj)
     assert client.test_compatibility(subj, Schema(rec("F", {"name": "x", "type": "int"}), "AVRO"))
     assert fails(client.test_compatibility, subj, schema, version=1) == (404, 40402)
+
+
+def test_schemas_listing_metadata_contexts_and_max_id(
+    client: SchemaRegistryClient, registry: RegistryProcess, unique: str
+) -> None:
+    pre = f"list-{unique}"
+    client.set_compatibility(None, "BACKWARD")
+    id1 = client.register_schema(f"{pre}-a", Schema(rec("L", A), "AVRO"))
+    id2 = client.register_schema(
+        f"{pre}-a", Schema(rec("L", A, {"name": "b", "type": "int", "default": 0}), "AVRO")
+    )
+    id3 = client.register_schema(f"{pre}-b", Schema(rec("M", A), "AVRO"))
+    client.delete_subject(f"{pre}-b")
+    with httpx.Client(base_url=registry.url) as http:
+        def listed(**params: Any) -> list[tuple[str, int, int]]:
+            got = http.get("/schemas", params={"subjectPrefix": pre, **params}).json()
+            return [(x["subject"], x["version"], x["id"]) for x in got]
+
+        assert listed() == [(f"{pre}-a", 1, id1), (f"{pre}-a", 2, id2)]
+        assert listed(latestOnly="true") == [(f"{pre}-a", 2, id2)]
+        assert listed(deleted="true") == [(f"{pre}-a", 1, id1), (f"{pre}-a", 2, id2),
+                                          (f"{pre}-b", 1, id3)]
+        assert listed(deleted="true", latestOnly="true", offset=1) == [(f"{pre}-b", 1, id3)]
+        full = http.get("/schemas", params={"subjectPrefix": pre, "limit": 1}).json()
+        assert full == [{"subject": f"{pre}-a", "version": 1, "id": id1,
+                         "schema": client.get_schema(id1).schema_str}]
+        got = http.get(f"/schemas/ids/{id1}", params={"fetchMaxId": "true"}).json()
+        assert got["maxId"] >= id3 and "maxId" not in http.get(f"/schemas/ids/{id1}").json()
+        meta = http.get("/v1/metadata/id").json()
+        assert meta["scope"]["clusters"]["kafka-cluster"]
+        assert meta["scope"]["clusters"]["schema-registry-cluster"] == registry.topic
+    assert client.get_contexts() == ["."]
+
+
+def test_global_mode_can_be_deleted(client: SchemaRegistryClient, registry: RegistryProcess,
+                                    unique: str) -> None:
+    client.update_global_mode("READONLY")
+    try:
+        refused = fails(client.register_schema, f"ro-{unique}", Schema(rec("Q", A), "AVRO"))
+        assert refused == (422, 42205)
+    finally:
+        got = httpx.delete(f"{registry.url}/mode")
+    assert (got.status_code, got.json()) == (200, {"mode": "READONLY"})
+    assert client.get_global_mode() == "READWRITE"
+    assert client.register_schema(f"ro-{unique}", Schema(rec("Q", A), "AVRO")) > 0
+
+
+def test_data_contracts_are_refused_not_dropped(client: SchemaRegistryClient,
+                                                unique: str) -> None:
+    from confluent_kafka.schema_registry import (
+        Metadata,
+        MetadataProperties,
+        MetadataTags,
+        Rule,
+        RuleKind,
+        RuleMode,
+        RuleSet,
+    )
+
+    subj = f"contract-{unique}"
+    meta = Metadata(MetadataTags({}), MetadataProperties({"owner": "psb"}), [])
+    with pytest.raises(SchemaRegistryError) as exc:
+        client.register_schema(subj, Schema(rec("C", A), "AVRO", metadata=meta))
+    assert (exc.value.http_status_code, exc.value.error_code) == (422, 42201)
+    assert "metadata" in exc.value.error_message and "not supported" in exc.value.error_message
+    rule = Rule("checkA", None, RuleKind.CONDITION, RuleMode.WRITE, "CEL", None, None,
+                "message.a > 0", None, None, False)
+    rules = RuleSet(None, [rule])
+    assert fails(client.register_schema, subj,
+                 Schema(rec("C", A), "AVRO", rule_set=rules)) == (422, 42201)
+    assert fails(client.get_versions, subj) == (404, 40401)  # nothing half-registered
+    empty = Metadata(MetadataTags({}), MetadataProperties({}), [])
+    assert client.register_schema(subj, Schema(rec("C", A), "AVRO", metadata=empty)) > 0
