@@ -2,8 +2,8 @@
 
 Answers are JSON-ready values shaped as Confluent Schema Registry returns them. Errors are
 :class:`~shulian.registry.errors.ApiError`. A lookup that finds nothing first catches up with the
-topic once (another instance may just have written it), so reads after writes agree across
-instances.
+topic's high watermark once (another instance may just have written it), so reads after writes
+agree across instances.
 """
 
 from __future__ import annotations
@@ -88,12 +88,17 @@ class RegistryService:
 
     # ------------------------------------------------------------------ plumbing
     def read(self, fn: Callable[[RegistryState], T]) -> T:
+        """``fn`` on the state; on a 404, once more after catching up with the topic (unless
+        catching up applied nothing new: then the first answer stands)."""
+        before = self.store.position
         try:
             return self.store.view(fn)
         except e.ApiError as exc:
             if exc.status != 404:
                 raise
-        self.store.sync()
+            self.store.catch_up()
+            if self.store.position == before:
+                raise
         return self.store.view(fn)
 
     def write(
