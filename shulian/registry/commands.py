@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shulian.registry import errors as e
+from shulian.registry import json_compat
 from shulian.registry.avro_schemas import Existing, Level, compact, incompatibilities, parse
 from shulian.registry.records import (
     Record,
@@ -19,7 +20,7 @@ from shulian.registry.records import (
     schema_record,
     schema_tombstone,
 )
-from shulian.registry.schema_types import SUPPORTED_TYPES, validate
+from shulian.registry.schema_types import SUPPORTED_TYPES, check_type, json_node, validate
 from shulian.registry.state import (
     MAX_VERSION,
     Identity,
@@ -43,6 +44,7 @@ class Candidate:
 def check_candidate(state: RegistryState, cand: Candidate) -> Candidate:
     """Refuse unsupported types and invalid schemas (42201); the candidate in stored (compact)
     form."""
+    check_type(cand.schema_type)
     compacted = compact(cand.schema)
     validate(cand.schema_type, compacted, state.resolved(cand.references))
     return Candidate(compacted, cand.schema_type, cand.references)
@@ -69,9 +71,26 @@ def compatibility_messages(
         if level is Level.NONE:
             level = Level.BACKWARD  # an explicit version is compared with, whatever the level says
         level = Level(level.value.removesuffix("_TRANSITIVE"))
+    compared = entries if level.transitive or version_spec is not None else entries[-1:]
+    if level is not Level.NONE:
+        for x in compared:
+            if state.schemas[x.id].schema_type != cand.schema_type:
+                return [
+                    "Incompatible because of different schema type",
+                    f"{{oldSchemaVersion: {x.version}}}",
+                    f"{{compatibility: '{level.value}'}}",
+                ]
+    if cand.schema_type == "JSON":
+        node = json_node(cand.schema, state.resolved(cand.references))
+        olds = [
+            (x.version, state.schemas[x.id].schema,
+             json_node(state.schemas[x.id].schema, state.resolved(state.schemas[x.id].references)))
+            for x in compared
+        ]
+        return json_compat.incompatibilities(level, node, olds)
     new = parse(cand.schema, referenced=state.resolved_references(cand.references))
     existing = [
-        Existing(x.version, state.schemas[x.id].schema, state.parsed(x.id)) for x in entries
+        Existing(x.version, state.schemas[x.id].schema, state.parsed(x.id)) for x in compared
     ]
     return incompatibilities(level, new, existing)
 

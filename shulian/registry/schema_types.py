@@ -14,10 +14,12 @@ import avro.name
 import avro.schema
 
 from shulian.registry import errors as e
+from shulian.registry import json_compat, json_schemas
 from shulian.registry.avro_canonical import normal_string
 from shulian.registry.avro_schemas import load_json, parse
+from shulian.registry.json_diff_base import Node
 
-SUPPORTED_TYPES = ("AVRO",)
+SUPPORTED_TYPES = ("AVRO", "JSON")
 KNOWN_TYPES = ("AVRO", "JSON", "PROTOBUF")
 
 
@@ -38,7 +40,10 @@ def check_type(schema_type: str) -> None:
 def validate(schema_type: str, schema: str, referenced: Sequence[Resolved]) -> None:
     """42201 unless ``schema`` is a valid schema of its type with these references."""
     check_type(schema_type)
-    parse(schema, referenced=[r.schema for r in referenced])
+    if schema_type == "JSON":
+        json_schemas.validator(schema, referenced)
+    else:
+        parse(schema, referenced=[r.schema for r in referenced])
 
 
 def normal_form(schema_type: str, schema: str, referenced: Sequence[Resolved]) -> str:
@@ -53,7 +58,14 @@ def normal_form(schema_type: str, schema: str, referenced: Sequence[Resolved]) -
         known = set(names.names)
         parsed = parse(schema, referenced=[r.schema for r in referenced])
         return normal_string(parsed, known)
+    if schema_type == "JSON":
+        return json_schemas.normal_form(schema)
     raise e.ApiError(422, e.INVALID_SCHEMA, f"Invalid schema type {schema_type}")
+
+
+def json_node(schema: str, referenced: Sequence[Resolved]) -> Node:
+    """A JSON Schema ready for the compatibility walk (its references resolvable)."""
+    return json_compat.root(json_schemas.load(schema), json_schemas.registry(referenced))
 
 
 def text_form(schema: str) -> str:

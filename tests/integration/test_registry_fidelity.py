@@ -224,3 +224,61 @@ def test_data_contracts_are_refused_not_dropped(client: SchemaRegistryClient,
     assert fails(client.get_versions, subj) == (404, 40401)  # nothing half-registered
     empty = Metadata(MetadataTags({}), MetadataProperties({}), [])
     assert client.register_schema(subj, Schema(rec("C", A), "AVRO", metadata=empty)) > 0
+
+
+def test_json_schema_registration_references_lookup_and_serializers(
+    client: SchemaRegistryClient, unique: str
+) -> None:
+    from confluent_kafka.schema_registry import SchemaReference
+    from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    assert client.get_schema_types() == ["AVRO", "JSON"]
+    addr = {"type": "object", "properties": {"city": {"type": "string"}},
+            "additionalProperties": False}
+    addr_subject = f"addr-{unique}"
+    client.register_schema(addr_subject, Schema(json.dumps(addr), "JSON"))
+    person = {"$schema": "http://json-schema.org/draft-07/schema#", "title": "Person",
+              "type": "object", "additionalProperties": False,
+              "properties": {"name": {"type": "string"}, "home": {"$ref": "address.json"}},
+              "required": ["name"]}
+    refs = [SchemaReference("address.json", addr_subject, 1)]
+    subj = f"person-{unique}-value"
+    sid = client.register_schema(subj, Schema(json.dumps(person), "JSON", refs))
+    got = client.get_schema(sid)
+    assert got.schema_type == "JSON" and json.loads(got.schema_str or "") == person
+    assert [r.name for r in got.references] == ["address.json"]
+    # look-up by the parsed schema: key order and whitespace are cosmetic
+    reordered = json.dumps(dict(reversed(list(person.items()))), indent=2)
+    fresh = SchemaRegistryClient({"url": client._rest_client.base_urls[0]})
+    assert fresh.lookup_schema(subj, Schema(reordered, "JSON", refs)).schema_id == sid
+    assert fresh.register_schema(subj, Schema(reordered, "JSON", refs)) == sid
+    # compatibility, Confluent's rules: adding an optional property to a closed model is fine,
+    # making it required without a default is not; a property in an open model is not
+    wider = {**person, "properties": {**person["properties"], "phone": {"type": "string"}}}
+    assert fresh.test_compatibility(subj, Schema(json.dumps(wider), "JSON", refs))
+    stricter = {**wider, "required": ["name", "phone"]}
+    assert not fresh.test_compatibility(subj, Schema(json.dumps(stricter), "JSON", refs))
+    assert fails(fresh.register_schema, subj, Schema(json.dumps(stricter), "JSON", refs)) == (
+        409, 409)
+    # an Avro schema under a JSON subject is another type: incompatible
+    assert not fresh.test_compatibility(subj, Schema(rec("P", A), "AVRO"))
+    # invalid JSON Schemas and unresolvable $refs are 42201; Protobuf stays refused
+    bad = Schema(json.dumps({"type": "object", "properties": {"a": {"type": 7}}}), "JSON")
+    assert fails(fresh.register_schema, f"bad-{unique}", bad) == (422, 42201)
+    dangling = Schema(json.dumps({"$ref": "nowhere.json"}), "JSON")
+    assert fails(fresh.register_schema, f"bad-{unique}", dangling) == (422, 42201)
+    proto = Schema('syntax = "proto3"; message M { string a = 1; }', "PROTOBUF")
+    with pytest.raises(SchemaRegistryError) as exc:
+        fresh.register_schema(f"bad-{unique}", proto)
+    assert exc.value.error_code == 42201 and "PROTOBUF" in exc.value.error_message
+    # confluent-kafka's own JSONSerializer / JSONDeserializer against the registered schema
+    topic = f"person-{unique}"
+    ser = JSONSerializer(json.dumps(person), fresh, conf={"auto.register.schemas": False,
+                                                          "use.latest.version": True})
+    ctx = SerializationContext(topic, MessageField.VALUE)
+    value = {"name": "张三", "home": {"city": "广州"}}
+    framed = ser(value, ctx)
+    assert framed is not None and framed[0] == 0 and int.from_bytes(framed[1:5], "big") == sid
+    de = JSONDeserializer(None, schema_registry_client=fresh)
+    assert de(framed, ctx) == value

@@ -255,11 +255,14 @@ def test_invalid_schemas_and_types(log: Log) -> None:
         with pytest.raises(e.ApiError) as exc:
             log.register("s", bad)
         assert code(exc) == (422, 42201)
-    for kind in ("JSON", "PROTOBUF"):
+    with pytest.raises(e.ApiError) as exc:
+        c.plan_register(log.state, "s", c.Candidate('syntax = "proto3";', "PROTOBUF"))
+    assert code(exc) == (422, 42201)
+    assert "PROTOBUF" in exc.value.message
+    for bad_json in ('{"type": 5}', '{"$ref": "nowhere.json"}', "[1]"):
         with pytest.raises(e.ApiError) as exc:
-            c.plan_register(log.state, "s", c.Candidate('{"type":"object"}', kind))
-        assert code(exc) == (422, 42201)
-        assert kind in exc.value.message
+            c.plan_register(log.state, "s", c.Candidate(bad_json, "JSON"))
+        assert code(exc) == (422, 42201), bad_json
     assert log.records == []
     assert log.register("prim", '"string"') == 1
 
