@@ -21,6 +21,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 
 from shulian.chain.topology import subject_of
 from shulian.io.kafka import consumer_config, producer_config
+from shulian.io.publish import AgencyPublisher
 from shulian.logic.generate import DialectGenerator
 from shulian.settings import REPO_ROOT, Settings
 from tests.fixtures.chain import StartChain
@@ -125,3 +126,10 @@ def test_json_serializer_records_reach_the_egress_view(start_chain: StartChain,
     assert {b"XM", b"CSRQ"} <= fields  # named, never the value
     originals = {m.value() for m in dead}
     assert frame + b"{not json" in originals and frame + b"[1, 2]" in originals
+    # shulian's own publisher (demo, `shulian publish`) frames such a mapping with JSONSerializer
+    publisher = AgencyPublisher(settings, catalog, topology)
+    tally = publisher.publish(pair, 7, rng=random.Random(5))
+    publisher.flush()
+    assert tally.valid[pair] == 7
+    canonical = read_topic(settings, topology.canonical("household_change"), expect=valid + 7)
+    assert len(canonical) == valid + 7, env.worker.log_text()[-3000:]
