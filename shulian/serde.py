@@ -19,8 +19,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import fastavro
+import jsonschema
+import jsonschema.validators
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT7
 
 from shulian.chain import wire
 from shulian.chain.wire import MAGIC as MAGIC  # re-exported: one wire-format implementation
@@ -105,17 +109,52 @@ class SchemaCache:
         return None if found is None else found.schema_str
 
     def parsed(self, schema_id: int) -> Any | None:
-        """The fastavro-parsed schema for ``schema_id`` (references resolved); None if unknown."""
+        """The fastavro-parsed schema for ``schema_id`` (references resolved), or for a JSON
+        Schema a :class:`~shulian.chain.wire.JsonRecordSchema`; None if unknown."""
         if schema_id in self._parsed:
             return self._parsed[schema_id]
         found = self._schema(schema_id)
         if found is None:
             return None
-        named: dict[str, Any] = {}
-        self._parse_references(found, named, set())
-        parsed = fastavro.parse_schema(json.loads(found.schema_str or "null"), named_schemas=named)
+        if found.schema_type == "JSON":
+            parsed: Any = self._json_schema(found)
+        else:
+            named: dict[str, Any] = {}
+            self._parse_references(found, named, set())
+            parsed = fastavro.parse_schema(
+                json.loads(found.schema_str or "null"), named_schemas=named
+            )
         self._parsed[schema_id] = parsed
         return parsed
+
+    def _json_schema(self, schema: Schema) -> wire.JsonRecordSchema:
+        """A JSON Schema with its references (by reference name) ready to validate bodies."""
+        resources: dict[str, Any] = {}
+        self._json_references(schema, resources, set())
+        registry: Registry[Any] = Registry().with_resources(
+            (name, Resource.from_contents(contents, default_specification=DRAFT7))
+            for name, contents in resources.items()
+        )
+        contents = json.loads(schema.schema_str or "true")
+        cls = jsonschema.validators.validator_for(contents, default=jsonschema.Draft7Validator)
+        return wire.JsonRecordSchema(cls(contents, registry=registry))
+
+    def _json_references(
+        self, schema: Schema, out: dict[str, Any], seen: set[tuple[str, int]]
+    ) -> None:
+        for ref in schema.references or []:
+            if ref.subject is None or ref.version is None or ref.name is None:
+                raise RegistryError(f"schema reference {ref.name} lacks a subject or version")
+            if (ref.subject, ref.version) in seen:
+                continue
+            seen.add((ref.subject, ref.version))
+            try:
+                registered = self._client.get_version(ref.subject, ref.version)
+            except Exception as exc:
+                raise RegistryError(f"reference {ref.name} ({ref.subject} v{ref.version}): "
+                                    f"{exc}") from exc
+            out[ref.name] = json.loads(registered.schema.schema_str or "true")
+            self._json_references(registered.schema, out, seen)
 
     def _parse_references(
         self, schema: Schema, named: dict[str, Any], seen: set[tuple[str, int]]

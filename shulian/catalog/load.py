@@ -22,6 +22,8 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import fastavro
+import jsonschema
+import jsonschema.validators
 
 from shulian.catalog.avro import canonical_schema
 from shulian.catalog.files import WHOLE_FILE, Ctx, first_line, read_yaml, validate_into
@@ -214,6 +216,8 @@ def _raw_fields(ctx: Ctx, mapping: AgencyMapping, file: str) -> set[str] | None:
         ctx.issue(file, "raw_schema", f"no schema file '{mapping.raw_schema}' under schemas/")
         return None
     raw_file = ctx.name(ctx.schemas_dir / mapping.raw_schema)
+    if mapping.raw_schema_type == "JSON":
+        return _json_raw_fields(ctx, raw_file, path)
     try:
         schema = json.loads(path.read_text(encoding="utf-8"))
         fastavro.parse_schema(schema, _write_hint=False)
@@ -226,6 +230,25 @@ def _raw_fields(ctx: Ctx, mapping: AgencyMapping, file: str) -> set[str] | None:
     if schema.get("namespace") != f"gov.{mapping.agency}.raw":
         ctx.issue(raw_file, "namespace", f"expected 'gov.{mapping.agency}.raw'")
     return {f["name"] for f in schema.get("fields", [])}
+
+
+def _json_raw_fields(ctx: Ctx, raw_file: str, path: Path) -> set[str] | None:
+    """The properties of a JSON Schema raw schema (an object schema, valid for its draft)."""
+    try:
+        schema = json.loads(path.read_text(encoding="utf-8"))
+        cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
+        cls.check_schema(schema)
+    except Exception as exc:  # JSON errors and jsonschema's SchemaError
+        ctx.issue(raw_file, WHOLE_FILE, f"not a valid JSON Schema: {first_line(exc)}")
+        return None
+    if not isinstance(schema, dict) or schema.get("type") != "object":
+        ctx.issue(raw_file, "type", "a raw JSON Schema is an object schema (type: object)")
+        return None
+    properties = schema.get("properties")
+    if not isinstance(properties, dict) or not properties:
+        ctx.issue(raw_file, "properties", "a raw JSON Schema names its fields in properties")
+        return None
+    return set(properties)
 
 
 def _check_date_format(fmt: str) -> str | None:

@@ -165,8 +165,14 @@ class Mapping(Frozen):
     agency: AgencyId
     dataset: DatasetId
     version: int = Field(ge=1)
-    raw_schema: str = Field(description="path under schemas/, e.g. raw/psb/household_change.avsc")
+    raw_schema: str = Field(description="path under schemas/, e.g. raw/psb/household_change.avsc"
+                            " (Avro), or a .json file (JSON Schema, for JSONSerializer agencies)")
     fields: dict[str, FieldMapping] = Field(description="canonical field -> how to fill it")
+
+    @property
+    def raw_schema_type(self) -> str:
+        """The registry's schemaType of the raw schema: JSON for ``*.json``, else AVRO."""
+        return "JSON" if self.raw_schema.endswith(".json") else "AVRO"
 
 
 # --- the sharing-responsibility list -------------------------------------------------------

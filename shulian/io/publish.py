@@ -17,7 +17,8 @@ from typing import Any
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
-from confluent_kafka.serialization import MessageField, SerializationContext
+from confluent_kafka.schema_registry.json_schema import JSONSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext, Serializer
 
 from shulian.catalog.models import Catalog
 from shulian.chain.topology import Topology
@@ -61,10 +62,13 @@ class AgencyPublisher:
         raw_schemas = load_raw_schemas(catalog, settings.schemas_dir)
         self._generators: dict[tuple[str, str], DialectGenerator] = generators_for(
             catalog, raw_schemas)
-        self._serializers = {
-            pair: AvroSerializer(registry, json.dumps(schema),
-                                 conf={"auto.register.schemas": False,
-                                       "use.latest.version": True})
+        conf = {"auto.register.schemas": False, "use.latest.version": True}
+        json_raw: dict[tuple[str, str], bool] = {
+            (a, d): m.raw_schema_type == "JSON" for (a, d), m in catalog.mappings.items()}
+        self._serializers: dict[tuple[str, str], Serializer] = {
+            pair: JSONSerializer(json.dumps(schema), registry, conf=conf)
+            if json_raw[pair]
+            else AvroSerializer(registry, json.dumps(schema), conf=conf)
             for pair, schema in raw_schemas.items()
         }
         self._errors: list[str] = []
@@ -85,6 +89,7 @@ class AgencyPublisher:
         for i in range(count):
             g = gen.generate(rng, invalid_rate=invalid_rate)
             value = serializer(g.raw, ctx)
+            assert value is not None  # a record always serialises to bytes
             self._produce(topic, f"{agency}-{i}".encode(), value)
             (tally.valid if g.valid else tally.invalid)[pair] += 1
         for kind, reason, value in _garbage(rng, garbage):

@@ -42,9 +42,10 @@ def registry_client(settings: Settings) -> SchemaRegistryClient:
     return SchemaRegistryClient({"url": settings.registry_url, **settings.registry_auth_conf()})
 
 
-def _register(client: SchemaRegistryClient, subject: str, schema: dict[str, Any]) -> int:
+def _register(client: SchemaRegistryClient, subject: str, schema: dict[str, Any],
+              schema_type: str = "AVRO") -> int:
     try:
-        return int(client.register_schema(subject, Schema(json.dumps(schema), "AVRO")))
+        return int(client.register_schema(subject, Schema(json.dumps(schema), schema_type)))
     except SchemaRegistryError as exc:
         raise RegistryError(f"cannot register {subject}: {exc}") from exc
     except Exception as exc:  # connection errors from httpx/requests
@@ -64,7 +65,8 @@ def register_raw_and_canonical(
     """Register raw and canonical schemas; returns the canonical schema per dataset."""
     for (agency, dataset), mapping in sorted(catalog.mappings.items()):
         raw = _load_avsc(settings.schemas_dir / mapping.raw_schema)
-        _register(client, subject_of(topology.unprefix(topology.raw(agency, dataset)) or ""), raw)
+        _register(client, subject_of(topology.unprefix(topology.raw(agency, dataset)) or ""), raw,
+                  mapping.raw_schema_type)
     canonical: dict[str, CanonicalSchema] = {}
     for dataset in sorted(catalog.datasets):
         schema = _load_avsc(settings.schemas_dir / "canonical" / f"{dataset}.avsc")

@@ -67,8 +67,9 @@ class DialectGenerator:
         self._catalog = catalog
         self._mapping = mapping
         self._dataset = catalog.datasets[mapping.dataset]
-        self._raw_types = {f["name"]: _base_type(f["type"]) for f in raw_schema["fields"]}
-        self._raw_fields = raw_schema["fields"]
+        fields = record_fields(raw_schema)
+        self._raw_types = {f["name"]: _base_type(f["type"]) for f in fields}
+        self._raw_fields = fields
         districts = sorted(c for c in catalog.regions if not c.endswith("00"))
         self._districts = districts or sorted(catalog.regions)
 
@@ -181,6 +182,28 @@ def _identifier(element: DataElement, rng: random.Random) -> str:
     """A business number such as a certificate or serial number: a letter and digits."""
     digits = min(14, (element.max_length or 20) - 1)
     return f"{element.id[0].upper()}{rng.randrange(10 ** digits):0{digits}d}"
+
+
+_JSON_TO_AVRO = {"string": "string", "integer": "long", "number": "double", "boolean": "boolean",
+                 "null": "null"}
+
+
+def record_fields(raw_schema: dict[str, Any]) -> list[dict[str, Any]]:
+    """An Avro record's fields; for a JSON Schema object, its properties as Avro-typed fields
+    (a property outside ``required`` may be absent: it gets a null default)."""
+    if "fields" in raw_schema:
+        return list(raw_schema["fields"])
+    required = set(raw_schema.get("required") or [])
+    out: list[dict[str, Any]] = []
+    for name, prop in (raw_schema.get("properties") or {}).items():
+        types = prop.get("type", "string") if isinstance(prop, dict) else "string"
+        names = [types] if isinstance(types, str) else list(types)
+        avro = [_JSON_TO_AVRO.get(t, "string") for t in names]
+        field: dict[str, Any] = {"name": name, "type": avro[0] if len(avro) == 1 else avro}
+        if name not in required:
+            field["default"] = None
+        out.append(field)
+    return out
 
 
 def _base_type(avro_type: Any) -> str:

@@ -53,13 +53,6 @@ def compact(schema_str: str) -> str:
     return json.dumps(load_json(schema_str), separators=(",", ":"), ensure_ascii=False)
 
 
-def normal_form(schema_str: str) -> str:
-    """Key-sorted compact JSON: two schemas are 'the same schema' when these are equal."""
-    return json.dumps(
-        load_json(schema_str), separators=(",", ":"), sort_keys=True, ensure_ascii=False
-    )
-
-
 def parse(schema_str: str, *, referenced: Sequence[str] = ()) -> avro.schema.Schema:
     """Parse an Avro schema; ``referenced`` are the schemas it references, dependencies first.
 

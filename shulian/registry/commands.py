@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shulian.registry import errors as e
+from shulian.registry import json_compat
 from shulian.registry.avro_schemas import Existing, Level, compact, incompatibilities, parse
 from shulian.registry.records import (
     Record,
@@ -19,17 +20,16 @@ from shulian.registry.records import (
     schema_record,
     schema_tombstone,
 )
+from shulian.registry.schema_types import SUPPORTED_TYPES, check_type, json_node, validate
 from shulian.registry.state import (
     MAX_VERSION,
     Identity,
     Mode,
     RegistryState,
-    identity_of,
     parse_version,
 )
 
-SUPPORTED_TYPES = ("AVRO",)
-KNOWN_TYPES = ("AVRO", "JSON", "PROTOBUF")
+__all__ = ["SUPPORTED_TYPES", "Candidate"]
 
 
 @dataclass(frozen=True)
@@ -42,11 +42,11 @@ class Candidate:
 
 
 def check_candidate(state: RegistryState, cand: Candidate) -> Candidate:
-    """Refuse unsupported types and invalid Avro (42201); the candidate in stored (compact) form."""
-    if cand.schema_type not in SUPPORTED_TYPES:
-        raise e.ApiError(422, e.INVALID_SCHEMA, f"Invalid schema type {cand.schema_type}")
+    """Refuse unsupported types and invalid schemas (42201); the candidate in stored (compact)
+    form."""
+    check_type(cand.schema_type)
     compacted = compact(cand.schema)
-    parse(compacted, referenced=state.resolved_references(cand.references))
+    validate(cand.schema_type, compacted, state.resolved(cand.references))
     return Candidate(compacted, cand.schema_type, cand.references)
 
 
@@ -62,13 +62,35 @@ def compatibility_messages(
         except e.ApiError:
             return []
     else:
+        if not any(not v.deleted for v in state.subjects.get(subject, {}).values()):
+            # as Confluent: nothing to be incompatible with, unless a numbered version is named
+            if parse_version(version_spec) == -1:
+                return []
+            raise e.version_not_found(version_spec)
         entries = [state.entry(subject, version_spec)]
         if level is Level.NONE:
             level = Level.BACKWARD  # an explicit version is compared with, whatever the level says
         level = Level(level.value.removesuffix("_TRANSITIVE"))
+    compared = entries if level.transitive or version_spec is not None else entries[-1:]
+    if level is not Level.NONE:
+        for x in compared:
+            if state.schemas[x.id].schema_type != cand.schema_type:
+                return [
+                    "Incompatible because of different schema type",
+                    f"{{oldSchemaVersion: {x.version}}}",
+                    f"{{compatibility: '{level.value}'}}",
+                ]
+    if cand.schema_type == "JSON":
+        node = json_node(cand.schema, state.resolved(cand.references))
+        olds = [
+            (x.version, state.schemas[x.id].schema,
+             json_node(state.schemas[x.id].schema, state.resolved(state.schemas[x.id].references)))
+            for x in compared
+        ]
+        return json_compat.incompatibilities(level, node, olds)
     new = parse(cand.schema, referenced=state.resolved_references(cand.references))
     existing = [
-        Existing(x.version, state.schemas[x.id].schema, state.parsed(x.id)) for x in entries
+        Existing(x.version, state.schemas[x.id].schema, state.parsed(x.id)) for x in compared
     ]
     return incompatibilities(level, new, existing)
 
@@ -102,7 +124,7 @@ def plan_register(
     if mode is Mode.READONLY:
         raise e.not_permitted(f"Subject {subject} is in read-only mode")
     cand = check_candidate(state, cand)
-    ident = identity_of(cand.schema_type, cand.schema, cand.references)
+    ident = state.identity_of(cand.schema_type, cand.schema, cand.references)
     known_id = state.ids_by_identity.get(ident)
     live = [v for v in state.subjects.get(subject, {}).values() if not v.deleted]
     for entry in live:
@@ -140,6 +162,8 @@ def plan_register(
         schema_id = explicit_id
     else:
         schema_id = known_id if known_id is not None else state.max_id + 1
+    if schema_id in state.schemas:  # the same schema under its first text: one id, one text
+        cand = Candidate(state.schemas[schema_id].schema, cand.schema_type, cand.references)
     every = state.subjects.get(subject, {})
     if explicit_version is not None:
         if not 1 <= explicit_version <= MAX_VERSION:
@@ -280,5 +304,6 @@ def plan_set_mode(
     return mode, [mode_record(subject, mode.value)]
 
 
-def plan_delete_mode(state: RegistryState, subject: str) -> tuple[Mode, list[Record]]:
+def plan_delete_mode(state: RegistryState, subject: str | None) -> tuple[Mode, list[Record]]:
+    """The mode removed (the global one falls back to READWRITE)."""
     return state.mode(subject), [mode_record(subject, None)]

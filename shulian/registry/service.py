@@ -2,8 +2,8 @@
 
 Answers are JSON-ready values shaped as Confluent Schema Registry returns them. Errors are
 :class:`~shulian.registry.errors.ApiError`. A lookup that finds nothing first catches up with the
-topic once (another instance may just have written it), so reads after writes agree across
-instances.
+topic's high watermark once (another instance may just have written it), so reads after writes
+agree across instances.
 """
 
 from __future__ import annotations
@@ -53,7 +53,29 @@ def candidate(body: dict[str, Any]) -> c.Candidate:
     refs = parse_references(body.get("references"))
     if refs is None:
         raise e.invalid_schema("references must be a list of {name, subject, version}")
+    refuse_data_contracts(body)
     return c.Candidate(schema, schema_type.upper(), refs)
+
+
+def _empty(value: object) -> bool:
+    if isinstance(value, dict):
+        return all(_empty(v) for v in value.values())
+    if isinstance(value, list):
+        return not value
+    return value is None
+
+
+def refuse_data_contracts(body: dict[str, Any]) -> None:
+    """Confluent data contracts (``metadata``, ``ruleSet``) are refused rather than dropped;
+    empty ones (``{}``, empty lists and maps, null) are what clients send by default."""
+    for name in ("metadata", "ruleSet"):
+        if not _empty(body.get(name)):
+            raise e.ApiError(
+                422,
+                e.INVALID_SCHEMA,
+                f"Invalid schema: {name} (Confluent data contracts) is not supported by this "
+                "registry; register the schema without it",
+            )
 
 
 def _bind(fn: Callable[[RegistryState, T], bool], result: T) -> Callable[[RegistryState], bool]:
@@ -66,12 +88,17 @@ class RegistryService:
 
     # ------------------------------------------------------------------ plumbing
     def read(self, fn: Callable[[RegistryState], T]) -> T:
+        """``fn`` on the state; on a 404, once more after catching up with the topic (unless
+        catching up applied nothing new: then the first answer stands)."""
+        before = self.store.position
         try:
             return self.store.view(fn)
         except e.ApiError as exc:
             if exc.status != 404:
                 raise
-        self.store.sync()
+            self.store.catch_up()
+            if self.store.position == before:
+                raise
         return self.store.view(fn)
 
     def write(
@@ -158,8 +185,29 @@ class RegistryService:
         return self.write(lambda s: c.plan_delete_version(s, subject, spec, permanent=permanent))
 
     # ------------------------------------------------------------------ schemas
-    def schema_by_id(self, schema_id: int) -> dict[str, Any]:
-        return self.read(lambda s: schema_json(s.schema(schema_id)))
+    def schema_by_id(self, schema_id: int, *, fetch_max_id: bool = False) -> dict[str, Any]:
+        def q(s: RegistryState) -> dict[str, Any]:
+            out = schema_json(s.schema(schema_id))
+            if fetch_max_id:
+                out["maxId"] = s.max_id
+            return out
+
+        return self.read(q)
+
+    def schemas(
+        self, *, prefix: str, deleted: bool, latest_only: bool, offset: int, limit: int
+    ) -> list[dict[str, Any]]:
+        """GET /schemas: every (or every latest) version of the subjects under ``prefix``."""
+
+        def q(s: RegistryState) -> list[dict[str, Any]]:
+            out = []
+            for subject in s.subject_names(deleted=deleted, prefix=prefix):
+                entries = s.entries(subject, deleted=deleted)
+                for entry in entries[-1:] if latest_only else entries:
+                    out.append(version_json(s, entry))
+            return out[offset:] if limit < 0 else out[offset : offset + limit]
+
+        return self.store.view(q)
 
     def id_versions(self, schema_id: int, *, deleted: bool) -> list[dict[str, Any]]:
         def q(s: RegistryState) -> list[dict[str, Any]]:
@@ -208,6 +256,22 @@ class RegistryService:
         mode = self.write(lambda s: c.plan_set_mode(s, subject, body.get("mode"), force=force))
         return {"mode": mode.value}
 
-    def delete_mode(self, subject: str) -> dict[str, Any]:
+    def delete_mode(self, subject: str | None) -> dict[str, Any]:
         mode = self.write(lambda s: c.plan_delete_mode(s, subject))
         return {"mode": mode.value}
+
+    # ------------------------------------------------------------------ types
+    def schema_types(self) -> list[str]:
+        return list(c.SUPPORTED_TYPES)
+
+    def cluster_metadata(self) -> dict[str, Any]:
+        """GET /v1/metadata/id: the Kafka cluster and this registry's "cluster" (its topic)."""
+        return {
+            "scope": {
+                "path": [],
+                "clusters": {
+                    "kafka-cluster": self.store.cluster_id,
+                    "schema-registry-cluster": self.store.topic,
+                },
+            }
+        }

@@ -6,7 +6,12 @@ gives the same state, so every registry reading one topic answers alike.
 
 Conflicts between writers are settled here, first record wins: a SCHEMA record is ignored when
 its subject/version already holds another id, when its id already names another schema, or when
-its schema already has another id. A writer that finds its record ignored plans again.
+its exact text already has another id. A writer that finds its record ignored plans again.
+
+"The same schema" is decided on the schema's normal form (``schema_types.normal_form``: for
+Avro, the parsed schema written with full names, defaults dropped, keys sorted), so cosmetically
+different texts are one schema. Two ids whose texts share a normal form (written by an older
+version, or by a race) both stay valid; look-ups find the first.
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ from typing import TypeVar
 import avro.schema
 
 from shulian.registry import errors as e
-from shulian.registry.avro_schemas import Level, normal_form, parse
+from shulian.registry.avro_schemas import Level, parse
 from shulian.registry.records import KeyType, Reference, decode_key, decode_value, parse_references
+from shulian.registry.schema_types import Resolved, normal_form, text_form
 
 MAX_VERSION = 2**31 - 1
 DEFAULT_LEVEL = Level.BACKWARD
@@ -42,14 +48,11 @@ class StoredSchema:
     schema_type: str
     schema: str
     references: tuple[Reference, ...]
-
-    @property
-    def identity(self) -> Identity:
-        return identity_of(self.schema_type, self.schema, self.references)
+    identity: Identity  # its normal form: equal for "the same schema"
 
 
-def identity_of(schema_type: str, schema: str, references: tuple[Reference, ...]) -> Identity:
-    return (schema_type, normal_form(schema), references)
+def text_identity(schema_type: str, schema: str, references: tuple[Reference, ...]) -> Identity:
+    return (schema_type, text_form(schema), references)
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,7 @@ class VersionEntry:
 class RegistryState:
     schemas: dict[int, StoredSchema] = field(default_factory=dict)
     ids_by_identity: dict[Identity, int] = field(default_factory=dict)
+    ids_by_text: dict[Identity, int] = field(default_factory=dict)
     subjects: dict[str, dict[int, VersionEntry]] = field(default_factory=dict)
     configs: dict[str | None, Level] = field(default_factory=dict)
     modes: dict[str | None, Mode] = field(default_factory=dict)
@@ -146,21 +150,22 @@ class RegistryState:
         if refs is None or not 1 <= version <= MAX_VERSION or schema_id < 0:
             return False
         try:
-            stored = StoredSchema(schema_id, schema_type, schema, refs)
-            ident = stored.identity
+            text = text_identity(schema_type, schema, refs)
         except e.ApiError:
             return False
+        ident = self.identity_of(schema_type, schema, refs)
         existing = (versions or {}).get(version)
         if existing is not None and existing.id != schema_id:
             return False
         known = self.schemas.get(schema_id)
         if known is not None and known.identity != ident:
             return False
-        if self.ids_by_identity.get(ident, schema_id) != schema_id:
+        if self.ids_by_text.get(text, schema_id) != schema_id:
             return False
         if known is None:
-            self.schemas[schema_id] = stored
-            self.ids_by_identity[ident] = schema_id
+            self.schemas[schema_id] = StoredSchema(schema_id, schema_type, schema, refs, ident)
+            self.ids_by_identity.setdefault(ident, schema_id)
+            self.ids_by_text[text] = schema_id
             self.max_id = max(self.max_id, schema_id)
         self.subjects.setdefault(subject, {})[version] = VersionEntry(
             subject, version, schema_id, bool(value.get("deleted", False))
@@ -225,9 +230,9 @@ class RegistryState:
     ) -> VersionEntry:
         """The subject version holding this schema (POST /subjects/{s}); 40401 / 40403 otherwise."""
         entries = self.entries(subject, deleted=deleted)
-        schema_id = self.ids_by_identity.get(identity_of(schema_type, schema, references))
+        ident = self.identity_of(schema_type, schema, references)
         for entry in reversed(entries):
-            if entry.id == schema_id:
+            if self.schemas[entry.id].identity == ident:
                 return entry
         raise e.schema_not_found()
 
@@ -269,9 +274,26 @@ class RegistryState:
             f"Subject '{subject}' does not have subject-level mode configured",
         )
 
+    def identity_of(
+        self, schema_type: str, schema: str, references: tuple[Reference, ...]
+    ) -> Identity:
+        """The normal form (its text form if it does not parse: foreign records still fold)."""
+        try:
+            form = normal_form(schema_type, schema, self.resolved(references))
+        except e.ApiError:
+            try:
+                form = "text:" + text_form(schema)
+            except e.ApiError:
+                form = "raw:" + schema
+        return (schema_type, form, references)
+
     def resolved_references(self, references: tuple[Reference, ...]) -> list[str]:
         """The schemas these references name, transitively, dependencies first (42201 if not)."""
-        out: list[str] = []
+        return [r.schema for r in self.resolved(references)]
+
+    def resolved(self, references: tuple[Reference, ...]) -> list[Resolved]:
+        """The schemas these references name, transitively, dependencies first (42201 if not)."""
+        out: list[Resolved] = []
         seen: set[tuple[str, int]] = set()
 
         def visit(refs: tuple[Reference, ...]) -> None:
@@ -288,7 +310,7 @@ class RegistryState:
                     )
                 stored = self.schemas[entry.id]
                 visit(stored.references)
-                out.append(stored.schema)
+                out.append(Resolved(ref.name, stored.schema_type, stored.schema))
 
         visit(references)
         return out

@@ -3,7 +3,12 @@
 A background thread consumes the partition from the beginning and applies every record to a
 :class:`RegistryState`. Writes are produced, and count as done only once the consumer has applied
 them (so every instance on the topic sees one order). ``sync()`` produces a NOOP record and waits
-for it: after it returns, everything written before is applied (watermarks are not trusted).
+for it: after it returns, everything written before is applied (used at start-up, where the
+broker's watermarks may not yet cover what it holds). ``catch_up()`` is the cheap form for reads
+that found nothing: it asks the broker for the partition's high watermark (one ListOffsets
+request, about a millisecond) and waits only if this instance has not applied up to it. A write
+acknowledged with ``acks=all`` is below the high watermark, so a write another instance has
+answered is seen; ``catch_up`` falls back to ``sync`` if the broker does not answer.
 """
 
 from __future__ import annotations
@@ -61,8 +66,11 @@ class KafkaStore:
         self._thread: threading.Thread | None = None
         self._producer: Producer | None = None
         self._consumer: Consumer | None = None
+        self._offsets: Consumer | None = None  # only asks for watermarks (not thread-shared)
+        self._offsets_lock = threading.Lock()
         self._failure: str | None = None
         self.write_lock = threading.Lock()  # one writer at a time in this process
+        self.cluster_id = ""  # the Kafka cluster's id, for GET /v1/metadata/id
 
     # ------------------------------------------------------------ lifecycle
     def start(self, *, ready_timeout_s: float = 60.0) -> None:
@@ -80,6 +88,10 @@ class KafkaStore:
                 )
             )
             self._consumer.assign([TopicPartition(self.topic, 0, OFFSET_BEGINNING)])
+            self._offsets = Consumer(
+                consumer_config(self.settings, group_id=f"shulian-registry-{uuid.uuid4().hex[:8]}")
+            )
+            self.cluster_id = self._consumer.list_topics(self.topic, timeout=10).cluster_id or ""
         except KafkaException as exc:
             raise RegistryError(f"registry store cannot reach the broker: {exc}") from exc
         self._thread = threading.Thread(target=self._run, name="registry-store", daemon=True)
@@ -101,6 +113,8 @@ class KafkaStore:
             self._thread.join(timeout=10)
         if self._consumer is not None:
             self._consumer.close()
+        if self._offsets is not None:
+            self._offsets.close()
         if self._producer is not None:
             self._producer.flush(5)
 
@@ -111,9 +125,11 @@ class KafkaStore:
         assert self._consumer is not None
         try:
             while not self._stop.is_set():
-                msgs = self._consumer.consume(500, 0.2)
-                if not msgs:
+                # poll() returns as soon as one record is there; consume(n, t) would wait out t
+                first = self._consumer.poll(0.2)
+                if first is None:
                     continue
+                msgs = [first, *self._consumer.consume(499, 0)]
                 with self._cond:
                     for m in msgs:
                         err = m.error()
@@ -135,6 +151,28 @@ class KafkaStore:
     def view(self, fn: Callable[[RegistryState], T]) -> T:
         with self._cond:
             return fn(self.state)
+
+    def catch_up(self, *, timeout_s: float = 2.0) -> None:
+        """Wait until everything below the partition's high watermark is applied here."""
+        assert self._offsets is not None
+        try:
+            with self._offsets_lock:
+                _low, high = self._offsets.get_watermark_offsets(
+                    TopicPartition(self.topic, 0), timeout=timeout_s, cached=False
+                )
+        except KafkaException as exc:
+            log.warning("registry.store.watermark_failed", error=str(exc))
+            self.sync()
+            return
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while self.position < high and self._failure is None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(left)
+        if self.position < high:
+            self.sync()
 
     def sync(self) -> None:
         """Wait until everything written to the topic so far is applied here."""

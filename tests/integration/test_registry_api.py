@@ -233,11 +233,12 @@ def test_error_cases_answer_with_confluent_codes(registry: RegistryProcess, uniq
         )
         check("POST", f"/subjects/{subj}/versions", 422, 42201, json={"schema": "not json at all"})
         check("POST", f"/subjects/{subj}/versions", 422, 42201, json={})
+        # a JSON Schema under a subject whose versions are Avro: another type, incompatible
         check(
             "POST",
             f"/subjects/{subj}/versions",
-            422,
-            42201,
+            409,
+            409,
             json={"schema": '{"type":"object"}', "schemaType": "JSON"},
         )
         check(
@@ -270,7 +271,7 @@ def test_error_cases_answer_with_confluent_codes(registry: RegistryProcess, uniq
         }
         raw = http.get(f"/subjects/{subj}/versions/1/schema")
         assert raw.status_code == 200 and raw.json() == json.loads(schema)
-        assert http.get("/schemas/types").json() == ["AVRO"]
+        assert http.get("/schemas/types").json() == ["AVRO", "JSON"]
         assert "paths" in http.get("/openapi.json").json()
         verbose = http.post(
             f"/compatibility/subjects/{subj}/versions/latest",

@@ -115,3 +115,40 @@ def test_two_instances_on_one_topic_agree(bootstrap: str, tmp_path: Path, unique
     finally:
         assert one.stop() == 0
         assert two.stop() == 0
+
+
+def test_a_miss_catches_up_with_writes_through_the_other_instance(
+    bootstrap: str, tmp_path: Path, unique: str
+) -> None:
+    """A "not found" is answered from the high watermark, not by writing a marker and reading it
+    back (issue 23): every write acknowledged by one instance is still found at once by the
+    other, whichever read finds it first."""
+    topic = f"_schemas.miss.{unique}"
+    one = RegistryProcess(bootstrap=bootstrap, topic=topic, log_file=tmp_path / "one.log").start()
+    two = RegistryProcess(bootstrap=bootstrap, topic=topic, log_file=tmp_path / "two.log").start()
+    try:
+        c1 = SchemaRegistryClient({"url": one.url})
+        with httpx.Client(base_url=two.url) as reader:
+            for i in range(40):
+                subj = f"miss-{unique}-{i}"
+                schema = rec(f"M{i}", A)
+                sid = c1.register_schema(subj, Schema(schema, "AVRO"))
+                kind = i % 4
+                if kind == 0:
+                    got = reader.get(f"/schemas/ids/{sid}")
+                elif kind == 1:
+                    got = reader.get(f"/subjects/{subj}/versions/latest")
+                elif kind == 2:
+                    got = reader.post(f"/subjects/{subj}", json={"schema": schema})
+                else:
+                    got = reader.get(f"/schemas/ids/{sid}/subjects")
+                assert got.status_code == 200, (i, got.text)
+                # and the other way round: deleted through two, gone at once on one
+                if i % 10 == 9:
+                    assert reader.delete(f"/subjects/{subj}").json() == [1]
+                    assert httpx.get(f"{one.url}/subjects/{subj}/versions").status_code == 404
+            absent = reader.get(f"/subjects/never-{unique}/versions")
+            assert (absent.status_code, absent.json()["error_code"]) == (404, 40401)
+    finally:
+        assert one.stop() == 0
+        assert two.stop() == 0

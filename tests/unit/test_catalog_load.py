@@ -266,3 +266,16 @@ def test_cli_check_clean_and_broken(tree: Path, monkeypatch: pytest.MonkeyPatch)
     bad = runner.invoke(cli, ["catalog", "check"])
     assert bad.exit_code == 2
     assert "catalog/sharing/list.v1.yaml: entries.0.consumer: unknown agency 'irs'" in bad.output
+
+
+def test_a_mapping_may_name_a_json_schema_raw_schema(tree: Path) -> None:
+    mapping = tree / "catalog" / "mappings" / "psb" / "household_change.v1.yaml"
+    edit(mapping, "raw/psb/household_change.avsc", "raw/psb/household_change.schema.json")
+    assert issues_of(tree) == []
+    raw = tree / "schemas" / "raw" / "psb" / "household_change.schema.json"
+    edit(raw, '"XM": {', '"XM_RENAMED": {')  # a field the mapping takes is gone
+    f = "catalog/mappings/psb/household_change.v1.yaml"
+    assert "'XM'" in find(issues_of(tree), f, "fields.name.from").why
+    raw.write_text('{"type": "object", "properties": {"XM": {"type": 7}}}', encoding="utf-8")
+    why = find(issues_of(tree), "schemas/raw/psb/household_change.schema.json", "(file)").why
+    assert "not a valid JSON Schema" in why
