@@ -42,6 +42,7 @@ from shulian.catalog.models import (
 )
 from shulian.catalog.sharing import check_sharing_list, load_lists, load_sharing_list_text
 from shulian.errors import ConfigError, ConfigIssue
+from shulian.logic.clock import SYSTEM_CLOCK
 from shulian.logic.elements import normaliser
 from shulian.logic.result import Rejected
 
@@ -250,7 +251,9 @@ def _check_mapping(
             ctx.issue(file, where, f"dataset '{dataset.id}' has no field '{name}'")
             continue
         element = elements[df.element]
-        check = normaliser(element, regions=regions, retired_regions=retired)
+        # the catalogue's own code values, checked at load time: not a decision on a record
+        check = normaliser(element, regions=regions, retired_regions=retired,
+                           clock=SYSTEM_CLOCK)
         t = element.type
         if fm.source is not None and raw_fields is not None and fm.source not in raw_fields:
             ctx.issue(file, f"{where}.from", f"raw schema {mapping.raw_schema} has no field "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import tempfile
 import time
@@ -16,6 +17,7 @@ from shulian.cli.up import initialise
 from shulian.embedded.net import free_port
 from shulian.embedded.stack import Endpoints, stack_children, stack_master_key
 from shulian.embedded.supervisor import ChildDied, Supervisor
+from shulian.logic.clock import DEMO_CLOCK, parse_clock
 from shulian.settings import Settings
 
 DEMO_CHILDREN = ("broker", "registry", "worker")
@@ -42,6 +44,10 @@ def demo(ctx: click.Context, records: int, invalid_rate: float, seed: int,
     settings = settings_from(ctx, broker_port=free_port(), registry_port=free_port(),
                              gateway_port=free_port(), metrics_port=0)
     settings, _ = stack_master_key(settings, state_dir=None)  # fresh per demo run
+    if "SHULIAN_CLOCK" not in os.environ:  # decide inside the example list's validity
+        settings = settings.model_copy(update={"clock": DEMO_CLOCK})
+    click.echo(f"decision clock: {parse_clock(settings.clock).label} "
+               "(the demo's; SHULIAN_CLOCK overrides it)")
     endpoints = Endpoints.from_settings(settings)
     settings = settings.model_copy(update={
         "bootstrap_servers": endpoints.bootstrap, "registry_url": endpoints.registry_url})

@@ -69,6 +69,7 @@ def child_env(settings: Settings, endpoints: Endpoints) -> dict[str, str]:
         "SHULIAN_CATALOG_DIR": str(settings.catalog_dir),
         "SHULIAN_SCHEMAS_DIR": str(settings.schemas_dir),
         "SHULIAN_LOG_FORMAT": "json",
+        "SHULIAN_CLOCK": settings.clock,
     } | ({"SHULIAN_HMAC_MASTER_KEY": settings.hmac_master_key.get_secret_value()}
          if settings.hmac_master_key is not None else {})
 
