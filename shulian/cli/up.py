@@ -19,6 +19,8 @@ from shulian.embedded.stack import (
     STACK_LIST,
     ConnectorPlan,
     Endpoints,
+    PortUse,
+    busy_ports,
     connector_configs,
     plan_connectors,
     stack_children,
@@ -97,6 +99,29 @@ def postgres_child(dirs: RunDirs, port: int) -> tuple[ChildSpec, str]:
     spec = ChildSpec("postgres", cluster.serve_argv(), ready=partial(answers, cluster.dsn),
                      ready_timeout_s=60.0, stop_timeout_s=30.0)
     return spec, cluster.dsn
+
+
+def stack_ports(settings: Settings, children: list[ChildSpec], *, postgres_port: int | None,
+                gateway: bool) -> list[PortUse]:
+    """The ports the children of this run will listen on (``gateway``: a gateway connector
+    runs on the stack's gateway port; ``postgres_port``: the stack starts its own PostgreSQL
+    there)."""
+    names = {c.name for c in children}
+    uses = [PortUse("broker", "127.0.0.1", settings.broker_port, "--broker-port",
+                    "SHULIAN_BROKER_PORT")]
+    if "registry" in names:
+        uses.append(PortUse("schema registry", settings.registry_host, settings.registry_port,
+                            "--registry-port", "SHULIAN_REGISTRY_PORT"))
+    if "worker" in names:
+        uses.append(PortUse("worker metrics", settings.metrics_host, settings.metrics_port,
+                            "--metrics-port", "SHULIAN_METRICS_PORT"))
+    if gateway and "connect" in names:
+        uses.append(PortUse("gateway", settings.gateway_host, settings.gateway_port,
+                            "--gateway-port", "SHULIAN_GATEWAY_PORT"))
+    if postgres_port is not None:
+        uses.append(PortUse("PostgreSQL", "127.0.0.1", postgres_port, "--postgres-port",
+                            "SHULIAN_POSTGRES_PORT"))
+    return uses
 
 
 def print_tokens(plan: ConnectorPlan) -> None:
@@ -180,8 +205,17 @@ def up(ctx: click.Context, data_dir: Path | None, broker_port: int | None,
             gateway_port=settings.gateway_port)
         for d in plan.directories:
             d.mkdir(parents=True, exist_ok=True)
+    wants_pg = plan is not None and plan.wants_stack_postgres and postgres_dsn is None
+    busy = busy_ports(stack_ports(
+        settings, stack_children(settings, endpoints, commands=commands, connectors=plan),
+        postgres_port=pg_port if wants_pg else None,
+        gateway=plan is not None and plan.gateway_url is not None))
+    if busy is not None:  # before anything starts (or a database is initialised)
+        if dirs.temporary:
+            shutil.rmtree(dirs.base, ignore_errors=True)
+        raise busy
     pg_spec: ChildSpec | None = None
-    if plan is not None and plan.wants_stack_postgres and postgres_dsn is None:
+    if wants_pg:
         pg_spec, stack_dsn = postgres_child(dirs, pg_port)
     children = stack_children(settings, endpoints, commands=commands, connectors=plan,
                               postgres=pg_spec)
