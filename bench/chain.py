@@ -34,6 +34,7 @@ from bench.report import MB, LatencyResult, PhaseResult, RssResult, rate_of
 from bench.rss import RssSampler
 from shulian.catalog.load import load_catalog
 from shulian.chain.topology import TopicPlan, Topology, plan_topics
+from shulian.clock import DEMO_CLOCK
 from shulian.embedded.net import free_port
 from shulian.io.setup import init_topology
 from shulian.settings import Settings
@@ -166,6 +167,7 @@ def chain_worker(stack: Stack, workload: Workload, *, name: str, partitions: int
         "SHULIAN_DEFAULT_PARTITIONS": str(partitions),
         "SHULIAN_DATA_DIR": str(stack.workdir / name),
         "SHULIAN_LOG_FORMAT": "json",
+        "SHULIAN_CLOCK": DEMO_CLOCK,  # the same decisions (and work) in any year
         "SHULIAN_LOG_LEVEL": os.environ.get("SHULIAN_BENCH_WORKER_LOG_LEVEL", "INFO"),
     }
     proc = stack.spawn(name, python_argv("shulian.cli.main", "worker", "--namespace", ns),

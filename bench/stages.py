@@ -29,6 +29,7 @@ from shulian.chain.enforce import AuditPartition, EnforceStage, ViewSchema
 from shulian.chain.ingest import CanonicalSchema, IngestStage
 from shulian.chain.messages import InMessage, OutMessage, read_back
 from shulian.chain.topology import Topology, subject_of
+from shulian.clock import DEMO_CLOCK, parse_clock
 from shulian.logic.audit import AuditChain
 from shulian.logic.harmonise import Harmoniser
 from shulian.logic.policy import PolicyEngine
@@ -88,11 +89,12 @@ def build_stages(catalog: Catalog, *, namespace: str = "stages") -> Stages:
 
     engine = PolicyEngine(catalog=catalog, sharing_list=sharing,
                           master_key=MASTER_KEY.encode("utf-8"))
+    clock = parse_clock(DEMO_CLOCK)  # the same decisions in any year
     return Stages(
-        ingest=IngestStage(topology=topology, harmoniser=Harmoniser(catalog), schemas=schemas,
-                           canonical=canonical),
+        ingest=IngestStage(topology=topology, harmoniser=Harmoniser(catalog, clock=clock),
+                           schemas=schemas, canonical=canonical),
         enforce=EnforceStage(topology=topology, schemas=schemas, engine=engine, views=views,
-                             resume_loader=fresh, worker="bench-stages",
+                             resume_loader=fresh, worker="bench-stages", clock=clock,
                              signer=SigningKey.generate("bench-chain")),
         topology=topology,
         raw_schema_id=raw_id,

@@ -8,11 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shulian.clock import SYSTEM_CLOCK, Clock, parse_clock
 from shulian.errors import ConfigError, ConfigIssue
-from shulian.log import LogFormat
+from shulian.log import LogFormat, get_logger
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -88,6 +89,9 @@ class Settings(BaseSettings):
     # accept the catalogue's development keys (catalog/dev-keys: private halves in the repo);
     # ``shulian up``/``demo`` and the tests set it, production never does
     allow_dev_keys: bool = False
+    # the decision clock (shulian/clock.py): "system", a fixed ISO instant with a zone or
+    # a signed offset (+200d). A test and drill facility; logged as clock.injected when used.
+    clock: str = "system"
 
     # embedded stack
     data_dir: Path | None = None
@@ -104,6 +108,19 @@ class Settings(BaseSettings):
     console_governance_token: SecretStr | None = None
     console_auditor_token: SecretStr | None = None
     console_session_key: SecretStr | None = None
+    @field_validator("clock")
+    @classmethod
+    def _known_clock(cls, value: str) -> str:
+        parse_clock(value)  # ValueError names the accepted forms
+        return value
+
+    def decision_clock(self) -> Clock:
+        """The clock every decision of this process takes "now" from (logged when injected)."""
+        clock = parse_clock(self.clock)
+        if clock is not SYSTEM_CLOCK:
+            get_logger("shulian.clock").warning("clock.injected", clock=clock.label,
+                                                setting="SHULIAN_CLOCK")
+        return clock
 
     def kafka_common(self) -> dict[str, Any]:
         """librdkafka settings shared by every producer and consumer."""

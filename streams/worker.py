@@ -117,6 +117,7 @@ def build_parts(settings: Settings, *, namespace: str | None = None) -> ChainPar
     canonical = register_raw_and_canonical(settings, catalog, topology, client)
     schemas = SchemaCache(settings.registry_url, auth=settings.registry_auth_conf())
     metrics = ChainMetrics()
+    clock = settings.decision_clock()
 
     initial = catalog.current_list
     views: dict[tuple[int, str], ViewSchema] = register_views(catalog, initial, client)
@@ -129,6 +130,7 @@ def build_parts(settings: Settings, *, namespace: str | None = None) -> ChainPar
         resume_loader=lambda partitions: audit_resumes(settings, partitions),
         worker=settings.worker_id,
         signer=trust.signer,
+        clock=clock,
     )
     metrics.list_version.set(initial.version)
     follower = ControlFollower(settings, topology.control)
@@ -140,8 +142,8 @@ def build_parts(settings: Settings, *, namespace: str | None = None) -> ChainPar
 
     plan = plan_topics(catalog, topology)
     return ChainParts(
-        ingest=IngestStage(topology=topology, harmoniser=Harmoniser(catalog), schemas=schemas,
-                           canonical=canonical,
+        ingest=IngestStage(topology=topology, harmoniser=Harmoniser(catalog, clock=clock),
+                           schemas=schemas, canonical=canonical,
                            deadletter_tails=lambda tps: last_messages(settings, tps)),
         enforce=enforce,
         producer=OutputProducer(settings),

@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -69,17 +70,22 @@ def group_done(settings: Settings, group: str, ends: dict[tuple[str, int], int])
     return all(tp.offset >= todo[(tp.topic, tp.partition)] for tp in got)
 
 
-def _start_worker(settings: Settings, namespace: str, log_file: Path | None
+class DrillWorkerDied(BrokerError):
+    """The drill's worker exited before the drill was processed."""
+
+
+def _start_worker(settings: Settings, namespace: str, log_file: Path
                   ) -> subprocess.Popen[bytes]:
     env = {**os.environ, "SHULIAN_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
            "SHULIAN_REGISTRY_URL": settings.registry_url,
            "SHULIAN_CATALOG_DIR": str(settings.catalog_dir),
+           "SHULIAN_CLOCK": settings.clock,
            "SHULIAN_WORKER_ID": f"drill-{namespace}", "SHULIAN_METRICS_PORT": "0"}
     if settings.allow_dev_keys:
         env["SHULIAN_ALLOW_DEV_KEYS"] = "1"
     if settings.hmac_master_key is not None:  # the drill pseudonymises like production
         env["SHULIAN_HMAC_MASTER_KEY"] = settings.hmac_master_key.get_secret_value()
-    with (log_file or Path(os.devnull)).open("ab") as out:
+    with log_file.open("ab") as out:
         return subprocess.Popen([sys.executable, "-m", "shulian.cli.main", "worker",
                                  "--namespace", namespace], env=env, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
@@ -96,11 +102,39 @@ def _stop_worker(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(10)
 
 
+def last_error_line(log_file: Path, *, tail_bytes: int = 65536) -> str | None:
+    """The last error a worker log reports (the CLI's ``error:`` message with the issue lines
+    under it, or a structlog event at level error), else its last line; None when empty."""
+    try:
+        with log_file.open("rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - tail_bytes))
+            lines = [ln.strip() for ln in f.read().decode("utf-8", "replace").splitlines()]
+    except OSError:
+        return None
+    lines = [ln for ln in lines if ln]
+    for i in range(len(lines) - 1, -1, -1):
+        low = lines[i].lower()
+        if low.startswith("error:"):  # the CLI's message, its issues on the lines after it
+            return " ".join(lines[i:i + 6])
+        if '"level": "error"' in low or "[error" in low:
+            return lines[i]
+    return lines[-1] if lines else None
+
+
+def _check_worker(proc: subprocess.Popen[bytes], log_file: Path) -> None:
+    """Fail at once, with the worker's last error line, when the drill worker has exited."""
+    if proc.poll() is None:
+        return
+    line = last_error_line(log_file)
+    raise DrillWorkerDied(f"drill worker exited with {proc.returncode}"
+                          + (f": {line}" if line else "") + f" (log: {log_file})")
+
+
 def _wait_processed(settings: Settings, proc: subprocess.Popen[bytes], group: str,
-                    ends: dict[tuple[str, int], int], *, deadline: float, what: str) -> None:
+                    ends: dict[tuple[str, int], int], *, deadline: float, what: str,
+                    log_file: Path) -> None:
     while not group_done(settings, group, ends):
-        if proc.poll() is not None:
-            raise BrokerError(f"drill worker exited with {proc.returncode}")
+        _check_worker(proc, log_file)
         if time.monotonic() > deadline:
             raise BrokerError(f"drill {what} not processed in time")
         time.sleep(0.5)
@@ -133,17 +167,22 @@ def run_drill(settings: Settings, *, catalog: Catalog, source: Topology, namespa
                   key=lambda m: (m.timestamp_ms, m.topic, m.offset))
     rename = dict(zip(src_plan.raw, dst_plan.raw, strict=True))
     started = time.monotonic()
-    proc = _start_worker(settings, namespace, log_file)
+    own_log = log_file is None  # kept only to report the worker's last error line
+    worker_log = log_file or Path(tempfile.mkstemp(prefix="shulian-drill-", suffix=".log")[1])
+    proc = _start_worker(settings, namespace, worker_log)
     try:
         produced: Counter[str] = Counter()
         producer = Producer(producer_config(settings))
         t0 = time.monotonic()
         with reading(f"drill at {speed:g}x", total=len(msgs)) as progress:
             for m, at in zip(msgs, pace([m.timestamp_ms for m in msgs], speed), strict=True):
-                wait = t0 + at - time.monotonic()
-                if wait > 0:  # pacing, not synchronisation: the record is due later
-                    producer.flush(wait)
-                    time.sleep(max(0.0, t0 + at - time.monotonic()))
+                _check_worker(proc, worker_log)
+                while (wait := t0 + at - time.monotonic()) > 0:
+                    # pacing, not synchronisation: the record is due later; the worker is
+                    # watched meanwhile (a drill at 1x may wait minutes between records)
+                    producer.flush(min(wait, 0.5))
+                    time.sleep(max(0.0, min(t0 + at - time.monotonic(), 0.5)))
+                    _check_worker(proc, worker_log)
                 topic = rename[m.topic]
                 producer.produce(topic, m.value, m.key, partition=m.partition,
                                  headers=[(k, v or b"") for k, v in m.headers],
@@ -160,9 +199,12 @@ def run_drill(settings: Settings, *, catalog: Catalog, source: Topology, namespa
         # the worker commits a raw batch only after its canonical records, dead letters,
         # egress views and audit records are all acknowledged
         _wait_processed(settings, proc, drill_group(namespace), ends,
-                        deadline=time.monotonic() + timeout_s, what="raw records")
+                        deadline=time.monotonic() + timeout_s, what="raw records",
+                        log_file=worker_log)
     finally:
         _stop_worker(proc)
+        if own_log:
+            worker_log.unlink(missing_ok=True)
     elapsed = time.monotonic() - started
     canonical = read_topics(settings, dst_plan.canonical)
     dead = read_topics(settings, dst_plan.deadletter)

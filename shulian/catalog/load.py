@@ -50,6 +50,7 @@ from shulian.catalog.sharing import (
     load_lists,
     load_sharing_list_text,
 )
+from shulian.clock import SYSTEM_CLOCK
 from shulian.errors import ConfigError, ConfigIssue
 from shulian.logic.elements import normaliser
 from shulian.logic.result import Rejected
@@ -280,7 +281,9 @@ def _check_mapping(
             ctx.issue(file, where, f"dataset '{dataset.id}' has no field '{name}'")
             continue
         element = elements[df.element]
-        check = normaliser(element, regions=regions, retired_regions=retired)
+        # the catalogue's own code values, checked at load time: not a decision on a record
+        check = normaliser(element, regions=regions, retired_regions=retired,
+                           clock=SYSTEM_CLOCK)
         t = element.type
         if fm.source is not None and raw_fields is not None and fm.source not in raw_fields:
             ctx.issue(file, f"{where}.from", f"raw schema {mapping.raw_schema} has no field "

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from shulian.catalog.keys import SigningKey
@@ -26,6 +26,7 @@ from shulian.chain.messages import (
 )
 from shulian.chain.topology import Topology
 from shulian.chain.wire import decode_body, encode_wire, split_wire
+from shulian.clock import Clock
 from shulian.log import get_logger
 from shulian.logic.audit import AuditBuilder, audit_ts, record_digest
 from shulian.logic.egress import signature_headers
@@ -79,7 +80,7 @@ class EnforceStage:
         views: dict[tuple[int, str], ViewSchema],
         resume_loader: ResumeLoader,
         worker: str,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock,
         signer: SigningKey | None = None,
     ) -> None:
         """``signer``: the chain's key; every egress record carries its signature (the worker
@@ -191,7 +192,7 @@ class EnforceStage:
         resumes = self._resumes
         audits = self._audits
         # one decision time per batch (the batch is decided at once)
-        batch_now = self._clock()
+        batch_now = self._clock.now()
         batch_ts = audit_ts(batch_now)
         for msg in batch:
             dataset = self._dataset(msg.topic)

@@ -16,10 +16,19 @@ from shulian.settings import Settings, load_settings
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def settings_from(ctx: click.Context, **overrides: Any) -> Settings:
-    """Settings for this command: environment first, then the options the user gave."""
+def settings_from(ctx: click.Context, *, probe_broker: bool | None = None,
+                  **overrides: Any) -> Settings:
+    """Settings for this command: environment first, then the options the user gave.
+
+    A command that takes ``--bootstrap`` (``bootstrap_servers`` among the overrides) talks to
+    the broker: it is probed first (``probe_broker`` overrides that), so an unreachable one
+    is a single clear error naming --bootstrap and SHULIAN_BOOTSTRAP_SERVERS in seconds."""
     settings = load_settings(**overrides)
     configure_logging(level=settings.log_level, fmt=settings.log_format)
+    if probe_broker if probe_broker is not None else "bootstrap_servers" in overrides:
+        from shulian.io.kafka import require_broker
+
+        require_broker(settings)
     return settings
 
 

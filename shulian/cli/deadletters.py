@@ -83,11 +83,17 @@ def deadletters(ctx: click.Context, bootstrap_servers: str | None, agency: str |
         window = Window.parse(since, until)
     except ValueError as exc:
         raise ConfigError([ConfigIssue("command line", "--since/--until", str(exc))]) from None
-    settings = settings_from(ctx, bootstrap_servers=bootstrap_servers, catalog_dir=catalog_dir)
+    settings = settings_from(ctx, bootstrap_servers=bootstrap_servers, catalog_dir=catalog_dir,
+                             probe_broker=False)
     from shulian.catalog.load import load_catalog
+    from shulian.chain.topology import Topology
+    from shulian.io.kafka import require_broker
 
     catalog = load_catalog(settings.catalog_dir, schemas_dir=settings.schemas_dir)
     flt = dl.DeadLetterFilter(agency=agency, dataset=dataset, reason=reason, window=window)
+    # a misspelt agency or dataset is named before the broker is asked anything
+    dl.deadletter_topics(catalog, Topology(namespace=namespace), agency=agency, dataset=dataset)
+    require_broker(settings)
     with reading("dead-letter topics") as progress:
         letters = dl.read_dead_letters(settings, catalog, flt, namespace=namespace,
                                        progress=progress)

@@ -3,16 +3,19 @@ a measured table."""
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import click
 
 from shulian.cli.common import friendly_errors, settings_from
 from shulian.cli.up import initialise
+from shulian.clock import DEMO_CLOCK, parse_clock
 from shulian.embedded.net import free_port
 from shulian.embedded.stack import Endpoints, stack_children, stack_master_key
 from shulian.embedded.supervisor import ChildDied, Supervisor
@@ -61,8 +64,10 @@ def demo(ctx: click.Context, records: int, garbage: int, invalid_rate: float, se
     the result afterwards.
     """
     if bootstrap_servers is not None:
-        settings = settings_from(ctx, bootstrap_servers=bootstrap_servers,
-                                 **({"registry_url": registry_url} if registry_url else {}))
+        overrides: dict[str, Any] = {"bootstrap_servers": bootstrap_servers}
+        if registry_url:
+            overrides["registry_url"] = registry_url
+        settings = settings_from(ctx, **overrides)
         log_dir = Path(tempfile.mkdtemp(prefix="shulian-demo-"))
         with _own_log(settings, log_dir):
             click.echo(f"playing into the running stack at {settings.bootstrap_servers} "
@@ -82,6 +87,10 @@ def _own_stack(ctx: click.Context, *, records: int, garbage: int, invalid_rate: 
     settings = settings_from(ctx, broker_port=free_port(), registry_port=free_port(),
                              gateway_port=free_port(), metrics_port=0)
     settings, _ = stack_master_key(settings, state_dir=None)  # fresh per demo run
+    if "SHULIAN_CLOCK" not in os.environ:  # decide inside the example list's validity
+        settings = settings.model_copy(update={"clock": DEMO_CLOCK})
+    click.echo(f"decision clock: {parse_clock(settings.clock).label} "
+               "(the demo's; SHULIAN_CLOCK overrides it)")
     endpoints = Endpoints.from_settings(settings)
     settings = settings.model_copy(update={
         "bootstrap_servers": endpoints.bootstrap, "registry_url": endpoints.registry_url})

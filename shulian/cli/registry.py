@@ -58,6 +58,7 @@ def registry(
 
     settings = settings_from(
         ctx,
+        probe_broker=False,  # the registry waits for its broker (a restart of up's broker)
         bootstrap_servers=bootstrap_servers,
         registry_host=host,
         registry_port=port,

@@ -370,7 +370,7 @@ def run_redeliver(settings: Settings, *, topology: Topology, consumer: str, data
                             for m in msgs])
     # replay audit: one chain on the single partition of audit.replay.<dataset>
     chain = AuditChain.resume(read_tail(settings, replay_topic, 0))
-    now = datetime.now(UTC)
+    now = settings.decision_clock().now()
     sealed: list[Outgoing] = [
               (replay_topic, 0, str(c.audit.get("record_key")).encode("utf-8"),
                chain.seal(replay_audit_record(c.audit, original_position=c.audit_position,

@@ -21,6 +21,8 @@ from shulian.embedded.stack import (
     STACK_LIST,
     ConnectorPlan,
     Endpoints,
+    PortUse,
+    busy_ports,
     connector_configs,
     plan_connectors,
     stack_children,
@@ -111,6 +113,30 @@ def console_tokens(settings: Settings) -> tuple[Settings, dict[str, str]]:
             made[f"SHULIAN_{field.upper()}"] = token
             update[field] = SecretStr(token)
     return settings.model_copy(update=update), made
+def stack_ports(settings: Settings, children: list[ChildSpec], *, postgres_port: int | None,
+                gateway: bool) -> list[PortUse]:
+    """The ports the children of this run will listen on (``gateway``: a gateway connector
+    runs on the stack's gateway port; ``postgres_port``: the stack starts its own PostgreSQL
+    there)."""
+    names = {c.name for c in children}
+    uses = [PortUse("broker", "127.0.0.1", settings.broker_port, "--broker-port",
+                    "SHULIAN_BROKER_PORT")]
+    if "registry" in names:
+        uses.append(PortUse("schema registry", settings.registry_host, settings.registry_port,
+                            "--registry-port", "SHULIAN_REGISTRY_PORT"))
+    if "worker" in names:
+        uses.append(PortUse("worker metrics", settings.metrics_host, settings.metrics_port,
+                            "--metrics-port", "SHULIAN_METRICS_PORT"))
+    if gateway and "connect" in names:
+        uses.append(PortUse("gateway", settings.gateway_host, settings.gateway_port,
+                            "--gateway-port", "SHULIAN_GATEWAY_PORT"))
+    if "console" in names:
+        uses.append(PortUse("console", settings.console_host, settings.console_port,
+                            "--console-port", "SHULIAN_CONSOLE_PORT"))
+    if postgres_port is not None:
+        uses.append(PortUse("PostgreSQL", "127.0.0.1", postgres_port, "--postgres-port",
+                            "SHULIAN_POSTGRES_PORT"))
+    return uses
 
 
 def print_tokens(plan: ConnectorPlan) -> None:
@@ -137,6 +163,8 @@ def print_tokens(plan: ConnectorPlan) -> None:
               help="Gateway port [env SHULIAN_GATEWAY_PORT, default 8088]")
 @click.option("--metrics-port", type=int, default=None, envvar="SHULIAN_METRICS_PORT",
               help="Worker metrics port [env SHULIAN_METRICS_PORT, default 9464]")
+@click.option("--console-port", type=int, default=None, envvar="SHULIAN_CONSOLE_PORT",
+              help="Web console port [env SHULIAN_CONSOLE_PORT, default 8090]")
 @click.option("--catalog", "catalog_dir", type=click.Path(file_okay=False, path_type=Path),
               default=None, envvar="SHULIAN_CATALOG_DIR",
               help="Catalogue folder [env SHULIAN_CATALOG_DIR, default ./catalog]")
@@ -155,8 +183,8 @@ def print_tokens(plan: ConnectorPlan) -> None:
 @friendly_errors
 def up(ctx: click.Context, data_dir: Path | None, broker_port: int | None,
        registry_port: int | None, gateway_port: int | None, metrics_port: int | None,
-       catalog_dir: Path | None, connectors: Path | None, postgres_dsn: str | None,
-       postgres_port: int | None) -> None:
+       console_port: int | None, catalog_dir: Path | None, connectors: Path | None,
+       postgres_dsn: str | None, postgres_port: int | None) -> None:
     """Run the embedded stack until Ctrl-C or SIGTERM.
 
     Broker, schema registry, the stack's PostgreSQL (when a PostgreSQL sink needs one), topics
@@ -172,8 +200,8 @@ def up(ctx: click.Context, data_dir: Path | None, broker_port: int | None,
                                        "no such connector folder or list file")])
     settings = settings_from(
         ctx, data_dir=data_dir, broker_port=broker_port, registry_port=registry_port,
-        gateway_port=gateway_port, metrics_port=metrics_port, catalog_dir=catalog_dir,
-        connectors_dir=connectors,
+        gateway_port=gateway_port, metrics_port=metrics_port, console_port=console_port,
+        catalog_dir=catalog_dir, connectors_dir=connectors,
     )
     endpoints = Endpoints.from_settings(settings)
     settings = settings.model_copy(update={
@@ -197,8 +225,17 @@ def up(ctx: click.Context, data_dir: Path | None, broker_port: int | None,
     console_made: dict[str, str] = {}
     if "console" in commands:
         settings, console_made = console_tokens(settings)
+    wants_pg = plan is not None and plan.wants_stack_postgres and postgres_dsn is None
+    busy = busy_ports(stack_ports(
+        settings, stack_children(settings, endpoints, commands=commands, connectors=plan),
+        postgres_port=pg_port if wants_pg else None,
+        gateway=plan is not None and plan.gateway_url is not None))
+    if busy is not None:  # before anything starts (or a database is initialised)
+        if dirs.temporary:
+            shutil.rmtree(dirs.base, ignore_errors=True)
+        raise busy
     pg_spec: ChildSpec | None = None
-    if plan is not None and plan.wants_stack_postgres and postgres_dsn is None:
+    if wants_pg:
         pg_spec, stack_dsn = postgres_child(dirs, pg_port)
     children = stack_children(settings, endpoints, commands=commands, connectors=plan,
                               postgres=pg_spec)

@@ -1,7 +1,7 @@
 """What ``shulian up`` runs: the endpoints of the embedded stack and its children, as data.
 
 To add a child, append a :class:`ChildSpec` in :func:`stack_children`, guarded by the name of
-the ``shulian`` command it runs (``if "gateway" in commands``), so ``up`` keeps working on a tree
+the ``shulian`` command it runs (``if "worker" in commands``), so ``up`` keeps working on a tree
 where that command does not exist yet. Children configure themselves from SHULIAN_* variables
 (:func:`child_env`), so an argv rarely needs more than the command name.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from shulian.embedded.net import http_answers
+from shulian.embedded.net import http_answers, port_free
 from shulian.embedded.supervisor import ChildSpec
 from shulian.embedded.tansu import broker_answers_metadata
 from shulian.errors import ConfigError, ConfigIssue
@@ -73,6 +73,7 @@ def child_env(settings: Settings, endpoints: Endpoints) -> dict[str, str]:
         "SHULIAN_SCHEMAS_DIR": str(settings.schemas_dir),
         "SHULIAN_LOG_FORMAT": "json",
         "SHULIAN_ALLOW_DEV_KEYS": "1" if settings.allow_dev_keys else "0",
+        "SHULIAN_CLOCK": settings.clock,
     } | ({"SHULIAN_HMAC_MASTER_KEY": settings.hmac_master_key.get_secret_value()}
          if settings.hmac_master_key is not None else {})
 
@@ -206,6 +207,29 @@ def plan_connectors(
                          gateway_url=gateway_url)
 
 
+@dataclass(frozen=True)
+class PortUse:
+    """A port the stack will listen on, and how a user moves it."""
+
+    what: str
+    host: str
+    port: int
+    option: str  # e.g. "--broker-port"
+    variable: str  # e.g. "SHULIAN_BROKER_PORT"
+
+
+def busy_ports(uses: Sequence[PortUse], *, free: Callable[[str, int], bool] = port_free
+               ) -> ConfigError | None:
+    """Every port of ``uses`` that cannot be bound now, as one ConfigError naming each port,
+    what wanted it and the option and variable that move it; None when all are free. Checked
+    before anything starts (``shulian up``), so a busy port never leaves half a stack."""
+    issues = [ConfigIssue("command line", u.option,
+                          f"port {u.port} on {u.host} ({u.what}) is in use; choose another "
+                          f"with {u.option} or {u.variable}")
+              for u in uses if u.port != 0 and not free(u.host, u.port)]
+    return ConfigError(issues) if issues else None
+
+
 def stack_children(
     settings: Settings, endpoints: Endpoints, *, commands: Collection[str],
     connectors: ConnectorPlan | None = None, postgres: ChildSpec | None = None,
@@ -242,13 +266,6 @@ def stack_children(
             env={**env, "SHULIAN_WORKER_ID": settings.worker_id,
                  "SHULIAN_METRICS_PORT": str(settings.metrics_port)},
             needs_init=True, stop_timeout_s=20.0,
-        ))
-    if "gateway" in commands:
-        children.append(ChildSpec(
-            "gateway", shulian_argv("gateway"),
-            env={**env, "SHULIAN_GATEWAY_HOST": settings.gateway_host,
-                 "SHULIAN_GATEWAY_PORT": str(settings.gateway_port)},
-            ready=partial(http_answers, endpoints.gateway_url), needs_init=True,
         ))
     if postgres is not None:
         children.append(postgres)

@@ -56,6 +56,32 @@ def client_config(settings: Settings) -> dict[str, Any]:
     """Bootstrap servers plus security: what every producer, consumer and admin client starts
     from."""
     return {**settings.kafka_common(), **security_config(settings)}
+BROKER_PROBE_S = 4.0  # plus start-up: the error is out within 5 s
+
+
+class BrokerUnreachable(BrokerError):
+    """No broker answered at the configured bootstrap servers."""
+
+    def __init__(self, bootstrap: str, timeout_s: float) -> None:
+        self.bootstrap = bootstrap
+        super().__init__(
+            f"no Kafka broker answered at {bootstrap} within {timeout_s:g} s; start one "
+            "(shulian up) or point Shulian at yours with --bootstrap HOST:PORT or "
+            "SHULIAN_BOOTSTRAP_SERVERS")
+
+
+def require_broker(settings: Settings, *, timeout_s: float = BROKER_PROBE_S) -> None:
+    """One metadata round trip before a command's real work, with librdkafka's own logging
+    off: an unreachable broker is one clear error within ``timeout_s`` (not librdkafka's
+    reconnect lines for as long as the command's own timeouts last)."""
+    admin = AdminClient({**client_config(settings), "log_level": 0,
+                         "socket.connection.setup.timeout.ms": int(timeout_s * 1000)})
+    try:
+        md = admin.list_topics(timeout=timeout_s)
+    except KafkaException as exc:
+        raise BrokerUnreachable(settings.bootstrap_servers, timeout_s) from exc
+    if not md.brokers:
+        raise BrokerUnreachable(settings.bootstrap_servers, timeout_s)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ type          accepted input -> canonical value
 ============  =============================================================================
 citizen_id    str (or int) of 18 chars (GB 11643 check digit, ``x`` uppercased) or the 15-digit
               legacy form (converted: ``"19"`` inserted after the region, check computed);
-              birth date (chars 7-14) must be a real date between 1880 and today
+              birth date (chars 7-14) must be a real date between 1880 and today (decision clock)
 credit_code   str of 18 chars from ``0-9 A-H J-N P-R T-U W-Y`` with the GB 32100 check char
 region_code   str/int of 6 digits present in the GB/T 2260 table; a *retired* code is rejected
               here (``retired_code``), the mapping's ``region`` option converts it
@@ -41,6 +41,7 @@ from time import monotonic
 from zoneinfo import ZoneInfo
 
 from shulian.catalog.models import DataElement, ElementType
+from shulian.clock import Clock
 from shulian.logic.result import Accepted, Reason, Rejected
 
 __all__ = [
@@ -130,21 +131,37 @@ def _as_text(value: object) -> str | None:
 
 
 _SHANGHAI = ZoneInfo("Asia/Shanghai")
-_today: list[object] = [0.0, date.min]  # [valid until (time.monotonic), today in Shanghai]
 
 
-def _shanghai_today() -> date:
-    """Today in Asia/Shanghai, recomputed at most once a minute (the per-record hot path)."""
-    now = monotonic()
-    until, today = _today
-    if isinstance(until, float) and isinstance(today, date) and now < until:
-        return today
-    fresh = datetime.now(_SHANGHAI).date()
-    _today[0], _today[1] = now + 60.0, fresh
-    return fresh
+class _Today:
+    """Today in Asia/Shanghai by ``clock``, recomputed at most once a minute (the per-record
+    hot path)."""
+
+    __slots__ = ("_clock", "_today", "_until")
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._until = 0.0
+        self._today = date.min
+
+    def __call__(self) -> date:
+        now = monotonic()
+        if now >= self._until:
+            self._today = self._clock.now().astimezone(_SHANGHAI).date()
+            self._until = now + 60.0
+        return self._today
 
 
-def _citizen_id(value: object) -> object:
+def _citizen_id_check(clock: Clock) -> Normaliser:
+    today = _Today(clock)
+
+    def check(value: object) -> object:
+        return _citizen_id(value, today)
+
+    return check
+
+
+def _citizen_id(value: object, today: Callable[[], date]) -> object:
     raw = _as_text(value)
     if raw is None:
         return _type_fail("a string")
@@ -163,7 +180,7 @@ def _citizen_id(value: object) -> object:
         born = date(int(text[6:10]), int(text[10:12]), int(text[12:14]))
     except ValueError:
         return _fail("birth_date", "birth date in the citizen id is not a calendar date")
-    if not _EARLIEST_BIRTH <= born <= _shanghai_today():
+    if not _EARLIEST_BIRTH <= born <= today():
         return _fail("birth_date", "birth date in the citizen id is out of the plausible range")
     return text
 
@@ -346,11 +363,13 @@ def normaliser(
     *,
     regions: Mapping[str, str],
     retired_regions: Mapping[str, str],
+    clock: Clock,
 ) -> Normaliser:
-    """The check/normaliser for one element, built once (the harmoniser's hot path)."""
+    """The check/normaliser for one element, built once (the harmoniser's hot path).
+    ``clock``: the decision clock (a citizen id's birth date must not be after its today)."""
     match element.type:
         case ElementType.CITIZEN_ID:
-            return _citizen_id
+            return _citizen_id_check(clock)
         case ElementType.CREDIT_CODE:
             return _credit_code
         case ElementType.REGION_CODE:
@@ -382,8 +401,10 @@ def normalise(
     *,
     regions: Mapping[str, str],
     retired_regions: Mapping[str, str],
+    clock: Clock,
 ) -> Accepted[object] | Rejected:
     """Check and normalise one value for ``element`` (see the module table)."""
-    result = normaliser(element, regions=regions, retired_regions=retired_regions)(value)
+    result = normaliser(element, regions=regions, retired_regions=retired_regions,
+                        clock=clock)(value)
     return result if isinstance(result, Rejected) else Accepted(result)
 

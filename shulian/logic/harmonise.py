@@ -44,6 +44,7 @@ from shulian.catalog.models import (
     RegionInput,
 )
 from shulian.catalog.models import Mapping as AgencyMapping
+from shulian.clock import Clock
 from shulian.logic.elements import Normaliser, fold_width, normaliser
 from shulian.logic.result import Accepted, Reason, Rejected
 
@@ -327,13 +328,15 @@ def _steps(
 
 
 def _compile(
-    mapping: AgencyMapping, dataset: Dataset, catalog: Catalog, names: dict[str, str]
+    mapping: AgencyMapping, dataset: Dataset, catalog: Catalog, names: dict[str, str],
+    clock: Clock,
 ) -> _Plan:
     plans: list[_FieldPlan] = []
     for f in dataset.fields:
         element = catalog.elements[f.element]
         check = normaliser(
-            element, regions=catalog.regions, retired_regions=catalog.retired_regions
+            element, regions=catalog.regions, retired_regions=catalog.retired_regions,
+            clock=clock,
         )
         fm = mapping.fields.get(f.name)
         if fm is None:
@@ -371,12 +374,13 @@ def record_key(dataset: Dataset, record: Mapping[str, Any]) -> str:
 class Harmoniser:
     """Maps raw agency records onto canonical records; plans are compiled once per catalogue."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, *, clock: Clock) -> None:
+        """``clock``: the decision clock of the element checks (:mod:`shulian.clock`)."""
         names = region_name_index(catalog.regions)
         self._plans: dict[tuple[str, str], _Plan] = {}
         for (agency, dataset_id), mapping in catalog.mappings.items():
             dataset = catalog.datasets[dataset_id]
-            self._plans[(agency, dataset_id)] = _compile(mapping, dataset, catalog, names)
+            self._plans[(agency, dataset_id)] = _compile(mapping, dataset, catalog, names, clock)
 
     def harmonise(
         self, agency: str, dataset: str, raw: Mapping[str, Any]

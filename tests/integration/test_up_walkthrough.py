@@ -45,10 +45,11 @@ DROPPED_CSV = (
 
 
 def stack_env(mark: str) -> dict[str, str]:
-    """Our environment without anything that would change what ``up`` supplies."""
+    """Our environment without anything that would change what ``up`` supplies (but the
+    decision clock, which .ci/run moves for its second pass)."""
     drop = ("_GATEWAY_TOKEN", "_PG_DSN")
     env = {k: v for k, v in os.environ.items()
-           if not k.endswith(drop) and not k.startswith("SHULIAN_")}
+           if not k.endswith(drop) and (not k.startswith("SHULIAN_") or k == "SHULIAN_CLOCK")}
     return {**env, MARK: mark, "SHULIAN_LOG_FORMAT": "json"}
 
 

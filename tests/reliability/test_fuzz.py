@@ -31,6 +31,7 @@ from shulian.logic.generate import generators_for
 from shulian.logic.harmonise import Harmonised, Harmoniser
 from shulian.logic.result import Accepted, Reason, Rejected
 from shulian.settings import REPO_ROOT
+from tests.fixtures.clock import EXAMPLE_CLOCK
 
 FUZZ = settings(max_examples=300, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -83,7 +84,7 @@ class World:
             {"name": "x", "type": "string"}]}), frozenset({"something.else-value"}))
         self.canonical = canonical
         self.schemas = FileSchemas(by_id)
-        self.harmoniser = Harmoniser(self.catalog)
+        self.harmoniser = Harmoniser(self.catalog, clock=EXAMPLE_CLOCK)
         self.generators = generators_for(self.catalog, self.raw_json)
 
     def stage(self) -> IngestStage:

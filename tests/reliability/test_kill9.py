@@ -26,7 +26,6 @@ import re
 import threading
 import time
 from collections import Counter
-from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -50,6 +49,7 @@ from shulian.logic.policy import Outcome, PolicyEngine
 from shulian.serde import SchemaCache
 from shulian.settings import Settings
 from tests.fixtures.chain import MASTER_KEY, ChainEnv, StartChain
+from tests.fixtures.clock import EXAMPLE_CLOCK, EXAMPLE_NOW
 from tests.integration.test_sink_postgres import running
 
 pytestmark = [pytest.mark.integration]
@@ -125,7 +125,8 @@ class Expected:
         canonical = register_raw_and_canonical(settings, catalog, topology,
                                                registry_client(settings))
         schemas = SchemaCache(settings.registry_url)
-        ingest = IngestStage(topology=topology, harmoniser=Harmoniser(catalog),
+        ingest = IngestStage(topology=topology,
+                             harmoniser=Harmoniser(catalog, clock=EXAMPLE_CLOCK),
                              schemas=schemas, canonical=canonical)
         engine = PolicyEngine(catalog=catalog, sharing_list=catalog.current_list,
                               master_key=MASTER_KEY.encode())
@@ -133,7 +134,7 @@ class Expected:
         self.invalid: set[RawOrigin] = set()
         self.decisions: set[tuple[str, int, int, str]] = set()
         self.keys: dict[str, set[str]] = {}  # consumer -> egress keys
-        now = datetime.now(UTC)
+        now = EXAMPLE_NOW
         raw = read_topics(settings, [topology.raw(PROVIDER, DATASET)])
         for msgs in raw.values():
             out, _ = ingest.process(msgs)

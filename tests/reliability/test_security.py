@@ -46,6 +46,7 @@ from shulian.logic.masking import apply_mask, mask_fits
 from shulian.logic.policy import Outcome, PolicyEngine
 from shulian.logic.result import Accepted
 from shulian.settings import REPO_ROOT
+from tests.fixtures.clock import EXAMPLE_CLOCK
 
 KEY = b"security-property-key"
 NOW = datetime(2026, 6, 1, 4, 0, tzinfo=UTC)
@@ -68,7 +69,7 @@ class World:
         self.pairs = sorted(self.catalog.mappings)
         self.gens = generators_for(self.catalog, load_raw_schemas(self.catalog,
                                                                   REPO_ROOT / "schemas"))
-        self.harmoniser = Harmoniser(self.catalog)
+        self.harmoniser = Harmoniser(self.catalog, clock=EXAMPLE_CLOCK)
         self.masks = [TypeAdapter(Mask).validate_python(m) for m in MASKS]
 
     def element_type(self, dataset: str, field: str) -> Any:

@@ -19,6 +19,7 @@ RANK: dict[str, int] = {
     # base: what every layer may use
     "shulian": 0,  # shulian/__init__.py (the version)
     "shulian.errors": 0,
+    "shulian.clock": 0,  # the injected decision clock
     "shulian.log": 0,
     "shulian.settings": 1,
     "shulian.validation": 1,  # pydantic's errors in Shulian's words (file, field, why)

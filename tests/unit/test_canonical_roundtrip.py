@@ -24,6 +24,7 @@ from shulian.logic.generate import generators_for
 from shulian.logic.harmonise import Harmoniser
 from shulian.logic.result import Accepted
 from shulian.settings import load_settings
+from tests.fixtures.clock import EXAMPLE_CLOCK
 
 
 def _shipped() -> tuple[Catalog, Path]:
@@ -38,7 +39,7 @@ def _bench() -> tuple[Catalog, Path]:
 @pytest.mark.parametrize("which", [_shipped, _bench], ids=["shipped", "bench"])
 def test_canonical_bytes_decode_to_the_harmonised_record(which: object) -> None:
     catalog, schemas_dir = which()  # type: ignore[operator]
-    harmoniser = Harmoniser(catalog)
+    harmoniser = Harmoniser(catalog, clock=EXAMPLE_CLOCK)
     rng = random.Random(7)
     checked = 0
     for (agency, dataset), gen in generators_for(

@@ -165,7 +165,7 @@ def test_connect_run_reports_an_unreachable_broker(tmp_path: Path) -> None:
          "--registry-url", f"http://127.0.0.1:{port}", "--bootstrap", f"127.0.0.1:{port}",
          str(p)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
-    assert f"error: broker 127.0.0.1:{port} unreachable" in proc.stderr
+    assert f"error: no Kafka broker answered at 127.0.0.1:{port}" in proc.stderr
 
 
 def test_examples_without_their_secrets_say_so_in_shulians_words() -> None:

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 
 from shulian.catalog.models import DataElement, ElementType
+from shulian.clock import Clock, FixedClock
 from shulian.logic.elements import fold_width, normalise
 from shulian.logic.result import Accepted, Reason, Rejected
 
@@ -31,8 +32,12 @@ def el(t: ElementType, **kw: object) -> DataElement:
     return DataElement.model_validate({"id": "x_" + t.value, "name": "n", "type": t, **kw})
 
 
+NOW = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)  # the decision clock of these tests
+CLOCK: Clock = FixedClock(NOW)
+
+
 def norm(t: ElementType, value: object, **kw: object) -> Accepted[object] | Rejected:
-    return normalise(el(t, **kw), value, regions=REGIONS, retired_regions=RETIRED)
+    return normalise(el(t, **kw), value, regions=REGIONS, retired_regions=RETIRED, clock=CLOCK)
 
 
 def ok(t: ElementType, value: object, **kw: object) -> object:
@@ -111,7 +116,7 @@ def test_bad_citizen_ids(value: object, check: str) -> None:
 
 
 def test_citizen_id_birth_date_in_the_future_is_implausible() -> None:
-    future = (date.today() + timedelta(days=400)).strftime("%Y%m%d")
+    future = (NOW + timedelta(days=400)).strftime("%Y%m%d")
     first17 = "440106" + future + "123"
     rejected(ElementType.CITIZEN_ID, first17 + gb11643_check(first17), "birth_date")
     first17 = "440106" + "18700101" + "123"
@@ -239,3 +244,17 @@ def test_phones(value: object, want: str) -> None:
 )
 def test_bad_phones(value: object, check: str) -> None:
     rejected(ElementType.PHONE, value, check)
+
+
+def test_citizen_id_birth_date_is_judged_by_the_decision_clock_in_shanghai() -> None:
+    """Born 2026-11-27: in the future at 2026-11-26 23:59 Shanghai, plausible a minute later
+    (15:59 vs 16:00 UTC), whatever today's date is."""
+    first17 = "440106" + "20261127" + "123"
+    cid = first17 + gb11643_check(first17)
+    before = FixedClock(datetime(2026, 11, 26, 15, 59, tzinfo=UTC))
+    after = FixedClock(datetime(2026, 11, 26, 16, 0, tzinfo=UTC))
+    element = el(ElementType.CITIZEN_ID)
+    r = normalise(element, cid, regions=REGIONS, retired_regions=RETIRED, clock=before)
+    assert isinstance(r, Rejected) and r.check == "birth_date"
+    r = normalise(element, cid, regions=REGIONS, retired_regions=RETIRED, clock=after)
+    assert r == Accepted(cid)

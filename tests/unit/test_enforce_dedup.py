@@ -24,6 +24,7 @@ from shulian.chain.enforce import AuditPartition, EnforceStage, ViewSchema
 from shulian.chain.messages import InMessage, OutMessage
 from shulian.chain.topology import Topology
 from shulian.chain.wire import encode_wire
+from shulian.clock import FixedClock
 from shulian.io.publish import load_raw_schemas
 from shulian.logic.audit import verify_chain
 from shulian.logic.generate import generators_for
@@ -32,6 +33,7 @@ from shulian.logic.policy import PolicyEngine
 from shulian.logic.result import Accepted
 from shulian.logic.views import view_schema
 from shulian.settings import load_settings
+from tests.fixtures.clock import EXAMPLE_CLOCK, EXAMPLE_NOW
 
 PROVIDER, DATASET = "amr", "business_licence"
 CANONICAL_ID = 1
@@ -62,7 +64,7 @@ def _canonical_batch(catalog: Catalog, n: int) -> tuple[list[InMessage], Lookup]
     with (s.schemas_dir / "canonical" / f"{DATASET}.avsc").open(encoding="utf-8") as fh:
         parsed = parse_schema(json.load(fh))
     gen = generators_for(catalog, load_raw_schemas(catalog, s.schemas_dir))[(PROVIDER, DATASET)]
-    harmoniser = Harmoniser(catalog)
+    harmoniser = Harmoniser(catalog, clock=EXAMPLE_CLOCK)
     rng = random.Random(3)
     msgs: list[InMessage] = []
     while len(msgs) < n:
@@ -94,7 +96,7 @@ def _stage(catalog: Catalog, lookup: Lookup, audit: list[bytes], now: datetime) 
 
     return EnforceStage(topology=TOPO, schemas=lookup, engine=PolicyEngine(
         catalog=catalog, sharing_list=sl, master_key=b"k"), views=views, resume_loader=loader,
-        worker="w", clock=lambda: now)
+        worker="w", clock=FixedClock(now))
 
 
 def _audits(out: list[OutMessage]) -> list[OutMessage]:
@@ -104,7 +106,7 @@ def _audits(out: list[OutMessage]) -> list[OutMessage]:
 def test_audit_comes_after_egress_and_carries_origin_and_part() -> None:
     catalog = _catalog()
     msgs, lookup = _canonical_batch(catalog, 5)
-    out, stats = _stage(catalog, lookup, [], datetime.now(UTC)).process(msgs)
+    out, stats = _stage(catalog, lookup, [], EXAMPLE_NOW).process(msgs)
     audits = _audits(out)
     assert audits and all(m.phase == 1 for m in audits)
     assert all(m.phase == 0 for m in out if m not in audits) and stats.delivered > 0
@@ -202,5 +204,5 @@ def test_screen_passes_dead_letters_and_records_without_origin() -> None:
                       partition=0)
     bare = OutMessage(topic=msgs[0].topic, key=msgs[0].key, value=msgs[0].value or b"",
                       partition=0)
-    screened = _stage(catalog, lookup, [], datetime.now(UTC)).screen([dead, bare])
+    screened = _stage(catalog, lookup, [], EXAMPLE_NOW).screen([dead, bare])
     assert screened.write == [dead, bare] and screened.finish == [] and screened.skipped == 0

@@ -16,6 +16,7 @@ from shulian.catalog.load import load_catalog
 from shulian.catalog.models import Catalog
 from shulian.logic.harmonise import Harmonised, Harmoniser, record_key, region_name_index
 from shulian.logic.result import Accepted, Reason, Rejected
+from tests.fixtures.clock import EXAMPLE_CLOCK
 
 REPO = Path(__file__).resolve().parents[2]
 REGIONS = {
@@ -52,7 +53,8 @@ def make_catalog(fields: dict[str, dict[str, Any]], mapping: dict[str, dict[str,
 
 def run(fields: dict[str, dict[str, Any]], mapping: dict[str, dict[str, Any]],
         raw: dict[str, Any]) -> Accepted[Harmonised] | Rejected:
-    return Harmoniser(make_catalog(fields, mapping)).harmonise("ag", "ds", raw)
+    h = Harmoniser(make_catalog(fields, mapping), clock=EXAMPLE_CLOCK)
+    return h.harmonise("ag", "ds", raw)
 
 
 def value_of(fields: dict[str, dict[str, Any]], mapping: dict[str, dict[str, Any]],
@@ -204,7 +206,7 @@ def test_defaults_missing_fields_and_blank_strings() -> None:
     mapping = {"id": {"from": "ID"}, "sex": {"from": "XB", "default": "0",
                                               "codes": {"男": "1"}},
                "note": {"from": "BZ"}}
-    h = Harmoniser(make_catalog(fields, mapping))
+    h = Harmoniser(make_catalog(fields, mapping), clock=EXAMPLE_CLOCK)
     r = h.harmonise("ag", "ds", {"ID": "k", "XB": "  ", "BZ": ""})
     assert isinstance(r, Accepted)
     assert r.value.record == {"id": "k", "sex": "0", "note": None}
@@ -214,7 +216,8 @@ def test_defaults_missing_fields_and_blank_strings() -> None:
 
 
 def test_unmapped_required_field_is_missing_and_unknown_pair_is_unknown_dataset() -> None:
-    h = Harmoniser(make_catalog({"id": ID, "xx": {"type": "integer"}}, {"id": {"from": "ID"}}))
+    h = Harmoniser(make_catalog({"id": ID, "xx": {"type": "integer"}}, {"id": {"from": "ID"}}),
+                   clock=EXAMPLE_CLOCK)
     r = h.harmonise("ag", "ds", {"ID": "k"})
     assert isinstance(r, Rejected) and (r.reason, r.field) == (Reason.MISSING_FIELD, "xx")
     u = h.harmonise("ag", "other", {"ID": "k"})
@@ -235,7 +238,7 @@ def test_record_key_joins_key_fields_with_a_bar_and_escapes() -> None:
     cat = make_catalog({"aa": ID, "dd": {"type": "date"}, "nn": {"type": "integer"}},
                        {"aa": {"from": "A"}, "dd": {"from": "D"}, "nn": {"from": "N"}},
                        key=["aa", "dd", "nn"])
-    h = Harmoniser(cat)
+    h = Harmoniser(cat, clock=EXAMPLE_CLOCK)
     r = h.harmonise("ag", "ds", {"A": "x|y", "D": "2020-12-29", "N": 7})
     assert isinstance(r, Accepted)
     assert r.value.key == "x\\|y|2020-12-29|7"
@@ -264,7 +267,7 @@ def _roundtrip(catalog: Catalog, dataset: str, record: dict[str, Any]) -> dict[s
 
 
 def test_shipped_dialects_harmonise_and_encode(shipped: Catalog) -> None:
-    h = Harmoniser(shipped)
+    h = Harmoniser(shipped, clock=EXAMPLE_CLOCK)
     samples = {
         ("amr", "business_licence"): {
             "TYSHXYDM": "91350100M000100Y43", "QYMC": "广州市数链科技有限公司",
@@ -341,4 +344,4 @@ _CACHE: dict[int, Harmoniser] = {}
 
 
 def _harmoniser(catalog: Catalog) -> Harmoniser:
-    return _CACHE.setdefault(id(catalog), Harmoniser(catalog))
+    return _CACHE.setdefault(id(catalog), Harmoniser(catalog, clock=EXAMPLE_CLOCK))

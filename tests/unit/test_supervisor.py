@@ -105,9 +105,9 @@ def test_stack_children_follow_the_commands_that_exist(tmp_path: Path) -> None:
 
     (tmp_path / "file.yaml").write_text("x: 1\n")
     full = stack_children(settings, endpoints,
-                          commands={"broker", "registry", "worker", "gateway", "connect"})
-    assert [c.name for c in full] == ["broker", "registry", "worker", "gateway", "connect"]
-    assert [c.needs_init for c in full] == [False, False, True, True, True]
+                          commands={"broker", "registry", "worker", "connect"})
+    assert [c.name for c in full] == ["broker", "registry", "worker", "connect"]
+    assert [c.needs_init for c in full] == [False, False, True, True]
     assert full[1].env["SHULIAN_BOOTSTRAP_SERVERS"] == "127.0.0.1:19092"
     assert list(full[1].argv[-4:]) == ["--bootstrap", "127.0.0.1:19092", "--port", "18081"]
-    assert list(full[4].argv[-3:]) == ["connect", "run", str(tmp_path / "file.yaml")]
+    assert list(full[3].argv[-3:]) == ["connect", "run", str(tmp_path / "file.yaml")]
