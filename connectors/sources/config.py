@@ -100,7 +100,8 @@ class AgencyAccess(_Frozen):
 
     token_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     token_env: str | None = Field(default=None, pattern=ENV_NAME)
-    datasets: tuple[DatasetRoute, ...] = Field(min_length=1)
+    datasets: tuple[DatasetRoute, ...] = Field(
+        default=(), description="what it publishes (none: an agency that only verifies)")
 
     @field_validator("datasets", mode="before")
     @classmethod
@@ -138,6 +139,8 @@ class GatewayConfig(SourceCommon):
                                 description="how long the latest raw schema id is cached")
     idempotency_ttl_s: float = Field(default=86_400.0, gt=0)
     idempotency_max_keys: int = Field(default=100_000, ge=1)
+    verify_datasets: tuple[str, ...] = Field(
+        default=(), description="datasets whose claims it answers (POST /v1/verify/{dataset})")
 
     @field_validator("agencies")
     @classmethod

@@ -33,6 +33,7 @@ RANK: dict[str, int] = {
     # services that orchestrate (callable from the CLI, the console and the tests alike)
     "shulian.audit": 6,
     "shulian.registry": 6,
+    "shulian.verification": 6,  # joint verification: store, limits and audit behind the API
     "shulian.scenario": 7,
     "shulian.perimeter": 7,  # identities, the ACL plan (pure) and its reconciliation  # the demo's scenario: publish, then measure what the chain did
     # runtimes: Faust agents and connector loops
