@@ -34,9 +34,11 @@ def run_worker(catalog_dir: Path, topic: str, claims: list[list[str]], bootstrap
                              str(catalog_dir), topic, json.dumps(claims)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert line, f"worker exited with {proc.wait(30)}"
-    return proc, json.loads(line)
+    for line in proc.stdout:
+        if line.startswith("ANSWERS "):
+            return proc, json.loads(line.removeprefix("ANSWERS "))
+    proc.kill()
+    raise AssertionError(f"worker exited with {proc.wait(30)} before answering")
 
 
 def test_store_rebuilt_after_kill9_gives_the_same_answers(
@@ -78,6 +80,8 @@ def test_store_rebuilt_after_kill9_gives_the_same_answers(
         first.wait(30)
     assert first.returncode == -9
     second, again = run_worker(catalog_dir, topic, claims, bootstrap)
-    second.kill()
-    second.wait(30)
-    assert again == got
+    try:
+        assert again == got
+    finally:
+        second.kill()
+        second.wait(30)
