@@ -23,7 +23,7 @@ from fastavro import parse_schema
 from bench.data import AGENCY, DATASET, generate_workload, raw_schema, reference_catalog
 from bench.harness import CATALOG_DIR, MASTER_KEY, SCHEMAS_DIR
 from shulian.catalog.keys import SigningKey
-from shulian.catalog.models import Catalog, ShareType
+from shulian.catalog.models import DELIVERING, Catalog
 from shulian.chain.dedup import AuditResume
 from shulian.chain.enforce import AuditPartition, EnforceStage, ViewSchema
 from shulian.chain.ingest import CanonicalSchema, IngestStage
@@ -78,7 +78,7 @@ def build_stages(catalog: Catalog, *, namespace: str = "stages") -> Stages:
     sharing = catalog.current_list
     views: dict[tuple[int, str], ViewSchema] = {}
     for entry in sharing.entries:
-        if entry.share_type is ShareType.NONE:
+        if entry.share_type not in DELIVERING:
             continue
         schema = view_schema(catalog.datasets[entry.dataset], catalog.elements, entry)
         views[(sharing.version, entry.id)] = ViewSchema(next_id, parse_schema(schema))

@@ -100,7 +100,8 @@ class AgencyAccess(_Frozen):
 
     token_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     token_env: str | None = Field(default=None, pattern=ENV_NAME)
-    datasets: tuple[DatasetRoute, ...] = Field(min_length=1)
+    datasets: tuple[DatasetRoute, ...] = Field(
+        default=(), description="what it publishes (none: an agency that only verifies)")
 
     @field_validator("datasets", mode="before")
     @classmethod
@@ -144,6 +145,8 @@ class GatewayConfig(SourceCommon):
                                   description="a request's body must arrive within this (408)")
     openapi: bool = Field(default=False, description="serve /openapi.json (never /docs: its "
                           "page loads scripts from a CDN, which offline networks cannot reach)")
+    verify_datasets: tuple[str, ...] = Field(
+        default=(), description="datasets whose claims it answers (POST /v1/verify/{dataset})")
 
     @field_validator("agencies")
     @classmethod

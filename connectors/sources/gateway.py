@@ -57,11 +57,13 @@ from connectors.sources.gateway_body import (
 )
 from connectors.sources.gateway_server import server_config
 from connectors.sources.plumbing import RawProducer, RawSchemas, raw_subject, raw_topic
+from connectors.sources.verify_api import VerifyRuntime, verify_router
 from shulian.errors import BrokerError, InfrastructureError, RegistryError
 from shulian.log import get_logger
 from shulian.logic.result import Rejected
 from shulian.perimeter.tls import uvicorn_ssl
 from shulian.settings import Settings
+from shulian.verification.service import VerifyService
 
 __all__ = ["GatewaySource", "create_app", "json_depth"]
 
@@ -154,6 +156,7 @@ def create_app(
     schemas: RawSchemas,
     delivery: AsyncDelivery,
     metrics: ConnectorMetrics,
+    verify: VerifyService | None = None,
 ) -> FastAPI:
     """The gateway's ASGI app. ``/docs`` is never served (its page loads from a CDN);
     ``/openapi.json`` only when ``config.openapi`` is set."""
@@ -165,6 +168,8 @@ def create_app(
     app.get("/healthz")(_healthz)
     app.post(_RECORDS_PATH, response_model=IngestReply, responses=_RESPONSES,
              openapi_extra=_BODY_SCHEMA)(gateway.post_records)
+    if verify is not None:  # POST /v1/verify/{dataset}: docs/VERIFY.md
+        app.include_router(verify_router(verify, auth, max_body_bytes=config.max_body_bytes))
     return app
 
 
@@ -385,8 +390,12 @@ class GatewaySource:
         self.schemas = RawSchemas(settings.registry_url, ttl_s=config.schema_ttl_s,
                                   auth=settings.registry_auth_conf())
         self.delivery = AsyncDelivery(self.producer)
+        self.verify = (VerifyRuntime(settings=settings, name=config.name,
+                                     datasets=config.verify_datasets)
+                       if config.verify_datasets else None)
         self.app = create_app(config, auth=build_authenticator(config), schemas=self.schemas,
-                              delivery=self.delivery, metrics=metrics)
+                              delivery=self.delivery, metrics=metrics,
+                              verify=None if self.verify is None else self.verify.service)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
@@ -399,6 +408,8 @@ class GatewaySource:
         self.producer.check(raw_topic(a, d) for a, d in self._pairs())
         for a, d in self._pairs():
             self.schemas.get(a, d)
+        if self.verify is not None:
+            self.verify.start()
         log.info("gateway.ready", connector=self.name, subjects=[raw_subject(a, d)
                                                                   for a, d in self._pairs()])
 
@@ -440,6 +451,8 @@ class GatewaySource:
         if self._thread is not None:
             self._thread.join(timeout_s)
         self.delivery.stop()
+        if self.verify is not None:
+            self.verify.stop()
         log.info("gateway.stopped", connector=self.name)
 
     def failure(self) -> BaseException | None:

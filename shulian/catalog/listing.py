@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from shulian.catalog.models import (
+    DELIVERING,
     Catalog,
     DropMask,
     GeneraliseRegionMask,
@@ -31,6 +32,7 @@ SHARE_TYPE_WORDS = {
     ShareType.UNCONDITIONAL: "无条件共享 unconditional",
     ShareType.CONDITIONAL: "有条件共享 conditional",
     ShareType.NONE: "不予共享 not shared",
+    ShareType.VERIFY: "仅核验 verify only",
 }
 
 _TO = {"year": "year", "month": "month", "city": "city", "province": "province"}
@@ -73,7 +75,7 @@ def agencies(catalog: Catalog) -> list[dict[str, Any]]:
             "region": catalog.regions.get(a.region_code, ""), "contact": a.contact,
             "publishes": sorted(d for ag, d in catalog.mappings if ag == a.id),
             "receives": sorted({e.dataset for e in entries if e.consumer == a.id
-                                and e.share_type is not ShareType.NONE}),
+                                and e.share_type in DELIVERING}),
         })
     return out
 

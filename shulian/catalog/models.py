@@ -182,6 +182,11 @@ class ShareType(StrEnum):
     UNCONDITIONAL = "unconditional"  # 无条件共享
     CONDITIONAL = "conditional"  # 有条件共享
     NONE = "none"  # 不予共享
+    VERIFY = "verify"  # 仅核验: claims answered match / no_match / unknown, no field delivered
+
+
+DELIVERING = frozenset({ShareType.UNCONDITIONAL, ShareType.CONDITIONAL})
+"""Share types whose entries deliver records to an egress topic (none and verify never do)."""
 
 
 class KeepMask(Frozen):
@@ -234,6 +239,33 @@ class Approval(Frozen):
     valid_to: datetime
 
 
+class ClaimHow(StrEnum):
+    """How a verify entry lets a claim be compared with the stored value (docs/VERIFY.md)."""
+
+    EQUALS = "equals"  # exactly equal to the canonical value
+    NORMALISED = "normalised"  # equal after the element's check normalises the claimed value
+    RANGE = "range"  # the stored date / timestamp / money / integer lies in [min, max]
+    EXISTS = "exists"  # the record has a value for the field
+
+
+class VerifyRateLimit(Frozen):
+    """Limits on one consumer's verifications under one entry, and why they are what they are."""
+
+    claims_per_minute: int = Field(ge=1, description="claims per consumer per minute")
+    distinct_claims_per_key_per_day: int = Field(
+        ge=1, description="different claims about one key per day (no brute force of a value)")
+    reason: str = Field(min_length=1, description="why these limits, in words")
+
+
+class VerifySpec(Frozen):
+    """What a verify entry may ask: the key it looks records up by and its claims."""
+
+    key: list[str] = Field(default_factory=list,
+                           description="lookup key fields (default: the dataset key)")
+    claims: dict[str, list[ClaimHow]] = Field(min_length=1, description="field -> allowed hows")
+    rate_limit: VerifyRateLimit
+
+
 class ListEntry(Frozen):
     """One line of the sharing-responsibility list (共享责任清单)."""
 
@@ -250,12 +282,20 @@ class ListEntry(Frozen):
     valid_from: datetime
     valid_to: datetime | None = None
     approval: Approval | None = None
+    verify: VerifySpec | None = Field(default=None, description="share type verify only")
 
     @model_validator(mode="after")
     def _shape(self) -> ListEntry:
-        if self.share_type is ShareType.CONDITIONAL and self.approval is None:
-            raise ValueError("a conditional entry needs an 'approval'")
-        if self.share_type is not ShareType.NONE and not self.fields:
+        needs_approval = (ShareType.CONDITIONAL, ShareType.VERIFY)
+        if self.share_type in needs_approval and self.approval is None:
+            raise ValueError(f"a {self.share_type.value} entry needs an 'approval'")
+        if (self.share_type is ShareType.VERIFY) != (self.verify is not None):
+            raise ValueError("'verify' is given exactly when share_type is verify")
+        if self.share_type is ShareType.VERIFY and (self.fields or self.masks or
+                                                     self.row_filter):
+            raise ValueError("a verify entry delivers nothing: no 'fields', 'masks' or "
+                             "'row_filter' (its claims are under 'verify')")
+        if self.share_type not in (ShareType.NONE, ShareType.VERIFY) and not self.fields:
             raise ValueError("an entry that shares needs at least one field in 'fields'")
         unknown = sorted(set(self.masks) - set(self.fields))
         if unknown:

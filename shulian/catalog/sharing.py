@@ -3,8 +3,9 @@ the list files on disk and for a version arriving as text on the control topic."
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import cel
@@ -17,13 +18,16 @@ from shulian.catalog.models import (
     Agency,
     AgencyId,
     Catalog,
+    ClaimHow,
     DataElement,
     Dataset,
     DatasetId,
     ElementId,
+    ElementType,
     KeyCatalog,
     PublicKey,
     SharingList,
+    VerifySpec,
 )
 from shulian.catalog.models import (
     Mapping as AgencyMapping,
@@ -52,6 +56,7 @@ def check_sharing_list(
     if sharing_list.published.tzinfo is None:
         issue("published", "needs a timezone offset (e.g. +08:00)")
     seen: set[str] = set()
+    verify_keys: dict[str, list[str]] = {}
     for i, e in enumerate(sharing_list.entries):
         at = f"entries.{i}"
         if e.id in seen:
@@ -89,7 +94,44 @@ def check_sharing_list(
             why = mask_fits(mask, elements[df.element].type)
             if why:
                 issue(f"{at}.masks.{name}", why)
+        if e.verify is not None:
+            key = check_verify(e.verify, dataset, elements, functools.partial(_at, issue, at))
+            first = verify_keys.setdefault(e.dataset, key)
+            if key != first:
+                issue(f"{at}.verify.key", f"verify entries of '{e.dataset}' share one lookup key "
+                      f"({', '.join(first)}): its store holds one record per key")
     return issues
+
+
+def _at(issue: Callable[[str, str], None], at: str, where: str, why: str) -> None:
+    issue(f"{at}.{where}", why)
+
+
+RANGE_TYPES = frozenset({ElementType.DATE, ElementType.TIMESTAMP, ElementType.MONEY_FEN,
+                         ElementType.INTEGER})
+"""Element types a ``range`` claim compares (dates, times, money, integers)."""
+
+
+def check_verify(spec: VerifySpec, dataset: Dataset, elements: Mapping[ElementId, DataElement],
+                 issue: Callable[[str, str], None]) -> list[str]:
+    """A verify entry's key and claims against its dataset; returns the lookup key."""
+    key = list(spec.key) or list(dataset.key)
+    for j, name in enumerate(spec.key):
+        if dataset.field(name) is None:
+            issue(f"verify.key.{j}", f"dataset '{dataset.id}' has no field '{name}'")
+    for name, hows in spec.claims.items():
+        df = dataset.field(name)
+        if df is None:
+            issue(f"verify.claims.{name}", f"dataset '{dataset.id}' has no field '{name}'")
+            continue
+        if not hows:
+            issue(f"verify.claims.{name}", "name at least one of equals, normalised, range, "
+                  "exists")
+        element = elements.get(df.element)
+        if ClaimHow.RANGE in hows and element is not None and element.type not in RANGE_TYPES:
+            issue(f"verify.claims.{name}", f"a range claim needs a date, timestamp, money or "
+                  f"integer element; '{df.element}' is {element.type.value}")
+    return key
 
 
 def load_lists(ctx: Ctx, **refs: Any) -> dict[int, SharingList]:

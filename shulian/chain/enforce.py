@@ -32,6 +32,7 @@ from shulian.logic.audit import AuditBuilder, audit_ts, record_digest
 from shulian.logic.egress import signature_headers
 from shulian.logic.policy import Decision, Outcome, PolicyEngine
 from shulian.logic.result import Reason, Rejected
+from shulian.logic.verify import Projection
 
 log = get_logger(__name__)
 
@@ -229,6 +230,9 @@ class EnforceStage:
             decisions = self._engine.decide(
                 dataset=dataset, provider=provider, record=record, record_key=key, now=now
             )
+            projection = self._engine.projection(dataset)
+            if projection is not None and provider in projection.providers:
+                out.extend(self._changelog(dataset, projection, record))
             digest = record_digest(msg.value or b"")
             source = (msg.topic, msg.partition, msg.offset)
             from_raw = None if origin is None else (origin.topic, origin.partition,
@@ -308,6 +312,16 @@ class EnforceStage:
                 self._signer, topic=topic, key=key, value=value, entry=decision.entry_id,
                 list_version=decision.list_version, digest=digest)
         return OutMessage(topic=topic, key=key, value=value, headers=headers)
+
+    def _changelog(self, dataset: str, projection: Projection,
+                   record: dict[str, Any]) -> list[OutMessage]:
+        """The verification store's upsert for this record (phase 0, keyed by the lookup key:
+        compaction keeps the latest per key)."""
+        projected = projection.project(record)
+        if projected is None:
+            return []
+        return [OutMessage(topic=self._topology.verify_changelog(dataset), key=projected[0],
+                           value=projected[1])]
 
     def _deadletter(self, msg: InMessage, dataset: str, rej: Rejected) -> OutMessage:
         return OutMessage(

@@ -10,6 +10,10 @@
                                    for canonical.<dataset> partition p (one writer per partition)
     control.sharing-list           new sharing-list versions (one partition)
     audit.sharing-list             workers' signed records of list versions applied or refused
+    changelog.verify.<dataset>     compacted: the latest claimable fields per lookup key of a
+                                   dataset with a verify entry (the verification store's log)
+    audit.verify.<dataset>         hash-chained verification answers (written by the gateway
+                                   that answers them, one chain per partition)
 
 A namespace (used by drills) prefixes every name: ``<ns>.raw.psb.household_change``.
 
@@ -34,9 +38,11 @@ DEADLETTER = "deadletter"
 EGRESS = "egress"
 AUDIT = "audit"
 CONTROL = "control.sharing-list"
+CHANGELOG = "changelog"
+VERIFY = "verify"
 CANONICAL_DEADLETTER = "_canonical"
 SINK_DEADLETTER = "_sink"
-FAMILIES = (RAW, CANONICAL, DEADLETTER, EGRESS, AUDIT, CONTROL.split(".")[0])
+FAMILIES = (RAW, CANONICAL, DEADLETTER, EGRESS, AUDIT, CONTROL.split(".")[0], CHANGELOG)
 
 # consumer groups (the chain's Faust app id is CHAIN_GROUP, ``-<namespace>`` for drills)
 CHAIN_GROUP = "shulian-chain"
@@ -103,6 +109,14 @@ class Topology:
 
     def audit(self, dataset: str) -> str:
         return self._n(f"{AUDIT}.{dataset}")
+
+    def verify_changelog(self, dataset: str) -> str:
+        """``changelog.verify.<dataset>``: compacted, keyed by the verify lookup key."""
+        return self._n(f"{CHANGELOG}.{VERIFY}.{dataset}")
+
+    def verify_audit(self, dataset: str) -> str:
+        """``audit.verify.<dataset>``: never ``audit.<dataset>`` (dataset ids have no dot)."""
+        return self._n(f"{AUDIT}.{VERIFY}.{dataset}")
 
     @property
     def control(self) -> str:
@@ -177,9 +191,12 @@ class TopicPlan:
     control: str
     partitions: int
     lists_audit: str = ""
+    changelog: tuple[str, ...] = ()  # compacted (cleanup.policy=compact)
+    verify_audit: tuple[str, ...] = ()
 
     def all(self) -> list[tuple[str, int]]:
-        names = [*self.raw, *self.canonical, *self.deadletter, *self.egress, *self.audit]
+        names = [*self.raw, *self.canonical, *self.deadletter, *self.egress, *self.audit,
+                 *self.changelog, *self.verify_audit]
         return ([(n, self.partitions) for n in names] + [(self.control, 1)]
                 + ([(self.lists_audit, 1)] if self.lists_audit else []))
 
@@ -193,8 +210,11 @@ def plan_topics(catalog: Catalog, topology: Topology) -> TopicPlan:
             (e.consumer, e.dataset)
             for sl in catalog.sharing_lists.values()
             for e in sl.entries
+            if e.verify is None  # a verify entry delivers nothing: no egress topic
         }
     )
+    verified = sorted({e.dataset for sl in catalog.sharing_lists.values() for e in sl.entries
+                       if e.verify is not None})
     datasets = sorted(catalog.datasets)
     return TopicPlan(
         raw=tuple(topology.raw(a, d) for a, d in pairs),
@@ -206,4 +226,6 @@ def plan_topics(catalog: Catalog, topology: Topology) -> TopicPlan:
         control=topology.control,
         partitions=topology.partitions,
         lists_audit=topology.lists_audit,
+        changelog=tuple(topology.verify_changelog(d) for d in verified),
+        verify_audit=tuple(topology.verify_audit(d) for d in verified),
     )

@@ -19,7 +19,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from fastavro import parse_schema
 
-from shulian.catalog.models import Catalog, ShareType, SharingList
+from shulian.catalog.models import DELIVERING, Catalog, SharingList
 from shulian.chain.enforce import ViewSchema
 from shulian.chain.ingest import CanonicalSchema
 from shulian.chain.topology import Topology, plan_topics, subject_of
@@ -81,7 +81,7 @@ def register_views(
     """Register the consumer-view schema of every entry that can deliver."""
     views: dict[tuple[int, str], ViewSchema] = {}
     for entry in sharing_list.entries:
-        if entry.share_type is ShareType.NONE:
+        if entry.share_type not in DELIVERING:
             continue
         dataset = catalog.datasets[entry.dataset]
         schema = view_schema(dataset, catalog.elements, entry)
@@ -98,9 +98,11 @@ def register_views(
 def init_topology(settings: Settings, catalog: Catalog, topology: Topology) -> InitReport:
     """Create every topic and register every schema the catalogue needs. Idempotent."""
     plan = plan_topics(catalog, topology)
+    compacted = set(plan.changelog)
     ensure_topics(
         admin_client(settings),
-        [TopicSpec(name, parts, (("max.message.bytes", str(MAX_MESSAGE_BYTES)),))
+        [TopicSpec(name, parts, (("max.message.bytes", str(MAX_MESSAGE_BYTES)),
+                                 *((("cleanup.policy", "compact"),) if name in compacted else ())))
          for name, parts in plan.all()],
         replication_factor=settings.replication_factor,
     )

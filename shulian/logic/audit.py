@@ -29,6 +29,14 @@ hash           SHA-256 hex of ``prev_hash + "\\n" + canonical JSON of the record
 
 No personal data is written: the record is named by key and digest only.
 
+A verification (``kind`` ``verification``, :func:`build_verification`, written by the gateway
+that answered it to ``audit.verify.<dataset>``) has the entry fields above with ``decision``
+``verify`` (answered) or ``refused`` (``reason`` says why: a limit, the entry's validity, a claim
+the entry does not allow), ``fields_delivered`` empty, and instead of a record:
+``key_digest`` (keyed HMAC-SHA256 of the lookup key) and ``claims``: ``[field, how, answer,
+value digest]`` per claim (``answer`` null when refused; the claimed value only as a keyed
+digest).
+
 After a crash a worker resumes the chain from the last record on the partition
 (:meth:`AuditChain.resume`) and skips what the tail says it decided already (``source``,
 ``part``, ``origin``; see :mod:`shulian.chain.dedup`), so each record is decided once.
@@ -60,6 +68,7 @@ __all__ = [
     "Source",
     "audit_ts",
     "build_audit",
+    "build_verification",
     "encode",
     "hash_record",
     "parse_audit",
@@ -182,6 +191,33 @@ def _entry_part(decision: Decision, *, worker: str, kind: str) -> dict[str, Any]
         "fields_masked": [[f, m] for f, m in decision.fields_masked],
         "egress_topic": egress_topic(decision.consumer, decision.dataset) if delivered else None,
         "worker": worker,
+    }
+
+
+def build_verification(
+    *,
+    entry_id: str,
+    list_version: int,
+    dataset: str,
+    provider: str,
+    consumer: str,
+    ts: datetime,
+    worker: str,
+    claims: Iterable[tuple[str, str, str | None, str]],
+    key_digest: str | None,
+    refused: str | None = None,
+) -> dict[str, Any]:
+    """The audit record of one verification query (or one refused request), unsealed.
+
+    ``claims``: (field, how, answer or None, keyed digest of the claimed value)."""
+    return {
+        "v": AUDIT_VERSION, "kind": "verification", "ts": _iso(ts), "dataset": dataset,
+        "provider": provider, "consumer": consumer, "entry_id": entry_id,
+        "list_version": list_version, "share_type": "verify",
+        "decision": "refused" if refused else "verify", "reason": refused,
+        "fields_delivered": [], "fields_masked": [], "egress_topic": None, "worker": worker,
+        "record_key": None, "key_digest": key_digest,
+        "claims": [[f, h, a, d] for f, h, a, d in claims],
     }
 
 

@@ -4,7 +4,8 @@ For every entry of the list for ``(dataset, provider)`` (a consumer may have sev
 without an entry gets no Decision at all and so never receives anything), the checks run in this
 order and the first that fails decides:
 
-1. share type ``none``                          -> withhold ``share_type_none``
+1. share type ``none``                          -> withhold ``share_type_none``;
+   share type ``verify`` (no fields delivered)  -> withhold ``verify_only``
 2. entry validity ``valid_from <= now < valid_to`` -> ``not_yet_valid`` / ``expired``
 3. conditional: an approval, valid at ``now``   -> ``no_approval`` / ``approval_not_yet_valid``
                                                    / ``approval_expired``
@@ -52,6 +53,7 @@ from shulian.catalog.models import (
 )
 from shulian.errors import ConfigError, ConfigIssue
 from shulian.logic.masking import MaskFn, canonical_text, mask_fits, masker
+from shulian.logic.verify import Projection
 from shulian.logic.views import META_ENTRY_ID, META_LIST_VERSION, META_RECORD_KEY
 
 __all__ = ["Decision", "Outcome", "PolicyEngine", "WithholdReason", "cel_record",
@@ -67,6 +69,7 @@ class Outcome(StrEnum):
 
 class WithholdReason(StrEnum):
     SHARE_TYPE_NONE = "share_type_none"
+    VERIFY_ONLY = "verify_only"  # a verify entry answers claims, it never delivers a record
     NOT_YET_VALID = "not_yet_valid"
     EXPIRED = "expired"
     NO_APPROVAL = "no_approval"  # conditional without approval: the model forbids it; kept
@@ -184,6 +187,10 @@ class PolicyEngine:
             k: tuple(v) for k, v in index.items()
         }
         self._entries: dict[str, ListEntry] = {e.id: e for e in sharing_list.entries}
+        self._projections: dict[str, Projection] = {
+            str(d.id): p for d in catalog.datasets.values()
+                             if (p := Projection.of([e for e in sharing_list.entries
+                                                     if e.dataset == d.id], d.key))}
 
     @staticmethod
     def _plan(
@@ -265,6 +272,11 @@ class PolicyEngine:
     def sharing_list(self) -> SharingList:
         return self._list
 
+    def projection(self, dataset: str) -> Projection | None:
+        """What the verification store keeps of this dataset's records (None: no verify
+        entry in this list version)."""
+        return self._projections.get(dataset)
+
     def entry(self, entry_id: str) -> ListEntry | None:
         return self._entries.get(entry_id)
 
@@ -294,6 +306,8 @@ class PolicyEngine:
             reason: WithholdReason | None = None
             if p.share_type is ShareType.NONE:
                 reason = WithholdReason.SHARE_TYPE_NONE
+            elif p.share_type is ShareType.VERIFY:
+                reason = WithholdReason.VERIFY_ONLY
             elif now < p.valid_from:
                 reason = WithholdReason.NOT_YET_VALID
             elif p.valid_to is not None and now >= p.valid_to:

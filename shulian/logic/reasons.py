@@ -49,6 +49,8 @@ REASON_WORDS: dict[str, Words] = {
                           "the canonical record does not encode (internal error)"),
     # withheld decisions (shulian.logic.policy.WithholdReason)
     "share_type_none": Words("清单规定不予共享", "the list says: not shared"),
+    "verify_only": Words("清单规定仅核验，不交付数据",
+                         "the list says: verification only, no record delivered"),
     "not_yet_valid": Words("清单条目尚未生效", "the list entry is not valid yet"),
     "expired": Words("清单条目已过期", "the list entry has expired"),
     "no_approval": Words("有条件共享但没有审批", "conditional sharing without an approval"),

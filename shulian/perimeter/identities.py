@@ -114,6 +114,7 @@ class SourceAccess:
     name: str
     pairs: tuple[tuple[str, str], ...]
     writes_deadletters: bool
+    verifies: tuple[str, ...] = ()  # datasets whose verifications it answers (a gateway)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,8 @@ __all__ = ["AGENCY_FAMILIES", "agency_matrix", "principal_matrix", "render_markd
 
 AGENCY_FAMILIES = ("own raw", "other raw", "canonical", "own egress (granted)",
                    "own egress (not granted)", "other egress", "own dead letters",
-                   "other dead letters", "audit", "control", "_schemas")
+                   "other dead letters", "audit", "control", "_schemas",
+                   "verification changelog")
 
 
 def topic_inventory(catalog: Catalog, connectors: ConnectorAccess, topology: Topology,
@@ -83,6 +84,7 @@ def agency_matrix(plan: AclPlan, catalog: Catalog,
             "audit": [t.audit(d) for d in datasets],
             "control": [t.control],
             "_schemas": ["_schemas"],
+            "verification changelog": [t.verify_changelog(d) for d in datasets],
         }
         for family in AGENCY_FAMILIES:
             names_ = topics[family]

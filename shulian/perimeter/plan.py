@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from shulian.catalog.models import Catalog, ShareType, SharingList
+from shulian.catalog.models import DELIVERING, Catalog, SharingList
 from shulian.chain import topology as names
 from shulian.chain.topology import Topology
 from shulian.errors import ConfigError, ConfigIssue
@@ -79,19 +79,20 @@ class _Prefixes:
     deadletter: str
     egress: str
     audit: str
+    changelog: str
 
     @classmethod
     def of(cls, t: Topology) -> _Prefixes:
         return cls(raw=t.prefix(names.RAW), canonical=t.prefix(names.CANONICAL),
                    deadletter=t.prefix(names.DEADLETTER), egress=t.prefix(names.EGRESS),
-                   audit=t.prefix(names.AUDIT))
+                   audit=t.prefix(names.AUDIT), changelog=t.prefix(names.CHANGELOG))
 
 
 def granted_egress(sharing_list: SharingList, topology: Topology) -> dict[str, set[str]]:
     """Agency -> the egress topics the list grants it (entries that deliver something)."""
     out: dict[str, set[str]] = {}
     for e in sharing_list.entries:
-        if e.share_type is not ShareType.NONE:
+        if e.share_type in DELIVERING:
             out.setdefault(e.consumer, set()).add(topology.egress(e.consumer, e.dataset))
     return out
 
@@ -114,6 +115,8 @@ def _agency(a: str, px: _Prefixes, t: Topology, egress: Iterable[str],
         _acl(p, TOPIC, px.canonical, PRE, Op.WRITE, deny),
         _acl(p, TOPIC, px.audit, PRE, Op.READ, deny),
         _acl(p, TOPIC, px.audit, PRE, Op.WRITE, deny),
+        _acl(p, TOPIC, px.changelog, PRE, Op.READ, deny),
+        _acl(p, TOPIC, px.changelog, PRE, Op.WRITE, deny),
         _acl(p, TOPIC, px.egress, PRE, Op.WRITE, deny),
         _acl(p, TOPIC, px.deadletter, PRE, Op.WRITE, deny),
         _acl(p, TOPIC, t.control, LIT, Op.WRITE, deny),
@@ -123,9 +126,13 @@ def _agency(a: str, px: _Prefixes, t: Topology, egress: Iterable[str],
 
 
 def _source(name: str, pairs: Iterable[tuple[str, str]], deadletters: bool,
-            t: Topology) -> list[Acl]:
+            t: Topology, verifies: Iterable[str] = ()) -> list[Acl]:
     p = Principal(Role.SOURCE, name)
     out: list[Acl] = []
+    for dataset in sorted(set(verifies)):  # a gateway answering verifications (docs/VERIFY.md)
+        out += [_acl(p, TOPIC, t.verify_changelog(dataset), LIT, Op.READ),
+                *(_acl(p, TOPIC, t.verify_audit(dataset), LIT, op) for op in (Op.READ,
+                                                                               Op.WRITE))]
     for agency, dataset in sorted(set(pairs)):
         out.append(_acl(p, TOPIC, t.raw(agency, dataset), LIT, Op.WRITE))
         if deadletters:
@@ -160,7 +167,8 @@ def _sink(name: str, topics: Iterable[str], group: str, deadletter: str) -> list
 def _chain(px: _Prefixes, t: Topology) -> list[Acl]:
     p = Principal(Role.CHAIN)
     out = [_acl(p, TOPIC, px.raw, PRE, Op.READ),
-           *(_acl(p, TOPIC, f, PRE, op) for f in (px.canonical, px.egress, px.audit)
+           *(_acl(p, TOPIC, f, PRE, op)
+             for f in (px.canonical, px.egress, px.audit, px.changelog)
              for op in (Op.READ, Op.WRITE)),
            _acl(p, TOPIC, px.deadletter, PRE, Op.WRITE),
            _acl(p, TOPIC, t.audit("replay."), PRE, Op.CREATE),
@@ -181,7 +189,7 @@ def _registry(schemas_topic: str) -> list[Acl]:
 
 def _governance(px: _Prefixes, t: Topology) -> list[Acl]:
     p = Principal(Role.GOVERNANCE)
-    families = (px.raw, px.canonical, px.deadletter, px.egress, px.audit)
+    families = (px.raw, px.canonical, px.deadletter, px.egress, px.audit, px.changelog)
     return [_acl(p, TOPIC, t.control, LIT, Op.WRITE),
             _acl(p, TOPIC, t.control, LIT, Op.READ),
             _acl(p, TOPIC, t.control, LIT, Op.CREATE),
@@ -217,7 +225,7 @@ def plan_acls(catalog: Catalog, connectors: ConnectorAccess, *,
     for a in sorted(catalog.agencies):
         acls += _agency(a, px, t, egress.get(a, ()), schemas_topic)
     for src in connectors.sources:
-        acls += _source(src.name, src.pairs, src.writes_deadletters, t)
+        acls += _source(src.name, src.pairs, src.writes_deadletters, t, src.verifies)
     for snk in connectors.sinks:
         acls += _sink(snk.name, snk.topics, snk.group, snk.deadletter)
     acls += _chain(px, t) + _registry(schemas_topic) + _governance(px, t) + _auditor(px, t)

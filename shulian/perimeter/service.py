@@ -34,7 +34,8 @@ def connector_access(configs: Iterable[Any]) -> ConnectorAccess:
         kind = str(c.type)
         if kind == "http_gateway":
             pairs = tuple((a, r.dataset) for a, acc in c.agencies.items() for r in acc.datasets)
-            sources.append(SourceAccess(c.name, pairs, writes_deadletters=False))
+            sources.append(SourceAccess(c.name, pairs, writes_deadletters=False,
+                                        verifies=tuple(getattr(c, "verify_datasets", ()))))
         elif kind in ("file_drop", "postgres_table"):
             sources.append(SourceAccess(c.name, ((c.agency, c.dataset),),
                                         writes_deadletters=True))

@@ -35,6 +35,7 @@ RANK: dict[str, int] = {
     # services that orchestrate (callable from the CLI, the console and the tests alike)
     "shulian.audit": 6,
     "shulian.registry": 6,
+    "shulian.verification": 6,  # joint verification: store, limits and audit behind the API
     "shulian.scenario": 7,  # the demo's scenario: publish, then measure what the chain did
     "shulian.perimeter": 7,  # identities, the ACL plan (pure) and its reconciliation
     # runtimes: Faust agents and connector loops

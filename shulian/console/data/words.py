@@ -48,6 +48,7 @@ _REASONS: dict[str, tuple[str, str]] = {
                      "(internal error)"),
     # withhold reasons of the policy
     "share_type_none": ("清单规定不予共享", "the list says: not shared"),
+    "verify_only": ("清单规定仅核验，不交付数据", "verification only: no record delivered"),
     "not_yet_valid": ("清单条目尚未生效", "the list entry is not valid yet"),
     "expired": ("清单条目已过期", "the list entry has expired"),
     "no_approval": ("有条件共享但没有审批", "conditional sharing without an approval"),
@@ -76,6 +77,7 @@ _SHARE: dict[ShareType, tuple[str, str]] = {
     ShareType.UNCONDITIONAL: ("无条件共享", "unconditional sharing"),
     ShareType.CONDITIONAL: ("有条件共享", "conditional sharing"),
     ShareType.NONE: ("不予共享", "not shared"),
+    ShareType.VERIFY: ("仅核验", "verification only"),
 }
 
 
@@ -142,6 +144,12 @@ def entry_words(entry: ListEntry, catalog: Catalog, lang: str) -> str:
         head = (f"{agency(entry.provider)} does not share {ds_name} with "
                 f"{agency(entry.consumer)}" if en else
                 f"{agency(entry.provider)} 不向 {agency(entry.consumer)} 共享「{ds_name}」")
+    elif entry.verify is not None:
+        claims = ", ".join(entry.verify.claims)
+        head = (f"{agency(entry.consumer)} may verify claims on {claims} of {ds_name} with "
+                f"{agency(entry.provider)}, receiving no field" if en else
+                f"{agency(entry.consumer)} 可向 {agency(entry.provider)} 核验「{ds_name}」的 "
+                f"{claims}（仅核验，不获得数据）")
     else:
         fields = ", ".join(field_words(entry, f, lang) for f in entry.fields)
         head = (f"{agency(entry.consumer)} receives from {agency(entry.provider)} the fields "

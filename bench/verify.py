@@ -1,0 +1,146 @@
+"""Joint verification: latency of one claim with N keys in the store, memory per million keys,
+and the store's rebuild time from its changelog on a real (embedded Tansu) broker.
+
+    python -m bench.verify --keys 1000000 --requests 20000 --rebuild-keys 200000
+
+Latency is measured through the HTTP route (FastAPI TestClient in-process, so no socket), the
+service, the store lookup, the answer and the audit record sealed into a hash chain in memory;
+the audit's broker round trip is not in it (see docs/BENCHMARKS.md). Memory is the RSS growth
+of this process while the store is filled with the projections the chain writes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import statistics
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+from bench.rss import read_status_kb
+from shulian.clock import FixedClock
+from shulian.logic.elements import citizen_id_check_char
+
+
+def cid(n: int) -> str:
+    first17 = f"440106{1950 + n % 60:04d}0101{n % 1000:03d}"[:14] + f"{n // 1000 % 1000:03d}"
+    return first17 + citizen_id_check_char(first17)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--keys", type=int, default=1_000_000)
+    ap.add_argument("--requests", type=int, default=20_000)
+    ap.add_argument("--rebuild-keys", type=int, default=200_000)
+    args = ap.parse_args()
+
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from connectors.sources.gateway_auth import Authenticator, token_sha256
+    from connectors.sources.verify_api import verify_router
+    from shulian.logic.policy import PolicyEngine
+    from shulian.verification.service import VerifyService
+    from tests.fixtures.verify import IN_FORCE, ChainedAudit, MemoryStore, verify_catalog
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-verify-"))
+    catalog = verify_catalog(tmp)
+    sl = catalog.sharing_lists[3]
+    projection = PolicyEngine(catalog=catalog, sharing_list=sl, master_key=b"k" * 32
+                              ).projection("household_change")
+    assert projection is not None
+    store = MemoryStore()
+    gc.collect()
+    before = (read_status_kb(__import__("os").getpid(), "VmRSS") or 0) * 1024
+    keys: list[str] = []
+    for i in range(args.keys):
+        # distinct keys: vary the sequence and birth year in the ID
+        first17 = f"4401{i % 100:02d}{1950 + (i // 100) % 60:04d}0101" + f"{i // 6000:03d}"
+        c = first17[:17] + citizen_id_check_char(first17[:17])
+        p = projection.project({"citizen_id": c, "name": f"张{i % 5000}",
+                                "birth_date": date(1950 + (i // 100) % 60, 1, 1),
+                                "change_type": "01"})
+        assert p is not None
+        store.apply(*p)
+        if i % max(1, args.keys // args.requests) == 0:
+            keys.append(c)
+    gc.collect()
+    after = (read_status_kb(__import__("os").getpid(), "VmRSS") or 0) * 1024
+    held = len(store.data)
+    audit = ChainedAudit()
+    service = VerifyService(catalog=catalog, sharing_list=sl,
+                            stores={"household_change": store},
+                            audit={"household_change": audit}, master_key=b"k" * 32,
+                            worker="bench", clock=FixedClock(IN_FORCE))
+    app = FastAPI()
+    auth = Authenticator({"bank": token_sha256("t")}, {"bank": frozenset()})
+    app.include_router(verify_router(service, auth, max_body_bytes=1 << 20))
+    client = TestClient(app)
+    headers = {"Authorization": "Bearer t"}
+    # the per-minute limit would stop a benchmark: lift it for the measurement only
+    service._limiter.admit = lambda **_: None  # type: ignore[method-assign]
+    lat: list[float] = []
+    for i in range(args.requests):
+        body = {"key": {"citizen_id": keys[i % len(keys)]},
+                "claims": [{"field": "name", "how": "equals", "value": f"张{i % 5000}"}]}
+        t0 = time.perf_counter()
+        r = client.post("/v1/verify/household_change", json=body, headers=headers)
+        lat.append(time.perf_counter() - t0)
+        assert r.status_code == 200, r.text
+    lat.sort()
+    q = statistics.quantiles(lat, n=100)
+    out = {"keys": held, "requests": args.requests,
+           "p50_ms": round(q[49] * 1000, 2), "p99_ms": round(q[98] * 1000, 2),
+           "max_ms": round(lat[-1] * 1000, 2),
+           "rss_mb_per_million_keys": round((after - before) / held * 1e6 / 2**20, 1),
+           "audit_records": len(audit.records)}
+    out.update(rebuild(args.rebuild_keys, projection))
+    print(json.dumps(out, indent=2))
+
+
+def rebuild(n: int, projection: object) -> dict[str, object]:
+    """Produce ``n`` projections to a changelog topic on an embedded Tansu broker and time a
+    ChangelogTable's rebuild from offset 0."""
+    from confluent_kafka import Producer
+
+    from shulian.embedded.net import free_port
+    from shulian.embedded.tansu import TansuProcess
+    from shulian.io.changelog import ChangelogTable
+    from shulian.io.kafka import TopicSpec, admin_client, ensure_topics, producer_config
+    from shulian.settings import load_settings
+
+    if n <= 0:
+        return {}
+    logdir = Path(tempfile.mkdtemp(prefix="bench-verify-tansu-"))
+    broker = TansuProcess(host="127.0.0.1", port=free_port(), log_file=logdir / "tansu.log")
+    broker.start(ready_timeout_s=60)
+    try:
+        settings = load_settings(bootstrap_servers=broker.bootstrap)
+        topic = "changelog.verify.household_change"
+        ensure_topics(admin_client(settings), [TopicSpec(topic, 3,
+                                                         (("cleanup.policy", "compact"),))])
+        producer = Producer(producer_config(settings))
+        for i in range(n):
+            p = projection.project({"citizen_id": f"K{i:017d}", "name": f"张{i}",  # type: ignore[attr-defined]
+                                    "birth_date": date(1980, 1, 1), "change_type": "01"})
+            while True:
+                try:
+                    producer.produce(topic, key=p[0], value=p[1])
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+        producer.flush(120)
+        table = ChangelogTable(settings, topic)
+        table.start(wait_s=600)
+        table.stop()
+        return {"rebuild_keys": len(table), "rebuild_s": round(table.rebuild_s or 0, 2),
+                "rebuild_keys_per_s": round(len(table) / (table.rebuild_s or 1))}
+    finally:
+        broker.stop()
+
+
+if __name__ == "__main__":
+    main()

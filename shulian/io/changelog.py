@@ -1,0 +1,165 @@
+"""The verification store: a table of the latest value per key, materialised from a compacted
+changelog topic (``changelog.verify.<dataset>``), and the writer of verification audit records.
+
+The table is rebuilt by reading every partition of the changelog from offset 0 (the broker's
+compaction keeps the latest value per key; without compaction the fold gives the same table,
+only slower) and then follows the topic, so a restarted or moved process answers as before.
+A tombstone (null value) removes the key. Values are kept as the changelog's bytes (a few
+hundred bytes of sorted JSON) and decoded on lookup: 1 million keys fit in a few hundred MB
+(docs/BENCHMARKS.md). No consumer group: nothing is committed, every process reads it all.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+from shulian.errors import BrokerError
+from shulian.io.kafka import consumer_config, producer_config
+from shulian.io.reader import partition_counts, read_partitions
+from shulian.log import get_logger
+from shulian.logic.audit import AuditChain
+from shulian.settings import Settings
+
+__all__ = ["ChangelogTable", "VerificationAuditWriter"]
+
+log = get_logger(__name__)
+
+
+class ChangelogTable:
+    """key -> latest value bytes of one changelog topic, kept up to date by a thread."""
+
+    def __init__(self, settings: Settings, topic: str) -> None:
+        self.topic = topic
+        self._settings = settings
+        self._data: dict[bytes, bytes] = {}
+        self._ready = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._failure: BaseException | None = None
+        self.rebuild_s: float | None = None
+        self.applied = 0
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._data.get(key)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    def apply(self, key: bytes | None, value: bytes | None) -> None:
+        if key is None:
+            return
+        if value is None:
+            self._data.pop(key, None)
+        else:
+            self._data[key] = value
+        self.applied += 1
+
+    def start(self, *, wait_s: float = 120.0) -> None:
+        """Rebuild from offset 0 (blocks until caught up), then follow in the background."""
+        self._thread = threading.Thread(target=self._run, name=f"changelog-{self.topic}",
+                                        daemon=True)
+        self._thread.start()
+        if not self._ready.wait(wait_s):
+            raise BrokerError(f"changelog {self.topic} not rebuilt within {wait_s:.0f} s: "
+                              f"{self._failure or 'still reading'}")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def _run(self) -> None:
+        try:
+            self._follow()
+        except BaseException as exc:  # reported through start() or failure()
+            self._failure = exc
+            log.error("changelog.failed", topic=self.topic, error=str(exc))
+
+    def failure(self) -> BaseException | None:
+        return self._failure
+
+    def _follow(self) -> None:
+        count = partition_counts(self._settings, [self.topic])[self.topic]
+        if count == 0:
+            raise BrokerError(f"changelog topic {self.topic} does not exist (shulian init)")
+        consumer = Consumer(consumer_config(
+            self._settings, group_id=f"shulian-reader-{os.getpid()}-{uuid.uuid4().hex[:8]}",
+            **{"enable.partition.eof": True, "fetch.max.bytes": 16 * 1024 * 1024}))
+        started = time.monotonic()
+        at_end: set[int] = set()
+        try:
+            consumer.assign([TopicPartition(self.topic, p, 0) for p in range(count)])
+            while not self._stop.is_set():
+                for m in consumer.consume(10000, 0.1):
+                    err = m.error()
+                    if err is not None:
+                        if err.code() == KafkaError._PARTITION_EOF:
+                            at_end.add(int(m.partition() or 0))
+                            continue
+                        raise BrokerError(f"reading {self.topic}: {err}")
+                    self.apply(m.key(), m.value())
+                if not self._ready.is_set() and len(at_end) == count:
+                    self.rebuild_s = time.monotonic() - started
+                    self._ready.set()
+                    log.info("changelog.rebuilt", topic=self.topic, keys=len(self._data),
+                             seconds=round(self.rebuild_s, 3))
+        finally:
+            consumer.close()
+
+
+class VerificationAuditWriter:
+    """Seals verification audit records into one partition's hash chain and waits for the
+    broker's acknowledgement before the answer leaves (an answer is never unaudited).
+
+    One writer per partition: the chain is resumed from the partition's last record."""
+
+    def __init__(self, settings: Settings, topic: str, partition: int) -> None:
+        self.topic = topic
+        self.partition = partition
+        self._settings = settings
+        self._producer = Producer(producer_config(settings, **{"linger.ms": 0}))
+        self._chain: AuditChain | None = None
+        self._lock = threading.Lock()
+
+    def resume(self) -> None:
+        consumer = Consumer(consumer_config(self._settings,
+                                            group_id=f"shulian-reader-{uuid.uuid4().hex[:8]}"))
+        try:
+            _, high = consumer.get_watermark_offsets(TopicPartition(self.topic, self.partition),
+                                                     timeout=15)
+        except KafkaException as exc:
+            raise BrokerError(f"cannot read the end of {self.topic}: {exc}") from exc
+        finally:
+            consumer.close()
+        tail = read_partitions(self._settings, {(self.topic, self.partition): max(0, high - 1)})
+        msgs = tail[(self.topic, self.partition)]
+        self._chain = AuditChain.resume(msgs[-1].value if msgs else None)
+
+    def write(self, records: list[dict[str, object]], *, timeout_s: float = 10.0) -> None:
+        """Seal and produce ``records`` in order; returns when the broker has them all."""
+        failed: list[str] = []
+
+        def on_delivery(err: KafkaError | None, _msg: object) -> None:
+            if err is not None:
+                failed.append(str(err))
+
+        with self._lock:
+            if self._chain is None:
+                self.resume()
+            assert self._chain is not None
+            for rec in records:
+                self._producer.produce(self.topic, self._chain.seal(dict(rec)),
+                                       partition=self.partition, on_delivery=on_delivery)
+            left = self._producer.flush(timeout_s)
+            if left or failed:
+                self._chain = None  # re-read the head: what was written is unknown
+                raise BrokerError(f"verification audit not acknowledged: {failed[:1] or left}")
