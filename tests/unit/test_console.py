@@ -176,9 +176,10 @@ def test_words_for_reasons_entries_and_diffs() -> None:
 
     cat = load_catalog(ROOT / "catalog", schemas_dir=ROOT / "schemas")
     assert reason_words("element_check_failed", "zh", field="citizen_id",
-                        check="check_digit") == "数据元校验未通过；字段 citizen_id；检查：校验码"
-    assert "check: check digit" in reason_words("element_check_failed", "en",
-                                                check="check_digit")
+                        check="check_digit") == ("某字段未通过数据元校验；字段 citizen_id；"
+                                                 "检查：校验码不符")
+    assert "check: the check character does not match" in reason_words(
+        "element_check_failed", "en", check="check_digit")
     entry = next(e for e in cat.sharing_lists[2].entries if e.id == "amr-hrss-licence")
     words = entry_words(entry, cat, "zh")
     assert "有条件共享" in words and "仅保留姓氏" in words and "审批" in words

@@ -1,8 +1,8 @@
 """Codes of the chain in words, Chinese and English: dead-letter and withhold reasons, masks,
 list entries, mapping conversions, differences between list versions.
 
-The console's own table until the shared one (the CLI's reason codes in words) lands; keep the
-console's use of it behind these functions so it can be swapped. Pure.
+Reasons and checks come from the one table in :mod:`shulian.logic.reasons` (the CLI's too);
+the rest is the console's own phrasing of the catalogue. Pure.
 """
 
 from __future__ import annotations
@@ -26,52 +26,11 @@ from shulian.catalog.models import (
     SharingList,
     TruncateDateMask,
 )
+from shulian.logic.reasons import check_words
+from shulian.logic.reasons import reason_words as shared_reason_words
 
 __all__ = ["EntryChange", "diff_lists", "entry_words", "field_words", "mapping_words",
            "mask_words", "reason_words", "when"]
-
-_REASONS: dict[str, tuple[str, str]] = {
-    "empty_value": ("记录为空（没有内容）", "the record is empty (no value)"),
-    "bad_wire_format": ("不是注册表格式的 Avro 记录（魔术字节或长度不对）",
-                        "not a registry-framed Avro record (wrong magic byte or too short)"),
-    "unknown_schema_id": ("记录引用的模式编号未注册", "the schema id the record names is not "
-                          "registered"),
-    "schema_not_allowed": ("记录的模式不属于该主题", "the record's schema does not belong to "
-                           "this topic"),
-    "decode_error": ("记录无法按其模式解码", "the record does not decode with its schema"),
-    "element_check_failed": ("数据元校验未通过", "a data element check failed"),
-    "mapping_error": ("字段无法按映射转换", "a field could not be converted by the mapping"),
-    "missing_field": ("缺少必填字段", "a required field is missing"),
-    "unknown_dataset": ("主题不对应任何已知的部门和数据集", "the topic names no known agency "
-                        "and dataset"),
-    "encode_error": ("规范记录无法编码（内部错误）", "the canonical record does not encode "
-                     "(internal error)"),
-    # withhold reasons of the policy
-    "share_type_none": ("清单规定不予共享", "the list says: not shared"),
-    "verify_only": ("清单规定仅核验，不交付数据", "verification only: no record delivered"),
-    "not_yet_valid": ("清单条目尚未生效", "the list entry is not valid yet"),
-    "expired": ("清单条目已过期", "the list entry has expired"),
-    "no_approval": ("有条件共享但没有审批", "conditional sharing without an approval"),
-    "approval_not_yet_valid": ("审批尚未生效", "the approval is not valid yet"),
-    "approval_expired": ("审批已过期", "the approval has expired"),
-    "row_filter_false": ("记录不满足行过滤条件", "the record does not meet the row filter"),
-    "row_filter_error": ("行过滤条件无法对该记录求值", "the row filter could not be evaluated "
-                         "on the record"),
-}
-
-_CHECKS: dict[str, tuple[str, str]] = {
-    "check_digit": ("校验码", "check digit"),
-    "length": ("长度", "length"),
-    "format": ("格式", "format"),
-    "code_table": ("代码表", "code table"),
-    "code_list": ("代码表", "code list"),
-    "retired_code": ("已撤销的区划代码", "retired region code"),
-    "birth_date": ("出生日期", "birth date"),
-    "charset": ("字符集", "character set"),
-    "empty": ("为空", "empty"),
-    "range": ("取值范围", "range"),
-    "type": ("类型", "type"),
-}
 
 _SHARE: dict[ShareType, tuple[str, str]] = {
     ShareType.UNCONDITIONAL: ("无条件共享", "unconditional sharing"),
@@ -86,13 +45,15 @@ def _pick(pair: tuple[str, str], lang: str) -> str:
 
 
 def reason_words(reason: str, lang: str, *, field: str = "", check: str = "") -> str:
-    """``element_check_failed`` on field ``SFZH``, check ``check_digit`` -> a sentence."""
-    text = _pick(_REASONS.get(reason, (f"原因代码 {reason}", f"reason code {reason}")), lang)
-    parts = [text]
+    """``element_check_failed`` on field ``SFZH``, check ``check_digit`` -> a sentence, from
+    the one table of reason and check words (:mod:`shulian.logic.reasons`)."""
+    words = shared_reason_words(reason)
+    parts = [words.en if lang == "en" else words.zh]
     if field:
         parts.append(f"字段 {field}" if lang != "en" else f"field {field}")
-    if check:
-        name = _pick(_CHECKS.get(check, (check, check)), lang)
+    checked = check_words(check)
+    if checked is not None:
+        name = checked.en if lang == "en" else checked.zh
         parts.append(f"检查：{name}" if lang != "en" else f"check: {name}")
     return ("；" if lang != "en" else "; ").join(parts)
 
