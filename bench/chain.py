@@ -37,7 +37,8 @@ from shulian.chain.topology import TopicPlan, Topology, plan_topics
 from shulian.clock import DEMO_CLOCK
 from shulian.embedded.net import free_port
 from shulian.io.setup import init_topology
-from shulian.settings import Settings
+from shulian.io.trust import DEV_CHAIN_KEY
+from shulian.settings import REPO_ROOT, Settings
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -162,6 +163,8 @@ def chain_worker(stack: Stack, workload: Workload, *, name: str, partitions: int
         "SHULIAN_SCHEMAS_DIR": str(settings.schemas_dir),
         "SHULIAN_HMAC_MASTER_KEY": MASTER_KEY,
         "SHULIAN_ALLOW_DEV_KEYS": "1",  # the bench catalogue's lists are signed with dev keys
+        # the chain's development key lives with the shipped catalogue's, not the bench's
+        "SHULIAN_SIGNING_KEY_FILE": str(REPO_ROOT / "catalog" / DEV_CHAIN_KEY),
         "SHULIAN_METRICS_PORT": str(port),
         "SHULIAN_WORKER_ID": name,
         "SHULIAN_DEFAULT_PARTITIONS": str(partitions),

@@ -43,7 +43,9 @@ def configure_logging(*, level: str = "INFO", fmt: LogFormat = "auto", force: bo
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(file=out),
-        cache_logger_on_first_use=True,
+        # not cached: structlog.testing.capture_logs (the tests' way of reading events) cannot
+        # see a logger cached before it; Shulian logs per batch or event, never per record
+        cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=max(numeric, logging.WARNING), stream=out, force=True)
     _configured = True

@@ -25,6 +25,7 @@ from shulian.chain.enforce import EnforceStage, ViewSchema
 from shulian.chain.ingest import IngestStage
 from shulian.chain.topology import Topology, plan_topics
 from shulian.errors import ConfigError, ConfigIssue
+from shulian.io.kafka import require_broker
 from shulian.io.setup import register_raw_and_canonical, register_views, registry_client
 from shulian.io.trust import chain_trust
 from shulian.log import get_logger
@@ -112,6 +113,7 @@ def build_parts(settings: Settings, *, namespace: str | None = None) -> ChainPar
     catalog = load_catalog(settings.catalog_dir, schemas_dir=settings.schemas_dir)
     trust = chain_trust(settings, catalog)
     ledger = ListLedger.starting_at(trust.keys, catalog.sharing_lists.values())
+    require_broker(settings)  # configuration is good: now one clear line if nobody answers
     topology = Topology(namespace=namespace, partitions=settings.default_partitions)
     client = registry_client(settings)
     canonical = register_raw_and_canonical(settings, catalog, topology, client)

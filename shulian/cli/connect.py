@@ -78,10 +78,13 @@ def run(ctx: click.Context, files: tuple[Path, ...], bootstrap_servers: str | No
     from connectors.config import load_connector_files
     from connectors.metrics import ConnectorMetrics
     from connectors.table import build_connector
+    from shulian.io.kafka import require_broker
 
-    settings = settings_from(ctx, bootstrap_servers=bootstrap_servers, registry_url=registry_url)
+    settings = settings_from(ctx, bootstrap_servers=bootstrap_servers, registry_url=registry_url,
+                             probe_broker=False)
     loaded = load_connector_files(files)
     _check_refs(loaded, settings)
+    require_broker(settings)  # the configs are good: now one clear line if nobody answers
     metrics = ConnectorMetrics.create(REGISTRY)
     connectors = [build_connector(c.config, settings=settings, metrics=metrics) for c in loaded]
     for c in connectors:

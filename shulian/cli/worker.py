@@ -40,9 +40,10 @@ def worker(ctx: click.Context, bootstrap_servers: str | None, registry_url: str 
     """
     from streams.worker import run_worker
 
+    # the broker is probed by run_worker once the configuration is known to be good
     settings = settings_from(ctx, bootstrap_servers=bootstrap_servers, registry_url=registry_url,
                              catalog_dir=catalog_dir, worker_id=worker_id,
-                             metrics_port=metrics_port)
+                             metrics_port=metrics_port, probe_broker=False)
     run_worker(settings, namespace=namespace)
 
 

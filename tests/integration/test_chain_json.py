@@ -8,7 +8,9 @@ import json
 import random
 import shutil
 import time
+import uuid
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from shulian.io.publish import AgencyPublisher
 from shulian.logic.generate import DialectGenerator
 from shulian.settings import REPO_ROOT, Settings
 from tests.fixtures.chain import StartChain
+from tests.fixtures.registry import RegistryProcess
 
 pytestmark = pytest.mark.integration
 JSON_SCHEMA = "raw/psb/household_change.schema.json"
@@ -62,9 +65,19 @@ def json_catalog(tmp_path: Path) -> Path:
     return target
 
 
-def test_json_serializer_records_reach_the_egress_view(start_chain: StartChain,
-                                                        tmp_path: Path) -> None:
-    env = start_chain(catalog_dir=json_catalog(tmp_path))
+@pytest.fixture
+def own_registry(bootstrap: str, tmp_path: Path) -> Iterator[RegistryProcess]:
+    """A registry of this test's own: raw subjects are not namespaced, and the session registry
+    holds psb's raw subject as Avro from every other chain (a subject keeps one schema type)."""
+    proc = RegistryProcess(bootstrap=bootstrap, topic=f"_schemas.json.{uuid.uuid4().hex[:8]}",
+                           log_file=tmp_path / "registry.log").start()
+    yield proc
+    proc.stop()
+
+
+def test_json_serializer_records_reach_the_egress_view(start_chain: StartChain, tmp_path: Path,
+                                                        own_registry: RegistryProcess) -> None:
+    env = start_chain(catalog_dir=json_catalog(tmp_path), registry_url=own_registry.url)
     settings, catalog, topology = env.settings, env.catalog, env.topology
     pair = ("psb", "household_change")
     assert catalog.mappings[pair].raw_schema_type == "JSON"  # type: ignore[index]

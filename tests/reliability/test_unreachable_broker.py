@@ -21,7 +21,7 @@ COMMANDS = [
     ["replay", "decisions", "--dataset", "business_licence", "--from", "-1h", "--to", "now"],
     ["replay", "deliver", "--consumer", "tax", "--dataset", "business_licence",
      "--from", "-1h", "--to", "now"],
-    ["replay", "drill", "--dataset", "business_licence", "--from", "-1h", "--to", "now"],
+    ["replay", "drill", "--namespace", "drillx", "--from", "-1h", "--to", "now"],
     ["connect", "run", str(REPO_ROOT / "connectors" / "examples" / "sink-civil-webhook.yaml")],
 ]
 
@@ -30,8 +30,9 @@ COMMANDS = [
 def test_one_clear_line_naming_the_option_and_the_variable(argv: list[str]) -> None:
     nowhere = f"127.0.0.1:{free_port()}"  # nothing listens there
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHULIAN_")}
+    # a configuration that is good (the worker checks it before asking the broker anything)
     env |= {"SHULIAN_HMAC_MASTER_KEY": "k" * 32, "SHULIAN_METRICS_PORT": "0",
-            "CIVIL_WEBHOOK_SECRET": "s" * 32}
+            "CIVIL_WEBHOOK_SECRET": "s" * 32, "SHULIAN_ALLOW_DEV_KEYS": "1"}
     proc = subprocess.run([sys.executable, "-m", "shulian.cli.main", *argv,
                            "--bootstrap", nowhere],
                           env=env, capture_output=True, text=True, timeout=60)
