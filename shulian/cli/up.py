@@ -192,8 +192,10 @@ def up(ctx: click.Context, data_dir: Path | None, broker_port: int | None,
     is ready. Connector configs are checked first: the stack supplies ${SHULIAN_STATE_DIR} (its
     state folder), a dev token for every unset gateway token_env (printed once) and its
     database's DSN for every unset PostgreSQL-sink dsn_env; anything else missing stops `up`
-    before it starts, naming the file and field. A child that dies stops the whole stack
-    (exit code 1); Ctrl-C or SIGTERM stops every child in reverse order.
+    before it starts, naming the file and field. A child that dies is restarted after a
+    backoff (1 s doubling to 30 s; given up on after 5 deaths within a minute, the rest keeps
+    running); only the broker's or the registry's death stops the whole stack (exit code 1).
+    Ctrl-C or SIGTERM stops every child in reverse order and prints the restarts.
     """
     if connectors is not None and not connectors.exists():
         raise ConfigError([ConfigIssue(str(connectors), "--connectors",
@@ -254,7 +256,9 @@ def up(ctx: click.Context, data_dir: Path | None, broker_port: int | None,
         click.echo("HMAC master key for this run (pseudonyms change with it; shown once; keep "
                    "a stable one with --data-dir or SHULIAN_HMAC_MASTER_KEY):\n"
                    f"  SHULIAN_HMAC_MASTER_KEY={settings.hmac_master_key.get_secret_value()}")
-    sup = Supervisor(log_dir=dirs.logs)
+    sup = Supervisor(log_dir=dirs.logs, notify=partial(click.echo, err=True),
+                     status_file=dirs.base / "status.json")
+    click.echo(f"children's state and restarts in {sup.status_file}")
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         sup.request_stop()
@@ -277,15 +281,26 @@ def up(ctx: click.Context, data_dir: Path | None, broker_port: int | None,
         click.echo("children: " + ", ".join(c.name for c in sup.children))
         code = sup.watch()
         if sup.died is not None:
-            click.echo(f"error: {sup.died}; stopping the stack", err=True)
+            click.echo(f"error: {sup.died}; stopping the stack ({kept(settings)})", err=True)
     except StopRequested:
         click.echo("stopped while starting", err=True)
     except ChildDied as exc:
-        click.echo(f"error: {exc}; stopping the stack", err=True)
+        click.echo(f"error: {exc}; stopping the stack ({kept(settings)})", err=True)
         code = 1
     finally:
+        restarts = sup.restart_counts()
         sup.stop_all()
         if dirs.temporary:
             shutil.rmtree(dirs.postgres, ignore_errors=True)
+        if restarts:
+            counts = ", ".join(f"{name} {n}" for name, n in restarts.items())
+            click.echo(f"restarts: {counts}", err=True)
         click.echo("stack stopped", err=True)
     sys.exit(code)
+
+
+def kept(settings: Settings) -> str:
+    """What happens to the broker's data when the stack stops, in words."""
+    if settings.data_dir is not None:
+        return f"the broker's data is kept in {settings.data_dir}"
+    return "the broker kept its data in memory: it is lost (use --data-dir to keep it)"

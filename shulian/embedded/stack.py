@@ -250,6 +250,7 @@ def stack_children(
             ready=partial(broker_answers_metadata, endpoints.bootstrap),
             ready_timeout_s=120.0,
             stop_timeout_s=30.0,  # a durable broker stops SeaweedFS too (5 s grace + kill)
+            critical=True,  # every other child needs it: its death stops the stack
         ),
     ]
     if "registry" in commands:
@@ -258,7 +259,7 @@ def stack_children(
             shulian_argv("registry", "--bootstrap", endpoints.bootstrap,
                          "--port", str(settings.registry_port)),
             env=env, ready=partial(_registry_ready, endpoints.registry_url),
-            ready_timeout_s=60.0,
+            ready_timeout_s=60.0, critical=True,
         ))
     if "worker" in commands:
         children.append(ChildSpec(
