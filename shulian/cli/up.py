@@ -68,8 +68,9 @@ def endpoints_table(endpoints: Endpoints, *, running: set[str],
 
 @dataclass(frozen=True)
 class RunDirs:
-    """Where a run keeps its logs, connector state and database; ``temporary``: made for this
-    run (no --data-dir), the database is removed when the stack stops."""
+    """Where a run keeps its logs, connector state and database (folders 0700, logs 0600);
+    ``temporary``: made for this run (no --data-dir): its connector state (dropped files,
+    outputs) and database are removed when the stack stops, its logs kept."""
 
     base: Path
     temporary: bool
@@ -85,6 +86,22 @@ class RunDirs:
     @property
     def postgres(self) -> Path:
         return self.base / "postgres"
+
+    def make_private(self) -> None:
+        """The run's folders, 0700: connector state holds dropped files with personal data."""
+        for d in (self.base, self.logs, self.state):
+            d.mkdir(mode=0o700, parents=True, exist_ok=True)
+            d.chmod(0o700)
+
+    def clean_up(self) -> str:
+        """After a stop: a temporary run's state (dropped files, outputs) and database are
+        removed, its logs kept; a data dir is kept whole. What happened, in words."""
+        if not self.temporary:
+            return f"data kept in {self.base} (mode 0700)"
+        shutil.rmtree(self.state, ignore_errors=True)
+        shutil.rmtree(self.postgres, ignore_errors=True)
+        return (f"connector state and database of this run removed; logs kept in {self.logs} "
+                "(mode 0700)")
 
     @classmethod
     def for_settings(cls, settings: Settings) -> RunDirs:
@@ -212,6 +229,7 @@ def up(ctx: click.Context, data_dir: Path | None, broker_port: int | None,
     commands = set(root.commands) if isinstance(root, click.Group) else set()
 
     dirs = RunDirs.for_settings(settings)
+    dirs.make_private()
     settings, key_file = stack_master_key(
         settings, state_dir=None if dirs.temporary else dirs.state)
     pg_port = postgres_port or DEFAULT_POSTGRES_PORT
@@ -223,7 +241,7 @@ def up(ctx: click.Context, data_dir: Path | None, broker_port: int | None,
             stack_dsn=stack_dsn, gateway_host=settings.gateway_host,
             gateway_port=settings.gateway_port)
         for d in plan.directories:
-            d.mkdir(parents=True, exist_ok=True)
+            d.mkdir(mode=0o700, parents=True, exist_ok=True)
     console_made: dict[str, str] = {}
     if "console" in commands:
         settings, console_made = console_tokens(settings)
@@ -242,7 +260,6 @@ def up(ctx: click.Context, data_dir: Path | None, broker_port: int | None,
     children = stack_children(settings, endpoints, commands=commands, connectors=plan,
                               postgres=pg_spec)
 
-    dirs.logs.mkdir(parents=True, exist_ok=True)
     click.echo(f"logs in {dirs.logs}")
     if plan is not None:
         print_tokens(plan)
@@ -290,8 +307,7 @@ def up(ctx: click.Context, data_dir: Path | None, broker_port: int | None,
     finally:
         restarts = sup.restart_counts()
         sup.stop_all()
-        if dirs.temporary:
-            shutil.rmtree(dirs.postgres, ignore_errors=True)
+        click.echo(dirs.clean_up(), err=True)
         if restarts:
             counts = ", ".join(f"{name} {n}" for name, n in restarts.items())
             click.echo(f"restarts: {counts}", err=True)

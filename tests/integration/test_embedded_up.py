@@ -4,6 +4,7 @@ or registry, restarts any other child that dies."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -49,9 +50,20 @@ def test_up_serves_its_endpoints_and_stops_on_sigterm_leaving_nothing(
         tree = [cmdline(p) for p in pids_with_env(MARK, unique)]
         assert any("tansu" in c[0] for c in tree if c)
         assert any("registry" in c for c in tree)
+        logs = Path(re.search(r"logs in (\S+)", text)[1])
+        assert logs.stat().st_mode & 0o777 == 0o700
+        modes = {f.name: f.stat().st_mode & 0o777 for f in logs.iterdir()}
+        assert {"broker.log", "registry.log", "worker.log"} <= set(modes)
+        assert set(modes.values()) == {0o600}, modes
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=120) == 0
-        assert "stack stopped" in out.read_text()
+        text = out.read_text()
+        assert "stack stopped" in text
+    assert "XDG_RUNTIME_DIR" not in text
+    assert "connector state and database of this run removed; logs kept in" in text
+    assert not (logs.parent / "state").exists()
+    tansu_logs = re.search(r"logs in (/\S+shulian-broker-\S+)", (logs / "broker.log").read_text())
+    assert tansu_logs is not None and not Path(tansu_logs[1]).exists()
 
 
 def test_a_child_dying_is_reported_and_brings_the_stack_down(tmp_path: Path, unique: str) -> None:
@@ -101,7 +113,11 @@ def test_a_connect_child_killed_under_up_is_restarted(tmp_path: Path, unique: st
         assert proc.wait(timeout=120) == 0
         text = out.read_text()
         assert "restarts: broker 0, registry 0, worker 0, " in text and "connect 1" in text
+        assert f"data kept in {tmp_path / 'data'} (mode 0700)" in text
+        assert "XDG_RUNTIME_DIR" not in text
         assert "stack stopped" in text
+    assert (tmp_path / "data").stat().st_mode & 0o777 == 0o700
+    assert (tmp_path / "data" / "state").stat().st_mode & 0o777 == 0o700
 
 
 def test_a_connector_whose_requirements_are_unmet_stops_up_before_anything_starts(

@@ -203,3 +203,31 @@ def test_only_the_broker_and_the_registry_are_critical_and_the_stop_message_says
     assert {c.name for c in children if c.critical} == {"broker", "registry"}
     assert kept(settings) == f"the broker's data is kept in {tmp_path / 'd'}"
     assert "lost (use --data-dir" in kept(load_settings())
+
+
+def test_looking_for_postgres_binaries_raises_no_runtime_dir_warning(tmp_path: Path) -> None:
+    """pgserver asks platformdirs for a runtime dir when imported (a warning when
+    XDG_RUNTIME_DIR is unset): it is found without being imported, and warnings stay on."""
+    import os
+    import subprocess
+
+    code = ("import sys, warnings\nwarnings.simplefilter('error')\n"
+            "from shulian.embedded.postgres import _package_dirs, find_pg_bin\n"
+            "find_pg_bin(); print(_package_dirs('pgserver'))\n"
+            "assert 'pgserver' not in sys.modules and 'platformdirs' not in sys.modules\n"
+            "warnings.warn('real warnings still show')\n")
+    env = {k: v for k, v in os.environ.items() if k != "XDG_RUNTIME_DIR"}
+    proc = subprocess.run([PY, "-c", code], capture_output=True, text=True, env=env,
+                          timeout=60)
+    assert "XDG_RUNTIME_DIR" not in proc.stderr
+    assert "UserWarning: real warnings still show" in proc.stderr
+    assert "pgserver" in proc.stdout  # the wheel is installed: its folder is a candidate
+
+
+def test_the_demo_log_is_created_0600(tmp_path: Path) -> None:
+    from shulian.cli.demo import _own_log
+    from shulian.settings import load_settings
+
+    with _own_log(load_settings(), tmp_path) as path:
+        pass
+    assert path.stat().st_mode & 0o777 == 0o600
