@@ -101,7 +101,9 @@ def test_broker_cli_memory_roundtrip_and_clean_stop(tmp_path: Path, unique: str)
         assert len(acked) == 200
         assert consume_all(bootstrap, topic, 2, acked) == acked
         assert proc.poll() is None
-        logs = Path(re.search(r"logs in (\S+)", (tmp_path / "broker.out").read_text())[1])
+        found = re.search(r"logs in (\S+)", (tmp_path / "broker.out").read_text())
+        assert found is not None
+        logs = Path(found[1])
         assert logs.is_dir() and logs.stat().st_mode & 0o777 == 0o700
         assert (logs / "tansu.log").stat().st_mode & 0o777 == 0o600
     # a memory broker's temporary log folder goes with it (no /tmp/shulian-broker-* left)

@@ -50,7 +50,9 @@ def test_up_serves_its_endpoints_and_stops_on_sigterm_leaving_nothing(
         tree = [cmdline(p) for p in pids_with_env(MARK, unique)]
         assert any("tansu" in c[0] for c in tree if c)
         assert any("registry" in c for c in tree)
-        logs = Path(re.search(r"logs in (\S+)", text)[1])
+        found = re.search(r"logs in (\S+)", text)
+        assert found is not None
+        logs = Path(found[1])
         assert logs.stat().st_mode & 0o777 == 0o700
         modes = {f.name: f.stat().st_mode & 0o777 for f in logs.iterdir()}
         assert {"broker.log", "registry.log", "worker.log"} <= set(modes)
