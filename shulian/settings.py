@@ -100,6 +100,9 @@ class Settings(BaseSettings):
 
     # embedded stack
     data_dir: Path | None = None
+    # where `shulian up` keeps its children's state and restart counts (JSON; the console's
+    # health table shows them); set by `up` for its children
+    stack_status_file: Path | None = None
     broker_port: int = 9092
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8088

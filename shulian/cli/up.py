@@ -230,6 +230,7 @@ def up(ctx: click.Context, data_dir: Path | None, broker_port: int | None,
 
     dirs = RunDirs.for_settings(settings)
     dirs.make_private()
+    settings = settings.model_copy(update={"stack_status_file": dirs.base / "status.json"})
     settings, key_file = stack_master_key(
         settings, state_dir=None if dirs.temporary else dirs.state)
     pg_port = postgres_port or DEFAULT_POSTGRES_PORT
@@ -274,7 +275,7 @@ def up(ctx: click.Context, data_dir: Path | None, broker_port: int | None,
                    "a stable one with --data-dir or SHULIAN_HMAC_MASTER_KEY):\n"
                    f"  SHULIAN_HMAC_MASTER_KEY={settings.hmac_master_key.get_secret_value()}")
     sup = Supervisor(log_dir=dirs.logs, notify=partial(click.echo, err=True),
-                     status_file=dirs.base / "status.json")
+                     status_file=settings.stack_status_file)
     click.echo(f"children's state and restarts in {sup.status_file}")
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -75,7 +75,9 @@ def child_env(settings: Settings, endpoints: Endpoints) -> dict[str, str]:
         "SHULIAN_ALLOW_DEV_KEYS": "1" if settings.allow_dev_keys else "0",
         "SHULIAN_CLOCK": settings.clock,
     } | ({"SHULIAN_HMAC_MASTER_KEY": settings.hmac_master_key.get_secret_value()}
-         if settings.hmac_master_key is not None else {})
+         if settings.hmac_master_key is not None else {}) | (
+        {"SHULIAN_STACK_STATUS_FILE": str(settings.stack_status_file)}
+        if settings.stack_status_file is not None else {})
 
 
 def stack_master_key(settings: Settings, *, state_dir: Path | None) -> tuple[Settings, Path | None]:
