@@ -6,8 +6,10 @@ confluent-kafka's ``SchemaRegistryClient`` and keeps parsed fastavro schemas by 
 immutable, so positive answers are kept for good: once fetched, a schema keeps working while the
 registry restarts. "Not found" is kept for ``negative_ttl_s`` only. While the registry is
 unreachable, answers already held (a subject list, a "not found") are kept and the registry is
-asked again only after ``negative_ttl_s``: one failed lookup does not become one blocking retry
-per record. Plain dicts: meant for one thread or one asyncio worker.
+asked again only after ``negative_ttl_s``, doubled after each failure in a row up to
+``MAX_UNREACHABLE_S``: one failed lookup does not become one blocking retry per record, and a
+registry that hangs costs one timed-out call (``timeout_s``, ``retries``) a minute at most.
+Plain dicts: meant for one thread or one asyncio worker.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from shulian.chain.wire import encode_wire as encode_wire
 from shulian.errors import RegistryError
 from shulian.logic.result import Rejected
 
+MAX_UNREACHABLE_S = 60.0
+
 
 def split_wire(value: bytes | None) -> tuple[int, memoryview] | None:
     """(schema id, Avro body) of a wire-format value; None when it is not in that format."""
@@ -53,14 +57,17 @@ class SchemaCache:
     """Schemas by id from a schema registry, parsed for fastavro, cached."""
 
     def __init__(self, registry_url: str, *, negative_ttl_s: float = 5.0,
-                 auth: Mapping[str, Any] | None = None) -> None:
-        """``auth``: the identity's client settings (``Settings.registry_auth_conf()``)."""
+                 auth: Mapping[str, Any] | None = None, timeout_s: float = 5.0,
+                 retries: int = 1) -> None:
+        """``auth``: the identity's client settings (``Settings.registry_auth_conf()``);
+        ``timeout_s`` and ``retries``: of every call (``SHULIAN_REGISTRY_TIMEOUT_S``, ...)."""
         self.registry_url = registry_url
         self.negative_ttl_s = negative_ttl_s
         self._client = SchemaRegistryClient(
-            {"url": registry_url, "timeout": 10, "max.retries": 2, "retries.wait.ms": 100,
-             **(auth or {})}
+            {"url": registry_url, "timeout": timeout_s, "max.retries": retries,
+             "retries.wait.ms": 100, "retries.max.wait.ms": 1000, **(auth or {})}
         )
+        self._failures = 0
         self._schemas: dict[int, Schema] = {}
         self._parsed: dict[int, Any] = {}
         self._missing: dict[int, float] = {}
@@ -72,7 +79,12 @@ class SchemaCache:
         return time.monotonic() < self._unreachable_until
 
     def _mark_unreachable(self) -> None:
-        self._unreachable_until = time.monotonic() + self.negative_ttl_s
+        pause = min(MAX_UNREACHABLE_S, self.negative_ttl_s * 2 ** min(self._failures, 8))
+        self._failures += 1
+        self._unreachable_until = time.monotonic() + pause
+
+    def _answered(self) -> None:
+        self._failures = 0
 
     # ------------------------------------------------------------------ by id
     def _schema(self, schema_id: int) -> Schema | None:
@@ -99,6 +111,7 @@ class SchemaCache:
             if missing_since is not None:
                 return None
             raise RegistryError(f"registry {self.registry_url} unreachable: {exc}") from exc
+        self._answered()
         self._missing.pop(schema_id, None)
         self._schemas[schema_id] = found
         return found
@@ -203,6 +216,7 @@ class SchemaCache:
             if cached is not None:
                 return cached[1]
             raise RegistryError(f"registry {self.registry_url} unreachable: {exc}") from exc
+        self._answered()
         self._subjects[schema_id] = (time.monotonic(), subjects)
         return subjects
 

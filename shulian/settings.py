@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     registry_host: str = "127.0.0.1"
     registry_port: int = 8081
     schemas_topic: str = "_schemas"
+    # every call to the registry gives up after this (connect, read, write: httpx's timeout),
+    # retried this many times: a registry that hangs (SIGSTOP, a full disk) must not hang a
+    # worker, a connector or a command for longer
+    registry_timeout_s: float = Field(default=5.0, gt=0)
+    registry_retries: int = Field(default=1, ge=0)
 
     # catalogue and schemas
     catalog_dir: Path = REPO_ROOT / "catalog"
@@ -95,6 +100,9 @@ class Settings(BaseSettings):
 
     # embedded stack
     data_dir: Path | None = None
+    # where `shulian up` keeps its children's state and restart counts (JSON; the console's
+    # health table shows them); set by `up` for its children
+    stack_status_file: Path | None = None
     broker_port: int = 9092
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8088
@@ -165,6 +173,14 @@ class Settings(BaseSettings):
         if self.tls_ca_file is not None:
             conf["ssl.ca.location"] = str(self.tls_ca_file)
         return conf
+
+
+    def registry_client_conf(self) -> dict[str, Any]:
+        """SchemaRegistryClient settings: the URL, this identity (``registry_auth_conf``) and
+        the timeout and retries of every call. Holds a secret: never log."""
+        return {"url": self.registry_url, "timeout": self.registry_timeout_s,
+                "max.retries": self.registry_retries, "retries.wait.ms": 200,
+                "retries.max.wait.ms": 1000, **self.registry_auth_conf()}
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -2,11 +2,14 @@
 
 List versions: the worker starts with the newest list version on disk, then applies every newer
 valid version published on the control topic (``shulian sharing publish``), before its first
-record and between batches afterwards. A version takes effect only when approved and signed
-(:mod:`shulian.catalog.approval`: every entry signed by its provider, its consumer and the
-governance office, the version by the governance office, naming the version in force as its
-predecessor, with the next number). A bad version is refused with its issues logged and a
-signed record on ``audit.sharing-list``; the last good version stays in force.
+record and afterwards without ever holding up the records of the version in force: a new version
+is prepared (view schemas registered, every registry call with a timeout) on a thread and put in
+force between batches once ready; one that cannot be prepared is refused, audited and tried
+again. A version takes effect only when approved and signed (:mod:`shulian.catalog.approval`:
+every entry signed by its provider, its consumer and the governance office, the version by the
+governance office, naming the version in force as its predecessor, with the next number). A
+bad version is refused with its issues logged and a signed record on ``audit.sharing-list``;
+the last good version stays in force.
 """
 
 from __future__ import annotations
@@ -14,7 +17,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -24,7 +30,7 @@ from shulian.catalog.models import Catalog, SharingList
 from shulian.chain.enforce import EnforceStage, ViewSchema
 from shulian.chain.ingest import IngestStage
 from shulian.chain.topology import Topology, plan_topics
-from shulian.errors import ConfigError, ConfigIssue
+from shulian.errors import ConfigError, ConfigIssue, InfrastructureError
 from shulian.io.kafka import require_broker
 from shulian.io.setup import register_raw_and_canonical, register_views, registry_client
 from shulian.io.trust import chain_trust
@@ -53,9 +59,44 @@ def master_key(settings: Settings) -> bytes:
     return settings.hmac_master_key.get_secret_value().encode("utf-8")
 
 
+@dataclass(frozen=True)
+class PreparedList:
+    """A list version checked, accepted by the ledger and with its view schemas registered:
+    switching to it is instant."""
+
+    raw: bytes
+    sharing_list: SharingList
+    verdict: ListAccepted
+    engine: PolicyEngine
+    views: dict[tuple[int, str], ViewSchema]
+
+
+class RetryLater:
+    """A version that could not be prepared (the registry hung or refused a write): refused
+    for now, tried again later; the last good version stays in force."""
+
+
+Prepared = PreparedList | RetryLater | None  # None: refused or ignored for good
+
+LIST_RETRY_FIRST_S = 2.0
+LIST_RETRY_MAX_S = 60.0
+
+
+def list_retry_after(attempt: int) -> float:
+    """Seconds before preparing a version again after ``attempt`` failures (1, 2, ...)."""
+    return min(LIST_RETRY_MAX_S, LIST_RETRY_FIRST_S * 2.0 ** max(0, attempt - 1))
+
+
 @dataclass
 class ListManager:
-    """Follows the control topic and switches the enforce stage to newer valid list versions."""
+    """Follows the control topic and switches the enforce stage to newer valid list versions.
+
+    A version is prepared (checked, decided by the ledger, its view schemas registered: every
+    registry call has a timeout) on a thread of its own; the event loop keeps deciding records
+    with the version in force and switches only to a version that is fully prepared (``poll``).
+    A version that cannot be prepared is refused (logged, one ``list_refused`` record) and
+    tried again with backoff; versions published after it wait behind it, in order.
+    """
 
     settings: Settings
     catalog: Catalog
@@ -66,46 +107,96 @@ class ListManager:
     ledger: ListLedger
     report: ListAuditWriter
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    monotonic: Callable[[], float] = time.monotonic
+    _pending: deque[bytes] = field(default_factory=deque)
+    _inflight: Future[Prepared] | None = None
+    _failures: int = 0
+    _retry_at: float = 0.0
+    _executor: ThreadPoolExecutor | None = None
 
     def apply_texts(self, texts: list[bytes]) -> None:
-        for raw in texts:
-            self._apply_one(raw)
+        """Apply versions now, on this thread (start-up, before the first record)."""
+        self._pending.extend(texts)
+        while self._pending and self._inflight is None:
+            self._settle(self.prepare(self._pending[0], first=self._failures == 0))
 
-    def _apply_one(self, raw: bytes) -> None:
+    def poll(self) -> None:
+        """Called on the event loop between batches and every second: never blocks."""
+        self._pending.extend(self.follower.poll(timeout_s=0))
+        if self._inflight is not None:
+            if not self._inflight.done():
+                return
+            done, self._inflight = self._inflight, None
+            try:
+                outcome = done.result()
+            except Exception:  # a bug: the version is dropped, the worker keeps running
+                log.exception("sharing_list.prepare_crashed", kept_version=self.stage.list_version)
+                outcome = None
+            self._settle(outcome)
+        if self._pending and self._inflight is None and self.monotonic() >= self._retry_at:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(1, thread_name_prefix="list-prepare")
+            self._inflight = self._executor.submit(self.prepare, self._pending[0],
+                                                   first=self._failures == 0)
+
+    def _settle(self, outcome: Prepared) -> None:
+        if isinstance(outcome, RetryLater):
+            self._failures += 1
+            self._retry_at = self.monotonic() + list_retry_after(self._failures)
+            return
+        self._pending.popleft()
+        self._failures, self._retry_at = 0, 0.0
+        if outcome is not None:
+            self.switch(outcome)
+
+    def prepare(self, raw: bytes, *, first: bool = True) -> Prepared:
+        """Check, decide and register the views of one control-topic message (any thread).
+        ``first``: refusals for want of the registry are audited on the first attempt only."""
         try:
             text = raw.decode("utf-8")
             sl = load_sharing_list_text(text, source="control-topic", catalog=self.catalog)
         except (UnicodeDecodeError, ConfigError) as exc:
-            log.error("sharing_list.refused", error=str(exc),
-                      kept_version=self.stage.list_version)
-            self.report.refused(raw, None, [str(exc)], in_force=self.stage.list_version)
-            return
+            self._refuse(raw, None, [str(exc)])
+            return None
         verdict = self.ledger.decide(sl, now=self.clock())
         if isinstance(verdict, ListRefused):
-            log.error("sharing_list.refused", version=sl.version, error=verdict.reason,
-                      kept_version=self.stage.list_version)
-            self.report.refused(raw, sl.version, list(verdict.reasons),
-                                in_force=self.stage.list_version)
-            return
+            self._refuse(raw, sl.version, list(verdict.reasons))
+            return None
         if not isinstance(verdict, ListAccepted):
             log.info("sharing_list.ignored", version=sl.version,
                      in_force=self.stage.list_version)
-            return
-        self.switch(sl)
-        self.ledger.accept(verdict)
-        self.report.applied(raw, sl.version, verdict.digest)
-
-    def switch(self, sl: SharingList) -> None:
-        views = register_views(self.catalog, sl, registry_client(self.settings))
+            return None
+        try:
+            views = register_views(self.catalog, sl, registry_client(self.settings))
+        except InfrastructureError as exc:
+            reason = (f"the schema registry did not register the version's view schemas "
+                      f"({exc}); tried again later")
+            if first:
+                self._refuse(raw, sl.version, [reason])
+            else:
+                log.warning("sharing_list.still_unprepared", version=sl.version, error=str(exc),
+                            kept_version=self.stage.list_version)
+            return RetryLater()
         engine = PolicyEngine(catalog=self.catalog, sharing_list=sl, master_key=self.key)
-        self.stage.apply_list(engine, views)
+        return PreparedList(raw, sl, verdict, engine, views)
+
+    def _refuse(self, raw: bytes, version: int | None, reasons: list[str]) -> None:
+        log.error("sharing_list.refused", version=version, error="; ".join(reasons),
+                  kept_version=self.stage.list_version)
+        self.report.refused(raw, version, reasons, in_force=self.stage.list_version)
+
+    def switch(self, prepared: PreparedList) -> None:
+        """Put a prepared version in force (instant: no I/O but its audit record)."""
+        sl = prepared.sharing_list
+        self.stage.apply_list(prepared.engine, prepared.views)
+        self.ledger.accept(prepared.verdict)
         self.metrics.list_version.set(sl.version)
         log.info("sharing_list.applied", version=sl.version, entries=len(sl.entries))
-
-    def poll(self) -> None:
-        texts = self.follower.poll(timeout_s=0)
-        if texts:
-            self.apply_texts(texts)
+        if self._executor is not None:  # the audit write's flush stays off the event loop
+            self._executor.submit(self.report.applied, prepared.raw, sl.version,
+                                  prepared.verdict.digest)
+        else:
+            self.report.applied(prepared.raw, sl.version, prepared.verdict.digest)
 
 
 def build_parts(settings: Settings, *, namespace: str | None = None) -> ChainParts:
@@ -117,7 +208,9 @@ def build_parts(settings: Settings, *, namespace: str | None = None) -> ChainPar
     topology = Topology(namespace=namespace, partitions=settings.default_partitions)
     client = registry_client(settings)
     canonical = register_raw_and_canonical(settings, catalog, topology, client)
-    schemas = SchemaCache(settings.registry_url, auth=settings.registry_auth_conf())
+    schemas = SchemaCache(settings.registry_url, auth=settings.registry_auth_conf(),
+                          timeout_s=settings.registry_timeout_s,
+                          retries=settings.registry_retries)
     metrics = ChainMetrics()
     clock = settings.decision_clock()
 

@@ -58,5 +58,7 @@ def broker(ctx: click.Context, host: str, port: int | None, data_dir: Path | Non
                 raise click.ClickException(
                     f"the broker exited unexpectedly; see the logs in {eb.log_dir}")
     finally:
-        eb.stop()
-        click.echo("broker stopped", err=True)
+        died = not eb.alive()
+        eb.stop(keep_logs=died)  # a temporary log folder goes, unless it explains a death
+        click.echo("broker stopped" + (f"; logs kept in {eb.log_dir}" if died else ""),
+                   err=True)

@@ -122,7 +122,8 @@ def _own_stack(ctx: click.Context, *, records: int, garbage: int, invalid_rate: 
 def _own_log(settings: Settings, log_dir: Path) -> Iterator[Path]:
     """The demo's own log lines go to ``<log_dir>/demo.log``, not between its tables."""
     path = log_dir / "demo.log"
-    with path.open("a", encoding="utf-8") as file:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)  # in a 0700 folder
+    with os.fdopen(fd, "a", encoding="utf-8") as file:
         configure_logging(level=settings.log_level, fmt="json", force=True, stream=file)
         try:
             yield path

@@ -68,8 +68,9 @@ def endpoints_table(endpoints: Endpoints, *, running: set[str],
 
 @dataclass(frozen=True)
 class RunDirs:
-    """Where a run keeps its logs, connector state and database; ``temporary``: made for this
-    run (no --data-dir), the database is removed when the stack stops."""
+    """Where a run keeps its logs, connector state and database (folders 0700, logs 0600);
+    ``temporary``: made for this run (no --data-dir): its connector state (dropped files,
+    outputs) and database are removed when the stack stops, its logs kept."""
 
     base: Path
     temporary: bool
@@ -85,6 +86,22 @@ class RunDirs:
     @property
     def postgres(self) -> Path:
         return self.base / "postgres"
+
+    def make_private(self) -> None:
+        """The run's folders, 0700: connector state holds dropped files with personal data."""
+        for d in (self.base, self.logs, self.state):
+            d.mkdir(mode=0o700, parents=True, exist_ok=True)
+            d.chmod(0o700)
+
+    def clean_up(self) -> str:
+        """After a stop: a temporary run's state (dropped files, outputs) and database are
+        removed, its logs kept; a data dir is kept whole. What happened, in words."""
+        if not self.temporary:
+            return f"data kept in {self.base} (mode 0700)"
+        shutil.rmtree(self.state, ignore_errors=True)
+        shutil.rmtree(self.postgres, ignore_errors=True)
+        return (f"connector state and database of this run removed; logs kept in {self.logs} "
+                "(mode 0700)")
 
     @classmethod
     def for_settings(cls, settings: Settings) -> RunDirs:
@@ -192,8 +209,10 @@ def up(ctx: click.Context, data_dir: Path | None, broker_port: int | None,
     is ready. Connector configs are checked first: the stack supplies ${SHULIAN_STATE_DIR} (its
     state folder), a dev token for every unset gateway token_env (printed once) and its
     database's DSN for every unset PostgreSQL-sink dsn_env; anything else missing stops `up`
-    before it starts, naming the file and field. A child that dies stops the whole stack
-    (exit code 1); Ctrl-C or SIGTERM stops every child in reverse order.
+    before it starts, naming the file and field. A child that dies is restarted after a
+    backoff (1 s doubling to 30 s; given up on after 5 deaths within a minute, the rest keeps
+    running); only the broker's or the registry's death stops the whole stack (exit code 1).
+    Ctrl-C or SIGTERM stops every child in reverse order and prints the restarts.
     """
     if connectors is not None and not connectors.exists():
         raise ConfigError([ConfigIssue(str(connectors), "--connectors",
@@ -210,6 +229,8 @@ def up(ctx: click.Context, data_dir: Path | None, broker_port: int | None,
     commands = set(root.commands) if isinstance(root, click.Group) else set()
 
     dirs = RunDirs.for_settings(settings)
+    dirs.make_private()
+    settings = settings.model_copy(update={"stack_status_file": dirs.base / "status.json"})
     settings, key_file = stack_master_key(
         settings, state_dir=None if dirs.temporary else dirs.state)
     pg_port = postgres_port or DEFAULT_POSTGRES_PORT
@@ -221,7 +242,7 @@ def up(ctx: click.Context, data_dir: Path | None, broker_port: int | None,
             stack_dsn=stack_dsn, gateway_host=settings.gateway_host,
             gateway_port=settings.gateway_port)
         for d in plan.directories:
-            d.mkdir(parents=True, exist_ok=True)
+            d.mkdir(mode=0o700, parents=True, exist_ok=True)
     console_made: dict[str, str] = {}
     if "console" in commands:
         settings, console_made = console_tokens(settings)
@@ -240,7 +261,6 @@ def up(ctx: click.Context, data_dir: Path | None, broker_port: int | None,
     children = stack_children(settings, endpoints, commands=commands, connectors=plan,
                               postgres=pg_spec)
 
-    dirs.logs.mkdir(parents=True, exist_ok=True)
     click.echo(f"logs in {dirs.logs}")
     if plan is not None:
         print_tokens(plan)
@@ -254,7 +274,9 @@ def up(ctx: click.Context, data_dir: Path | None, broker_port: int | None,
         click.echo("HMAC master key for this run (pseudonyms change with it; shown once; keep "
                    "a stable one with --data-dir or SHULIAN_HMAC_MASTER_KEY):\n"
                    f"  SHULIAN_HMAC_MASTER_KEY={settings.hmac_master_key.get_secret_value()}")
-    sup = Supervisor(log_dir=dirs.logs)
+    sup = Supervisor(log_dir=dirs.logs, notify=partial(click.echo, err=True),
+                     status_file=settings.stack_status_file)
+    click.echo(f"children's state and restarts in {sup.status_file}")
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         sup.request_stop()
@@ -277,15 +299,25 @@ def up(ctx: click.Context, data_dir: Path | None, broker_port: int | None,
         click.echo("children: " + ", ".join(c.name for c in sup.children))
         code = sup.watch()
         if sup.died is not None:
-            click.echo(f"error: {sup.died}; stopping the stack", err=True)
+            click.echo(f"error: {sup.died}; stopping the stack ({kept(settings)})", err=True)
     except StopRequested:
         click.echo("stopped while starting", err=True)
     except ChildDied as exc:
-        click.echo(f"error: {exc}; stopping the stack", err=True)
+        click.echo(f"error: {exc}; stopping the stack ({kept(settings)})", err=True)
         code = 1
     finally:
+        restarts = sup.restart_counts()
         sup.stop_all()
-        if dirs.temporary:
-            shutil.rmtree(dirs.postgres, ignore_errors=True)
+        click.echo(dirs.clean_up(), err=True)
+        if restarts:
+            counts = ", ".join(f"{name} {n}" for name, n in restarts.items())
+            click.echo(f"restarts: {counts}", err=True)
         click.echo("stack stopped", err=True)
     sys.exit(code)
+
+
+def kept(settings: Settings) -> str:
+    """What happens to the broker's data when the stack stops, in words."""
+    if settings.data_dir is not None:
+        return f"the broker's data is kept in {settings.data_dir}"
+    return "the broker kept its data in memory: it is lost (use --data-dir to keep it)"

@@ -6,11 +6,15 @@ Durable mode (``data_dir`` given) lays out the directory as::
     DIR/seaweed/     SeaweedFS data (volumes, filer metadata)
     DIR/logs/        weed.log, tansu.log
     DIR/.lock        held while a broker runs on DIR (two brokers on one DIR would corrupt it)
+
+In memory (no ``data_dir``) Tansu logs to a private temporary folder (0700) made for the run,
+removed when the broker stops; kept only when it failed to start (the error names the log).
 """
 
 from __future__ import annotations
 
 import fcntl
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +58,7 @@ class EmbeddedBroker:
     tansu: TansuProcess | None = field(default=None, init=False, repr=False)
     seaweed: SeaweedProcess | None = field(default=None, init=False, repr=False)
     _lock: IO[bytes] | None = field(default=None, init=False, repr=False)
+    _temp_logs: Path | None = field(default=None, init=False, repr=False)
 
     @property
     def bootstrap(self) -> str:
@@ -65,12 +70,15 @@ class EmbeddedBroker:
 
     def start(self) -> EmbeddedBroker:
         if self.data_dir is None:
-            logs = self.log_dir or Path(tempfile.mkdtemp(prefix="shulian-broker-"))
-            self.log_dir = logs
+            if self.log_dir is None:
+                self._temp_logs = Path(tempfile.mkdtemp(prefix="shulian-broker-"))  # 0700
+                self.log_dir = self._temp_logs
+            logs = self.log_dir
             self.tansu = TansuProcess(host=self.host, port=self.port, log_file=logs / "tansu.log")
             try:
                 self.tansu.start(ready_timeout_s=self.ready_timeout_s)
             except BaseException:
+                self._temp_logs = None  # the error names its log: keep it
                 self.stop()
                 raise
             return self
@@ -110,8 +118,9 @@ class EmbeddedBroker:
         store_ok = self.seaweed is None or self.seaweed.alive()
         return tansu_ok and store_ok
 
-    def stop(self) -> None:
-        """Stop Tansu first (it writes to the store), then SeaweedFS; wait for both to exit."""
+    def stop(self, *, keep_logs: bool = False) -> None:
+        """Stop Tansu first (it writes to the store), then SeaweedFS; wait for both to exit.
+        A temporary log folder is removed unless ``keep_logs`` (e.g. the broker died)."""
         if self.tansu is not None:
             self.tansu.stop()
         if self.seaweed is not None:
@@ -120,3 +129,6 @@ class EmbeddedBroker:
             fcntl.flock(self._lock, fcntl.LOCK_UN)
             self._lock.close()
             self._lock = None
+        if self._temp_logs is not None and not keep_logs:
+            shutil.rmtree(self._temp_logs, ignore_errors=True)
+            self._temp_logs = None

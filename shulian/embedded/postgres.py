@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ctypes
 import glob
+import importlib.util
 import os
 import pwd
 import shutil
@@ -41,6 +42,14 @@ __all__ = ["PgCluster", "find_pg_bin", "run_as_user"]
 _EXES = ("initdb", "pg_ctl", "postgres")
 
 
+def _package_dirs(name: str) -> list[str]:
+    """Where an installed package lives, found without importing it: importing ``pgserver``
+    asks platformdirs for a runtime directory at import time, which warns that XDG_RUNTIME_DIR
+    is unset (and makes /tmp/runtime-<uid>) in every process that merely looks for it."""
+    spec = importlib.util.find_spec(name)
+    return list(spec.submodule_search_locations or []) if spec is not None else []
+
+
 def find_pg_bin() -> Path:
     """The directory holding ``initdb``, ``pg_ctl`` and ``postgres``."""
     candidates: list[Path] = []
@@ -48,12 +57,7 @@ def find_pg_bin() -> Path:
     if on_path:
         candidates.append(Path(on_path).resolve().parent)
     candidates += [Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)]
-    try:
-        import pgserver  # type: ignore[import-untyped,unused-ignore]
-
-        candidates.append(Path(pgserver.__file__).parent / "pginstall" / "bin")
-    except ImportError:
-        pass
+    candidates += [Path(d) / "pginstall" / "bin" for d in _package_dirs("pgserver")]
     for d in candidates:
         if all((d / exe).exists() for exe in _EXES):
             return d

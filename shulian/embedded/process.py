@@ -27,6 +27,13 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def private_append(path: Path) -> IO[bytes]:
+    """``path`` opened for appending, created 0600 (its missing folders 0700)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    return os.fdopen(fd, "ab")
+
+
 def spawn(
     argv: Sequence[str],
     *,
@@ -34,11 +41,11 @@ def spawn(
     log_file: Path | None = None,
     cwd: Path | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start ``argv`` in a new session; stdout and stderr go to ``log_file`` (appended)."""
+    """Start ``argv`` in a new session; stdout and stderr go to ``log_file`` (appended; made
+    0600, in a folder made 0700: logs may name agencies, files and errors)."""
     out: IO[bytes] | None = None
     if log_file is not None:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        out = open(log_file, "ab")  # noqa: SIM115 - closed below, the child keeps its copy
+        out = private_append(log_file)
     try:
         return subprocess.Popen(
             list(argv),

@@ -75,7 +75,9 @@ def child_env(settings: Settings, endpoints: Endpoints) -> dict[str, str]:
         "SHULIAN_ALLOW_DEV_KEYS": "1" if settings.allow_dev_keys else "0",
         "SHULIAN_CLOCK": settings.clock,
     } | ({"SHULIAN_HMAC_MASTER_KEY": settings.hmac_master_key.get_secret_value()}
-         if settings.hmac_master_key is not None else {})
+         if settings.hmac_master_key is not None else {}) | (
+        {"SHULIAN_STACK_STATUS_FILE": str(settings.stack_status_file)}
+        if settings.stack_status_file is not None else {})
 
 
 def stack_master_key(settings: Settings, *, state_dir: Path | None) -> tuple[Settings, Path | None]:
@@ -250,6 +252,7 @@ def stack_children(
             ready=partial(broker_answers_metadata, endpoints.bootstrap),
             ready_timeout_s=120.0,
             stop_timeout_s=30.0,  # a durable broker stops SeaweedFS too (5 s grace + kill)
+            critical=True,  # every other child needs it: its death stops the stack
         ),
     ]
     if "registry" in commands:
@@ -258,7 +261,7 @@ def stack_children(
             shulian_argv("registry", "--bootstrap", endpoints.bootstrap,
                          "--port", str(settings.registry_port)),
             env=env, ready=partial(_registry_ready, endpoints.registry_url),
-            ready_timeout_s=60.0,
+            ready_timeout_s=60.0, critical=True,
         ))
     if "worker" in commands:
         children.append(ChildSpec(

@@ -57,8 +57,7 @@ class AgencyPublisher:
     def __init__(self, settings: Settings, catalog: Catalog, topology: Topology) -> None:
         self._topology = topology
         self._producer = Producer(producer_config(settings))
-        registry = SchemaRegistryClient({"url": settings.registry_url,
-                                         **settings.registry_auth_conf()})
+        registry = SchemaRegistryClient(settings.registry_client_conf())
         raw_schemas = load_raw_schemas(catalog, settings.schemas_dir)
         self._generators: dict[tuple[str, str], DialectGenerator] = generators_for(
             catalog, raw_schemas)

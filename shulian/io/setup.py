@@ -39,7 +39,8 @@ class InitReport:
 
 
 def registry_client(settings: Settings) -> SchemaRegistryClient:
-    return SchemaRegistryClient({"url": settings.registry_url, **settings.registry_auth_conf()})
+    """A registry client whose every call times out (``SHULIAN_REGISTRY_TIMEOUT_S``)."""
+    return SchemaRegistryClient(settings.registry_client_conf())
 
 
 def _register(client: SchemaRegistryClient, subject: str, schema: dict[str, Any],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -100,6 +101,13 @@ def test_broker_cli_memory_roundtrip_and_clean_stop(tmp_path: Path, unique: str)
         assert len(acked) == 200
         assert consume_all(bootstrap, topic, 2, acked) == acked
         assert proc.poll() is None
+        found = re.search(r"logs in (\S+)", (tmp_path / "broker.out").read_text())
+        assert found is not None
+        logs = Path(found[1])
+        assert logs.is_dir() and logs.stat().st_mode & 0o777 == 0o700
+        assert (logs / "tansu.log").stat().st_mode & 0o777 == 0o600
+    # a memory broker's temporary log folder goes with it (no /tmp/shulian-broker-* left)
+    assert not logs.exists()
 
 
 def test_broker_cli_durable_survives_restart(tmp_path: Path, unique: str) -> None:

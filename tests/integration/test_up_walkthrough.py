@@ -135,3 +135,7 @@ def test_agency_publishes_through_the_gateway_and_the_consumer_receives_in_postg
     logs = Path(re.search(r"^logs in (\S+)$", final, re.MULTILINE).group(1))  # type: ignore[union-attr]
     for log in logs.glob("*.log"):
         assert tokens["AMR_GATEWAY_TOKEN"] not in log.read_text(errors="replace"), log
+    # a run without --data-dir leaves no dropped CSV (personal data) behind, only its logs
+    assert not state.exists() and not (drop / "done" / "export.csv").exists()
+    assert logs.stat().st_mode & 0o777 == 0o700
+    assert all(log.stat().st_mode & 0o777 == 0o600 for log in logs.glob("*.log"))

@@ -1,4 +1,5 @@
-"""The supervisor with tiny real children (python -c ...): order, readiness, death, stop."""
+"""The supervisor with tiny real children (python -c ...): order, readiness, death, restarts
+with backoff, giving up, stop; and the restart policy as pure logic."""
 
 from __future__ import annotations
 
@@ -8,12 +9,16 @@ from pathlib import Path
 
 import pytest
 
+from shulian.embedded.net import wait_until
 from shulian.embedded.process import pids_with_env
 from shulian.embedded.supervisor import (
     EXIT_CHILD_DIED,
     ChildDied,
     ChildNotReady,
     ChildSpec,
+    GiveUp,
+    Restart,
+    RestartPolicy,
     StopRequested,
     Supervisor,
 )
@@ -27,13 +32,15 @@ def child(name: str, code: str, **kw: object) -> ChildSpec:
     return ChildSpec(name=name, argv=(PY, "-c", code), **kw)  # type: ignore[arg-type]
 
 
-def test_child_dying_brings_the_stack_down_with_its_name_and_code(tmp_path: Path) -> None:
+def test_a_critical_child_dying_brings_the_stack_down_with_its_name_and_code(
+    tmp_path: Path,
+) -> None:
     sup = Supervisor(log_dir=tmp_path, poll_s=0.02)
     gate = tmp_path / "go"
     sup.start_all([
         child("steady", SLEEPER, env={"MARK_T1": "a"}),
         child("dies", f"import os,sys,time\nwhile not os.path.exists({str(gate)!r}): "
-                      "time.sleep(0.01)\nprint('bye'); sys.exit(3)"),
+                      "time.sleep(0.01)\nprint('bye'); sys.exit(3)", critical=True),
     ])
     gate.touch()
     code = sup.watch()
@@ -111,3 +118,123 @@ def test_stack_children_follow_the_commands_that_exist(tmp_path: Path) -> None:
     assert full[1].env["SHULIAN_BOOTSTRAP_SERVERS"] == "127.0.0.1:19092"
     assert list(full[1].argv[-4:]) == ["--bootstrap", "127.0.0.1:19092", "--port", "18081"]
     assert list(full[3].argv[-3:]) == ["connect", "run", str(tmp_path / "file.yaml")]
+
+
+def test_backoff_doubles_from_the_first_delay_up_to_the_cap() -> None:
+    policy = RestartPolicy(first_s=1.0, max_s=30.0, give_up_after=10, window_s=600.0)
+    assert [policy.delay(n) for n in range(1, 8)] == [1, 2, 4, 8, 16, 30, 30]
+    deaths: list[float] = []
+    decisions = []
+    for t in (0.0, 2.0, 5.0, 10.0):
+        deaths.append(t)
+        decisions.append(policy.after_death(deaths, t))
+    assert decisions == [Restart(1.0), Restart(2.0), Restart(4.0), Restart(8.0)]
+
+
+def test_five_deaths_within_a_minute_give_up_and_old_deaths_are_forgotten() -> None:
+    policy = RestartPolicy()  # the stack's: 5 deaths within 60 s
+    assert policy.after_death([0, 1, 3, 7], 7) == Restart(8.0)
+    assert policy.after_death([0, 1, 3, 7, 15], 15) == GiveUp(5, 60.0)
+    # the same five deaths spread over more than a minute: restarted, backoff from the window
+    assert policy.after_death([0, 20, 40, 61, 90], 90) == Restart(4.0)
+    # a child that ran for a long time starts again from the first delay
+    assert policy.after_death([0, 1, 2, 500], 500) == Restart(1.0)
+
+
+def test_a_child_that_dies_is_restarted_and_counted(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    notes: list[str] = []
+    sup = Supervisor(log_dir=tmp_path, poll_s=0.02, notify=notes.append,
+                     policy=RestartPolicy(first_s=0.05), status_file=tmp_path / "status.json")
+    # exits with 4 on its first run, then stays up
+    code = (f"import os, sys, time\np = {str(runs)!r}\nfirst = not os.path.exists(p)\n"
+            "open(p, 'a').write('run\\n')\nif first: sys.exit(4)\ntime.sleep(600)")
+    sup.start_all([child("steady", SLEEPER, critical=True), child("flaky", code)])
+    watcher = threading.Thread(target=sup.watch)
+    watcher.start()
+    try:
+        assert wait_until(lambda: runs.exists() and runs.read_text().count("run") == 2,
+                          timeout_s=20, interval_s=0.02)
+        assert wait_until(lambda: '"restarts": 1' in (tmp_path / "status.json").read_text(),
+                          timeout_s=20, interval_s=0.02)
+    finally:
+        sup.request_stop()
+        watcher.join(10)
+    assert sup.restart_counts() == {"steady": 0, "flaky": 1}
+    assert sup.died is None
+    assert [c.state for c in sup.children] == ["running", "running"]
+    assert notes and "flaky exited with code 4; restarting in 0.05 s" in notes[0]
+    assert (tmp_path / "status.json").stat().st_mode & 0o777 == 0o600
+    # the console's health table shows the same
+    from shulian.console.data.health import children_health
+
+    sup.write_status()
+    rows = {h.component: (h.ok, h.detail) for h in children_health(tmp_path / "status.json")}
+    assert rows == {"child steady": (True, "running, restarts 0"),
+                    "child flaky": (True, "running, restarts 1")}
+    sup.stop_all()
+
+
+def test_a_child_that_keeps_dying_is_given_up_and_the_rest_keeps_running(
+    tmp_path: Path,
+) -> None:
+    notes: list[str] = []
+    sup = Supervisor(log_dir=tmp_path, poll_s=0.02, notify=notes.append,
+                     policy=RestartPolicy(first_s=0.01, give_up_after=3))
+    sup.start_all([child("steady", SLEEPER), child("broken", "import sys; sys.exit(9)")])
+    watcher = threading.Thread(target=sup.watch)
+    watcher.start()
+    try:
+        assert wait_until(lambda: sup.children[1].given_up, timeout_s=20, interval_s=0.02)
+    finally:
+        sup.request_stop()
+        watcher.join(10)
+    assert sup.died is None
+    assert sup.restart_counts() == {"steady": 0, "broken": 2}
+    assert [c.state for c in sup.children] == ["running", "given up"]
+    assert "broken died 3 times within 60 s (last exit code 9); given up on" in notes[-1]
+    sup.stop_all()
+
+
+def test_only_the_broker_and_the_registry_are_critical_and_the_stop_message_says_what_is_kept(
+    tmp_path: Path,
+) -> None:
+    from shulian.cli.up import kept
+    from shulian.embedded.stack import Endpoints, stack_children
+    from shulian.settings import load_settings
+
+    (tmp_path / "file.yaml").write_text("x: 1\n")
+    settings = load_settings(connectors_dir=tmp_path, data_dir=tmp_path / "d")
+    children = stack_children(settings, Endpoints.from_settings(settings),
+                              commands={"broker", "registry", "worker", "connect", "console"})
+    assert {c.name for c in children if c.critical} == {"broker", "registry"}
+    assert kept(settings) == f"the broker's data is kept in {tmp_path / 'd'}"
+    assert "lost (use --data-dir" in kept(load_settings())
+
+
+def test_looking_for_postgres_binaries_raises_no_runtime_dir_warning(tmp_path: Path) -> None:
+    """pgserver asks platformdirs for a runtime dir when imported (a warning when
+    XDG_RUNTIME_DIR is unset): it is found without being imported, and warnings stay on."""
+    import os
+    import subprocess
+
+    code = ("import sys, warnings\nwarnings.simplefilter('error')\n"
+            "from shulian.embedded.postgres import _package_dirs, find_pg_bin\n"
+            "find_pg_bin(); print(_package_dirs('pgserver'))\n"
+            "assert 'pgserver' not in sys.modules and 'platformdirs' not in sys.modules\n"
+            "warnings.warn('real warnings still show')\n")
+    env = {k: v for k, v in os.environ.items() if k != "XDG_RUNTIME_DIR"}
+    proc = subprocess.run([PY, "-c", code], capture_output=True, text=True, env=env,
+                          timeout=60)
+    assert "XDG_RUNTIME_DIR" not in proc.stderr
+    assert "UserWarning: real warnings still show" in proc.stderr
+    assert "pgserver" in proc.stdout  # the wheel is installed: its folder is a candidate
+
+
+def test_the_demo_log_is_created_0600(tmp_path: Path) -> None:
+    from shulian.cli.demo import _own_log
+    from shulian.settings import load_settings
+
+    with _own_log(load_settings(), tmp_path) as path:
+        pass
+    assert path.stat().st_mode & 0o777 == 0o600

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
 from shulian.settings import Settings
 
-__all__ = ["Health", "probe_all"]
+__all__ = ["Health", "children_health", "probe_all"]
 
 
 @dataclass(frozen=True)
@@ -43,4 +45,16 @@ def probe_all(settings: Settings, *, broker: tuple[bool | None, str],
     for name, url in targets:
         answered, detail = get(url, timeout_s)
         out.append(Health(name, url, answered, detail))
-    return out
+    return out + children_health(settings.stack_status_file)
+
+
+def children_health(status_file: Path | None) -> list[Health]:
+    """The children of ``shulian up`` as its supervisor last wrote them: state and restarts."""
+    if status_file is None:
+        return []
+    try:
+        children = json.loads(status_file.read_text("utf-8"))["children"]
+    except (OSError, ValueError, KeyError):
+        return [Health("stack", str(status_file), None, "no status yet")]
+    return [Health(f"child {c['name']}", f"pid {c['pid']}", c["state"] == "running",
+                   f"{c['state']}, restarts {c['restarts']}") for c in children]
