@@ -1,0 +1,175 @@
+"""Joint verification through the whole chain: the public security bureau publishes household
+records through the ingest gateway, a real chain worker (on the verify test catalogue) harmonises
+them and writes the verification changelog from the canonical records, and the same gateway
+(with ``verify_datasets``, on a real socket) answers the bank's claims: match, no_match,
+unknown, 403 for a claim not allowed, 429 at the per-key limit, 401 unauthenticated, 403 for
+an agency without a verify entry. Every answer and refusal after the entry is known is in
+``audit.verify.household_change`` in an intact hash chain, with digests only."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client import CollectorRegistry
+
+from connectors.metrics import ConnectorMetrics
+from connectors.sources.config import GatewayConfig
+from connectors.sources.gateway import GatewaySource
+from connectors.sources.gateway_auth import token_sha256
+from shulian.clock import DEMO_CLOCK
+from shulian.embedded.net import free_port, wait_until
+from shulian.io.reader import read_topics
+from shulian.logic.audit import verify_chain
+from shulian.logic.elements import citizen_id_check_char
+from tests.fixtures.chain import ChainEnv, StartChain
+from tests.fixtures.verify import verify_catalog_dir
+
+pytestmark = pytest.mark.integration
+
+TOKENS = {"psb": "psb-e2e-token", "bank": "bank-e2e-token"}
+DATASET = "household_change"
+
+
+def cid(first17: str) -> str:
+    return first17 + citizen_id_check_char(first17)
+
+
+ZHANG = cid("44010619850302123")
+LI = cid("44010419900711456")
+WANG = cid("44010319770412789")
+
+
+def raw(serial: str, citizen_id: str, name: str, born: str, change: str) -> dict[str, Any]:
+    """A record in the bureau's own words (pinyin-initial fields, 男/女, YYYYMMDD)."""
+    return {"LSH": serial, "SFZH": citizen_id, "XM": name, "XB": "男", "CSRQ": born,
+            "BDLX": change, "BDRQ": "2026/01/02", "QCDQ": None, "QRDQ": "440106",
+            "HJDZ": "天河路1号", "DJSJ": "2026-01-02 09:00:00"}
+
+
+@dataclass
+class Stack:
+    chain: ChainEnv
+    gateway: GatewaySource
+
+    def ask(self, body: Any, agency: str | None = "bank") -> httpx.Response:
+        headers = {} if agency is None else {"Authorization": f"Bearer {TOKENS[agency]}"}
+        return httpx.post(f"{self.gateway.url}/v1/verify/{DATASET}", json=body,
+                          headers=headers, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def stack(start_chain_module: StartChain, tmp_path_factory: pytest.TempPathFactory
+          ) -> Iterator[Stack]:
+    catalog_dir = verify_catalog_dir(tmp_path_factory.mktemp("verify-e2e"))
+    # decisions at the demo instant, inside the bank entry's validity (whatever today is)
+    chain = start_chain_module(production_names=True, catalog_dir=catalog_dir,
+                               extra_env={"SHULIAN_CLOCK": DEMO_CLOCK})
+    config = GatewayConfig.model_validate({
+        "name": "verify-e2e-gw", "type": "http_gateway", "host": "127.0.0.1",
+        "port": free_port(), "verify_datasets": [DATASET],
+        "agencies": {"psb": {"token_sha256": token_sha256(TOKENS["psb"]),
+                             "datasets": [DATASET]},
+                     "bank": {"token_sha256": token_sha256(TOKENS["bank"])}}})
+    settings = chain.settings.model_copy(update={"clock": DEMO_CLOCK})
+    gateway = GatewaySource(config, settings=settings,
+                            metrics=ConnectorMetrics.create(CollectorRegistry()))
+    gateway.setup()
+    gateway.start()
+    try:
+        assert gateway.verify is not None
+        table = gateway.verify.tables[DATASET]
+        publish(gateway, [raw("L1", ZHANG, "张三", "19850302", "出生"),
+                          raw("L2", LI, "李四", "19900711", "迁入"),
+                          raw("L4", WANG, "王五", "19770412", "迁入")])
+        # the canonical topic is keyed by serial number: a later record of the same person
+        # supersedes the earlier one in the order the chain decides them (docs/VERIFY.md)
+        assert wait_until(lambda: table.applied >= 3, timeout_s=90), (
+            f"the store has {table.applied} changelog records; worker log:\n"
+            + chain.worker.log_text()[-3000:])
+        publish(gateway, [raw("L3", LI, "李四", "19900711", "死亡")])
+        assert wait_until(lambda: table.applied >= 4, timeout_s=60)
+        yield Stack(chain, gateway)
+    finally:
+        gateway.stop()
+
+
+def publish(gateway: GatewaySource, records: list[dict[str, Any]]) -> None:
+    r = httpx.post(f"{gateway.url}/v1/agencies/psb/datasets/{DATASET}/records", json=records,
+                   headers={"Authorization": f"Bearer {TOKENS['psb']}"}, timeout=30)
+    assert r.status_code == 200, r.text
+
+
+def name_id(citizen_id: str, name: str) -> dict[str, Any]:
+    return {"key": {"citizen_id": citizen_id},
+            "claims": [{"field": "name", "how": "equals", "value": name}]}
+
+
+def test_the_bank_verifies_against_the_chain_and_every_answer_is_audited(stack: Stack) -> None:
+    # match, no_match, unknown; the latest record of 李四 is a death (04)
+    r = stack.ask({"queries": [name_id(ZHANG, "张三"), name_id(ZHANG, "张山"),
+                               name_id(cid("44010119700101001"), "张三"),
+                               {"key": {"citizen_id": LI}, "claims": [
+                                   {"field": "change_type", "how": "equals", "value": "04"},
+                                   {"field": "birth_date", "how": "range",
+                                    "min": "1990-01-01", "max": "1990-12-31"}]}]})
+    assert r.status_code == 200, r.text
+    assert [x["answers"] for x in r.json()["results"]] == [
+        ["match"], ["no_match"], ["unknown"], ["match", "match"]]
+    assert r.json()["entry"] == "psb-bank-verify" and r.json()["list_version"] == 3
+    for value in (ZHANG, LI, "张三", "李四", "1990-07-11"):
+        assert value not in r.text
+    # a claim the entry does not allow
+    forbidden = stack.ask({"key": {"citizen_id": ZHANG},
+                           "claims": [{"field": "address", "how": "equals", "value": "天河路1号"}]})
+    assert forbidden.status_code == 403 and forbidden.json()["error"] == "claim_not_allowed"
+    # five distinct claims per key per day, the sixth is refused with the list's reason
+    for guess in ("王一", "王二", "王三", "王四", "王五"):
+        assert stack.ask(name_id(WANG, guess)).status_code == 200
+    limited = stack.ask(name_id(WANG, "王六"))
+    assert limited.status_code == 429, limited.text
+    assert limited.json()["limit"] == "distinct_claims_per_key_per_day"
+    assert int(limited.headers["Retry-After"]) > 0
+    # who asks is checked first; an agency without a verify entry learns nothing
+    assert stack.ask(name_id(ZHANG, "张三"), agency=None).status_code == 401
+    assert stack.ask(name_id(ZHANG, "张三"), agency="psb").status_code == 403
+
+    topic = stack.chain.topology.verify_audit(DATASET)
+    want = 4 + 1 + 5 + 1  # answered queries, the 403, five answered guesses, the 429
+
+    def audited() -> list[Any]:
+        return [m for msgs in read_topics(stack.chain.settings, [topic]).values()
+                for m in msgs]
+
+    assert wait_until(lambda: len(audited()) >= want, timeout_s=30)
+    msgs = audited()
+    assert len(msgs) == want
+    assert verify_chain([(m.offset, m.value or b"") for m in msgs]) == []
+    recs = [json.loads(m.value or b"{}") for m in msgs]
+    assert {r["kind"] for r in recs} == {"verification"}
+    assert {(r["consumer"], r["entry_id"], r["list_version"]) for r in recs} == {
+        ("bank", "psb-bank-verify", 3)}
+    answered = [r for r in recs if r["decision"] == "verify"]
+    assert [[c[2] for c in r["claims"]] for r in answered[:4]] == [
+        ["match"], ["no_match"], ["unknown"], ["match", "match"]]
+    assert sorted(r.get("reason") for r in recs if r["decision"] == "refused") == [
+        "claim_not_allowed", "rate_limited:distinct_claims_per_key_per_day"]
+    text = b"".join(m.value or b"" for m in msgs).decode()
+    for value in (ZHANG, LI, WANG, "张三", "李四", "王六"):
+        assert value not in text
+
+
+def test_the_store_follows_the_chain(stack: Stack) -> None:
+    """A record published after the gateway started reaches its store through the chain."""
+    born = cid("44010620010101002")
+    publish(stack.gateway, [raw("L9", born, "赵六", "20010101", "出生")])
+
+    def known() -> bool:
+        got = stack.ask(name_id(born, "赵六"))
+        return bool(got.status_code == 200 and got.json()["results"][0]["answers"] == ["match"])
+
+    assert wait_until(known, timeout_s=60, interval_s=0.5)
