@@ -3,8 +3,10 @@ records through the ingest gateway, a real chain worker (on the verify test cata
 them and writes the verification changelog from the canonical records, and the same gateway
 (with ``verify_datasets``, on a real socket) answers the bank's claims: match, no_match,
 unknown, 403 for a claim not allowed, 429 at the per-key limit, 401 unauthenticated, 403 for
-an agency without a verify entry. Every answer and refusal after the entry is known is in
-``audit.verify.household_change`` in an intact hash chain, with digests only."""
+an agency without a verify entry; a list version revoking the bank's entry, published on the
+control topic, makes its next requests 403 (an unsigned one changes nothing). Every answer and
+refusal after the entry is known is in ``audit.verify.household_change`` in an intact hash
+chain, with digests only."""
 
 from __future__ import annotations
 
@@ -15,19 +17,23 @@ from typing import Any
 
 import httpx
 import pytest
+from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry
+from structlog.testing import capture_logs
 
 from connectors.metrics import ConnectorMetrics
 from connectors.sources.config import GatewayConfig
 from connectors.sources.gateway import GatewaySource
 from connectors.sources.gateway_auth import token_sha256
+from shulian.catalog.load import load_catalog
 from shulian.clock import DEMO_CLOCK
 from shulian.embedded.net import free_port, wait_until
+from shulian.io.kafka import producer_config
 from shulian.io.reader import read_topics
 from shulian.logic.audit import verify_chain
 from shulian.logic.elements import citizen_id_check_char
 from tests.fixtures.chain import ChainEnv, StartChain
-from tests.fixtures.verify import verify_catalog_dir
+from tests.fixtures.verify import revoking_version, verify_catalog_dir
 
 pytestmark = pytest.mark.integration
 
@@ -173,3 +179,26 @@ def test_the_store_follows_the_chain(stack: Stack) -> None:
         return bool(got.status_code == 200 and got.json()["results"][0]["answers"] == ["match"])
 
     assert wait_until(known, timeout_s=60, interval_s=0.5)
+
+
+def test_the_gateway_follows_the_list_in_force(stack: Stack) -> None:
+    """An unsigned v4 on the control topic is refused and changes nothing; the signed v4 that
+    revokes the bank's entry makes its requests 403 within seconds (last: it ends the entry)."""
+    catalog = load_catalog(stack.chain.settings.catalog_dir,
+                           schemas_dir=stack.chain.settings.schemas_dir)
+    producer = Producer(producer_config(stack.chain.settings))
+
+    def publish_list(text: bytes) -> None:
+        producer.produce(stack.chain.topology.control, text, b"4")
+        assert producer.flush(30) == 0
+
+    with capture_logs() as logs:
+        publish_list(revoking_version(catalog, signed=False))
+        assert wait_until(lambda: any(e["event"] == "verify.list_refused" for e in logs),
+                          timeout_s=15)
+    still = stack.ask(name_id(ZHANG, "张三"))
+    assert still.status_code == 200 and still.json()["list_version"] == 3
+    publish_list(revoking_version(catalog))
+    assert wait_until(lambda: stack.ask(name_id(ZHANG, "张三")).status_code == 403,
+                      timeout_s=15, interval_s=0.2)
+    assert stack.ask(name_id(ZHANG, "张三")).json()["error"] == "forbidden"
