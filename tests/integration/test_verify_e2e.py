@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
@@ -26,6 +27,7 @@ from connectors.sources.config import GatewayConfig
 from connectors.sources.gateway import GatewaySource
 from connectors.sources.gateway_auth import token_sha256
 from shulian.catalog.load import load_catalog
+from shulian.cli.main import cli
 from shulian.clock import DEMO_CLOCK
 from shulian.embedded.net import free_port, wait_until
 from shulian.io.kafka import producer_config
@@ -179,6 +181,36 @@ def test_the_store_follows_the_chain(stack: Stack) -> None:
         return bool(got.status_code == 200 and got.json()["results"][0]["answers"] == ["match"])
 
     assert wait_until(known, timeout_s=60, interval_s=0.5)
+
+
+def test_audit_report_and_verify_show_the_verifications(stack: Stack) -> None:
+    """``audit report --consumer bank`` lists the bank's verifications next to the chain's
+    decisions for it (every record withheld: verify_only), answers and digests only; ``audit
+    verify`` checks audit.verify.* too."""
+    runner = CliRunner()
+    common = ["--bootstrap", stack.chain.settings.bootstrap_servers,
+              "--catalog", str(stack.chain.settings.catalog_dir)]
+    got = runner.invoke(cli, ["audit", "report", *common, "--consumer", "bank",
+                              "--format", "json"])
+    assert got.exit_code == 0, got.output
+    rows = json.loads(got.output)
+    decided = [r for r in rows if r["kind"] == "decision"]
+    asked = [r for r in rows if r["kind"] == "verification"]
+    assert len(decided) >= 4 and len(asked) >= 11 and len(rows) == len(decided) + len(asked)
+    assert {(r["decision"], r["reason"]) for r in decided} == {("withhold", "verify_only")}
+    assert {(r["entry_id"], r["list_version"]) for r in rows} == {("psb-bank-verify", 3)}
+    assert asked[0]["answers"] == "name equals: match" and asked[0]["key_digest"]
+    assert all(r["answers"] == "" and r["key_digest"] == "" for r in decided)
+    for value in (ZHANG, LI, WANG, "张三", "李四", "王六"):
+        assert value not in got.output
+    table = runner.invoke(cli, ["audit", "report", *common, "--consumer", "bank"],
+                          env={"COLUMNS": "250"})
+    assert table.exit_code == 0, table.output
+    assert "match " in table.output and "claim_not_allowed" in table.output
+    verified = runner.invoke(cli, ["audit", "verify", *common], env={"COLUMNS": "250"})
+    assert verified.exit_code == 0, verified.output
+    assert stack.chain.topology.verify_audit(DATASET) in verified.output
+    assert "OK: every chain intact" in verified.output
 
 
 def test_the_gateway_follows_the_list_in_force(stack: Stack) -> None:
