@@ -19,10 +19,12 @@ from fastapi.responses import JSONResponse
 from connectors.sources.gateway_auth import Authenticator
 from shulian.chain.topology import Topology
 from shulian.errors import ConfigError, ConfigIssue, InfrastructureError
-from shulian.io.changelog import ChangelogTable, VerificationAuditWriter
+from shulian.io.changelog import ChangelogTable, VerificationAuditWriter, read_since
 from shulian.io.control import ControlFollower
 from shulian.io.trust import refuse_dev_keys
 from shulian.log import get_logger
+from shulian.logic.audit import parse_audit
+from shulian.logic.ratelimit import day_start
 from shulian.settings import Settings
 from shulian.verification.lists import ListFollower
 from shulian.verification.service import VerifyService
@@ -102,6 +104,8 @@ class VerifyRuntime:
                                      master_key=key.get_secret_value().encode("utf-8"),
                                      worker=name, clock=clock)
         self.lists = ListFollower.of(catalog, clock=clock, apply=self.service.apply_list)
+        self._clock = clock
+        self.restored = 0  # claims counted again from today's audit at start
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
@@ -110,11 +114,22 @@ class VerifyRuntime:
         for d, table in self.tables.items():
             table.start()
             self.audit[d].resume()
+        self._restore_limits()
         follower = ControlFollower(self._settings, self._control)
         self.lists.offer_all(follower.catch_up())
         self._thread = threading.Thread(target=self._follow, args=(follower, poll_s),
                                         name="verify-lists", daemon=True)
         self._thread.start()
+
+    def _restore_limits(self) -> None:
+        """The rate-limit counts of today, from every gateway's verification audit."""
+        since = day_start(self._clock.now())
+        records = [r for a in self.audit.values()
+                   for raw in read_since(self._settings, a.topic, int(since.timestamp() * 1000))
+                   if (r := parse_audit(raw)) is not None]
+        records.sort(key=lambda r: str(r.get("ts")))
+        self.restored = self.service.restore_limits(records, since=since)
+        log.info("verify.limits_restored", claims=self.restored, since=since.isoformat())
 
     def _follow(self, follower: ControlFollower, poll_s: float) -> None:
         try:

@@ -11,7 +11,7 @@ only then does the reply leave. Refusals after the entry is known are audited to
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -112,6 +112,27 @@ class VerifyService:
             claims=claims, refused=refused,
             key_digest=None if key is None else digest(self._key, key))
 
+    def _key_digest(self, key: str | None) -> str:
+        """The limiter's key: the keyed digest the audit record carries ("" for no key)."""
+        return "" if key is None else digest(self._key, key)
+
+    def restore_limits(self, records: Iterable[Mapping[str, Any]], *, since: datetime) -> int:
+        """Count again the claims admitted since ``since`` (the start of the day), as read
+        back from the verification audit after a restart; returns how many were counted."""
+        counted = 0
+        for r in records:
+            if r.get("kind") != "verification" or r.get("decision") != "verify":
+                continue
+            at = datetime.fromisoformat(str(r["ts"]).replace("Z", "+00:00"))
+            claims = [c for c in r.get("claims") or [] if isinstance(c, list) and len(c) == 4]
+            if at < since or not claims:
+                continue
+            self._limiter.count(entry=str(r["entry_id"]), consumer=str(r["consumer"]), at=at,
+                                claims=[(str(r.get("key_digest") or ""), str(c[3]))
+                                        for c in claims])
+            counted += len(claims)
+        return counted
+
     def _claims_of(self, plan: VerifyPlan, q: Query,
                    answers: list[Answer] | None) -> list[tuple[str, str, str | None, str]]:
         out: list[tuple[str, str, str | None, str]] = []
@@ -161,7 +182,7 @@ class VerifyService:
         assert plan.entry.verify is not None
         limited = self._limiter.admit(
             entry=plan.entry.id, consumer=consumer, limits=plan.entry.verify.rate_limit,
-            now=now, claims=[(k or "", d) for k, q in zip(keys, parsed, strict=True)
+            now=now, claims=[(self._key_digest(k), d) for k, q in zip(keys, parsed, strict=True)
                              for *_, d in self._claims_of(plan, q, None)])
         if limited is not None:
             return self._refuse(plan, sl.version, now, parsed, f"rate_limited:{limited.limit}",

@@ -34,6 +34,7 @@ from shulian.io.kafka import producer_config
 from shulian.io.reader import read_topics
 from shulian.logic.audit import verify_chain
 from shulian.logic.elements import citizen_id_check_char
+from shulian.settings import Settings
 from tests.fixtures.chain import ChainEnv, StartChain
 from tests.fixtures.verify import revoking_version, verify_catalog_dir
 
@@ -59,10 +60,26 @@ def raw(serial: str, citizen_id: str, name: str, born: str, change: str) -> dict
             "HJDZ": "天河路1号", "DJSJ": "2026-01-02 09:00:00"}
 
 
+def start_gateway(config: GatewayConfig, settings: Settings) -> GatewaySource:
+    gateway = GatewaySource(config, settings=settings,
+                            metrics=ConnectorMetrics.create(CollectorRegistry()))
+    gateway.setup()
+    gateway.start()
+    return gateway
+
+
 @dataclass
 class Stack:
     chain: ChainEnv
     gateway: GatewaySource
+    config: GatewayConfig
+    settings: Settings
+
+    def restart_gateway(self) -> None:
+        """Stop the gateway and start a new one (a new process's state) on a new port."""
+        self.gateway.stop()
+        self.config = self.config.model_copy(update={"port": free_port()})
+        self.gateway = start_gateway(self.config, self.settings)
 
     def ask(self, body: Any, agency: str | None = "bank") -> httpx.Response:
         headers = {} if agency is None else {"Authorization": f"Bearer {TOKENS[agency]}"}
@@ -84,10 +101,8 @@ def stack(start_chain_module: StartChain, tmp_path_factory: pytest.TempPathFacto
                              "datasets": [DATASET]},
                      "bank": {"token_sha256": token_sha256(TOKENS["bank"])}}})
     settings = chain.settings.model_copy(update={"clock": DEMO_CLOCK})
-    gateway = GatewaySource(config, settings=settings,
-                            metrics=ConnectorMetrics.create(CollectorRegistry()))
-    gateway.setup()
-    gateway.start()
+    gateway = start_gateway(config, settings)
+    stack = Stack(chain, gateway, config, settings)
     try:
         assert gateway.verify is not None
         table = gateway.verify.tables[DATASET]
@@ -101,9 +116,9 @@ def stack(start_chain_module: StartChain, tmp_path_factory: pytest.TempPathFacto
             + chain.worker.log_text()[-3000:])
         publish(gateway, [raw("L3", LI, "李四", "19900711", "死亡")])
         assert wait_until(lambda: table.applied >= 4, timeout_s=60)
-        yield Stack(chain, gateway)
+        yield stack
     finally:
-        gateway.stop()
+        stack.gateway.stop()
 
 
 def publish(gateway: GatewaySource, records: list[dict[str, Any]]) -> None:
@@ -211,6 +226,16 @@ def test_audit_report_and_verify_show_the_verifications(stack: Stack) -> None:
     assert verified.exit_code == 0, verified.output
     assert stack.chain.topology.verify_audit(DATASET) in verified.output
     assert "OK: every chain intact" in verified.output
+
+
+def test_rate_limit_counts_survive_a_gateway_restart(stack: Stack) -> None:
+    """A new gateway counts again the day's admitted claims from the verification audit: the
+    bank's sixth distinct guess about 王五 is still refused; a claim already asked is free."""
+    stack.restart_gateway()
+    assert stack.gateway.verify is not None and stack.gateway.verify.restored >= 11
+    assert stack.ask(name_id(WANG, "王七")).status_code == 429
+    assert stack.ask(name_id(WANG, "王三")).status_code == 200
+    assert stack.ask(name_id(ZHANG, "张三")).json()["results"] == [{"answers": ["match"]}]
 
 
 def test_the_gateway_follows_the_list_in_force(stack: Stack) -> None:
