@@ -1,7 +1,8 @@
 """Joint verification: latency of one claim with N keys in the store, memory per million keys,
 and the store's rebuild time from its changelog on a real (embedded Tansu) broker.
 
-    python -m bench.verify --keys 1000000 --requests 20000 --rebuild-keys 200000
+    python -m bench.verify --keys 1000000 --requests 20000 --rebuild-keys 1000000 \
+        --restore-queries 100000
 
 Latency is measured through the HTTP route (FastAPI TestClient in-process, so no socket), the
 service, the store lookup, the answer and the audit record sealed into a hash chain in memory;
@@ -35,6 +36,9 @@ def main() -> None:
     ap.add_argument("--keys", type=int, default=1_000_000)
     ap.add_argument("--requests", type=int, default=20_000)
     ap.add_argument("--rebuild-keys", type=int, default=200_000)
+    ap.add_argument("--restore-queries", type=int, default=0,
+                    help="time a starting gateway's rate-limit restore from this many "
+                    "answered queries in the day's verification audit")
     args = ap.parse_args()
 
     from fastapi import FastAPI
@@ -98,6 +102,7 @@ def main() -> None:
            "rss_mb_per_million_keys": round((after - before) / held * 1e6 / 2**20, 1),
            "audit_records": len(audit.records)}
     out.update(rebuild(args.rebuild_keys, projection))
+    out.update(restore(args.restore_queries, service))
     print(json.dumps(out, indent=2))
 
 
@@ -138,6 +143,59 @@ def rebuild(n: int, projection: object) -> dict[str, object]:
         table.stop()
         return {"rebuild_keys": len(table), "rebuild_s": round(table.rebuild_s or 0, 2),
                 "rebuild_keys_per_s": round(len(table) / (table.rebuild_s or 1))}
+    finally:
+        broker.stop()
+
+
+def restore(n: int, service: object) -> dict[str, object]:
+    """Write ``n`` answered verification queries (one claim each, 1,000 keys) to an audit topic
+    on an embedded Tansu broker, then time what a starting gateway does with them: read the
+    day's records by time index and count them again in a fresh limiter."""
+    from confluent_kafka import Producer
+
+    from shulian.embedded.net import free_port
+    from shulian.embedded.tansu import TansuProcess
+    from shulian.io.changelog import read_since
+    from shulian.io.kafka import TopicSpec, admin_client, ensure_topics, producer_config
+    from shulian.logic.audit import AuditChain, build_verification, parse_audit
+    from shulian.logic.ratelimit import day_start
+    from shulian.settings import load_settings
+    from tests.fixtures.verify import IN_FORCE
+
+    if n <= 0:
+        return {}
+    logdir = Path(tempfile.mkdtemp(prefix="bench-verify-restore-"))
+    broker = TansuProcess(host="127.0.0.1", port=free_port(), log_file=logdir / "tansu.log")
+    broker.start(ready_timeout_s=60)
+    try:
+        settings = load_settings(bootstrap_servers=broker.bootstrap)
+        topic = "audit.verify.household_change"
+        ensure_topics(admin_client(settings), [TopicSpec(topic, 3)])
+        producer = Producer(producer_config(settings))
+        chain, ts_ms = AuditChain(), int(IN_FORCE.timestamp() * 1000)
+        for i in range(n):
+            rec = build_verification(
+                entry_id="psb-bank-verify", list_version=3, dataset="household_change",
+                provider="psb", consumer="bank", ts=IN_FORCE, worker="bench",
+                claims=[("name", "equals", "match", f"{i:064x}")],
+                key_digest=f"{i % 1000:064x}")
+            while True:
+                try:
+                    producer.produce(topic, chain.seal(rec), partition=0, timestamp=ts_ms)
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+        producer.flush(120)
+        since = day_start(IN_FORCE)
+        t0 = time.perf_counter()
+        raw = read_since(settings, topic, int(since.timestamp() * 1000))
+        t1 = time.perf_counter()
+        records = sorted((r for v in raw if (r := parse_audit(v)) is not None),
+                         key=lambda r: str(r.get("ts")))
+        counted = service.restore_limits(records, since=since)  # type: ignore[attr-defined]
+        t2 = time.perf_counter()
+        return {"restore_queries": counted, "restore_read_s": round(t1 - t0, 2),
+                "restore_count_s": round(t2 - t1, 2)}
     finally:
         broker.stop()
 

@@ -26,6 +26,7 @@ from shulian.chain.dedup import AuditResume, resume_from_audit
 from shulian.chain.enforce import AuditPartition
 from shulian.chain.messages import InMessage, OutMessage
 from shulian.errors import BrokerError
+from shulian.io.control import ControlFollower as ControlFollower  # re-exported (worker)
 from shulian.io.kafka import consumer_config, producer_config
 from shulian.log import get_logger
 from shulian.logic.audit import AuditChain
@@ -301,43 +302,3 @@ def audit_chain(settings: Settings, topic: str, partition: int) -> AuditChain:
     log.info("audit.chain_resumed", topic=topic, partition=partition, head=chain.head[:12],
              next_seq=chain.next_seq)
     return chain
-
-
-class ControlFollower:
-    """Reads every message of the control topic (no consumer group: every worker sees all)."""
-
-    def __init__(self, settings: Settings, topic: str) -> None:
-        self._consumer = Consumer(
-            consumer_config(settings, group_id=f"shulian-control-{os.getpid()}",
-                            **{"enable.partition.eof": True})
-        )
-        self._consumer.assign([TopicPartition(topic, 0, 0)])
-        self._topic = topic
-
-    def poll(self, *, timeout_s: float = 0.0) -> list[bytes]:
-        values: list[bytes] = []
-        for m in self._consumer.consume(100, timeout_s):
-            err = m.error()
-            if err is not None:
-                if err.code() == KafkaError._PARTITION_EOF:
-                    continue
-                log.warning("control.read_error", error=str(err))
-                continue
-            value = m.value()
-            if value:
-                values.append(value)
-        return values
-
-    def catch_up(self, *, quiet_s: float = 1.0) -> list[bytes]:
-        """Everything published so far (reads until quiet)."""
-        values: list[bytes] = []
-        deadline = time.monotonic() + quiet_s
-        while time.monotonic() < deadline:
-            got = self.poll(timeout_s=0.2)
-            if got:
-                values.extend(got)
-                deadline = time.monotonic() + quiet_s
-        return values
-
-    def close(self) -> None:
-        self._consumer.close()

@@ -458,6 +458,8 @@ class GatewaySource:
     def failure(self) -> BaseException | None:
         if self._failure is not None:
             return self._failure
+        if self.verify is not None and (failed := self.verify.failure()) is not None:
+            return failed  # a store or the list follower stopped: stop answering
         if self._thread is not None and not self._thread.is_alive() and (
                 self._server is not None and not self._server.should_exit):
             return InfrastructureError(f"gateway {self.name} stopped serving")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import zlib
 
 from fastapi import APIRouter, Header, Request
@@ -18,9 +19,14 @@ from fastapi.responses import JSONResponse
 from connectors.sources.gateway_auth import Authenticator
 from shulian.chain.topology import Topology
 from shulian.errors import ConfigError, ConfigIssue, InfrastructureError
-from shulian.io.changelog import ChangelogTable, VerificationAuditWriter
+from shulian.io.changelog import ChangelogTable, VerificationAuditWriter, read_since
+from shulian.io.control import ControlFollower
+from shulian.io.trust import refuse_dev_keys
 from shulian.log import get_logger
+from shulian.logic.audit import parse_audit
+from shulian.logic.ratelimit import day_start
 from shulian.settings import Settings
+from shulian.verification.lists import ListFollower
 from shulian.verification.service import VerifyService
 
 __all__ = ["VerifyRuntime", "verify_router"]
@@ -68,7 +74,9 @@ def verify_router(service: VerifyService, auth: Authenticator, *,
 
 class VerifyRuntime:
     """The stores (rebuilt from their changelogs) and audit writers of a gateway's verify
-    datasets, and the service over them. ``start`` blocks until every store is rebuilt."""
+    datasets, the service over them, and the list version in force (followed on the control
+    topic, judged by the worker's ledger). ``start`` blocks until every store is rebuilt and
+    the control topic is read."""
 
     def __init__(self, *, settings: Settings, name: str, datasets: tuple[str, ...]) -> None:
         from shulian.catalog.load import load_catalog
@@ -78,25 +86,71 @@ class VerifyRuntime:
             raise ConfigError([ConfigIssue("<environment>", "SHULIAN_HMAC_MASTER_KEY",
                                            "verification digests need the master key")])
         catalog = load_catalog(settings.catalog_dir, schemas_dir=settings.schemas_dir)
+        refuse_dev_keys(settings, catalog)  # list versions are judged by their signatures
         t = Topology()
         unknown = [d for d in datasets if d not in catalog.datasets]
         if unknown:
             raise ConfigError([ConfigIssue(f"<connector {name}>", "verify_datasets",
                                            f"unknown datasets {unknown}")])
         partition = zlib.crc32(name.encode()) % t.partitions
+        self._settings = settings
+        self._control = t.control
         self.tables = {d: ChangelogTable(settings, t.verify_changelog(d)) for d in datasets}
         self.audit = {d: VerificationAuditWriter(settings, t.verify_audit(d), partition)
                       for d in datasets}
+        clock = settings.decision_clock()
         self.service = VerifyService(catalog=catalog, sharing_list=catalog.current_list,
                                      stores=self.tables, audit=self.audit,
                                      master_key=key.get_secret_value().encode("utf-8"),
-                                     worker=name, clock=settings.decision_clock())
+                                     worker=name, clock=clock)
+        self.lists = ListFollower.of(catalog, clock=clock, apply=self.service.apply_list)
+        self._clock = clock
+        self.restored = 0  # claims counted again from today's audit at start
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._failure: BaseException | None = None
 
-    def start(self) -> None:
+    def start(self, *, poll_s: float = 0.5) -> None:
         for d, table in self.tables.items():
             table.start()
             self.audit[d].resume()
+        self._restore_limits()
+        follower = ControlFollower(self._settings, self._control)
+        self.lists.offer_all(follower.catch_up())
+        self._thread = threading.Thread(target=self._follow, args=(follower, poll_s),
+                                        name="verify-lists", daemon=True)
+        self._thread.start()
+
+    def _restore_limits(self) -> None:
+        """The rate-limit counts of today, from every gateway's verification audit."""
+        since = day_start(self._clock.now())
+        records = [r for a in self.audit.values()
+                   for raw in read_since(self._settings, a.topic, int(since.timestamp() * 1000))
+                   if (r := parse_audit(raw)) is not None]
+        records.sort(key=lambda r: str(r.get("ts")))
+        self.restored = self.service.restore_limits(records, since=since)
+        log.info("verify.limits_restored", claims=self.restored, since=since.isoformat())
+
+    def _follow(self, follower: ControlFollower, poll_s: float) -> None:
+        try:
+            while not self._stop.is_set():
+                self.lists.offer_all(follower.poll(timeout_s=poll_s))
+        except BaseException as exc:  # reported through failure(): the gateway stops
+            self._failure = exc
+            log.error("verify.list_follower_failed", error=str(exc))
+        finally:
+            follower.close()
+
+    def failure(self) -> BaseException | None:
+        """Why the stores or the list follower stopped (a gateway that no longer follows the
+        list must not keep answering under a version that may have been revoked)."""
+        if self._failure is not None:
+            return self._failure
+        return next((f for t in self.tables.values() if (f := t.failure()) is not None), None)
 
     def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
         for table in self.tables.values():
             table.stop()

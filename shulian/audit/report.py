@@ -23,13 +23,13 @@ from shulian.chain import headers as H
 from shulian.chain.messages import Headers, header_str
 from shulian.logic.reasons import reason_words
 
-__all__ = ["COLUMNS", "Filter", "MaskWords", "local_time", "report_rows", "summary", "to_csv",
-           "to_json"]
+__all__ = ["COLUMNS", "Filter", "MaskWords", "answer_counts", "local_time", "report_rows",
+           "summary", "to_csv", "to_json", "verification_columns"]
 
 COLUMNS = (
     "ts", "kind", "dataset", "provider", "consumer", "record_key", "decision", "reason", "why",
     "entry_id", "list_version", "fields_delivered", "fields_masked", "egress_topic",
-    "canonical", "raw", "audit",
+    "canonical", "raw", "audit", "answers", "key_digest",
 )
 
 MaskWords = Mapping[tuple[str, int], Mapping[str, str]]
@@ -132,22 +132,48 @@ def report_rows(
             "canonical": canonical,
             "raw": raw,
             "audit": f"{e.topic}[{e.partition}]@{e.offset}",
+            **verification_columns(r),
         }
         rows.append((e.ts_ms, e.topic, e.partition, e.offset, row))
     rows.sort(key=lambda t: t[:4])
     return [t[4] for t in rows]
 
 
+ANSWERS = ("match", "no_match", "unknown")
+
+
+def verification_columns(record: Mapping[str, Any]) -> dict[str, str]:
+    """A verification's claims in words, field and answer only (the claimed values are in the
+    audit as keyed digests, never shown), and its key's digest; empty for a delivery."""
+    if record.get("kind") != "verification":
+        return {"answers": "", "key_digest": ""}
+    claims = [c for c in record.get("claims") or [] if isinstance(c, list) and len(c) == 4]
+    answers = "; ".join(f"{c[0]} {c[1]}: {c[2] or '-'}" for c in claims)
+    return {"answers": answers, "key_digest": str(record.get("key_digest") or "")[:16]}
+
+
+def answer_counts(rows: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """How many claims of ``rows`` were answered match, no_match, unknown."""
+    counts = Counter(part.rsplit(": ", 1)[-1] for r in rows if r.get("answers")
+                     for part in str(r["answers"]).split("; "))
+    return {a: counts.get(a, 0) for a in ANSWERS}
+
+
 def summary(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Counts per (consumer, dataset, decision, reason)."""
-    counts: Counter[tuple[str, str, str, str]] = Counter(
-        (str(r["consumer"]), str(r["dataset"]), str(r["decision"]), str(r["reason"]))
-        for r in rows
-    )
-    return [
-        {"consumer": c, "dataset": d, "decision": dec, "reason": why, "records": n}
-        for (c, d, dec, why), n in sorted(counts.items())
-    ]
+    """Counts per (consumer, dataset, decision, reason); verification groups add their
+    claims' answer counts (``answers``)."""
+    groups: dict[tuple[str, str, str, str], list[Mapping[str, Any]]] = {}
+    for r in rows:
+        key = (str(r["consumer"]), str(r["dataset"]), str(r["decision"]), str(r["reason"]))
+        groups.setdefault(key, []).append(r)
+    out: list[dict[str, Any]] = []
+    for (c, d, dec, why), members in sorted(groups.items()):
+        item: dict[str, Any] = {"consumer": c, "dataset": d, "decision": dec, "reason": why,
+                                "records": len(members)}
+        if dec == "verify":
+            item["answers"] = answer_counts(members)
+        out.append(item)
+    return out
 
 
 def to_csv(rows: Iterable[Mapping[str, Any]], columns: Iterable[str] = COLUMNS) -> str:

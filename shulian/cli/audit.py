@@ -1,7 +1,9 @@
 """``shulian audit verify`` and ``shulian audit report``.
 
 Topics come from the catalogue (every ``audit.<dataset>``, ``audit.replay.<dataset>``,
-``egress.<consumer>.<dataset>`` and ``canonical.<dataset>``) unless given explicitly with
+``audit.verify.<dataset>`` (joint verification answers: their chains are checked and they
+show in the report with their answers), ``egress.<consumer>.<dataset>`` and
+``canonical.<dataset>``) unless given explicitly with
 ``--audit-topic``/``--egress-topic``/``--canonical-topic``. Egress topics named by ``deliver``
 audit records are always read too.
 """
@@ -49,7 +51,7 @@ class Topics:
 
 
 def catalogue_topics(settings: Settings, namespace: str | None) -> Topics:
-    """Audit (live and replay), egress and canonical topics of the catalogue."""
+    """Audit (live, replay and verification), egress and canonical topics of the catalogue."""
     from shulian.audit.redeliver import replay_audit_topic
     from shulian.catalog.load import load_catalog
     from shulian.chain.topology import Topology, plan_topics
@@ -58,7 +60,7 @@ def catalogue_topics(settings: Settings, namespace: str | None) -> Topics:
     topology = Topology(namespace=namespace)
     plan = plan_topics(catalog, topology)
     replay = tuple(replay_audit_topic(topology, d) for d in sorted(catalog.datasets))
-    return Topics(plan.audit + replay, plan.egress, plan.canonical)
+    return Topics(plan.audit + replay + plan.verify_audit, plan.egress, plan.canonical)
 
 
 def catalogue_keys(settings: Settings) -> Keyring:
@@ -151,7 +153,7 @@ def _topic_options(fn: Any) -> Any:
                       help="Egress topic to check (repeatable; default: the catalogue's)")(fn)
     fn = click.option("--audit-topic", "audit_topics", multiple=True,
                       help="Audit topic to read (repeatable; default: the catalogue's "
-                      "audit.<dataset> and audit.replay.<dataset>)")(fn)
+                      "audit.<dataset>, audit.replay.<dataset>, audit.verify.<dataset>)")(fn)
     fn = click.option("--namespace", envvar="SHULIAN_NAMESPACE", default=None,
                       help="Topic prefix (a drill's namespace) [env SHULIAN_NAMESPACE]")(fn)
     fn = click.option("--catalog", "catalog_dir", envvar="SHULIAN_CATALOG_DIR", default=None,
@@ -220,7 +222,8 @@ def verify(ctx: click.Context, bootstrap_servers: str | None, start: str | None,
 
 
 _TABLE_COLUMNS = ("ts", "consumer", "record_key", "decision", "reason", "entry_id",
-                  "list_version", "fields_delivered", "fields_masked", "egress_topic")
+                  "list_version", "fields_delivered", "fields_masked", "egress_topic",
+                  "answers")
 _HISTORY_COLUMNS = ("ts", "kind", "raw", "canonical", "consumer", "decision", "reason",
                     "entry_id", "list_version", "fields_masked", "egress_topic")
 
@@ -232,7 +235,7 @@ def _report_options(fn: Any) -> Any:
                       "origin in (repeatable; default: the catalogue's)")(fn)
     fn = click.option("--audit-topic", "audit_topics", multiple=True,
                       help="Audit topic to read (repeatable; default: the catalogue's "
-                      "audit.<dataset> and audit.replay.<dataset>)")(fn)
+                      "audit.<dataset>, audit.replay.<dataset>, audit.verify.<dataset>)")(fn)
     fn = click.option("--namespace", envvar="SHULIAN_NAMESPACE", default=None,
                       help="Topic prefix (a drill's namespace) [env SHULIAN_NAMESPACE]")(fn)
     fn = click.option("--catalog", "catalog_dir", envvar="SHULIAN_CATALOG_DIR", default=None,
@@ -246,6 +249,11 @@ def _report_options(fn: Any) -> Any:
                       metavar="TIME", help="Window start, same forms as --to "
                       "[env SHULIAN_AUDIT_FROM]")(fn)
     return bootstrap_option(fn)
+
+
+def _answer_counts(counts: dict[str, int] | None) -> str:
+    """A verification group's answers in the summary (e.g. ``match 3, no_match 1``)."""
+    return "" if not counts else ", ".join(f"{a} {n}" for a, n in counts.items())
 
 
 @audit.command("report")
@@ -304,11 +312,11 @@ def report(ctx: click.Context, bootstrap_servers: str | None, start: str | None,
         table.add_row(*(str(r[c]) for c in cols))
     out.print(table)
     st = Table(title="summary")
-    for c in ("consumer", "dataset", "decision", "reason", "records"):
+    for c in ("consumer", "dataset", "decision", "reason", "records", "answers"):
         st.add_column(c)
     for s in result.summary:
         st.add_row(*(str(s[c]) for c in ("consumer", "dataset", "decision", "reason",
-                                           "records")))
+                                           "records")), _answer_counts(s.get("answers")))
     out.print(st)
     for code, words in legend(str(r["reason"]) for r in rows):
         out.print(f"  {code}: {words.zh}; {words.en}", highlight=False)

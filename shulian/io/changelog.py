@@ -15,6 +15,7 @@ import os
 import threading
 import time
 import uuid
+from datetime import datetime
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
@@ -25,7 +26,7 @@ from shulian.log import get_logger
 from shulian.logic.audit import AuditChain
 from shulian.settings import Settings
 
-__all__ = ["ChangelogTable", "VerificationAuditWriter"]
+__all__ = ["ChangelogTable", "VerificationAuditWriter", "read_since"]
 
 log = get_logger(__name__)
 
@@ -158,8 +159,39 @@ class VerificationAuditWriter:
             assert self._chain is not None
             for rec in records:
                 self._producer.produce(self.topic, self._chain.seal(dict(rec)),
-                                       partition=self.partition, on_delivery=on_delivery)
+                                       partition=self.partition, on_delivery=on_delivery,
+                                       timestamp=_ts_ms(rec))
             left = self._producer.flush(timeout_s)
             if left or failed:
                 self._chain = None  # re-read the head: what was written is unknown
                 raise BrokerError(f"verification audit not acknowledged: {failed[:1] or left}")
+
+
+def _ts_ms(record: dict[str, object]) -> int:
+    """The record's decision time as the message timestamp (what :func:`read_since` seeks by;
+    the decision clock, not the wall clock, decides which day a claim counts for)."""
+    at = datetime.fromisoformat(str(record["ts"]).replace("Z", "+00:00"))
+    return int(at.timestamp() * 1000)
+
+
+def read_since(settings: Settings, topic: str, since_ms: int) -> list[bytes]:
+    """The values of every partition of ``topic`` from the first message stamped at or after
+    ``since_ms`` (the broker's time index: the day's records, not the whole history)."""
+    count = partition_counts(settings, [topic])[topic]
+    if count == 0:
+        return []
+    consumer = Consumer(consumer_config(settings,
+                                        group_id=f"shulian-reader-{uuid.uuid4().hex[:8]}"))
+    try:
+        found = consumer.offsets_for_times(
+            [TopicPartition(topic, p, since_ms) for p in range(count)], timeout=15)
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=15)[1]
+                for p in range(count)}
+    except KafkaException as exc:
+        raise BrokerError(f"cannot seek {topic} by time: {exc}") from exc
+    finally:
+        consumer.close()
+    starts = {(topic, tp.partition): tp.offset for tp in found
+              if 0 <= tp.offset < ends[tp.partition]}
+    parts = read_partitions(settings, starts)
+    return [m.value for msgs in parts.values() for m in msgs if m.value]

@@ -1,15 +1,25 @@
-"""The list versions published on the control topic, parsed and checked (not yet judged: see
-:func:`shulian.catalog.describe.history`). Reading never creates the topic."""
+"""The list versions published on the control topic: parsed and checked (not yet judged: see
+:func:`shulian.catalog.describe.history`), and followed (:class:`ControlFollower`, the chain
+worker's and the verifying gateway's). Reading never creates the topic."""
 
 from __future__ import annotations
+
+import os
+import time
+
+from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from shulian.catalog.load import load_sharing_list_text
 from shulian.catalog.models import Catalog, SharingList
 from shulian.errors import ConfigError, ConfigIssue
+from shulian.io.kafka import consumer_config
 from shulian.io.reader import read_topics
+from shulian.log import get_logger
 from shulian.settings import Settings
 
-__all__ = ["published_versions"]
+__all__ = ["ControlFollower", "published_versions"]
+
+log = get_logger(__name__)
 
 
 def published_versions(settings: Settings, catalog: Catalog, topic: str
@@ -29,3 +39,43 @@ def published_versions(settings: Settings, catalog: Catalog, topic: str
             except ConfigError as exc:
                 out.append((where, exc))
     return out
+
+
+class ControlFollower:
+    """Reads every message of the control topic (no consumer group: every worker sees all)."""
+
+    def __init__(self, settings: Settings, topic: str) -> None:
+        self._consumer = Consumer(
+            consumer_config(settings, group_id=f"shulian-control-{os.getpid()}",
+                            **{"enable.partition.eof": True})
+        )
+        self._consumer.assign([TopicPartition(topic, 0, 0)])
+        self._topic = topic
+
+    def poll(self, *, timeout_s: float = 0.0) -> list[bytes]:
+        values: list[bytes] = []
+        for m in self._consumer.consume(100, timeout_s):
+            err = m.error()
+            if err is not None:
+                if err.code() == KafkaError._PARTITION_EOF:
+                    continue
+                log.warning("control.read_error", error=str(err))
+                continue
+            value = m.value()
+            if value:
+                values.append(value)
+        return values
+
+    def catch_up(self, *, quiet_s: float = 1.0) -> list[bytes]:
+        """Everything published so far (reads until quiet)."""
+        values: list[bytes] = []
+        deadline = time.monotonic() + quiet_s
+        while time.monotonic() < deadline:
+            got = self.poll(timeout_s=0.2)
+            if got:
+                values.extend(got)
+                deadline = time.monotonic() + quiet_s
+        return values
+
+    def close(self) -> None:
+        self._consumer.close()

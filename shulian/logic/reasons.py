@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["CHECK_WORDS", "REASON_WORDS", "Words", "check_words", "legend", "reason_words"]
+__all__ = ["CHECK_WORDS", "REASON_WORDS", "VERIFY_WORDS", "Words", "check_words", "legend",
+           "reason_words"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,16 @@ REASON_WORDS: dict[str, Words] = {
                               "the entry's row filter could not be evaluated on the record"),
 }
 
+VERIFY_WORDS: dict[str, Words] = {
+    # refused verification requests (shulian.verification.service; docs/VERIFY.md)
+    "claim_not_allowed": Words("核验条目不允许该比对项", "the verify entry allows no such claim"),
+    "bad_key": Words("核验请求的键与条目不符", "the request's key is not the entry's key"),
+    "rate_limited:claims_per_minute": Words("超出每分钟核验次数上限",
+                                            "over the entry's claims per minute"),
+    "rate_limited:distinct_claims_per_key_per_day": Words(
+        "超出同一键每日不同核验项上限", "over the entry's distinct claims per key per day"),
+}
+
 CHECK_WORDS: dict[str, Words] = {
     # data-element checks (shulian.logic.elements)
     "type": Words("类型不对", "wrong type"),
@@ -88,7 +99,7 @@ CHECK_WORDS: dict[str, Words] = {
 
 def reason_words(code: str) -> Words:
     """The words for a reason code; an unknown code is named as such (never raises)."""
-    found = REASON_WORDS.get(code)
+    found = REASON_WORDS.get(code) or VERIFY_WORDS.get(code)
     return found if found is not None else Words(f"未知原因 {code}", f"unknown reason {code}")
 
 

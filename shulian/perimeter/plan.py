@@ -133,6 +133,8 @@ def _source(name: str, pairs: Iterable[tuple[str, str]], deadletters: bool,
         out += [_acl(p, TOPIC, t.verify_changelog(dataset), LIT, Op.READ),
                 *(_acl(p, TOPIC, t.verify_audit(dataset), LIT, op) for op in (Op.READ,
                                                                                Op.WRITE))]
+    if verifies:  # it answers under the list version in force: it follows the control topic
+        out.append(_acl(p, TOPIC, t.control, LIT, Op.READ))
     for agency, dataset in sorted(set(pairs)):
         out.append(_acl(p, TOPIC, t.raw(agency, dataset), LIT, Op.WRITE))
         if deadletters:

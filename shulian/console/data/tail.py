@@ -44,7 +44,8 @@ class TopicSet:
     def of(cls, catalog: Catalog, topology: Topology) -> TopicSet:
         plan = plan_topics(catalog, topology)
         replay = tuple(replay_audit_topic(topology, d) for d in sorted(catalog.datasets))
-        return cls(plan.raw, plan.canonical, plan.deadletter, plan.audit + replay, plan.control)
+        return cls(plan.raw, plan.canonical, plan.deadletter,
+                   plan.audit + replay + plan.verify_audit, plan.control)  # + verifications
 
     def all(self) -> list[str]:
         return [*self.raw, *self.canonical, *self.deadletter, *self.audit, self.control]
