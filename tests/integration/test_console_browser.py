@@ -193,7 +193,8 @@ def test_an_agency_sees_its_dead_letters_in_words_and_nothing_of_another(
     page, _ = session
     login(page, stack, TOKENS["psb"])
     shot(page, "overview-psb")
-    text = eventually(page, f"{stack.console_url}/deadletters", lambda t: "某字段未通过数据元校验" in t)
+    text = eventually(page, f"{stack.console_url}/deadletters",
+                      lambda t: "某字段未通过数据元校验" in t)
     assert "某字段未通过数据元校验" in text and "household_change" in text
     assert "business_licence" not in text and "amr" not in text
     rows = page.locator("#deadletters tr[data-agency]")
@@ -222,7 +223,8 @@ def test_an_agency_sees_its_dead_letters_in_words_and_nothing_of_another(
 def test_the_other_agency_sees_only_its_own(stack: Stack, session: tuple[Page, Watch]) -> None:
     page, _ = session
     login(page, stack, TOKENS["amr"])
-    text = eventually(page, f"{stack.console_url}/deadletters", lambda t: "某字段未通过数据元校验" in t)
+    text = eventually(page, f"{stack.console_url}/deadletters",
+                      lambda t: "某字段未通过数据元校验" in t)
     assert "business_licence" in text and "household_change" not in text and "psb" not in text
     shot(page, "deadletters-amr")
     response = page.goto(f"{stack.console_url}/deadletters?agency=psb")

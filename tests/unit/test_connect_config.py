@@ -135,7 +135,7 @@ def test_duplicate_names_across_files(tmp_path: Path, monkeypatch: pytest.Monkey
 
 def test_source_examples_validate_and_have_a_class() -> None:
     files = sorted(EXAMPLES.glob("source-*.yaml"))
-    assert len(files) == 3
+    assert len(files) == 4  # two gateways: the agencies' and a bank's verifying one
     loaded = load_connector_files(files, check_env=False)
     kinds = {type(c.config) for c in loaded}
     assert kinds == {GatewayConfig, FileDropConfig, TableSourceConfig}
