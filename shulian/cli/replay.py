@@ -18,6 +18,7 @@ from rich.table import Table
 
 from shulian.audit.check import audit_entries, ts_ms
 from shulian.audit.diff import Mismatch, compare_decisions, compare_views
+from shulian.audit.names import require_delivery, require_known
 from shulian.audit.produce import Outgoing, produce_all
 from shulian.audit.progress import reading
 from shulian.audit.redeliver import (
@@ -227,16 +228,15 @@ def decisions(ctx: click.Context, bootstrap_servers: str | None, registry_url: s
               start: str, end: str, catalog_dir: Path | None, datasets: tuple[str, ...],
               namespace: str | None) -> None:
     """Re-evaluate the window's canonical records with the list version the audit names and
-    the audit's ts as now; report every difference. Exit 1 on any mismatch.
+    the audit's ts as now; report every difference. Exit 1 on any mismatch, 2 for an unknown
+    dataset, 3 when the window holds no canonical record (nothing was compared).
 
     Masked values are compared only when SHULIAN_HMAC_MASTER_KEY is set.
     """
     settings = settings_from(ctx, bootstrap_servers=bootstrap_servers, registry_url=registry_url,
                              catalog_dir=catalog_dir)
     catalog = _load_catalog(settings)
-    unknown = [d for d in datasets if d not in catalog.datasets]
-    if unknown:
-        raise ConfigError([ConfigIssue("command line", "--dataset", f"unknown {unknown}")])
+    require_known("--dataset", "dataset", datasets, catalog.datasets)
     window = window_of(start, end)
     res = run_replay_decisions(settings, catalog=catalog, topology=Topology(namespace=namespace),
                                window=window, datasets=list(datasets) or sorted(catalog.datasets),
@@ -246,6 +246,9 @@ def decisions(ctx: click.Context, bootstrap_servers: str | None, registry_url: s
               f"audited emissions, {res.decisions} decisions replayed, {res.views_compared} "
               f"delivered views compared (masked values "
               f"{'compared' if settings.hmac_master_key else 'not compared: no master key'})")
+    if res.records == 0 and not res.mismatches:
+        out.print("NOTHING REPLAYED: no canonical record in the window; nothing was compared")
+        sys.exit(3)
     if not res.mismatches:
         out.print("OK: every replayed decision matches the audit")
         return
@@ -325,7 +328,8 @@ def run_redeliver(settings: Settings, *, topology: Topology, consumer: str, data
     from shulian.logic.egress import verify_egress
     from streams.runtime import read_tail
 
-    egress_topic = topology.egress(consumer, dataset)
+    # refused before anything is read or created: a misspelt name must not make a topic
+    egress_topic = require_delivery(_load_catalog(settings), topology, consumer, dataset)
     replay_topic = replay_audit_topic(topology, dataset)
     ensure_topics(admin_client(settings), [TopicSpec(replay_topic, REPLAY_AUDIT_PARTITIONS)],
                   replication_factor=settings.replication_factor)
