@@ -78,6 +78,9 @@ class VerifyResult:
     egress_unaudited: int = 0  # egress records without a matching deliver audit record
     deliveries_audited: int = 0
     canonical_records: int = 0
+    # audit partition -> records after its last valid seal (a worker stopped mid-batch, or
+    # records someone else appended): a warning, not a break
+    unsigned_tails: dict[tuple[str, int], int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -100,7 +103,8 @@ def run_verify(settings: Settings, topics: Topics, window: Window, *,
 
     with reading("audit topics") as progress:
         audit_parts = read_topics(settings, topics.audit, progress=progress)
-    breaks = verify_partitions(audit_parts)
+    unsigned: dict[tuple[str, int], int] = {}
+    breaks = verify_partitions(audit_parts, keys, unsigned)
     entries = [e for msgs in audit_parts.values() for e in audit_entries(msgs)]
     audited = deliveries_from_audit(entries)
     egress_topics = sorted(set(topics.egress) | {d.egress_topic for d in audited})
@@ -132,4 +136,5 @@ def run_verify(settings: Settings, topics: Topics, window: Window, *,
         egress_unaudited=sum(1 for b in unmatched if b.topic in set(egress_topics)),
         deliveries_audited=len(audited),
         canonical_records=canonical_count,
+        unsigned_tails=unsigned,
     )

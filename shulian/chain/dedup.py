@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from shulian.chain.headers import SOURCE_OFFSET, SOURCE_PARTITION, SOURCE_TOPIC
 from shulian.chain.messages import Headers
 from shulian.logic.audit import AuditChain, parse_audit
+from shulian.logic.auditseal import is_seal
 
 __all__ = ["AuditResume", "Origin", "SourceMarks", "origin_of", "resume_from_audit"]
 
@@ -121,6 +122,7 @@ class AuditResume:
     last_ts: str | None = None
     pending_from: int | None = None
     origins: SourceMarks = field(default_factory=SourceMarks)
+    sealed: bool = True  # the partition ends with a seal (or is empty): no unsigned tail
 
     def skip(self, canonical_offset: int) -> bool:
         """True if the record at this canonical offset was decided completely already."""
@@ -166,7 +168,8 @@ def resume_from_audit(values: Iterable[bytes], *, canonical_topic: str | None = 
                 origins.note(topic, partition, offset)
                 last_origin = Origin(topic, partition, offset)
     chain = AuditChain.resume(last_value)
-    resume = AuditResume(chain=chain, origins=origins)
+    resume = AuditResume(chain=chain, origins=origins,
+                         sealed=last_value is None or is_seal(parse_audit(last_value)))
     if last_rec is not None:
         src = last_rec["source"]
         assert isinstance(src, dict)

@@ -84,7 +84,9 @@ def verify(ctx: click.Context, bootstrap_servers: str | None, start: str | None,
     Every partition's chain is checked from its start, whatever the window; completeness
     (every egress record has a deliver audit record and the reverse) is judged for the records
     inside the window. Exit code 0 only when everything holds, 1 when anything is broken,
-    2 for an unknown topic (the nearest existing ones are named), 3 when nothing was read.
+    2 for an unknown topic (the nearest existing ones are named), 3 when nothing was read, 4
+    when all holds but a partition ends in records no signed seal covers yet (an unsigned
+    tail: a worker stopped between its records and its seal).
     """
     settings = settings_from(ctx, bootstrap_servers=bootstrap_servers, catalog_dir=catalog_dir)
     window = window_of(start, end)
@@ -110,8 +112,15 @@ def verify(ctx: click.Context, bootstrap_servers: str | None, start: str | None,
         out.print("NOTHING VERIFIED: no audit or egress record was read from "
                   f"{len(topics.audit)} audit topic(s); check --namespace and the topics")
         sys.exit(3)
+    for (topic, partition), n in sorted(result.unsigned_tails.items()):
+        out.print(f"WARNING: {topic}[{partition}]: unsigned tail, {n} record(s) after the last "
+                  "signed seal: the worker may have stopped mid-batch (its restart seals them); "
+                  "if it is running, someone else appended them")
+    if result.ok and result.unsigned_tails:
+        out.print("NOT PROVEN: chains intact and complete, but unsigned tails remain")
+        sys.exit(4)
     if result.ok:
-        out.print("OK: every chain intact, egress and audit complete both ways")
+        out.print("OK: every chain intact and sealed, egress and audit complete both ways")
         return
     bt = Table(title=f"{len(result.breaks)} break(s)")
     for col in ("topic", "partition", "offset", "what is wrong"):

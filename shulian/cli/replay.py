@@ -35,6 +35,7 @@ from shulian.cli.common import bootstrap_option, friendly_errors, registry_optio
 from shulian.errors import BrokerError, ConfigError, ConfigIssue
 from shulian.log import get_logger
 from shulian.logic.audit import AuditChain, record_digest
+from shulian.logic.auditseal import build_seal
 from shulian.settings import Settings
 
 log = get_logger(__name__)
@@ -397,6 +398,10 @@ def run_redeliver(settings: Settings, *, topology: Topology, consumer: str, data
                                               target=target, egress_topic=audit_egress, ts=now,
                                               worker=REPLAY_WORKER)), [])
               for r, _ in sends]
+    if sealed:  # signed like the worker's batches (shulian.logic.auditseal)
+        sealed.append((replay_topic, 0, b"", build_seal(chain, signer, topic=replay_topic,
+                                                         partition=0, ts=now,
+                                                         worker=REPLAY_WORKER), []))
     produce_all(settings, sealed)
     refused = len(made) - len(sends)
     log.info("replay.delivered", target=target, records=len(sends), refused=refused,
