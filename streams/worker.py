@@ -19,11 +19,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from shulian.catalog.approval import ListAccepted, ListLedger, ListRefused
+from shulian.catalog.keys import SigningKey
 from shulian.catalog.load import load_catalog, load_sharing_list_text
 from shulian.catalog.models import Catalog, SharingList
 from shulian.chain.enforce import EnforceStage, ViewSchema
 from shulian.chain.ingest import IngestStage
 from shulian.chain.topology import Topology, plan_topics
+from shulian.clock import Clock
 from shulian.errors import ConfigError, ConfigIssue
 from shulian.io.setup import register_raw_and_canonical, register_views, registry_client
 from shulian.io.trust import chain_trust
@@ -150,8 +152,35 @@ def build_parts(settings: Settings, *, namespace: str | None = None) -> ChainPar
         raw_topics=plan.raw,
         canonical_topics=plan.canonical,
         metrics=metrics,
-        on_batch=lists.poll,
+        on_batch=_between_batches(lists.poll, _checkpointer(settings, trust.signer, enforce,
+                                                            clock)),
     )
+
+
+def _checkpointer(settings: Settings, signer: SigningKey, enforce: EnforceStage,
+                  clock: Clock) -> Callable[[], None] | None:
+    """Audit checkpoints to the store outside Kafka, when one is configured."""
+    from shulian.io.checkpoints import open_store
+    from streams.checkpointer import Checkpointer
+
+    spec = settings.audit_checkpoint_store
+    store = open_store(None if spec is None else spec.get_secret_value())
+    if store is None:
+        return None
+    return Checkpointer(store, signer, enforce.audit_heads, clock=clock,
+                        worker=settings.worker_id,
+                        every_records=settings.audit_checkpoint_records,
+                        every_s=settings.audit_checkpoint_seconds).maybe
+
+
+def _between_batches(*calls: Callable[[], None] | None) -> Callable[[], None]:
+    todo = [c for c in calls if c is not None]
+
+    def run() -> None:
+        for call in todo:
+            call()
+
+    return run
 
 
 GC_GEN0_THRESHOLD = 50_000

@@ -24,10 +24,11 @@ from shulian.audit.names import require_topics
 from shulian.audit.progress import reading
 from shulian.audit.window import Window
 from shulian.catalog.keys import Keyring
+from shulian.logic.checkpoint import Checkpoint, checkpoint_breaks
 from shulian.settings import Settings
 
-__all__ = ["Topics", "VerifyResult", "catalogue_keys", "catalogue_topics", "resolve_topics",
-           "run_verify"]
+__all__ = ["Topics", "VerifyResult", "catalogue_keys", "catalogue_topics", "read_checkpoints",
+           "resolve_topics", "run_verify"]
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,8 @@ class VerifyResult:
     # audit partition -> records after its last valid seal (a worker stopped mid-batch, or
     # records someone else appended): a warning, not a break
     unsigned_tails: dict[tuple[str, int], int] = field(default_factory=dict)
+    checkpoints: int | None = None  # checkpoints read from the store outside Kafka (None: no
+    # store configured: a tail truncated back to a seal, or a replaced topic, go unnoticed)
 
     @property
     def ok(self) -> bool:
@@ -92,19 +95,37 @@ class VerifyResult:
         return sum(self.audit_records.values()) == 0 and self.egress_records == 0
 
 
+def read_checkpoints(settings: Settings) -> list[Checkpoint] | None:
+    """The checkpoints in the store ``SHULIAN_AUDIT_CHECKPOINT_STORE`` names (None: none
+    configured)."""
+    from shulian.io.checkpoints import open_store
+
+    spec = settings.audit_checkpoint_store
+    store = open_store(None if spec is None else spec.get_secret_value())
+    return None if store is None else list(store.read())
+
+
 def run_verify(settings: Settings, topics: Topics, window: Window, *,
-               check_digests: bool = True, keys: Keyring | None = None) -> VerifyResult:
-    """Read the topics and check chains, signatures, completeness and digests. ``keys``: the
-    public keys (default: the catalogue's)."""
+               check_digests: bool = True, keys: Keyring | None = None,
+               checkpoints: Sequence[Checkpoint] | None = None) -> VerifyResult:
+    """Read the topics and check chains, seals, checkpoints, signatures, completeness and
+    digests. ``keys``: the public keys (default: the catalogue's); ``checkpoints``: default
+    those of the configured store."""
     from shulian.io.reader import read_topics
 
     if keys is None:
         keys = catalogue_keys(settings)
+    if checkpoints is None:
+        checkpoints = read_checkpoints(settings)
 
     with reading("audit topics") as progress:
         audit_parts = read_topics(settings, topics.audit, progress=progress)
     unsigned: dict[tuple[str, int], int] = {}
     breaks = verify_partitions(audit_parts, keys, unsigned)
+    if checkpoints is not None:
+        items = {tp: [(m.offset, m.value or b"") for m in msgs]
+                 for tp, msgs in audit_parts.items()}
+        breaks.extend(Break(*b) for b in checkpoint_breaks(checkpoints, items, keys))
     entries = [e for msgs in audit_parts.values() for e in audit_entries(msgs)]
     audited = deliveries_from_audit(entries)
     egress_topics = sorted(set(topics.egress) | {d.egress_topic for d in audited})
@@ -137,4 +158,5 @@ def run_verify(settings: Settings, topics: Topics, window: Window, *,
         deliveries_audited=len(audited),
         canonical_records=canonical_count,
         unsigned_tails=unsigned,
+        checkpoints=None if checkpoints is None else len(checkpoints),
     )

@@ -122,6 +122,12 @@ class EnforceStage:
     def chain_heads(self) -> dict[tuple[str, int], str]:
         return {k: r.chain.head for k, r in self._resumes.items()}
 
+    def audit_heads(self) -> list[tuple[str, int, int, str]]:
+        """(audit topic, partition, seq, hash) of the last record of every chain written to
+        (what a checkpoint signs; between batches the last record is the batch's seal)."""
+        return [(t, p, r.chain.next_seq - 1, r.chain.head)
+                for (t, p), r in self._resumes.items() if r.chain.next_seq > 0]
+
     def _dataset(self, topic: str) -> str | None:
         try:
             return self._datasets[topic]

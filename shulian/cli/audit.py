@@ -112,6 +112,10 @@ def verify(ctx: click.Context, bootstrap_servers: str | None, start: str | None,
         out.print("NOTHING VERIFIED: no audit or egress record was read from "
                   f"{len(topics.audit)} audit topic(s); check --namespace and the topics")
         sys.exit(3)
+    out.print("checkpoints outside Kafka: " + (
+        f"{result.checkpoints} checked" if result.checkpoints is not None else
+        "none (SHULIAN_AUDIT_CHECKPOINT_STORE unset: a tail truncated back to a seal or a "
+        "replaced topic cannot be detected)"))
     for (topic, partition), n in sorted(result.unsigned_tails.items()):
         out.print(f"WARNING: {topic}[{partition}]: unsigned tail, {n} record(s) after the last "
                   "signed seal: the worker may have stopped mid-batch (its restart seals them); "
