@@ -1,7 +1,8 @@
 """The worker's audit checkpoints: every N records or T seconds, between batches (when every
 record and seal of the last batch is acknowledged), the heads of the audit chains it writes,
 signed with the chain's key, appended to the store outside Kafka
-(:mod:`shulian.logic.checkpoint`, :mod:`shulian.io.checkpoints`).
+(:mod:`shulian.logic.checkpoint`, :mod:`shulian.io.checkpoints`) and copied to the audit topic
+``audit.sharing-list``.
 
 A store that fails is logged and tried again at the next occasion: checkpoints guard the
 audit log, they never stop the chain."""
@@ -16,7 +17,7 @@ from shulian.clock import Clock
 from shulian.errors import InfrastructureError
 from shulian.io.checkpoints import CheckpointStore
 from shulian.log import get_logger
-from shulian.logic.checkpoint import build_checkpoint
+from shulian.logic.checkpoint import Checkpoint, build_checkpoint
 
 __all__ = ["Checkpointer"]
 
@@ -27,8 +28,12 @@ Heads = Callable[[], Sequence[tuple[str, int, int, str]]]
 class Checkpointer:
     def __init__(self, store: CheckpointStore, signer: SigningKey, heads: Heads, *,
                  clock: Clock, worker: str, every_records: int, every_s: float,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic,
+                 also: Callable[[Checkpoint], None] | None = None) -> None:
+        """``also``: where else a checkpoint goes once stored (the worker: a copy on
+        ``audit.sharing-list``)."""
         self._store, self._signer, self._heads = store, signer, heads
+        self._also = also
         self._clock, self._worker = clock, worker
         self._every_records, self._every_s = every_records, every_s
         self._monotonic = monotonic
@@ -51,4 +56,6 @@ class Checkpointer:
             log.error("audit.checkpoint_failed", error=str(exc), partitions=len(heads))
             return
         self._last, self._last_total, self._last_t = heads, total, now
+        if self._also is not None:
+            self._also(cp)
         log.info("audit.checkpoint", partitions=len(heads), records=total)

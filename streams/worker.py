@@ -136,10 +136,10 @@ def build_parts(settings: Settings, *, namespace: str | None = None) -> ChainPar
     )
     metrics.list_version.set(initial.version)
     follower = ControlFollower(settings, topology.control)
+    report = ListAuditWriter(settings, topology.lists_audit, trust.signer,
+                             worker=settings.worker_id)
     lists = ListManager(settings=settings, catalog=catalog, stage=enforce, key=key,
-                        follower=follower, metrics=metrics, ledger=ledger,
-                        report=ListAuditWriter(settings, topology.lists_audit, trust.signer,
-                                               worker=settings.worker_id))
+                        follower=follower, metrics=metrics, ledger=ledger, report=report)
     lists.apply_texts(follower.catch_up())
 
     plan = plan_topics(catalog, topology)
@@ -153,13 +153,14 @@ def build_parts(settings: Settings, *, namespace: str | None = None) -> ChainPar
         canonical_topics=plan.canonical,
         metrics=metrics,
         on_batch=_between_batches(lists.poll, _checkpointer(settings, trust.signer, enforce,
-                                                            clock)),
+                                                            clock, report)),
     )
 
 
 def _checkpointer(settings: Settings, signer: SigningKey, enforce: EnforceStage,
-                  clock: Clock) -> Callable[[], None] | None:
-    """Audit checkpoints to the store outside Kafka, when one is configured."""
+                  clock: Clock, report: ListAuditWriter) -> Callable[[], None] | None:
+    """Audit checkpoints to the store outside Kafka (and a copy on the lists' audit topic),
+    when a store is configured."""
     from shulian.io.checkpoints import open_store
     from streams.checkpointer import Checkpointer
 
@@ -170,7 +171,8 @@ def _checkpointer(settings: Settings, signer: SigningKey, enforce: EnforceStage,
     return Checkpointer(store, signer, enforce.audit_heads, clock=clock,
                         worker=settings.worker_id,
                         every_records=settings.audit_checkpoint_records,
-                        every_s=settings.audit_checkpoint_seconds).maybe
+                        every_s=settings.audit_checkpoint_seconds,
+                        also=report.checkpoint).maybe
 
 
 def _between_batches(*calls: Callable[[], None] | None) -> Callable[[], None]:

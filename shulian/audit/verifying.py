@@ -7,8 +7,10 @@ the pure :mod:`shulian.audit.check`. Topic and consumer names typed by a user ar
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from shulian.audit.check import (
     Break,
@@ -24,7 +26,7 @@ from shulian.audit.names import require_topics
 from shulian.audit.progress import reading
 from shulian.audit.window import Window
 from shulian.catalog.keys import Keyring
-from shulian.logic.checkpoint import Checkpoint, checkpoint_breaks
+from shulian.logic.checkpoint import Checkpoint, checkpoint_breaks, parse_checkpoint
 from shulian.settings import Settings
 
 __all__ = ["Topics", "VerifyResult", "catalogue_keys", "catalogue_topics", "read_checkpoints",
@@ -36,6 +38,7 @@ class Topics:
     audit: tuple[str, ...]
     egress: tuple[str, ...]
     canonical: tuple[str, ...]
+    lists_audit: str = ""  # where the workers copy their checkpoints (audit.sharing-list)
 
 
 def catalogue_topics(settings: Settings, namespace: str | None) -> Topics:
@@ -48,7 +51,7 @@ def catalogue_topics(settings: Settings, namespace: str | None) -> Topics:
     topology = Topology(namespace=namespace)
     plan = plan_topics(catalog, topology)
     replay = tuple(replay_audit_topic(topology, d) for d in sorted(catalog.datasets))
-    return Topics(plan.audit + replay, plan.egress, plan.canonical)
+    return Topics(plan.audit + replay, plan.egress, plan.canonical, plan.lists_audit)
 
 
 def catalogue_keys(settings: Settings) -> Keyring:
@@ -67,7 +70,8 @@ def resolve_topics(settings: Settings, *, namespace: str | None, audit: Sequence
     if audit:
         return Topics(tuple(audit), tuple(egress), tuple(canonical))
     found = catalogue_topics(settings, namespace)
-    return Topics(found.audit, tuple(egress) or found.egress, tuple(canonical) or found.canonical)
+    return Topics(found.audit, tuple(egress) or found.egress, tuple(canonical) or found.canonical,
+                  found.lists_audit)
 
 
 @dataclass
@@ -82,8 +86,9 @@ class VerifyResult:
     # audit partition -> records after its last valid seal (a worker stopped mid-batch, or
     # records someone else appended): a warning, not a break
     unsigned_tails: dict[tuple[str, int], int] = field(default_factory=dict)
-    checkpoints: int | None = None  # checkpoints read from the store outside Kafka (None: no
-    # store configured: a tail truncated back to a seal, or a replaced topic, go unnoticed)
+    checkpoints: int | None = None  # checkpoints checked (None: none found anywhere: a tail
+    # truncated back to a seal, or a replaced topic, go unnoticed)
+    checkpoint_source: str | None = None  # "store" (outside Kafka), "audit topic", "given"
 
     @property
     def ok(self) -> bool:
@@ -115,8 +120,18 @@ def run_verify(settings: Settings, topics: Topics, window: Window, *,
 
     if keys is None:
         keys = catalogue_keys(settings)
+    source = "given" if checkpoints is not None else "store"
     if checkpoints is None:
         checkpoints = read_checkpoints(settings)
+    if checkpoints is None and topics.lists_audit:
+        # no store configured: the copies the workers put on the audit topic (weaker: a
+        # writer to that topic can remove them; they still catch a replaced audit topic)
+        source = "audit topic"
+        copies = read_topics(settings, [topics.lists_audit])
+        checkpoints = [cp for msgs in copies.values() for m in msgs
+                       if (rec := parse_json(m.value)) is not None
+                       and rec.get("kind") == "checkpoint"
+                       and (cp := parse_checkpoint(rec)) is not None]
 
     with reading("audit topics") as progress:
         audit_parts = read_topics(settings, topics.audit, progress=progress)
@@ -159,4 +174,13 @@ def run_verify(settings: Settings, topics: Topics, window: Window, *,
         canonical_records=canonical_count,
         unsigned_tails=unsigned,
         checkpoints=None if checkpoints is None else len(checkpoints),
+        checkpoint_source=None if checkpoints is None else source,
     )
+
+
+def parse_json(value: bytes | None) -> dict[str, Any] | None:
+    try:
+        rec = json.loads(value or b"")
+    except ValueError:
+        return None
+    return rec if isinstance(rec, dict) else None

@@ -112,10 +112,14 @@ def verify(ctx: click.Context, bootstrap_servers: str | None, start: str | None,
         out.print("NOTHING VERIFIED: no audit or egress record was read from "
                   f"{len(topics.audit)} audit topic(s); check --namespace and the topics")
         sys.exit(3)
-    out.print("checkpoints outside Kafka: " + (
-        f"{result.checkpoints} checked" if result.checkpoints is not None else
-        "none (SHULIAN_AUDIT_CHECKPOINT_STORE unset: a tail truncated back to a seal or a "
-        "replaced topic cannot be detected)"))
+    if result.checkpoint_source == "store":
+        out.print(f"checkpoints: {result.checkpoints} checked, from the store outside Kafka")
+    elif result.checkpoints is not None:
+        out.print(f"checkpoints: {result.checkpoints} checked, from the {result.checkpoint_source}"
+                  " only (set SHULIAN_AUDIT_CHECKPOINT_STORE: a topic writer can remove these)")
+    else:
+        out.print("checkpoints: none (SHULIAN_AUDIT_CHECKPOINT_STORE unset: a tail truncated "
+                  "back to a seal or a replaced topic cannot be detected)")
     for (topic, partition), n in sorted(result.unsigned_tails.items()):
         out.print(f"WARNING: {topic}[{partition}]: unsigned tail, {n} record(s) after the last "
                   "signed seal: the worker may have stopped mid-batch (its restart seals them); "

@@ -4,23 +4,27 @@ verifies on its own) or replaced by another chain is caught against the checkpoi
 
 from __future__ import annotations
 
+import random
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import psycopg
 import pytest
 from confluent_kafka import Producer
 from pydantic import SecretStr
 
-from shulian.audit.verifying import Topics, run_verify
+from shulian.audit.verifying import Topics, catalogue_topics, run_verify
 from shulian.audit.window import Window
 from shulian.catalog.load import load_catalog
-from shulian.io.checkpoints import PostgresStore, create_table
+from shulian.io.checkpoints import FileStore, PostgresStore, create_table
 from shulian.io.kafka import TopicSpec, admin_client, ensure_topics, producer_config
+from shulian.io.publish import AgencyPublisher
 from shulian.logic.audit import AuditChain
 from shulian.logic.auditseal import build_seal
 from shulian.logic.checkpoint import build_checkpoint
 from shulian.settings import Settings
+from tests.fixtures.chain import StartChain
 from tests.fixtures.signing import chain_signer
 
 NOW = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
@@ -98,3 +102,30 @@ def test_checkpoints_catch_truncation_and_replacement(kafka_settings: Settings, 
     _put(kafka_settings, topic, other, fresh=True)
     replaced = run_verify(settings, Topics((topic,), (), ()), Window(), check_digests=False)
     assert [b.what.split(":")[0] for b in replaced.breaks] == ["replaced"]
+
+
+def test_a_running_worker_checkpoints_outside_kafka_and_on_the_audit_topic(
+        start_chain: StartChain, tmp_path: Path) -> None:
+    path = tmp_path / "checkpoints.jsonl"
+    env = start_chain(extra_env={"SHULIAN_AUDIT_CHECKPOINT_STORE": str(path),
+                                 "SHULIAN_AUDIT_CHECKPOINT_RECORDS": "5",
+                                 "SHULIAN_AUDIT_CHECKPOINT_SECONDS": "1"})
+    store = FileStore(path)
+    publisher = AgencyPublisher(env.settings, env.catalog, env.topology)
+    rng = random.Random(3)
+    for pair in publisher.pairs:
+        publisher.publish(pair, 10, rng=rng)
+    publisher.flush()
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not list(store.read()):
+        assert env.worker.running, env.worker.log_text()[-2000:]
+        time.sleep(0.5)
+    assert list(store.read()), env.worker.log_text()[-2000:]
+    topics = catalogue_topics(env.settings, env.namespace)
+    settings = env.settings.model_copy(update={"audit_checkpoint_store": SecretStr(str(path))})
+    outside = run_verify(settings, topics, Window(), check_digests=False)
+    assert outside.checkpoint_source == "store" and outside.checkpoints
+    assert outside.ok and not outside.unsigned_tails, outside.breaks
+    inside = run_verify(env.settings, topics, Window(), check_digests=False)
+    assert inside.checkpoint_source == "audit topic" and inside.checkpoints
+    assert inside.ok, inside.breaks
