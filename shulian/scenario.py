@@ -113,7 +113,8 @@ def measure(settings: Settings, catalog: Catalog, topology: Topology,
         out.breaks += len(verify_chain([(m.offset, m.value or b"") for m in msgs]))
         mine = [m for m in msgs if m.offset >= after.get(tp, 0)]
         out.partitions += bool(mine)
-        out.decisions.extend(json.loads(m.value or b"{}") for m in mine)
+        recs = (json.loads(m.value or b"{}") for m in mine)
+        out.decisions.extend(r for r in recs if r.get("kind") != "seal")  # seals decide nothing
     fresh = [m for tp, msgs in dead.items() for m in msgs if m.offset >= after.get(tp, 0)]
     out.dead = select(fresh, topology, DeadLetterFilter())
     return out

@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     # ``chain`` key in catalog/keys.yaml. Never logged.
     signing_key: SecretStr | None = None
     signing_key_file: Path | None = None
+    # signed checkpoints of the audit chain heads, outside Kafka (shulian/io/checkpoints.py):
+    # "postgresql://..." (an INSERT-only role) or a file path; unset: none are written. The
+    # DSN may hold a password: never logged. Written every N records or T seconds.
+    audit_checkpoint_store: SecretStr | None = None
+    audit_checkpoint_records: int = Field(default=10_000, gt=0)
+    audit_checkpoint_seconds: float = Field(default=10.0, gt=0)
     # accept the catalogue's development keys (catalog/dev-keys: private halves in the repo);
     # ``shulian up``/``demo`` and the tests set it, production never does
     allow_dev_keys: bool = False

@@ -1,6 +1,6 @@
 """The worker's record of every list version it applied or refused, signed with the chain's
-key, on ``audit.sharing-list`` (one partition, key = the worker id). Rare: produced and flushed
-at once."""
+key, on ``audit.sharing-list`` (one partition, key = the worker id), and its audit checkpoints
+(:mod:`shulian.logic.checkpoint`, signed on their own). Rare: produced and flushed at once."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from shulian.catalog.keys import SigningKey
 from shulian.io.kafka import producer_config
 from shulian.log import get_logger
 from shulian.logic.audit import audit_ts, encode
+from shulian.logic.checkpoint import Checkpoint
 from shulian.logic.signed import sign_record
 from shulian.settings import Settings
 
@@ -54,3 +55,10 @@ class ListAuditWriter:
         self._write(list_audit_record(kind="list_applied", raw=raw, version=version,
                                       worker=self._worker, ts=datetime.now(UTC),
                                       in_force=version, digest=digest))
+
+    def checkpoint(self, checkpoint: Checkpoint) -> None:
+        """A copy of a checkpoint in Kafka (the store outside Kafka is the one that counts)."""
+        self._producer.produce(self._topic, encode(checkpoint.to_record()),
+                               self._worker.encode("utf-8"))
+        if self._producer.flush(10):
+            log.error("audit.checkpoint_unwritten", topic=self._topic)

@@ -283,6 +283,10 @@ def audit_resumes(settings: Settings, partitions: Sequence[AuditPartition], *,
         except ValueError as exc:
             raise BrokerError(f"last audit record of {topic}[{partition}] is unreadable") from exc
         out[part] = resume
+        if resume.rejected:
+            log.error("audit.tail_not_continued", topic=topic, partition=partition,
+                      records=resume.rejected, why="unsigned tail records after the last seal "
+                      "that are junk, edited or mislinked: not sealed, left for audit verify")
         log.info("audit.chain_resumed", topic=topic, partition=partition,
                  head=resume.chain.head[:12], next_seq=resume.chain.next_seq,
                  decided_through=resume.last_offset, read=len(msgs),

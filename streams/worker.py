@@ -25,11 +25,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from shulian.catalog.approval import ListAccepted, ListLedger, ListRefused
+from shulian.catalog.keys import SigningKey
 from shulian.catalog.load import load_catalog, load_sharing_list_text
 from shulian.catalog.models import Catalog, SharingList
 from shulian.chain.enforce import EnforceStage, ViewSchema
 from shulian.chain.ingest import IngestStage
 from shulian.chain.topology import Topology, plan_topics
+from shulian.clock import Clock
 from shulian.errors import ConfigError, ConfigIssue, InfrastructureError
 from shulian.io.kafka import require_broker
 from shulian.io.setup import register_raw_and_canonical, register_views, registry_client
@@ -229,10 +231,10 @@ def build_parts(settings: Settings, *, namespace: str | None = None) -> ChainPar
     )
     metrics.list_version.set(initial.version)
     follower = ControlFollower(settings, topology.control)
+    report = ListAuditWriter(settings, topology.lists_audit, trust.signer,
+                             worker=settings.worker_id)
     lists = ListManager(settings=settings, catalog=catalog, stage=enforce, key=key,
-                        follower=follower, metrics=metrics, ledger=ledger,
-                        report=ListAuditWriter(settings, topology.lists_audit, trust.signer,
-                                               worker=settings.worker_id))
+                        follower=follower, metrics=metrics, ledger=ledger, report=report)
     lists.apply_texts(follower.catch_up())
 
     plan = plan_topics(catalog, topology)
@@ -245,8 +247,37 @@ def build_parts(settings: Settings, *, namespace: str | None = None) -> ChainPar
         raw_topics=plan.raw,
         canonical_topics=plan.canonical,
         metrics=metrics,
-        on_batch=lists.poll,
+        on_batch=_between_batches(lists.poll, _checkpointer(settings, trust.signer, enforce,
+                                                            clock, report)),
     )
+
+
+def _checkpointer(settings: Settings, signer: SigningKey, enforce: EnforceStage,
+                  clock: Clock, report: ListAuditWriter) -> Callable[[], None] | None:
+    """Audit checkpoints to the store outside Kafka (and a copy on the lists' audit topic),
+    when a store is configured."""
+    from shulian.io.checkpoints import open_store
+    from streams.checkpointer import Checkpointer
+
+    spec = settings.audit_checkpoint_store
+    store = open_store(None if spec is None else spec.get_secret_value())
+    if store is None:
+        return None
+    return Checkpointer(store, signer, enforce.audit_heads, clock=clock,
+                        worker=settings.worker_id,
+                        every_records=settings.audit_checkpoint_records,
+                        every_s=settings.audit_checkpoint_seconds,
+                        also=report.checkpoint).maybe
+
+
+def _between_batches(*calls: Callable[[], None] | None) -> Callable[[], None]:
+    todo = [c for c in calls if c is not None]
+
+    def run() -> None:
+        for call in todo:
+            call()
+
+    return run
 
 
 GC_GEN0_THRESHOLD = 50_000

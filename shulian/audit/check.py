@@ -27,6 +27,7 @@ from shulian.catalog.keys import Keyring
 from shulian.chain import headers as H
 from shulian.chain.messages import InMessage, header_str
 from shulian.logic.audit import parse_audit, record_digest, verify_chain
+from shulian.logic.auditseal import is_seal, verify_seals
 from shulian.logic.egress import DIGEST_HEADER, verify_egress
 
 __all__ = [
@@ -54,12 +55,22 @@ class Break:
     what: str
 
 
-def verify_partitions(partitions: Mapping[tuple[str, int], Sequence[InMessage]]) -> list[Break]:
-    """The hash-chain breaks of every partition (each checked from its genesis)."""
+def verify_partitions(partitions: Mapping[tuple[str, int], Sequence[InMessage]],
+                      keys: Keyring | None = None,
+                      unsigned: dict[tuple[str, int], int] | None = None) -> list[Break]:
+    """The hash-chain breaks of every partition (each checked from its genesis) and, with
+    ``keys``, the seal breaks (:func:`shulian.logic.auditseal.verify_seals`); the count of
+    records after the last valid seal of each partition goes into ``unsigned``."""
     breaks: list[Break] = []
     for (topic, partition), msgs in sorted(partitions.items()):
         items = [(m.offset, m.value or b"") for m in sorted(msgs, key=lambda m: m.offset)]
         breaks.extend(Break(topic, partition, b.offset, b.what) for b in verify_chain(items))
+        if keys is None:
+            continue
+        verdict = verify_seals(topic, partition, items, keys)
+        breaks.extend(Break(topic, partition, o, why) for o, why in verdict.breaks)
+        if unsigned is not None and verdict.unsigned_tail:
+            unsigned[(topic, partition)] = verdict.unsigned_tail
     return breaks
 
 
@@ -83,11 +94,12 @@ class AuditEntry:
 
 
 def audit_entries(msgs: Iterable[InMessage]) -> list[AuditEntry]:
-    """The parseable audit records among ``msgs`` (unparseable ones are chain breaks already)."""
+    """The parseable audit records among ``msgs``, seals left out (they only vouch for the
+    chain; unparseable records are chain breaks already)."""
     out: list[AuditEntry] = []
     for m in msgs:
         rec = parse_audit(m.value or b"")
-        if rec is not None and isinstance(rec.get("ts"), str):
+        if rec is not None and isinstance(rec.get("ts"), str) and not is_seal(rec):
             out.append(AuditEntry(m.topic, m.partition, m.offset, rec))
     return out
 

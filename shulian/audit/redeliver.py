@@ -13,20 +13,15 @@ record and the target.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from shulian.chain import headers as H
-from shulian.chain.messages import InMessage
 from shulian.chain.topology import Topology
 
 __all__ = [
     "REPLAY_AUDIT_PARTITIONS",
-    "Candidate",
     "pace",
-    "pick_redeliveries",
     "replay_audit_record",
     "replay_audit_topic",
 ]
@@ -42,36 +37,6 @@ _AUDIT_CONTENT = (
 def replay_audit_topic(topology: Topology, dataset: str) -> str:
     """``audit.replay.<dataset>`` (namespace-prefixed like every other topic)."""
     return topology.audit(f"replay.{dataset}")
-
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """An egress record to re-deliver and the audit record that delivered it originally."""
-
-    message: InMessage
-    audit: Mapping[str, Any]
-    audit_position: tuple[str, int, int]
-
-
-def pick_redeliveries(
-    egress: Iterable[InMessage],
-    delivers: Mapping[tuple[str, str, str, int], tuple[tuple[str, int, int], Mapping[str, Any]]],
-) -> tuple[list[Candidate], list[InMessage]]:
-    """Split egress records into those with a ``deliver`` audit record (by egress topic, key,
-    entry, list version) and those without: an unaudited record is never re-delivered."""
-    ok: list[Candidate] = []
-    unaudited: list[InMessage] = []
-    for m in egress:
-        headers = dict(m.headers)
-        entry = (headers.get(H.ENTRY) or b"").decode("utf-8", "replace")
-        version = (headers.get(H.LIST_VERSION) or b"").decode("utf-8", "replace")
-        key = (m.key or b"").decode("utf-8", "replace")
-        found = delivers.get((m.topic, key, entry, int(version) if version.isdigit() else -1))
-        if found is None:
-            unaudited.append(m)
-        else:
-            ok.append(Candidate(m, found[1], found[0]))
-    return ok, unaudited
 
 
 def _iso(ts: datetime) -> str:

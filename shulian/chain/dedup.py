@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 
 from shulian.chain.headers import SOURCE_OFFSET, SOURCE_PARTITION, SOURCE_TOPIC
 from shulian.chain.messages import Headers
-from shulian.logic.audit import AuditChain, parse_audit
+from shulian.logic.audit import AuditChain, encode, hash_record, parse_audit
+from shulian.logic.auditseal import is_seal
 
 __all__ = ["AuditResume", "Origin", "SourceMarks", "origin_of", "resume_from_audit"]
 
@@ -121,6 +122,8 @@ class AuditResume:
     last_ts: str | None = None
     pending_from: int | None = None
     origins: SourceMarks = field(default_factory=SourceMarks)
+    sealed: bool = True  # the partition ends with a seal (or is empty): no unsigned tail
+    rejected: int = 0  # unsigned tail records not continued (junk, edited or mislinked)
 
     def skip(self, canonical_offset: int) -> bool:
         """True if the record at this canonical offset was decided completely already."""
@@ -134,6 +137,26 @@ class AuditResume:
         return self.pending_from is not None and self.last_origin == origin
 
 
+def _continuable(values: list[bytes]) -> int:
+    """How many of ``values`` (a partition's last records) the chain may continue after: the
+    unsigned tail after the last seal is checked before a restarted worker seals it, and
+    continued only up to its first record that does not parse, is not canonically encoded,
+    has a wrong hash or does not link to the one before (what follows is not vouched for, and
+    ``audit verify`` reports it). Without a seal in view nothing is cut (the chain continues
+    after the last record, as before)."""
+    parsed = [parse_audit(v) for v in values]
+    start = max((i for i, r in enumerate(parsed) if is_seal(r)), default=-1)
+    prev = parsed[start] if start >= 0 else None
+    for i in range(start + 1, len(values)):
+        rec = parsed[i]
+        ok = (rec is not None and encode(rec) == values[i] and hash_record(rec) == rec["hash"]
+              and (prev is None or rec["prev_hash"] == prev["hash"]))
+        if not ok:
+            return i if start >= 0 else len(values)
+        prev = rec
+    return len(values)
+
+
 def resume_from_audit(values: Iterable[bytes], *, canonical_topic: str | None = None
                       ) -> AuditResume:
     """Resume state from the last records of an audit partition, in offset order.
@@ -142,6 +165,9 @@ def resume_from_audit(values: Iterable[bytes], *, canonical_topic: str | None = 
     ``canonical_topic`` (if given) do not count for progress. Raises ``ValueError`` if the last
     record is not an audit record (the chain could not be continued).
     """
+    values = list(values)
+    keep = _continuable(values)
+    rejected, values = len(values) - keep, values[:keep]
     last_value: bytes | None = None
     last_rec: dict[str, object] | None = None
     last_origin: Origin | None = None
@@ -166,7 +192,9 @@ def resume_from_audit(values: Iterable[bytes], *, canonical_topic: str | None = 
                 origins.note(topic, partition, offset)
                 last_origin = Origin(topic, partition, offset)
     chain = AuditChain.resume(last_value)
-    resume = AuditResume(chain=chain, origins=origins)
+    resume = AuditResume(chain=chain, origins=origins,
+                         sealed=last_value is None or is_seal(parse_audit(last_value)),
+                         rejected=rejected)
     if last_rec is not None:
         src = last_rec["source"]
         assert isinstance(src, dict)

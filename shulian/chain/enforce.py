@@ -29,6 +29,7 @@ from shulian.chain.wire import decode_body, encode_wire, split_wire
 from shulian.clock import Clock
 from shulian.log import get_logger
 from shulian.logic.audit import AuditBuilder, audit_ts, record_digest
+from shulian.logic.auditseal import build_seal
 from shulian.logic.egress import signature_headers
 from shulian.logic.policy import Decision, Outcome, PolicyEngine
 from shulian.logic.result import Reason, Rejected
@@ -95,6 +96,7 @@ class EnforceStage:
         self._worker = worker
         self._clock = clock
         self._resumes: dict[tuple[str, int], AuditResume] = {}
+        self._unsealed: set[tuple[str, int]] = set()  # resumed with an unsigned tail
         self._audits = AuditBuilder(worker=worker)
         # names derived once per topic / consumer (the hot path asks for them per record)
         self._datasets: dict[str, str | None] = {}
@@ -115,9 +117,16 @@ class EnforceStage:
         """Drop cached chain heads and de-dup marks (after a rebalance another worker may have
         written): they are read again from the audit tails on next use."""
         self._resumes.clear()
+        self._unsealed.clear()
 
     def chain_heads(self) -> dict[tuple[str, int], str]:
         return {k: r.chain.head for k, r in self._resumes.items()}
+
+    def audit_heads(self) -> list[tuple[str, int, int, str]]:
+        """(audit topic, partition, seq, hash) of the last record of every chain written to
+        (what a checkpoint signs; between batches the last record is the batch's seal)."""
+        return [(t, p, r.chain.next_seq - 1, r.chain.head)
+                for (t, p), r in self._resumes.items() if r.chain.next_seq > 0]
 
     def _dataset(self, topic: str) -> str | None:
         try:
@@ -154,6 +163,8 @@ class EnforceStage:
             loaded = self._resume_loader(list(wanted.values()))
             for key, part in wanted.items():
                 self._resumes[key] = loaded[part]
+                if not loaded[part].sealed:  # a worker stopped between records and seal
+                    self._unsealed.add(key)
 
     def screen(self, ingested: Sequence[OutMessage]) -> Screened:
         """The ingest stage's outputs of a batch, before they are written (the worker runs
@@ -195,6 +206,7 @@ class EnforceStage:
         # one decision time per batch (the batch is decided at once)
         batch_now = self._clock.now()
         batch_ts = audit_ts(batch_now)
+        touched: set[tuple[str, int]] = set()  # audit partitions this batch appended to
         for msg in batch:
             dataset = self._dataset(msg.topic)
             audit_topic = "" if dataset is None else self._audit_topic(dataset)
@@ -240,6 +252,8 @@ class EnforceStage:
             key_bytes = key.encode("utf-8")
             chain = resume.chain
             total = len(decisions)
+            if total > first:
+                touched.add((audit_topic, msg.partition))
             for index, decision in enumerate(decisions):
                 if index < first:
                     continue
@@ -260,8 +274,26 @@ class EnforceStage:
                                       partition=msg.partition, phase=1))
         if skipped:
             log.info("enforce.skipped_decided", count=skipped, batch=len(batch))
+        out.extend(self._seals(touched | self._unsealed, batch_now))
+        self._unsealed.clear()
         return out, EnforceStats(delivered=delivered, withheld=withheld, rejected=rejected,
                                  skipped=skipped)
+
+    def _seals(self, touched: set[tuple[str, int]], now: datetime) -> list[OutMessage]:
+        """One signed seal per audit partition the batch appended to, after its records
+        (phase 2: written once they are acknowledged; :mod:`shulian.logic.auditseal`). A
+        partition resumed with an unsigned tail (a worker killed before its seal) is sealed
+        with the first batch that touches it."""
+        if self._signer is None:
+            return []
+        out: list[OutMessage] = []
+        for topic, partition in sorted(touched):
+            chain = self._resumes[(topic, partition)].chain
+            value = build_seal(chain, self._signer, topic=topic, partition=partition, ts=now,
+                               worker=self._worker)
+            out.append(OutMessage(topic=topic, key=b"", value=value, partition=partition,
+                                  phase=2))
+        return out
 
     def _decode(self, msg: InMessage) -> tuple[dict[str, Any], str, str] | Rejected:
         if not msg.value:

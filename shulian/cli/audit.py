@@ -11,8 +11,6 @@ audit records are always read too.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,61 +18,22 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from shulian.audit.check import (
-    Break,
-    audit_entries,
-    completeness,
-    deliveries_from_audit,
-    deliveries_from_egress,
-    digest_breaks,
-    forged_egress,
-    verify_partitions,
-)
-from shulian.audit.progress import reading
+from shulian.audit.names import require_consumer, require_dataset
 from shulian.audit.report import COLUMNS, Filter, to_csv, to_json
+from shulian.audit.verifying import (
+    Topics,
+    VerifyResult,
+    catalogue_topics,
+    resolve_topics,
+    run_verify,
+)
 from shulian.audit.window import Window
-from shulian.catalog.keys import Keyring
 from shulian.cli.common import bootstrap_option, friendly_errors, settings_from
 from shulian.errors import ConfigError, ConfigIssue
 from shulian.logic.reasons import legend
-from shulian.settings import Settings
 
-__all__ = ["Topics", "VerifyResult", "audit", "catalogue_topics", "reading", "resolve_topics",
+__all__ = ["Topics", "VerifyResult", "audit", "catalogue_topics", "resolve_topics",
            "run_verify", "window_of"]
-
-
-@dataclass(frozen=True)
-class Topics:
-    audit: tuple[str, ...]
-    egress: tuple[str, ...]
-    canonical: tuple[str, ...]
-
-
-def catalogue_topics(settings: Settings, namespace: str | None) -> Topics:
-    """Audit (live, replay and verification), egress and canonical topics of the catalogue."""
-    from shulian.audit.redeliver import replay_audit_topic
-    from shulian.catalog.load import load_catalog
-    from shulian.chain.topology import Topology, plan_topics
-
-    catalog = load_catalog(settings.catalog_dir, schemas_dir=settings.schemas_dir)
-    topology = Topology(namespace=namespace)
-    plan = plan_topics(catalog, topology)
-    replay = tuple(replay_audit_topic(topology, d) for d in sorted(catalog.datasets))
-    return Topics(plan.audit + replay + plan.verify_audit, plan.egress, plan.canonical)
-
-
-def catalogue_keys(settings: Settings) -> Keyring:
-    from shulian.catalog.load import load_catalog
-
-    return Keyring(load_catalog(settings.catalog_dir, schemas_dir=settings.schemas_dir).keys)
-
-
-def resolve_topics(settings: Settings, *, namespace: str | None, audit: Sequence[str],
-                   egress: Sequence[str], canonical: Sequence[str]) -> Topics:
-    if audit:
-        return Topics(tuple(audit), tuple(egress), tuple(canonical))
-    found = catalogue_topics(settings, namespace)
-    return Topics(found.audit, tuple(egress) or found.egress, tuple(canonical) or found.canonical)
 
 
 def window_of(start: str | None, end: str | None) -> Window:
@@ -82,67 +41,6 @@ def window_of(start: str | None, end: str | None) -> Window:
         return Window.parse(start, end)
     except ValueError as exc:
         raise ConfigError([ConfigIssue("command line", "--from/--to", str(exc))]) from None
-
-
-@dataclass
-class VerifyResult:
-    breaks: list[Break]
-    audit_records: dict[tuple[str, int], int] = field(default_factory=dict)
-    egress_records: int = 0
-    egress_forged: int = 0  # egress records whose chain signature does not hold
-    egress_unaudited: int = 0  # egress records without a matching deliver audit record
-    deliveries_audited: int = 0
-    canonical_records: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return not self.breaks
-
-
-def run_verify(settings: Settings, topics: Topics, window: Window, *,
-               check_digests: bool = True, keys: Keyring | None = None) -> VerifyResult:
-    """Read the topics and check chains, signatures, completeness and digests. ``keys``: the
-    public keys (default: the catalogue's)."""
-    from shulian.io.reader import read_topics
-
-    if keys is None:
-        keys = catalogue_keys(settings)
-
-    with reading("audit topics") as progress:
-        audit_parts = read_topics(settings, topics.audit, progress=progress)
-    breaks = verify_partitions(audit_parts)
-    entries = [e for msgs in audit_parts.values() for e in audit_entries(msgs)]
-    audited = deliveries_from_audit(entries)
-    egress_topics = sorted(set(topics.egress) | {d.egress_topic for d in audited})
-    with reading("egress topics") as progress:
-        egress_parts = read_topics(settings, egress_topics, progress=progress)
-    egress_msgs = [m for msgs in egress_parts.values() for m in msgs]
-    egress, bad = deliveries_from_egress(egress_msgs)
-    forged = forged_egress(egress_msgs, keys, now=None)
-    bad.extend(forged)
-    breaks.extend(b for b in bad if any(window.contains(m.timestamp_ms) for m in
-                                        egress_parts[(b.topic, b.partition)]
-                                        if m.offset == b.offset))
-    unmatched = completeness(egress, audited, window)
-    breaks.extend(unmatched)
-    canonical_count = 0
-    if check_digests and topics.canonical:
-        with reading("canonical topics") as progress:
-            canonical_parts = read_topics(settings, topics.canonical, progress=progress)
-        values = {(m.topic, m.partition, m.offset): m.value or b""
-                  for msgs in canonical_parts.values() for m in msgs}
-        canonical_count = len(values)
-        breaks.extend(digest_breaks(entries, values, read_topics=frozenset(topics.canonical),
-                                    window=window))
-    return VerifyResult(
-        breaks=sorted(set(breaks)),
-        audit_records={tp: len(msgs) for tp, msgs in audit_parts.items()},
-        egress_records=len(egress_msgs),
-        egress_forged=len({(b.topic, b.partition, b.offset) for b in forged}),
-        egress_unaudited=sum(1 for b in unmatched if b.topic in set(egress_topics)),
-        deliveries_audited=len(audited),
-        canonical_records=canonical_count,
-    )
 
 
 def _topic_options(fn: Any) -> Any:
@@ -187,7 +85,10 @@ def verify(ctx: click.Context, bootstrap_servers: str | None, start: str | None,
 
     Every partition's chain is checked from its start, whatever the window; completeness
     (every egress record has a deliver audit record and the reverse) is judged for the records
-    inside the window. Exit code 0 only when everything holds, 1 when anything is broken.
+    inside the window. Exit code 0 only when everything holds, 1 when anything is broken,
+    2 for an unknown topic (the nearest existing ones are named), 3 when nothing was read, 4
+    when all holds but a partition ends in records no signed seal covers yet (an unsigned
+    tail: a worker stopped between its records and its seal).
     """
     settings = settings_from(ctx, bootstrap_servers=bootstrap_servers, catalog_dir=catalog_dir)
     window = window_of(start, end)
@@ -209,8 +110,27 @@ def verify(ctx: click.Context, bootstrap_servers: str | None, start: str | None,
               f"{result.egress_unaudited} without a deliver audit record), deliver audit "
               f"records: {result.deliveries_audited}, canonical records read: "
               f"{result.canonical_records}")
+    if result.read_nothing:
+        out.print("NOTHING VERIFIED: no audit or egress record was read from "
+                  f"{len(topics.audit)} audit topic(s); check --namespace and the topics")
+        sys.exit(3)
+    if result.checkpoint_source == "store":
+        out.print(f"checkpoints: {result.checkpoints} checked, from the store outside Kafka")
+    elif result.checkpoints is not None:
+        out.print(f"checkpoints: {result.checkpoints} checked, from the {result.checkpoint_source}"
+                  " only (set SHULIAN_AUDIT_CHECKPOINT_STORE: a topic writer can remove these)")
+    else:
+        out.print("checkpoints: none (SHULIAN_AUDIT_CHECKPOINT_STORE unset: a tail truncated "
+                  "back to a seal or a replaced topic cannot be detected)")
+    for (topic, partition), n in sorted(result.unsigned_tails.items()):
+        out.print(f"WARNING: {topic}[{partition}]: unsigned tail, {n} record(s) after the last "
+                  "signed seal: the worker may have stopped mid-batch (its restart seals them); "
+                  "if it is running, someone else appended them")
+    if result.ok and result.unsigned_tails:
+        out.print("NOT PROVEN: chains intact and complete, but unsigned tails remain")
+        sys.exit(4)
     if result.ok:
-        out.print("OK: every chain intact, egress and audit complete both ways")
+        out.print("OK: every chain intact and sealed, egress and audit complete both ways")
         return
     bt = Table(title=f"{len(result.breaks)} break(s)")
     for col in ("topic", "partition", "offset", "what is wrong"):
@@ -294,7 +214,9 @@ def report(ctx: click.Context, bootstrap_servers: str | None, start: str | None,
     topics = resolve_topics(settings, namespace=namespace, audit=audit_topics,
                             egress=(), canonical=canonical_topics)
     catalog = load_catalog(settings.catalog_dir, schemas_dir=settings.schemas_dir)
-    result = run_report(settings, catalog, flt, audit_topics=topics.audit,
+    require_consumer(catalog, consumer)
+    require_dataset(catalog, dataset)
+    result = run_report(settings, catalog, flt, audit_topics=topics.audit + topics.unsealed,
                         canonical_topics=topics.canonical if record_key is not None else ())
     rows = result.rows
     if fmt == "csv":

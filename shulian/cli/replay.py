@@ -18,11 +18,11 @@ from rich.table import Table
 
 from shulian.audit.check import audit_entries, ts_ms
 from shulian.audit.diff import Mismatch, compare_decisions, compare_views
+from shulian.audit.names import require_delivery, require_known
 from shulian.audit.produce import Outgoing, produce_all
 from shulian.audit.progress import reading
 from shulian.audit.redeliver import (
     REPLAY_AUDIT_PARTITIONS,
-    pick_redeliveries,
     replay_audit_record,
     replay_audit_topic,
 )
@@ -35,6 +35,7 @@ from shulian.cli.common import bootstrap_option, friendly_errors, registry_optio
 from shulian.errors import BrokerError, ConfigError, ConfigIssue
 from shulian.log import get_logger
 from shulian.logic.audit import AuditChain, record_digest
+from shulian.logic.auditseal import build_seal
 from shulian.settings import Settings
 
 log = get_logger(__name__)
@@ -227,16 +228,15 @@ def decisions(ctx: click.Context, bootstrap_servers: str | None, registry_url: s
               start: str, end: str, catalog_dir: Path | None, datasets: tuple[str, ...],
               namespace: str | None) -> None:
     """Re-evaluate the window's canonical records with the list version the audit names and
-    the audit's ts as now; report every difference. Exit 1 on any mismatch.
+    the audit's ts as now; report every difference. Exit 1 on any mismatch, 2 for an unknown
+    dataset, 3 when the window holds no canonical record (nothing was compared).
 
     Masked values are compared only when SHULIAN_HMAC_MASTER_KEY is set.
     """
     settings = settings_from(ctx, bootstrap_servers=bootstrap_servers, registry_url=registry_url,
                              catalog_dir=catalog_dir)
     catalog = _load_catalog(settings)
-    unknown = [d for d in datasets if d not in catalog.datasets]
-    if unknown:
-        raise ConfigError([ConfigIssue("command line", "--dataset", f"unknown {unknown}")])
+    require_known("--dataset", "dataset", datasets, catalog.datasets)
     window = window_of(start, end)
     res = run_replay_decisions(settings, catalog=catalog, topology=Topology(namespace=namespace),
                                window=window, datasets=list(datasets) or sorted(catalog.datasets),
@@ -246,6 +246,9 @@ def decisions(ctx: click.Context, bootstrap_servers: str | None, registry_url: s
               f"audited emissions, {res.decisions} decisions replayed, {res.views_compared} "
               f"delivered views compared (masked values "
               f"{'compared' if settings.hmac_master_key else 'not compared: no master key'})")
+    if res.records == 0 and not res.mismatches:
+        out.print("NOTHING REPLAYED: no canonical record in the window; nothing was compared")
+        sys.exit(3)
     if not res.mismatches:
         out.print("OK: every replayed decision matches the audit")
         return
@@ -265,11 +268,12 @@ def decisions(ctx: click.Context, bootstrap_servers: str | None, registry_url: s
 
 @dataclass
 class DeliverResult:
-    candidates: int
-    unaudited: int
+    candidates: int  # live deliver audit records of the window
+    refused: int  # of them, those that did not re-derive to a delivery (logged with why)
     delivered: int
     target: str
     replay_audit_topic: str
+    unaudited: int = 0  # egress records of the window without a deliver audit record
 
 
 def _sink_write(config_path: Path, settings: Settings, msgs: Sequence[InMessage], *,
@@ -318,69 +322,91 @@ def _sink_write(config_path: Path, settings: Settings, msgs: Sequence[InMessage]
 
 
 def run_redeliver(settings: Settings, *, topology: Topology, consumer: str, dataset: str,
-                  window: Window, sink_config: Path | None) -> DeliverResult:
-    from shulian.catalog.keys import Keyring
+                  window: Window, sink_config: Path | None,
+                  master_key: bytes | None = None) -> DeliverResult:
+    """Re-derive and re-send what ``consumer`` was delivered of ``dataset`` in the window.
+
+    The egress records of the window (by Kafka timestamp) only *select* the live deliver
+    audit records they match; what is sent is re-derived from the canonical record and that
+    audit record and signed like the worker (:func:`shulian.audit.rederive.rederive`). No
+    egress record is ever copied, so a forgery on the egress topic cannot be re-sent."""
+    from shulian.audit.rederive import Rederived, rederive, select_deliveries
     from shulian.io.kafka import TopicSpec, admin_client, ensure_topics
     from shulian.io.reader import read_topics, read_window
-    from shulian.logic.egress import verify_egress
+    from shulian.io.setup import register_views, registry_client
+    from shulian.io.trust import chain_trust
+    from shulian.logic.policy import PolicyEngine
+    from shulian.serde import SchemaCache
     from streams.runtime import read_tail
 
-    egress_topic = topology.egress(consumer, dataset)
+    catalog = _load_catalog(settings)
+    # refused before anything is read or created: a misspelt name must not make a topic
+    egress_topic = require_delivery(catalog, topology, consumer, dataset)
+    key = master_key if master_key is not None else _master_key(settings)
+    if key is None:
+        raise ConfigError([ConfigIssue("environment", "SHULIAN_HMAC_MASTER_KEY", "not set: "
+                                       "re-delivery re-derives masked views with the chain's "
+                                       "master key")])
+    signer = chain_trust(settings, catalog).signer
+    versions = list_versions(settings, catalog, topology)
+    client = registry_client(settings)
+    engines = {v: PolicyEngine(catalog=catalog, sharing_list=sl, master_key=key)
+               for v, sl in versions.items()}
+    views = {k: vs for sl in versions.values()
+             for k, vs in register_views(catalog, sl, client).items()}
     replay_topic = replay_audit_topic(topology, dataset)
     ensure_topics(admin_client(settings), [TopicSpec(replay_topic, REPLAY_AUDIT_PARTITIONS)],
                   replication_factor=settings.replication_factor)
-    with reading("egress window") as progress:
-        egress = [m for msgs in read_window(settings, [egress_topic], window,
-                                            progress=progress).values() for m in msgs]
     with reading("audit topics") as progress:
-        parts = read_topics(settings, [topology.audit(dataset), replay_topic], progress=progress)
-    delivers: dict[tuple[str, str, str, int], tuple[tuple[str, int, int], dict[str, Any]]] = {}
-    for e in (e for msgs in parts.values() for e in audit_entries(msgs)):
-        r = e.record
-        if r.get("decision") == "deliver" and r.get("egress_topic") == egress_topic:
-            k = (egress_topic, str(r.get("egress_key") or r.get("record_key")),
-                 str(r.get("entry_id")), int(r.get("list_version", -1)))
-            if k not in delivers or r.get("kind") == "decision":
-                delivers[k] = ((e.topic, e.partition, e.offset), r)
-    # never re-send an earlier replay's copy (a second run over the window would double it)
-    # nor anything the chain did not sign (a forgery must not be laundered as a replay)
-    egress = [m for m in egress if header_str(m.headers, "shulian.replay") is None]
-    keys = Keyring(_load_catalog(settings).keys)
-    forged = [m for m in egress if verify_egress(
-        topic=m.topic, key=m.key, value=m.value, headers=m.headers, keys=keys,
-        at=datetime.fromtimestamp(m.timestamp_ms / 1000, UTC), now=None) is not None]
-    for m in forged:
-        log.warning("replay.forged_egress_record", topic=m.topic, partition=m.partition,
-                    offset=m.offset)
-    egress = [m for m in egress if m not in forged]
-    candidates, unaudited = pick_redeliveries(egress, delivers)
-    unaudited = [*unaudited, *forged]
+        parts = read_topics(settings, [topology.audit(dataset)], progress=progress)
+    with reading("egress window") as progress:
+        sent = [m for msgs in read_window(settings, [egress_topic], window,
+                                          progress=progress).values() for m in msgs]
+    delivers, unaudited = select_deliveries(
+        sent, (e for msgs in parts.values() for e in audit_entries(msgs)))
     for m in unaudited:
         log.warning("replay.unaudited_egress_record", topic=m.topic, partition=m.partition,
                     offset=m.offset)
-    msgs = [c.message for c in candidates]
-    if sink_config is not None:
+    with reading("canonical topic") as progress:
+        canonical = {(m.topic, m.partition, m.offset): m for msgs in read_topics(
+            settings, [topology.canonical(dataset)], progress=progress).values() for m in msgs}
+    schemas = SchemaCache(settings.registry_url, auth=settings.registry_auth_conf())
+    made = [(rederive(e.record, (e.topic, e.partition, e.offset), canonical=canonical,
+                      engines=engines, views=views, schemas=schemas, signer=signer), m)
+            for e, m in delivers]
+    sends = [(r, m) for r, m in made if isinstance(r, Rederived)]
+    for r, _ in made:
+        if not isinstance(r, Rederived):
+            log.warning("replay.refused", audit=f"{r.audit_position[0]}[{r.audit_position[1]}]"
+                        f"@{r.audit_position[2]}", why=r.why)
+    if sink_config is not None:  # the row names the original delivery's position
+        msgs = [InMessage(r.topic, m.partition, m.offset, r.key, r.value, m.timestamp_ms,
+                          list(r.headers)) for r, m in sends]
         target = _sink_write(sink_config, settings, msgs, egress_topic=egress_topic)
         audit_egress = None
     else:
         target = egress_topic
         audit_egress = egress_topic
-        produce_all(settings, [(m.topic, m.partition, m.key, m.value or b"",
-                             [*[(k, v or b"") for k, v in m.headers], ("shulian.replay", b"1")])
-                            for m in msgs])
+        produce_all(settings, [(r.topic, m.partition, r.key, r.value, list(r.headers))
+                               for r, m in sends])
     # replay audit: one chain on the single partition of audit.replay.<dataset>
     chain = AuditChain.resume(read_tail(settings, replay_topic, 0))
     now = settings.decision_clock().now()
     sealed: list[Outgoing] = [
-              (replay_topic, 0, str(c.audit.get("record_key")).encode("utf-8"),
-               chain.seal(replay_audit_record(c.audit, original_position=c.audit_position,
+              (replay_topic, 0, str(r.audit.get("record_key")).encode("utf-8"),
+               chain.seal(replay_audit_record(r.audit, original_position=r.audit_position,
                                               target=target, egress_topic=audit_egress, ts=now,
                                               worker=REPLAY_WORKER)), [])
-              for c in candidates]
+              for r, _ in sends]
+    if sealed:  # signed like the worker's batches (shulian.logic.auditseal)
+        sealed.append((replay_topic, 0, b"", build_seal(chain, signer, topic=replay_topic,
+                                                         partition=0, ts=now,
+                                                         worker=REPLAY_WORKER), []))
     produce_all(settings, sealed)
-    log.info("replay.delivered", target=target, records=len(msgs), unaudited=len(unaudited))
-    return DeliverResult(len(candidates) + len(unaudited), len(unaudited), len(msgs), target,
-                         replay_topic)
+    refused = len(made) - len(sends)
+    log.info("replay.delivered", target=target, records=len(sends), refused=refused,
+             unaudited=len(unaudited))
+    return DeliverResult(len(made), refused, len(sends), target, replay_topic, len(unaudited))
 
 
 @replay.command("deliver")
@@ -398,18 +424,23 @@ def run_redeliver(settings: Settings, *, topology: Topology, consumer: str, data
 def deliver(ctx: click.Context, bootstrap_servers: str | None, registry_url: str | None,
             start: str, end: str, catalog_dir: Path | None, consumer: str, dataset: str,
             to_sink: Path | None, namespace: str | None) -> None:
-    """Re-deliver what the consumer was delivered in the window, idempotently (same keys and
-    partitions; a sink upserts on _record_key), audited as kind=replay in
-    audit.replay.<dataset>. Egress records without a deliver audit record or without the
-    chain's valid signature, and copies from earlier replays, are not re-delivered.
+    """Re-deliver what the consumer was delivered in the window (by the egress records' time),
+    idempotently (same keys; a sink upserts on _record_key), audited as kind=replay in
+    audit.replay.<dataset>. Each record is re-derived from its canonical record and its deliver
+    audit record (the audited list version and time, the chain's master key and signing key),
+    never copied from the egress topic: a forged egress record is never re-sent. Exit 1 when
+    an audited delivery does not re-derive (its canonical record changed or is gone) or an
+    egress record of the window has no deliver audit record.
     """
     settings = settings_from(ctx, bootstrap_servers=bootstrap_servers, registry_url=registry_url,
                              catalog_dir=catalog_dir)
     res = run_redeliver(settings, topology=Topology(namespace=namespace), consumer=consumer,
                         dataset=dataset, window=window_of(start, end), sink_config=to_sink)
     click.echo(f"re-delivered {res.delivered} record(s) to {res.target}; audited in "
-               f"{res.replay_audit_topic}; {res.unaudited} unaudited egress record(s) refused")
-    if res.unaudited:
+               f"{res.replay_audit_topic}; {res.refused} of {res.candidates} audited "
+               "deliveries refused (they do not re-derive from their canonical record); "
+               f"{res.unaudited} egress record(s) without a deliver audit record ignored")
+    if res.refused or res.unaudited:
         sys.exit(1)
 
 

@@ -158,19 +158,14 @@ def build_audit(
     ``record_key`` overrides the decision's own ``record_key``; ``origin`` (the raw record)
     and ``part`` (decision i of n) are added when given.
     """
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {sorted(KINDS)}")
     src = source if isinstance(source, Source) else Source(*source)
-    rec = _entry_part(decision, worker=worker, kind=kind)
-    rec["ts"] = _iso(ts)
-    rec["record_key"] = decision.record_key if record_key is None else record_key
-    rec["record_digest"] = record_digest
-    rec["source"] = {"topic": src.topic, "partition": src.partition, "offset": src.offset}
-    if origin is not None:
-        org = origin if isinstance(origin, Source) else Source(*origin)
-        rec["origin"] = {"topic": org.topic, "partition": org.partition, "offset": org.offset}
-    if part is not None:
-        rec["part"] = [part[0], part[1]]
+    org = origin if origin is None or isinstance(origin, Source) else Source(*origin)
+    rec = AuditBuilder(worker=worker, kind=kind).build(
+        decision, record_digest=record_digest, source=(src.topic, src.partition, src.offset),
+        ts=_iso(ts), origin=None if org is None else (org.topic, org.partition, org.offset),
+        part=part)
+    if record_key is not None:
+        rec["record_key"] = record_key
     return rec
 
 
@@ -222,10 +217,10 @@ def build_verification(
 
 
 class AuditBuilder:
-    """:func:`build_audit` for a stream of decisions (the enforce stage: one record per list
-    entry per canonical record). What depends only on the entry and the outcome is built once
-    per (entry, list version, outcome) and copied; the records are equal to ``build_audit``'s
-    (a test holds the two together). The prepared lists are shared between records: records
+    """The one builder of decision audit records (``build_audit`` is one record through it),
+    for a stream of decisions (the enforce stage: one record per list entry per canonical
+    record). What depends only on the entry and the outcome is built once per (entry, list
+    version, outcome) and copied. The prepared lists are shared between records: records
     are sealed and encoded, never edited."""
 
     MAX_PREPARED = 4096

@@ -15,6 +15,7 @@ from shulian.cli.audit import Topics, run_verify
 from shulian.cli.main import cli
 from shulian.io.kafka import TopicSpec, admin_client, ensure_topics, producer_config
 from shulian.logic.audit import AuditChain, build_audit, record_digest
+from shulian.logic.auditseal import build_seal
 from shulian.logic.policy import Decision, Outcome, WithholdReason
 from shulian.settings import Settings
 from tests.fixtures.signing import chain_signer, egress_headers
@@ -107,13 +108,51 @@ def test_egress_without_audit_and_reverse(kafka_settings: Settings, unique: str)
                       Window(0, 1000)).breaks == []
 
 
+def _with_seal(items: list[tuple[str, bytes]], topic: str, settings: Settings
+               ) -> list[tuple[str, bytes]]:
+    """``items`` (one chain) followed by the chain key's signed seal, as the worker ends a
+    batch."""
+    chain = AuditChain.resume(items[-1][1])
+    signer = chain_signer(load_catalog(settings.catalog_dir,
+                                       schemas_dir=settings.schemas_dir).keys)
+    return [*items, ("", build_seal(chain, signer, topic=topic, partition=0, ts=NOW,
+                                    worker="w"))]
+
+
 def test_complete_log_exits_zero(kafka_settings: Settings, unique: str) -> None:
     egress = f"egress.c.d.{unique}"
     audit = f"audit.d.{unique}"
-    _produce(kafka_settings, audit, _sealed(["k1", "k2"], egress=egress))
+    _produce(kafka_settings, audit, _with_seal(_sealed(["k1", "k2"], egress=egress), audit,
+                                               kafka_settings))
     _produce(kafka_settings, egress, [("k1", b"v"), ("k2", b"v")], signed=True)
     res = CliRunner().invoke(cli, ["audit", "verify", "--bootstrap",
                                    kafka_settings.bootstrap_servers, "--audit-topic", audit,
                                    "--from", "2026-03-01T11:00", "--to", "now"])
     assert res.exit_code == 0, res.output
     assert "OK: every chain intact" in res.output
+
+
+def test_unsigned_tail_is_a_warning_and_a_forgery_is_named(kafka_settings: Settings,
+                                                            unique: str) -> None:
+    """The attacker appends a correctly linked record (hash computed as the worker does):
+    alone it is an unsigned tail (exit 4, never OK); once the worker's next sealed batch
+    follows, the forgery is named at its offset (exit 1)."""
+    audit = f"audit.d.{unique}"
+    genuine = _with_seal(_sealed(["k1", "k2"]), audit, kafka_settings)
+    _produce(kafka_settings, audit, genuine)
+    attacker = AuditChain.resume(genuine[-1][1])
+    _produce(kafka_settings, audit, [("k9", attacker.seal(_record("k9", egress=None,
+                                                                  offset=9)))])
+    args = ["audit", "verify", "--bootstrap", kafka_settings.bootstrap_servers,
+            "--audit-topic", audit, "--no-digests"]
+    res = CliRunner().invoke(cli, args, env={"COLUMNS": "200"})
+    assert res.exit_code == 4, res.output
+    assert "unsigned tail, 1 record(s)" in res.output and "OK:" not in res.output
+    worker = AuditChain.resume(genuine[-1][1])  # the worker's head: its own seal
+    more = [("k3", worker.seal(_record("k3", egress=None, offset=3)))]
+    _produce(kafka_settings, audit, _with_seal(more, audit, kafka_settings))
+    res = CliRunner().invoke(cli, args, env={"COLUMNS": "200"})
+    assert res.exit_code == 1, res.output
+    result = run_verify(kafka_settings, Topics((audit,), (), ()), Window(), check_digests=False)
+    assert result.breaks[0].offset == 3 and "not vouched for" in result.breaks[0].what
+    assert not result.unsigned_tails

@@ -93,22 +93,64 @@ def test_verify_and_report_on_the_live_log(chain: dict[str, Any]) -> None:
     assert lines[0].startswith("ts,kind,dataset") and len(lines) > 1
 
 
-def test_redeliver_to_egress_is_audited_and_verifies(chain: dict[str, Any]) -> None:
+def _forge(settings: Settings, topic: str) -> bytes:
+    """Write a forgery the way an insider would: a genuine egress record's key and headers
+    (its old signature included), one field changed, re-encoded with the real schema."""
+    from confluent_kafka import Producer
+
+    from shulian.chain.wire import decode_body, encode_wire, split_wire
+    from shulian.io.kafka import producer_config
+    from shulian.serde import SchemaCache
+
+    genuine = next(m for ms in read_topics(settings, [topic]).values() for m in ms)
+    schemas = SchemaCache(settings.registry_url)
+    wire = split_wire(genuine.value or b"")
+    assert isinstance(wire, tuple)
+    parsed = schemas.parsed(wire[0])
+    view = decode_body(parsed, wire[1])
+    assert isinstance(view, dict)
+    text = next(k for k, v in view.items() if isinstance(v, str) and not k.startswith("_"))
+    view[text] = "FORGED"
+    value = encode_wire(wire[0], parsed, view)
+    producer = Producer(producer_config(settings))
+    producer.produce(topic, value, genuine.key, headers=list(genuine.headers))
+    assert producer.flush(30) == 0
+    return value
+
+
+def test_redeliver_re_derives_and_never_resends_a_forgery(chain: dict[str, Any]) -> None:
     settings: Settings = chain["settings"]
     topology: Topology = chain["topology"]
     entries = [e for ms in read_topics(settings, [topology.audit("household_change")]).values()
                for e in audit_entries(ms) if e.record["decision"] == "deliver"]
     consumer = sorted({str(e.record["consumer"]) for e in entries})[0]
+    egress_topic = topology.egress(consumer, "household_change")
+    genuine = {(m.key, m.value) for ms in read_topics(settings, [egress_topic]).values()
+               for m in ms}
+    forged = _forge(settings, egress_topic)
     res = run_redeliver(settings, topology=topology, consumer=consumer,
                         dataset="household_change", window=Window.parse("-1h", "now"),
-                        sink_config=None)
+                        sink_config=None, master_key=KEY.encode())
     delivered = sum(1 for e in entries if e.record["consumer"] == consumer)
-    assert res.unaudited == 0 and res.delivered == delivered
+    assert res.refused == 0 and res.delivered == delivered
+    copies = [m for ms in read_topics(settings, [egress_topic]).values() for m in ms
+              if dict(m.headers).get("shulian.replay") == b"1"]
+    # re-derived: byte for byte what the chain sent, and never the forgery
+    assert len(copies) == delivered and {(m.key, m.value) for m in copies} <= genuine
+    assert all(m.value != forged for m in copies)
     replays = [e for ms in read_topics(settings, [res.replay_audit_topic]).values()
                for e in audit_entries(ms)]
     assert len(replays) == delivered and {e.record["kind"] for e in replays} == {"replay"}
     verify = run_verify(settings, catalogue_topics(settings, chain["ns"]), Window())
-    assert verify.breaks == []
+    # the forgery is the one break, and the re-derived copies verify
+    assert [b.topic for b in verify.breaks] == [egress_topic] * len(verify.breaks)
+    assert verify.breaks and all(
+        "forged" in b.what or "without a deliver" in b.what for b in verify.breaks)
+    # a second run re-derives the same records again: nothing from the first run is copied
+    again = run_redeliver(settings, topology=topology, consumer=consumer,
+                          dataset="household_change", window=Window.parse("-1h", "now"),
+                          sink_config=None, master_key=KEY.encode())
+    assert again.delivered == delivered
 
 
 def _end_offsets(settings: Settings, topics: list[str]) -> dict[tuple[str, int], int]:

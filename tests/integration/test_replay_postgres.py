@@ -38,7 +38,7 @@ from shulian.io.publish import AgencyPublisher
 from shulian.io.reader import read_topics
 from shulian.serde import SchemaCache
 from shulian.settings import Settings
-from tests.fixtures.chain import StartChain
+from tests.fixtures.chain import MASTER_KEY, StartChain
 
 PROVIDER, DATASET, CONSUMER = "amr", "business_licence", "tax"
 DSN_ENV = "SHULIAN_TEST_REPLAY_PG_DSN"
@@ -111,6 +111,9 @@ def test_redelivery_to_a_postgres_sink_holding_part_of_the_window(
 
     # the consumer's PostgreSQL sink consumes what the egress topic holds now (A1 + A2)
     monkeypatch.setenv(DSN_ENV, pg_dsn)
+    # the operator re-delivering holds the chain's master key and signing key (dev key here)
+    monkeypatch.setenv("SHULIAN_HMAC_MASTER_KEY", MASTER_KEY)
+    monkeypatch.setenv("SHULIAN_ALLOW_DEV_KEYS", "1")
     db_schema, table = f"r{unique}", f"{CONSUMER}_{DATASET}"
     config_path = tmp_path / "sink.yaml"
     config_path.write_text(yaml.safe_dump({

@@ -294,7 +294,9 @@ def test_encode_falls_back_where_orjson_refuses() -> None:
     assert encode(record) == b'{"big":1180591620717411303424,"v":1}'
 
 
-def test_audit_builder_builds_what_build_audit_builds() -> None:
+def test_audit_builder_prepared_records_equal_fresh_ones() -> None:
+    # build_audit is one record through a fresh builder: the reused builder's prepared
+    # (copied) parts must give the same records, round after round
     builder = AuditBuilder(worker="w1")
     ds = decisions() * 3  # the second round comes from the prepared part
     for i, d in enumerate(ds):

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shulian.audit.redeliver import pace, pick_redeliveries, replay_audit_record, replay_audit_topic
+from shulian.audit.redeliver import pace, replay_audit_record, replay_audit_topic
 from shulian.chain.messages import InMessage
 from shulian.chain.topology import Topology
 from shulian.logic.audit import AuditChain, verify_chain
@@ -15,17 +15,6 @@ from shulian.logic.audit import AuditChain, verify_chain
 def test_replay_topic_names() -> None:
     assert replay_audit_topic(Topology(), "d") == "audit.replay.d"
     assert replay_audit_topic(Topology(namespace="drill"), "d") == "drill.audit.replay.d"
-
-
-def test_pick_redeliveries_refuses_unaudited() -> None:
-    h = [("shulian.entry", b"e1"), ("shulian.list.version", b"2")]
-    msgs = [InMessage("egress.c.d", 0, 0, b"k1", b"v", 1, h),
-            InMessage("egress.c.d", 0, 1, b"k2", b"v", 1, h),
-            InMessage("egress.c.d", 0, 2, b"k1", b"v", 1, [("shulian.entry", b"e1")])]
-    delivers = {("egress.c.d", "k1", "e1", 2): (("audit.d", 1, 7), {"record_key": "k1"})}
-    ok, unaudited = pick_redeliveries(msgs, delivers)
-    assert [c.message.offset for c in ok] == [0] and ok[0].audit_position == ("audit.d", 1, 7)
-    assert [m.offset for m in unaudited] == [1, 2]
 
 
 def test_replay_audit_record_chains() -> None:
@@ -50,3 +39,23 @@ def test_pace() -> None:
     assert pace([], 10) == []
     with pytest.raises(ValueError):
         pace([1], 0)
+
+
+def test_selection_picks_audited_deliveries_never_egress_bytes() -> None:
+    from shulian.audit.check import AuditEntry
+    from shulian.audit.rederive import select_deliveries
+
+    audit = {"kind": "decision", "decision": "deliver", "egress_topic": "egress.c.d",
+             "record_key": "k1", "entry_id": "e1", "list_version": 2, "record_digest": "dg"}
+    entries = [AuditEntry("audit.d", 0, 7, audit),
+               AuditEntry("audit.d", 0, 8, {**audit, "decision": "withhold"})]
+    h = [("shulian.entry", b"e1"), ("shulian.list.version", b"2"), ("shulian.digest", b"dg")]
+    msgs = [InMessage("egress.c.d", 0, 0, b"k1", b"genuine", 1, h),
+            InMessage("egress.c.d", 0, 1, b"k1", b"forged, same headers", 2, h),
+            InMessage("egress.c.d", 0, 2, b"k2", b"forged, other key", 3, h),
+            InMessage("egress.c.d", 0, 3, b"k1", b"other digest", 4,
+                      [*h[:2], ("shulian.digest", b"xx")]),
+            InMessage("egress.c.d", 0, 4, b"k1", b"copy", 5, [*h, ("shulian.replay", b"1")])]
+    chosen, unmatched = select_deliveries(msgs, entries)
+    assert [(e.offset, m.offset) for e, m in chosen] == [(7, 0)]  # once, the audit record
+    assert [m.offset for m in unmatched] == [2, 3]

@@ -109,3 +109,31 @@ def test_cut_short_ts_parses_to_an_aware_datetime() -> None:
     r = resume_from_audit([_audit(chain, offset=1, part=(0, 2), origin=None)])
     assert r.last_ts is not None
     assert datetime.fromisoformat(r.last_ts) == datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+
+
+def test_a_restarted_worker_continues_only_a_sound_unsigned_tail() -> None:
+    from datetime import UTC, datetime
+
+    from shulian.catalog.keys import SigningKey
+    from shulian.logic.audit import AuditChain
+    from shulian.logic.auditseal import build_seal
+
+    chain = AuditChain()
+
+    def rec(i: int) -> dict[str, object]:
+        return {"v": 1, "kind": "decision", "ts": "2026-03-01T00:00:00.000Z",
+                "source": {"topic": "canonical.d", "partition": 0, "offset": i}}
+
+    values = [chain.seal(rec(0)), chain.seal(rec(1)),
+              build_seal(chain, SigningKey.generate("k"), topic="audit.d", partition=0,
+                         ts=datetime(2026, 3, 1, tzinfo=UTC), worker="w"),
+              chain.seal(rec(2)), chain.seal(rec(3))]  # killed before its seal
+    sound = resume_from_audit(values, canonical_topic="canonical.d")
+    assert sound.rejected == 0 and not sound.sealed and sound.last_offset == 3
+    # junk appended while the worker was down: the worker goes on after its own record 3
+    junk = resume_from_audit([*values, b"junk"], canonical_topic="canonical.d")
+    assert junk.rejected == 1 and junk.chain.head == sound.chain.head
+    # a tail record edited (its hash no longer holds): not continued, from there on
+    edited = [*values[:3], values[3].replace(b'"offset":2', b'"offset":9'), values[4]]
+    cut = resume_from_audit(edited, canonical_topic="canonical.d")
+    assert cut.rejected == 2 and cut.sealed and cut.last_offset == 1
