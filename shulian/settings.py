@@ -5,8 +5,9 @@ Every CLI option falls back to the matching ``SHULIAN_<NAME>`` variable.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -14,6 +15,31 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from shulian.log import LogFormat
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+BrokerEngine = Literal["tansu", "kafka"]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class EngineBehaviour:
+    """How the clients treat the broker; defaults per engine in :data:`ENGINE_DEFAULTS`, each
+    overridable by its SHULIAN_* variable. docs/DEPLOY.md gives every value and its reason."""
+
+    fetch_max_wait_ms: int  # the Faust consumer's fetch wait (Tansu answers only when it ends)
+    session_timeout_ms: int  # consumer groups: how long a silent member keeps its partitions
+    heartbeat_interval_ms: int
+    idempotence: bool  # enable.idempotence on producers
+    trust_watermarks: bool  # a partition's high watermark covers every acknowledged write
+
+
+ENGINE_DEFAULTS: dict[BrokerEngine, EngineBehaviour] = {
+    "tansu": EngineBehaviour(fetch_max_wait_ms=10, session_timeout_ms=6000,
+                             heartbeat_interval_ms=500, idempotence=False,
+                             trust_watermarks=False),
+    "kafka": EngineBehaviour(fetch_max_wait_ms=500, session_timeout_ms=10000,
+                             heartbeat_interval_ms=1000, idempotence=True,
+                             trust_watermarks=True),
+}
 
 
 class Settings(BaseSettings):
@@ -33,10 +59,14 @@ class Settings(BaseSettings):
     kafka_sasl_password: SecretStr | None = None
     default_partitions: int = Field(default=3, ge=1)
     replication_factor: int = Field(default=1, ge=1)
-    # enable.idempotence on producers: no duplicates or reordering from producer retries.
-    # Off by default because the embedded broker (Tansu) is the default; docker-compose turns it
-    # on for real Kafka (docs/DEPLOY.md).
-    kafka_idempotence: bool = False
+    # which broker the clients talk to: the embedded Tansu (default) or Apache Kafka. The
+    # fields below left unset take that engine's value from ENGINE_DEFAULTS (docs/DEPLOY.md).
+    broker_engine: BrokerEngine = "tansu"
+    kafka_idempotence: bool | None = None  # enable.idempotence on producers
+    fetch_max_wait_ms: int | None = Field(default=None, ge=0)
+    session_timeout_ms: int | None = Field(default=None, ge=1000)
+    heartbeat_interval_ms: int | None = Field(default=None, ge=100)
+    trust_watermarks: bool | None = None
 
     # schema registry
     registry_url: str = "http://127.0.0.1:8081"
@@ -67,6 +97,17 @@ class Settings(BaseSettings):
     metrics_port: int = 9464
     metrics_host: str = "127.0.0.1"  # 0.0.0.0 in containers so Prometheus can scrape
 
+    def behaviour(self) -> EngineBehaviour:
+        """The engine's defaults with every explicitly set field applied."""
+        base = ENGINE_DEFAULTS[self.broker_engine]
+        return EngineBehaviour(
+            fetch_max_wait_ms=_pick(self.fetch_max_wait_ms, base.fetch_max_wait_ms),
+            session_timeout_ms=_pick(self.session_timeout_ms, base.session_timeout_ms),
+            heartbeat_interval_ms=_pick(self.heartbeat_interval_ms, base.heartbeat_interval_ms),
+            idempotence=_pick(self.kafka_idempotence, base.idempotence),
+            trust_watermarks=_pick(self.trust_watermarks, base.trust_watermarks),
+        )
+
     def kafka_common(self) -> dict[str, Any]:
         """librdkafka settings shared by every producer and consumer."""
         conf: dict[str, Any] = {
@@ -79,6 +120,10 @@ class Settings(BaseSettings):
             pw = self.kafka_sasl_password
             conf["sasl.password"] = pw.get_secret_value() if pw else ""
         return conf
+
+
+def _pick(value: T | None, default: T) -> T:
+    return default if value is None else value
 
 
 def load_settings(**overrides: Any) -> Settings:

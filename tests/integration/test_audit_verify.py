@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 from confluent_kafka import Producer
 
@@ -16,6 +17,8 @@ from shulian.io.kafka import TopicSpec, admin_client, ensure_topics, producer_co
 from shulian.logic.audit import AuditChain, build_audit, record_digest
 from shulian.logic.policy import Decision, Outcome, WithholdReason
 from shulian.settings import Settings
+
+pytestmark = pytest.mark.both_engines
 
 NOW = datetime(2026, 3, 1, 4, 0, tzinfo=UTC)
 

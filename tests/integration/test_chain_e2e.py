@@ -31,7 +31,7 @@ from shulian.logic.audit import verify_chain
 from shulian.settings import REPO_ROOT, Settings
 from tests.fixtures.chain import StartChain
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.both_engines]
 HEX64 = 64
 
 

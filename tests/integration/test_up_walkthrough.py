@@ -22,7 +22,7 @@ import pytest
 from shulian.embedded.net import free_port, wait_until
 from tests.fixtures.up import MARK, running_up
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.both_engines]
 
 
 # two licences as the market regulator writes them (its field names, Chinese code values,

@@ -311,6 +311,7 @@ def run_kill_scenario(start_chain: StartChain, pg_dsn: str, unique: str,
     return figures
 
 
+@pytest.mark.both_engines
 def test_kill9_once_small(start_chain: StartChain, pg_dsn: str, unique: str,
                           monkeypatch: pytest.MonkeyPatch) -> None:
     run_kill_scenario(start_chain, pg_dsn, unique, monkeypatch, records=5_000, kills=1,
