@@ -9,7 +9,7 @@ from types import FrameType
 
 import click
 
-from shulian.cli.common import friendly_errors, settings_from
+from shulian.cli.common import engine_option, friendly_errors, settings_from
 
 
 @click.command("broker")
@@ -21,11 +21,7 @@ from shulian.cli.common import friendly_errors, settings_from
               envvar="SHULIAN_DATA_DIR",
               help="Keep data on disk (SeaweedFS S3 under DIR) so it survives a restart; "
                    "without it data is in memory [env SHULIAN_DATA_DIR]")
-@click.option("--engine", type=click.Choice(["tansu", "kafka"]), default=None,
-              envvar="SHULIAN_BROKER_ENGINE",
-              help="tansu: the embedded broker (no JVM); kafka: Apache Kafka in KRaft mode, "
-                   "its jars resolved by Maven on first use (needs java and mvn) "
-                   "[env SHULIAN_BROKER_ENGINE, default tansu]")
+@engine_option
 @click.option("--nodes", type=click.IntRange(1, 9), default=1, show_default=True,
               help="kafka engine: nodes of a local cluster (each a broker and a controller "
                    "voter, on its own ports); node 1 listens on --port")

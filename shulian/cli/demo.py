@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from shulian.cli.common import friendly_errors, settings_from
+from shulian.cli.common import engine_option, friendly_errors, settings_from
 from shulian.cli.up import initialise
 from shulian.embedded.net import free_port
 from shulian.embedded.stack import Endpoints, stack_children, stack_master_key
@@ -29,10 +29,11 @@ DEMO_CHILDREN = ("broker", "registry", "worker")
 @click.option("--seed", type=int, default=2026, show_default=True, help="Random seed")
 @click.option("--timeout", "timeout_s", type=float, default=180.0, show_default=True,
               help="Seconds to wait for the chain to process everything")
+@engine_option
 @click.pass_context
 @friendly_errors
 def demo(ctx: click.Context, records: int, invalid_rate: float, seed: int,
-         timeout_s: float) -> None:
+         timeout_s: float, engine: str | None) -> None:
     """Start the stack, play a scenario of several agencies, print what happened, exit.
 
     Agencies publish Avro with confluent-kafka's serializer in their own dialects (field
@@ -40,7 +41,7 @@ def demo(ctx: click.Context, records: int, invalid_rate: float, seed: int,
     wire-level garbage. The table is measured by reading the chain's topics, not predicted.
     """
     settings = settings_from(ctx, broker_port=free_port(), registry_port=free_port(),
-                             gateway_port=free_port(), metrics_port=0)
+                             gateway_port=free_port(), metrics_port=0, broker_engine=engine)
     settings, _ = stack_master_key(settings, state_dir=None)  # fresh per demo run
     endpoints = Endpoints.from_settings(settings)
     settings = settings.model_copy(update={

@@ -131,6 +131,13 @@ def compose_env_name(prop: str) -> str:
     return "KAFKA_" + prop.replace("_", "__").replace("-", "___").replace(".", "_").upper()
 
 
+def compose_property(env_name: str) -> str:
+    """The inverse of :func:`compose_env_name`: ``KAFKA_LOG_DIRS`` -> ``log.dirs``."""
+    body = env_name.removeprefix("KAFKA_").lower()
+    return body.replace("___", "\0").replace("__", "\1").replace("_", ".") \
+        .replace("\1", "_").replace("\0", "-")
+
+
 LOG4J2_TEMPLATE = """\
 status = warn
 appender.file.type = File

@@ -69,6 +69,7 @@ def child_env(settings: Settings, endpoints: Endpoints) -> dict[str, str]:
         "SHULIAN_CATALOG_DIR": str(settings.catalog_dir),
         "SHULIAN_SCHEMAS_DIR": str(settings.schemas_dir),
         "SHULIAN_LOG_FORMAT": "json",
+        "SHULIAN_BROKER_ENGINE": settings.broker_engine,
     } | ({"SHULIAN_HMAC_MASTER_KEY": settings.hmac_master_key.get_secret_value()}
          if settings.hmac_master_key is not None else {})
 
@@ -211,7 +212,8 @@ def stack_children(
     ``postgres``: the stack's own database, started before the connectors.
     """
     env = child_env(settings, endpoints)
-    broker_argv = ["broker", "--port", str(settings.broker_port)]
+    broker_argv = ["broker", "--port", str(settings.broker_port),
+                   "--engine", settings.broker_engine]
     if settings.data_dir is not None:
         broker_argv += ["--data-dir", str(settings.data_dir)]
     children = [

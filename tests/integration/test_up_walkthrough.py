@@ -63,11 +63,12 @@ def rows(dsn: str) -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture
-def up_stack(tmp_path: Path, unique: str) -> Iterator[tuple[subprocess.Popen[bytes], Path,
-                                                             dict[str, int]]]:
+def up_stack(tmp_path: Path, unique: str, engine: str
+             ) -> Iterator[tuple[subprocess.Popen[bytes], Path, dict[str, int]]]:
     ports = {k: free_port() for k in ("broker", "registry", "gateway", "metrics", "postgres")}
     out = tmp_path / "up.out"
     args = [a for k, p in ports.items() for a in (f"--{k}-port", str(p))]
+    args += ["--engine", engine]  # the session's engine; `up` starts its own broker
     with running_up(args, env=stack_env(unique), out=out, mark=unique,
                     leftover_timeout_s=15) as proc:
         yield proc, out, ports
