@@ -9,7 +9,15 @@ import pytest
 
 from shulian.registry import commands as c
 from shulian.registry import errors as e
-from shulian.registry.records import Key, KeyType, Record, Reference, decode_key, encode_key
+from shulian.registry.records import (
+    Key,
+    KeyType,
+    Record,
+    Reference,
+    decode_key,
+    encode_key,
+    noop_record,
+)
 from shulian.registry.state import Mode, RegistryState
 
 
@@ -393,3 +401,12 @@ def test_a_writer_sees_when_its_record_lost_the_race(log: Log) -> None:
     assert not mine.applied(log.state, "s")  # same id and version, but not my schema
     again = c.plan_register(log.state, "s", c.Candidate(rec("Mine", [INT_A])))
     assert (again.schema_id, again.version) == (2, 2)
+
+
+def test_noop_carries_the_highest_id_issued() -> None:
+    """On a compacted topic only the newest NOOP survives: it keeps a hard-deleted id taken."""
+    state = RegistryState()
+    key, value = noop_record(48)
+    assert state.apply(key, value) and state.max_id == 48
+    assert state.apply(*noop_record(7)) and state.max_id == 48  # never lowered
+    assert noop_record()[1] is None
