@@ -287,6 +287,15 @@ class KafkaCluster:
     def node(self, node_id: int) -> KafkaNode:
         return self.members[node_id - 1]
 
+    def restart(self, node_id: int) -> None:
+        """Start a node that was killed or stopped again (same ports, same data); wait until
+        every live node is listed."""
+        node = self.node(node_id)
+        if node.alive():
+            raise EmbeddedProcessError(f"Kafka node {node_id} is still running")
+        node.start()
+        self.wait_ready()
+
     def stop(self, *, timeout_s: float = 20.0) -> None:
         """SIGTERM every node at once (a node stopping alone in a cluster that lost its quorum
         would wait for a controller that is gone), SIGKILL after ``timeout_s``."""

@@ -219,14 +219,14 @@ def test_shulian_variables_are_settings_or_connector_secrets() -> None:
 def test_production_client_settings() -> None:
     for name, svc in _shulian_services().items():
         env = _environment(svc)
-        assert env.get("SHULIAN_KAFKA_IDEMPOTENCE") == "true", name
+        assert env.get("SHULIAN_BROKER_ENGINE") == "kafka", name
         values = {k: v for k, v in env.items() if k in SETTINGS_ENV}
         # the values parse as the Settings fields they name (defaults and prod.env alike)
         for profile in (DEFAULTS, PROD):
             resolved = {k[len("SHULIAN_"):].lower(): _interpolate(v, profile)
                         for k, v in values.items()}
             settings = Settings.model_validate(resolved)
-            assert settings.kafka_idempotence
+            assert settings.behaviour().idempotence
 
 
 # --- Kafka --------------------------------------------------------------------------------------
