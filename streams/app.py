@@ -151,6 +151,10 @@ def faust_datadir(settings: Settings) -> Path:
     return base / "faust" / "{conf.name}"
 
 
+METADATA_MAX_AGE_MS = 10_000
+"""How old the worker consumer's cluster metadata may get (see :func:`faust_app`)."""
+
+
 def faust_app(app_id: str, *, bootstrap_servers: str, datadir: Path | str,
               behaviour: EngineBehaviour | None = None) -> faust.App:
     """A Faust app set up the chain's way (raw bytes in and out, batches of up to 5,000 per
@@ -171,6 +175,11 @@ def faust_app(app_id: str, *, bootstrap_servers: str, datadir: Path | str,
         broker_max_poll_records=5000,
         stream_buffer_maxsize=65536,
         consumer_max_fetch_size=16 * 1024 * 1024,
+        # aiokafka 0.14 answers NOT_LEADER on a ListOffsets (a partition without a committed
+        # offset, reset to earliest) by asking the same old leader again, and only the periodic
+        # metadata refresh (default every 300 s) tells it where the partition went: after two
+        # of three Kafka nodes came back, a worker stood still for 291 s. Every 10 s instead.
+        consumer_metadata_max_age_ms=METADATA_MAX_AGE_MS,
         broker_commit_interval=1.0,
         datadir=str(datadir),  # never the current directory
         Monitor=QuietMonitor,

@@ -256,15 +256,18 @@ class KafkaCluster:
             raise
         return self
 
-    def wait_ready(self, *, timeout_s: float | None = None) -> None:
-        """Until every live node is listed in the metadata (and so a controller is elected)."""
+    def wait_ready(self, *, timeout_s: float | None = None,
+                   starting: list[KafkaNode] | None = None) -> None:
+        """Until the ``starting`` nodes (default: all) run and every live node is listed in the
+        metadata (and so a controller is elected)."""
         timeout = self.ready_timeout_s if timeout_s is None else timeout_s
+        must_run = self.members if starting is None else starting
         want = sum(1 for n in self.members if n.alive())
-        ok = wait_until(lambda: all(n.alive() for n in self.members if n.proc is not None)
+        ok = wait_until(lambda: all(n.alive() for n in must_run)
                         and broker_count(self.bootstrap) >= want,
                         timeout_s=timeout, interval_s=0.3)
         if not ok:
-            dead = [n.config.node_id for n in self.members if n.proc is not None and not n.alive()]
+            dead = [n.config.node_id for n in must_run if not n.alive()]
             raise EmbeddedProcessError(
                 f"Kafka did not list {want} broker(s) on {self.bootstrap} within {timeout}s"
                 + (f" (node(s) {dead} exited)" if dead else "")
@@ -294,7 +297,7 @@ class KafkaCluster:
         if node.alive():
             raise EmbeddedProcessError(f"Kafka node {node_id} is still running")
         node.start()
-        self.wait_ready()
+        self.wait_ready(starting=[node])
 
     def stop(self, *, timeout_s: float = 20.0) -> None:
         """SIGTERM every node at once (a node stopping alone in a cluster that lost its quorum

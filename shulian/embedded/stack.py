@@ -212,8 +212,8 @@ def stack_children(
     ``postgres``: the stack's own database, started before the connectors.
     """
     env = child_env(settings, endpoints)
-    broker_argv = ["broker", "--port", str(settings.broker_port),
-                   "--engine", settings.broker_engine]
+    broker_argv = ["broker", "--engine", settings.broker_engine,
+                   "--port", str(settings.broker_port)]
     if settings.data_dir is not None:
         broker_argv += ["--data-dir", str(settings.data_dir)]
     children = [

@@ -27,14 +27,14 @@ from tests.reliability.test_no_pii_in_logs import (
     personal_values,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.both_engines]
 RECORDS, SEED, INVALID_RATE = 15, 3, 0.05
 
 
-def test_demo_prints_measured_table_and_exits_0_and_logs_no_personal_data() -> None:
+def test_demo_prints_measured_table_and_exits_0_and_logs_no_personal_data(engine: str) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "shulian.cli.main", "demo", "--records", str(RECORDS),
-         "--seed", str(SEED), "--invalid-rate", str(INVALID_RATE)],
+         "--seed", str(SEED), "--invalid-rate", str(INVALID_RATE), "--engine", engine],
         capture_output=True, text=True, timeout=300,
         env={**os.environ, "SHULIAN_LOG_FORMAT": "json", "COLUMNS": "160"},
     )
