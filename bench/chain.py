@@ -189,8 +189,8 @@ def chain_worker(stack: Stack, workload: Workload, *, name: str, partitions: int
 def chain_latency(worker: ChainWorker, workload: Workload, *, rate: float,
                   seconds: float) -> LatencyResult:
     """The paced latency phase, with the worker's and the broker's CPU (cores busy) over it."""
-    broker = worker.stack.broker.proc if worker.stack.broker is not None else None
-    pids = [worker.proc.pid, *([broker.pid] if broker is not None else [])]
+    broker = worker.stack.broker_pid
+    pids = [worker.proc.pid, *([broker] if broker is not None else [])]
     before = [cpu_seconds(pid) for pid in pids]
     t0 = time.monotonic()
     latency = measure_latency(worker.settings, raw_topic=worker.raw_topic,

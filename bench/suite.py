@@ -27,6 +27,7 @@ from bench.hops import run_limit, run_naive, run_tuned
 from bench.report import LatencyResult, machine_info, run_record, summarise
 from shulian.errors import RegistryError
 from shulian.serde import SchemaCache
+from shulian.settings import BrokerEngine
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class BenchParams:
     soak_seconds: float = 0.0
     invalid_rate: float = 0.01
     partitions: int = 3
+    engine: BrokerEngine = "tansu"
 
 
 Echo = Callable[[str], None]
@@ -61,7 +63,7 @@ def run_benchmark(params: BenchParams, *, echo: Echo = print,
         costs more per request as its log grows: on one shared broker each phase would be
         measured against every earlier phase's data."""
         nonlocal workload
-        with running_stack(keep_workdir=keep_workdir) as stack:
+        with running_stack(keep_workdir=keep_workdir, engine=params.engine) as stack:
             echo(f"{label}: broker {stack.bootstrap}, registry {stack.registry_url}, "
                  f"logs {stack.workdir}")
             schema_id = SchemaCache(stack.registry_url).register(subject, schema_text)

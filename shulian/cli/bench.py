@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from shulian.cli.common import friendly_errors
+from shulian.cli.common import engine_option, friendly_errors
 
 
 @click.command("bench")
@@ -38,10 +38,12 @@ from shulian.cli.common import friendly_errors
                    "[env SHULIAN_BENCH_JSON]")
 @click.option("--keep-logs", is_flag=True, envvar="SHULIAN_BENCH_KEEP_LOGS",
               help="Keep the temp directory with every child's log [env SHULIAN_BENCH_KEEP_LOGS]")
+@engine_option
 @friendly_errors
 def bench(records: int, seconds: float, latency_rate: float, runs: int, soak_seconds: float,
-          json_path: Path | None, keep_logs: bool) -> None:
-    """Benchmark the chain on its own embedded broker and registry.
+          json_path: Path | None, keep_logs: bool, engine: str | None) -> None:
+    """Benchmark the chain on its own broker (Tansu, or Apache Kafka with --engine kafka) and
+    registry.
 
     In one invocation, on the same generated records (reference workload: one dataset of 13
     fields, four list entries, audit on, 1% invalid): (1) limit: a plain confluent-kafka hop;
@@ -61,7 +63,8 @@ def bench(records: int, seconds: float, latency_rate: float, runs: int, soak_sec
             "the bench/ package is not importable: run from a source checkout") from exc
 
     params = BenchParams(records=records, runs=runs, latency_rate=latency_rate,
-                         latency_seconds=seconds, soak_seconds=soak_seconds)
+                         latency_seconds=seconds, soak_seconds=soak_seconds,
+                         engine="kafka" if engine == "kafka" else "tansu")
     report = run_benchmark(params, echo=click.echo, keep_workdir=keep_logs)
     click.echo("")
     click.echo(table(report))
