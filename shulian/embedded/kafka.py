@@ -223,8 +223,18 @@ class KafkaCluster:
                     " (a KRaft quorum cannot change size by restarting; use another --data-dir)")
             saved["nodes"][0]["port"] = self.port
             return saved
-        ports = [{"port": self.port if i == 0 else free_port(self.host),
-                  "controller_port": free_port(self.host)} for i in range(self.nodes)]
+        # the port given (node 1's) is not bound yet, so free_port can hand it out again:
+        # every port is drawn until it differs from all the others
+        taken = {self.port}
+
+        def fresh() -> int:
+            while (port := free_port(self.host)) in taken:
+                pass
+            taken.add(port)
+            return port
+
+        ports = [{"port": self.port if i == 0 else fresh(), "controller_port": fresh()}
+                 for i in range(self.nodes)]
         layout = {"cluster_id": new_cluster_id(), "nodes": ports}
         state.write_text(json.dumps(layout, indent=2), "utf-8")
         return layout

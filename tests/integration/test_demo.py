@@ -41,7 +41,11 @@ def test_demo_prints_measured_table_and_exits_0_and_logs_no_personal_data(engine
     found = re.search(r"logs in ([^\s)]+)\)", proc.stdout)
     log_dir = Path(found.group(1)) if found else None
     try:
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        broker_log = log_dir / "broker.log" if log_dir is not None else None
+        assert proc.returncode == 0, (
+            proc.stdout[-3000:] + proc.stderr[-3000:]
+            + (broker_log.read_text(errors="replace")[-3000:]
+               if broker_log is not None and broker_log.exists() else ""))
         out = proc.stdout
         assert "Published by agencies" in out
         assert "Decisions under sharing list" in out
