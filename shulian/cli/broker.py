@@ -19,8 +19,9 @@ from shulian.cli.common import engine_option, friendly_errors, settings_from
               help="Port to listen on [env SHULIAN_BROKER_PORT, default 9092]")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               envvar="SHULIAN_DATA_DIR",
-              help="Keep data on disk (SeaweedFS S3 under DIR) so it survives a restart; "
-                   "without it data is in memory [env SHULIAN_DATA_DIR]")
+              help="Keep data on disk so it survives a restart (tansu: SeaweedFS S3 under DIR; "
+                   "kafka: log dirs under DIR/kafka); without it data is in memory (kafka: a "
+                   "temp folder) [env SHULIAN_DATA_DIR]")
 @engine_option
 @click.option("--nodes", type=click.IntRange(1, 9), default=1, show_default=True,
               help="kafka engine: nodes of a local cluster (each a broker and a controller "
