@@ -144,18 +144,9 @@ def _busy(before: float | None, after: float | None, wall: float) -> float | Non
         (after - before) / wall, 2)
 
 
-@contextlib.contextmanager
-def chain_worker(stack: Stack, workload: Workload, *, name: str, partitions: int
-                 ) -> Iterator[ChainWorker]:
-    """A fresh namespace (topics + schemas through ``init_topology``), a worker on it and its
-    warm-up batch (group join, schema fetches, audit heads: start-up, not throughput)."""
-    settings = stack.settings(default_partitions=partitions)
-    catalog = load_catalog(settings.catalog_dir, schemas_dir=settings.schemas_dir)
-    ns = f"{name.replace('-', '')}x{uuid.uuid4().hex[:6]}"
-    topology = Topology(namespace=ns, partitions=partitions)
-    init_topology(settings, catalog, topology)
-    full_view = next(e for e in catalog.current_list.entries if e.id == "bench-tax-full")
-    port = free_port()
+def spawn_worker(stack: Stack, settings: Settings, namespace: str, *, name: str, port: int,
+                 partitions: int) -> subprocess.Popen[bytes]:
+    """A ``shulian worker`` child on ``namespace``, metrics on ``port``."""
     env = {
         "SHULIAN_BOOTSTRAP_SERVERS": stack.bootstrap,
         "SHULIAN_REGISTRY_URL": stack.registry_url,
@@ -173,8 +164,23 @@ def chain_worker(stack: Stack, workload: Workload, *, name: str, partitions: int
         "SHULIAN_CLOCK": DEMO_CLOCK,  # the same decisions (and work) in any year
         "SHULIAN_LOG_LEVEL": os.environ.get("SHULIAN_BENCH_WORKER_LOG_LEVEL", "INFO"),
     }
-    proc = stack.spawn(name, python_argv("shulian.cli.main", "worker", "--namespace", ns),
+    return stack.spawn(name, python_argv("shulian.cli.main", "worker", "--namespace", namespace),
                        env=env)
+
+
+@contextlib.contextmanager
+def chain_worker(stack: Stack, workload: Workload, *, name: str, partitions: int
+                 ) -> Iterator[ChainWorker]:
+    """A fresh namespace (topics + schemas through ``init_topology``), a worker on it and its
+    warm-up batch (group join, schema fetches, audit heads: start-up, not throughput)."""
+    settings = stack.settings(default_partitions=partitions)
+    catalog = load_catalog(settings.catalog_dir, schemas_dir=settings.schemas_dir)
+    ns = f"{name.replace('-', '')}x{uuid.uuid4().hex[:6]}"
+    topology = Topology(namespace=ns, partitions=partitions)
+    init_topology(settings, catalog, topology)
+    full_view = next(e for e in catalog.current_list.entries if e.id == "bench-tax-full")
+    port = free_port()
+    proc = spawn_worker(stack, settings, ns, name=name, port=port, partitions=partitions)
     rss = RssSampler(proc.pid).start()
     try:
         worker = ChainWorker(
@@ -195,8 +201,8 @@ def chain_worker(stack: Stack, workload: Workload, *, name: str, partitions: int
 def chain_latency(worker: ChainWorker, workload: Workload, *, rate: float,
                   seconds: float) -> LatencyResult:
     """The paced latency phase, with the worker's and the broker's CPU (cores busy) over it."""
-    broker = worker.stack.broker.proc if worker.stack.broker is not None else None
-    pids = [worker.proc.pid, *([broker.pid] if broker is not None else [])]
+    broker = worker.stack.broker_pid
+    pids = [worker.proc.pid, *([broker] if broker is not None else [])]
     before = [cpu_seconds(pid) for pid in pids]
     t0 = time.monotonic()
     latency = measure_latency(worker.settings, raw_topic=worker.raw_topic,

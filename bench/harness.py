@@ -1,10 +1,11 @@
 """The benchmark's own embedded stack and the plumbing every phase shares.
 
-:class:`Stack` starts a Tansu broker and a ``shulian registry`` child on free ports in a temp
-directory, and stops every child it started (broker, registry, hop processes, workers) on exit,
-on an exception and on Ctrl-C/SIGTERM. Children are spawned from the main thread with
-:func:`shulian.embedded.process.spawn` (own session, SIGTERM when the parent dies), so even a
-``kill -9`` of the benchmark leaves nothing running.
+:class:`Stack` starts a broker (Tansu, or Apache Kafka with ``engine="kafka"``) and a
+``shulian registry`` child on free ports in a temp directory, and stops every child it started
+(broker, registry, hop processes, workers) on exit, on an exception and on Ctrl-C/SIGTERM.
+Children are spawned from the main thread with :func:`shulian.embedded.process.spawn` (own
+session, SIGTERM when the parent dies), so even a ``kill -9`` of the benchmark leaves nothing
+running.
 
 :func:`scan_topics` reads output topics to their end after a phase and keeps only counts and
 first/last record timestamps (CreateTime, set by the producing client when it produced).
@@ -30,13 +31,14 @@ from typing import Any
 import httpx
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
+from shulian.embedded.kafka import KafkaCluster
 from shulian.embedded.net import free_port, wait_until
 from shulian.embedded.process import spawn, stop_process
 from shulian.embedded.tansu import TansuProcess
 from shulian.errors import BrokerError, EmbeddedProcessError
 from shulian.io.kafka import TopicSpec, admin_client, consumer_config, ensure_topics
 from shulian.io.reader import partition_counts
-from shulian.settings import Settings, load_settings
+from shulian.settings import BrokerEngine, Settings, load_settings
 
 BENCH_DIR = Path(__file__).resolve().parent
 CATALOG_DIR = BENCH_DIR / "catalog"
@@ -54,7 +56,8 @@ class Stack:
 
     workdir: Path
     keep_workdir: bool = False
-    broker: TansuProcess | None = None
+    engine: BrokerEngine = "tansu"
+    broker: TansuProcess | KafkaCluster | None = None
     registry_port: int = 0
     children: list[subprocess.Popen[bytes]] = field(default_factory=list)
     _registry: subprocess.Popen[bytes] | None = None
@@ -68,15 +71,28 @@ class Stack:
     def registry_url(self) -> str:
         return f"http://127.0.0.1:{self.registry_port}"
 
+    @property
+    def broker_pid(self) -> int | None:
+        """The broker's process (Kafka: node 1's JVM), for its CPU figures."""
+        if isinstance(self.broker, KafkaCluster):
+            proc = self.broker.members[0].proc if self.broker.members else None
+        else:
+            proc = self.broker.proc if self.broker is not None else None
+        return None if proc is None else proc.pid
+
     def settings(self, **overrides: Any) -> Settings:
         return load_settings(bootstrap_servers=self.bootstrap, registry_url=self.registry_url,
                              catalog_dir=CATALOG_DIR, schemas_dir=SCHEMAS_DIR,
-                             hmac_master_key=MASTER_KEY, **overrides)
+                             hmac_master_key=MASTER_KEY, broker_engine=self.engine, **overrides)
 
     def start(self) -> Stack:
-        self.broker = TansuProcess(host="127.0.0.1", port=free_port(),
-                                   log_file=self.workdir / "tansu.log")
-        self.broker.start(ready_timeout_s=60)
+        if self.engine == "kafka":
+            self.broker = KafkaCluster(port=free_port(), data_dir=self.workdir / "kafka")
+            self.broker.start()
+        else:
+            self.broker = TansuProcess(host="127.0.0.1", port=free_port(),
+                                       log_file=self.workdir / "tansu.log")
+            self.broker.start(ready_timeout_s=60)
         self.registry_port = free_port()
         self._registry = self.spawn(
             "registry",
@@ -93,6 +109,7 @@ class Stack:
     def spawn(self, name: str, argv: Sequence[str], *, env: dict[str, str] | None = None
               ) -> subprocess.Popen[bytes]:
         """A child in its own session, logging to ``<workdir>/<name>.log``; stopped at exit."""
+        env = {"SHULIAN_BROKER_ENGINE": self.engine, **(env or {})}  # the clients' behaviour
         proc = spawn(argv, env=env, log_file=self.workdir / f"{name}.log")
         self.children.append(proc)
         return proc
@@ -124,10 +141,11 @@ class Interrupted(KeyboardInterrupt):
 
 
 @contextlib.contextmanager
-def running_stack(*, keep_workdir: bool = False) -> Iterator[Stack]:
+def running_stack(*, keep_workdir: bool = False, engine: BrokerEngine = "tansu"
+                  ) -> Iterator[Stack]:
     """A started :class:`Stack`; everything is stopped on leaving, whatever the reason."""
     workdir = Path(tempfile.mkdtemp(prefix="shulian-bench-"))
-    stack = Stack(workdir=workdir, keep_workdir=keep_workdir)
+    stack = Stack(workdir=workdir, keep_workdir=keep_workdir, engine=engine)
 
     def on_term(_sig: int, _frame: FrameType | None) -> None:
         raise Interrupted()

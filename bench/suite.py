@@ -25,8 +25,10 @@ from bench.data import (
 from bench.harness import CATALOG_DIR, SCHEMAS_DIR, Stack, load_average, running_stack
 from bench.hops import run_limit, run_naive, run_tuned
 from bench.report import LatencyResult, machine_info, run_record, summarise
+from bench.scaleout import run_workers
 from shulian.errors import RegistryError
 from shulian.serde import SchemaCache
+from shulian.settings import BrokerEngine
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,9 @@ class BenchParams:
     soak_seconds: float = 0.0
     invalid_rate: float = 0.01
     partitions: int = 3
+    engine: BrokerEngine = "tansu"
+    scale_out: int = 0  # >1: also the chain with 1 and with this many worker processes
+    scale_out_partitions: int = 6
 
 
 Echo = Callable[[str], None]
@@ -61,7 +66,7 @@ def run_benchmark(params: BenchParams, *, echo: Echo = print,
         costs more per request as its log grows: on one shared broker each phase would be
         measured against every earlier phase's data."""
         nonlocal workload
-        with running_stack(keep_workdir=keep_workdir) as stack:
+        with running_stack(keep_workdir=keep_workdir, engine=params.engine) as stack:
             echo(f"{label}: broker {stack.bootstrap}, registry {stack.registry_url}, "
                  f"logs {stack.workdir}")
             schema_id = SchemaCache(stack.registry_url).register(subject, schema_text)
@@ -107,6 +112,14 @@ def run_benchmark(params: BenchParams, *, echo: Echo = print,
                                chain=chain.throughput, latency=lat.latency, rss=rss,
                                tuned=tuned, latency_loaded=chain.latency_loaded))
         soak = lat.soak or soak
+    scale: list[dict[str, Any]] = []
+    for workers in (1, params.scale_out) if params.scale_out > 1 else ():
+        with fresh_stack(f"scale-out, {workers} worker(s)") as (stack, data):
+            point = run_workers(stack, data, workers=workers,
+                                partitions=params.scale_out_partitions)
+            echo(f"  {workers} worker(s): {point['rate'] or 0:,.0f} rec/s, worker CPU "
+                 f"{point['worker_cpu_busy']}, broker CPU {point['broker_cpu_busy']}")
+            scale.append(point)
     return {
         "command": "shulian bench",
         "params": asdict(params),
@@ -116,6 +129,7 @@ def run_benchmark(params: BenchParams, *, echo: Echo = print,
         "runs": runs,
         "summary": summarise(runs),
         "soak": soak,
+        "scale_out": scale,
     }
 
 

@@ -32,9 +32,10 @@ from streams.worker import tune_gc
 
 def build_app(*, bootstrap: str, source: str, sink: str, count: int, parsed: Any,
               done: Path, datadir: str) -> faust.App:
+    settings = load_settings(bootstrap_servers=bootstrap)
     app = faust_app(f"bench-tuned-{uuid.uuid4().hex[:8]}", bootstrap_servers=bootstrap,
-                    datadir=datadir)
-    producer = OutputProducer(load_settings(bootstrap_servers=bootstrap))
+                    datadir=datadir, behaviour=settings.behaviour())
+    producer = OutputProducer(settings)
     src = app.topic(source, schema=RawBytes())
     seen = 0
 

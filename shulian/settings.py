@@ -5,8 +5,9 @@ Every CLI option falls back to the matching ``SHULIAN_<NAME>`` variable.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -16,6 +17,31 @@ from shulian.errors import ConfigError, ConfigIssue
 from shulian.log import LogFormat, get_logger
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+BrokerEngine = Literal["tansu", "kafka"]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class EngineBehaviour:
+    """How the clients treat the broker; defaults per engine in :data:`ENGINE_DEFAULTS`, each
+    overridable by its SHULIAN_* variable. docs/DEPLOY.md gives every value and its reason."""
+
+    fetch_max_wait_ms: int  # the Faust consumer's fetch wait (Tansu answers only when it ends)
+    session_timeout_ms: int  # consumer groups: how long a silent member keeps its partitions
+    heartbeat_interval_ms: int
+    idempotence: bool  # enable.idempotence on producers
+    trust_watermarks: bool  # a partition's high watermark covers every acknowledged write
+
+
+ENGINE_DEFAULTS: dict[BrokerEngine, EngineBehaviour] = {
+    "tansu": EngineBehaviour(fetch_max_wait_ms=10, session_timeout_ms=6000,
+                             heartbeat_interval_ms=500, idempotence=False,
+                             trust_watermarks=False),
+    "kafka": EngineBehaviour(fetch_max_wait_ms=500, session_timeout_ms=10000,
+                             heartbeat_interval_ms=1000, idempotence=True,
+                             trust_watermarks=True),
+}
 
 
 class Settings(BaseSettings):
@@ -35,10 +61,14 @@ class Settings(BaseSettings):
     kafka_sasl_password: SecretStr | None = None
     default_partitions: int = Field(default=3, ge=1)
     replication_factor: int = Field(default=1, ge=1)
-    # enable.idempotence on producers: no duplicates or reordering from producer retries.
-    # Off by default because the embedded broker (Tansu) is the default; docker-compose turns it
-    # on for real Kafka (docs/DEPLOY.md).
-    kafka_idempotence: bool = False
+    # which broker the clients talk to: the embedded Tansu (default) or Apache Kafka. The
+    # fields below left unset take that engine's value from ENGINE_DEFAULTS (docs/DEPLOY.md).
+    broker_engine: BrokerEngine = "tansu"
+    kafka_idempotence: bool | None = None  # enable.idempotence on producers
+    fetch_max_wait_ms: int | None = Field(default=None, ge=0)
+    session_timeout_ms: int | None = Field(default=None, ge=1000)
+    heartbeat_interval_ms: int | None = Field(default=None, ge=100)
+    trust_watermarks: bool | None = None
     # TLS towards the broker (SSL / SASL_SSL): the CA that signed the brokers' certificates, and
     # a client certificate and key where the listener wants one (docs/SECURITY.md)
     kafka_ssl_ca_location: Path | None = None
@@ -122,6 +152,7 @@ class Settings(BaseSettings):
     console_governance_token: SecretStr | None = None
     console_auditor_token: SecretStr | None = None
     console_session_key: SecretStr | None = None
+
     @field_validator("clock")
     @classmethod
     def _known_clock(cls, value: str) -> str:
@@ -136,6 +167,17 @@ class Settings(BaseSettings):
                                                 setting="SHULIAN_CLOCK")
         return clock
 
+    def behaviour(self) -> EngineBehaviour:
+        """The engine's defaults with every explicitly set field applied."""
+        base = ENGINE_DEFAULTS[self.broker_engine]
+        return EngineBehaviour(
+            fetch_max_wait_ms=_pick(self.fetch_max_wait_ms, base.fetch_max_wait_ms),
+            session_timeout_ms=_pick(self.session_timeout_ms, base.session_timeout_ms),
+            heartbeat_interval_ms=_pick(self.heartbeat_interval_ms, base.heartbeat_interval_ms),
+            idempotence=_pick(self.kafka_idempotence, base.idempotence),
+            trust_watermarks=_pick(self.trust_watermarks, base.trust_watermarks),
+        )
+
     def kafka_common(self) -> dict[str, Any]:
         """librdkafka settings shared by every producer and consumer."""
         conf: dict[str, Any] = {
@@ -148,7 +190,6 @@ class Settings(BaseSettings):
             pw = self.kafka_sasl_password
             conf["sasl.password"] = pw.get_secret_value() if pw else ""
         return conf
-
 
     def identity_secret(self) -> SecretStr | None:
         """This process's secret: SHULIAN_SECRET, else the first line of SHULIAN_SECRET_FILE
@@ -187,6 +228,9 @@ class Settings(BaseSettings):
         return {"url": self.registry_url, "timeout": self.registry_timeout_s,
                 "max.retries": self.registry_retries, "retries.wait.ms": 200,
                 "retries.max.wait.ms": 1000, **self.registry_auth_conf()}
+
+def _pick(value: T | None, default: T) -> T:
+    return default if value is None else value
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -34,7 +34,7 @@ from shulian.chain.ingest import IngestStage
 from shulian.chain.messages import InMessage, OutMessage, read_back
 from shulian.errors import InfrastructureError
 from shulian.log import get_logger
-from shulian.settings import Settings
+from shulian.settings import ENGINE_DEFAULTS, EngineBehaviour, Settings
 from streams.metrics import ChainMetrics
 from streams.runtime import OutputProducer
 from streams.transport import ChainTransport
@@ -151,9 +151,16 @@ def faust_datadir(settings: Settings) -> Path:
     return base / "faust" / "{conf.name}"
 
 
-def faust_app(app_id: str, *, bootstrap_servers: str, datadir: Path | str) -> faust.App:
+METADATA_MAX_AGE_MS = 10_000
+"""How old the worker consumer's cluster metadata may get (see :func:`faust_app`)."""
+
+
+def faust_app(app_id: str, *, bootstrap_servers: str, datadir: Path | str,
+              behaviour: EngineBehaviour | None = None) -> faust.App:
     """A Faust app set up the chain's way (raw bytes in and out, batches of up to 5,000 per
-    fetch, the short fetch wait, topics never declared by Faust). No agents yet."""
+    fetch, the engine's fetch wait and session timeout, topics never declared by Faust). No
+    agents yet. ``behaviour``: the engine's (default: the embedded broker's)."""
+    beh = behaviour or ENGINE_DEFAULTS["tansu"]
     app = faust.App(
         app_id,
         broker=[f"kafka://{b}" for b in bootstrap_servers.split(",")],
@@ -163,23 +170,30 @@ def faust_app(app_id: str, *, bootstrap_servers: str, datadir: Path | str) -> fa
         topic_allow_declare=False,  # topics are created by `shulian init` with explicit partitions
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
-        broker_session_timeout=6.0,  # Tansu's first join waits ~half of it
-        broker_heartbeat_interval=0.5,
+        broker_session_timeout=beh.session_timeout_ms / 1000,
+        broker_heartbeat_interval=beh.heartbeat_interval_ms / 1000,
         broker_max_poll_records=5000,
         stream_buffer_maxsize=65536,
         consumer_max_fetch_size=16 * 1024 * 1024,
+        # aiokafka 0.14 answers NOT_LEADER on a ListOffsets (a partition without a committed
+        # offset, reset to earliest) by asking the same old leader again, and only the periodic
+        # metadata refresh (default every 300 s) tells it where the partition went: after two
+        # of three Kafka nodes came back, a worker stood still for 291 s. Every 10 s instead.
+        consumer_metadata_max_age_ms=METADATA_MAX_AGE_MS,
         broker_commit_interval=1.0,
         datadir=str(datadir),  # never the current directory
         Monitor=QuietMonitor,
     )
-    app.transport = ChainTransport(app.conf.broker_consumer, app)
+    transport = ChainTransport(app.conf.broker_consumer, app)
+    transport.fetch_max_wait_ms = beh.fetch_max_wait_ms
+    app.transport = transport
     return app
 
 
 def create_app(settings: Settings, parts: ChainParts, *, app_id: str) -> faust.App:
     """A Faust app wired to the given parts. No side effects until a worker runs it."""
     app = faust_app(app_id, bootstrap_servers=settings.bootstrap_servers,
-                    datadir=faust_datadir(settings))
+                    datadir=faust_datadir(settings), behaviour=settings.behaviour())
     raw = app.topic(*parts.raw_topics, schema=RawBytes())
     canonical_topics = frozenset(parts.canonical_topics)
     batch, within = settings.batch_size, settings.batch_within_s

@@ -178,7 +178,8 @@ def read_tail(
     settings: Settings, topic: str, partition: int, *, quiet_s: float = 0.5
 ) -> bytes | None:
     """The value of the last record in a partition, found by reading (watermarks can lag on the
-    embedded broker, so reading goes on until nothing more arrives for ``quiet_s``)."""
+    embedded broker, so reading goes on until nothing more arrives for ``quiet_s``; where they
+    are trusted, Settings.behaviour(), until the end of the partition)."""
     consumer = Consumer(consumer_config(settings, group_id=f"shulian-tail-{os.getpid()}",
                                         **{"enable.partition.eof": True}))
     try:
@@ -186,6 +187,7 @@ def read_tail(
         start = 0 if high <= 0 else max(low, high - 1)
         consumer.assign([TopicPartition(topic, partition, start)])
         last: bytes | None = None
+        trust = settings.behaviour().trust_watermarks
         quiet_deadline = time.monotonic() + quiet_s
         while time.monotonic() < quiet_deadline:
             msgs = consumer.consume(1000, 0.2)
@@ -194,6 +196,8 @@ def read_tail(
                 err = m.error()
                 if err is not None:
                     if err.code() == KafkaError._PARTITION_EOF:
+                        if trust:  # the end is the high watermark: every acked write read
+                            return last
                         continue
                     raise BrokerError(f"reading {topic}[{partition}]: {err}")
                 last = m.value()
@@ -214,8 +218,9 @@ def read_tails(
 ) -> dict[tuple[str, int], list[InMessage]]:
     """The last ``depth`` (at least) messages of each partition, in offset order, read with one
     consumer. Watermarks can lag on the embedded broker, so reading starts ``depth`` before the
-    reported end and goes on until nothing more arrives for ``quiet_s``; only the last
-    ``depth`` messages read are kept."""
+    reported end and goes on until nothing more arrives for ``quiet_s`` (where watermarks are
+    trusted, Settings.behaviour(), until every partition's end); only the last ``depth``
+    messages read are kept."""
     out: dict[tuple[str, int], list[InMessage]] = {tp: [] for tp in partitions}
     if not partitions:
         return out
@@ -229,6 +234,8 @@ def read_tails(
             assign.append(TopicPartition(topic, partition,
                                          0 if high <= 0 else max(low, high - depth)))
         consumer.assign(assign)
+        trust = settings.behaviour().trust_watermarks
+        at_end: set[tuple[str, int]] = set()
         quiet_deadline = time.monotonic() + quiet_s
         while time.monotonic() < quiet_deadline:
             got = False
@@ -236,6 +243,7 @@ def read_tails(
                 err = m.error()
                 if err is not None:
                     if err.code() == KafkaError._PARTITION_EOF:
+                        at_end.add((m.topic() or "", m.partition() or 0))
                         continue
                     raise BrokerError(f"reading {m.topic()}[{m.partition()}]: {err}")
                 tp = (m.topic() or "", m.partition() or 0)
@@ -247,6 +255,8 @@ def read_tails(
                 if len(kept) > 2 * depth:
                     del kept[:-depth]
                 got = True
+            if trust and len(at_end) == len(assign):
+                break  # every partition read to its high watermark: every acked write seen
             if got:
                 quiet_deadline = time.monotonic() + quiet_s
         return {tp: msgs[-depth:] for tp, msgs in out.items()}

@@ -1,6 +1,6 @@
 """The chain's Faust transport: Faust's aiokafka transport with two changes, each measured.
 
-1. A short fetch wait (:data:`FETCH_MAX_WAIT_MS`).
+1. The engine's fetch wait (:attr:`ChainTransport.fetch_max_wait_ms`).
 2. A per-message fast path in the consumer's drain loop (:meth:`_Consumer._drain_messages`).
 """
 
@@ -16,17 +16,19 @@ from faust.types import TP
 from mode import Service, ServiceT
 
 FETCH_MAX_WAIT_MS = 10
-"""Faust hard-codes ``fetch_max_wait_ms=1500`` for its aiokafka consumer. Tansu answers a fetch
-only when that wait expires, even when data is there (measured: 1500 -> ~380 ms per record,
-100 -> ~10 ms), which made every hop of the chain wait. At 1,000 rec/s offered, 50 -> 10 ms
-took the latency p99 from 398-543 to 273-297 ms (with 10 ms batch windows). Against Kafka a
-shorter wait only means more fetch requests while idle (two consumers, 100 per second each)."""
+"""The fetch wait when none is given (Tansu's). Faust hard-codes ``fetch_max_wait_ms=1500`` for
+its aiokafka consumer. Tansu answers a fetch only when that wait expires, even when data is
+there (measured: 1500 -> ~380 ms per record, 100 -> ~10 ms), which made every hop of the chain
+wait. At 1,000 rec/s offered, 50 -> 10 ms took the latency p99 from 398-543 to 273-297 ms (with
+10 ms batch windows). Apache Kafka answers as soon as data is there, so there the wait only
+bounds idle polling (``Settings.behaviour()``, docs/DEPLOY.md)."""
 
 
 class _FetchThread(faust_aiokafka.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
-        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read by AIOKafkaConsumer.start()
+        # read by AIOKafkaConsumer.start()
+        consumer._fetch_max_wait_ms = getattr(transport, "fetch_max_wait_ms", FETCH_MAX_WAIT_MS)
         return consumer
 
 
@@ -160,6 +162,7 @@ class _Consumer(faust_aiokafka.Consumer):
             unset_flag(flag_consumer_fetching)
 
 class ChainTransport(faust_aiokafka.Transport):
-    """The aiokafka transport with the short fetch wait and the drain fast path."""
+    """The aiokafka transport with the engine's fetch wait and the drain fast path."""
 
     Consumer = _Consumer
+    fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS

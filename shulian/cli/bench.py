@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from shulian.cli.common import friendly_errors
+from shulian.cli.common import engine_option, friendly_errors
 
 
 @click.command("bench")
@@ -24,9 +24,10 @@ from shulian.cli.common import friendly_errors
               show_default=True, envvar="SHULIAN_BENCH_LATENCY_RATE",
               help="Offered load (raw records/s) of the latency phase "
                    "[env SHULIAN_BENCH_LATENCY_RATE]")
-@click.option("--runs", type=click.IntRange(min=1), default=3, show_default=True,
+@click.option("--runs", type=click.IntRange(min=0), default=3, show_default=True,
               envvar="SHULIAN_BENCH_RUNS",
-              help="Runs of every phase; the summary gives medians [env SHULIAN_BENCH_RUNS]")
+              help="Runs of every phase; the summary gives medians (0: only --scale-out) "
+                   "[env SHULIAN_BENCH_RUNS]")
 @click.option("--soak-seconds", type=click.FloatRange(min=0), default=0.0, show_default=True,
               envvar="SHULIAN_BENCH_SOAK_SECONDS",
               help="After the last run, keep the offered load this long and record the "
@@ -38,10 +39,15 @@ from shulian.cli.common import friendly_errors
                    "[env SHULIAN_BENCH_JSON]")
 @click.option("--keep-logs", is_flag=True, envvar="SHULIAN_BENCH_KEEP_LOGS",
               help="Keep the temp directory with every child's log [env SHULIAN_BENCH_KEEP_LOGS]")
+@click.option("--scale-out", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Also run the chain with 1 and with N worker processes on the same topics "
+                   "(6 partitions), each on a fresh broker, with each process's CPU (0: off)")
+@engine_option
 @friendly_errors
 def bench(records: int, seconds: float, latency_rate: float, runs: int, soak_seconds: float,
-          json_path: Path | None, keep_logs: bool) -> None:
-    """Benchmark the chain on its own embedded broker and registry.
+          json_path: Path | None, keep_logs: bool, engine: str | None, scale_out: int) -> None:
+    """Benchmark the chain on its own broker (Tansu, or Apache Kafka with --engine kafka) and
+    registry.
 
     In one invocation, on the same generated records (reference workload: one dataset of 13
     fields, four list entries, audit on, 1% invalid): (1) limit: a plain confluent-kafka hop;
@@ -55,16 +61,21 @@ def bench(records: int, seconds: float, latency_rate: float, runs: int, soak_sec
     """
     try:
         from bench.report import table
+        from bench.scaleout import scale_table
         from bench.suite import BenchParams, run_benchmark, write_json
     except ImportError as exc:
         raise click.ClickException(
             "the bench/ package is not importable: run from a source checkout") from exc
 
     params = BenchParams(records=records, runs=runs, latency_rate=latency_rate,
-                         latency_seconds=seconds, soak_seconds=soak_seconds)
+                         latency_seconds=seconds, soak_seconds=soak_seconds,
+                         engine="kafka" if engine == "kafka" else "tansu", scale_out=scale_out)
     report = run_benchmark(params, echo=click.echo, keep_workdir=keep_logs)
     click.echo("")
-    click.echo(table(report))
+    if report["runs"]:
+        click.echo(table(report))
+    if report["scale_out"]:
+        click.echo(scale_table(report["scale_out"], params.engine))
     if json_path is not None:
         write_json(report, json_path)
         click.echo(f"report written to {json_path}")

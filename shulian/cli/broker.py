@@ -1,4 +1,4 @@
-"""``shulian broker``: the embedded Kafka-compatible broker."""
+"""``shulian broker``: the embedded Kafka-compatible broker, or a real Apache Kafka."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from types import FrameType
 
 import click
 
-from shulian.cli.common import friendly_errors, settings_from
+from shulian.cli.common import engine_option, friendly_errors, settings_from
 
 
 @click.command("broker")
@@ -19,20 +19,36 @@ from shulian.cli.common import friendly_errors, settings_from
               help="Port to listen on [env SHULIAN_BROKER_PORT, default 9092]")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               envvar="SHULIAN_DATA_DIR",
-              help="Keep data on disk (SeaweedFS S3 under DIR) so it survives a restart; "
-                   "without it data is in memory [env SHULIAN_DATA_DIR]")
+              help="Keep data on disk so it survives a restart (tansu: SeaweedFS S3 under DIR; "
+                   "kafka: log dirs under DIR/kafka); without it data is in memory (kafka: a "
+                   "temp folder) [env SHULIAN_DATA_DIR]")
+@engine_option
+@click.option("--nodes", type=click.IntRange(1, 9), default=1, show_default=True,
+              help="kafka engine: nodes of a local cluster (each a broker and a controller "
+                   "voter, on its own ports); node 1 listens on --port")
 @click.pass_context
 @friendly_errors
-def broker(ctx: click.Context, host: str, port: int | None, data_dir: Path | None) -> None:
-    """Run the embedded broker (Tansu) until Ctrl-C or SIGTERM.
+def broker(ctx: click.Context, host: str, port: int | None, data_dir: Path | None,
+           engine: str | None, nodes: int) -> None:
+    """Run the broker until Ctrl-C or SIGTERM: Tansu (default) or Apache Kafka.
 
-    Reports ready only once the broker answers metadata. With --data-dir it first starts
-    SeaweedFS (S3, bound to 127.0.0.1, data under DIR) and runs Tansu on it.
+    Reports ready only once the broker answers metadata (kafka: once every node is listed).
+    Tansu with --data-dir first starts SeaweedFS (S3, bound to 127.0.0.1, data under DIR);
+    Kafka keeps its log dirs under DIR/kafka, else in a temp folder removed at stop.
     """
     from shulian.embedded.broker import EmbeddedBroker
+    from shulian.embedded.kafka import KafkaCluster
 
-    settings = settings_from(ctx, broker_port=port, data_dir=data_dir)
-    eb = EmbeddedBroker(host=host, port=settings.broker_port, data_dir=settings.data_dir)
+    settings = settings_from(ctx, broker_port=port, data_dir=data_dir, broker_engine=engine)
+    if settings.broker_engine != "kafka" and nodes != 1:
+        raise click.UsageError("--nodes needs --engine kafka (Tansu runs one broker)")
+    eb: EmbeddedBroker | KafkaCluster
+    if settings.broker_engine == "kafka":
+        eb = KafkaCluster(host=host, port=settings.broker_port, nodes=nodes,
+                          data_dir=None if settings.data_dir is None
+                          else settings.data_dir / "kafka")
+    else:
+        eb = EmbeddedBroker(host=host, port=settings.broker_port, data_dir=settings.data_dir)
     stop = threading.Event()
     starting = True
 
@@ -49,7 +65,11 @@ def broker(ctx: click.Context, host: str, port: int | None, data_dir: Path | Non
         click.echo("broker: stopped during start", err=True)
         return
     starting = False
-    mode = f"durable, data in {settings.data_dir}" if settings.data_dir else "memory"
+    if settings.broker_engine == "kafka":
+        where = f"data in {eb.log_dir}" if settings.data_dir else "temporary data"
+        mode = f"Apache Kafka, {nodes} node(s), {where}"
+    else:
+        mode = f"durable, data in {settings.data_dir}" if settings.data_dir else "memory"
     click.echo(f"broker ready: bootstrap servers {eb.bootstrap} ({mode}); logs in {eb.log_dir}",
                err=False)
     try:

@@ -15,6 +15,14 @@ from shulian.settings import Settings, load_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+engine_option = click.option(
+    "--engine", type=click.Choice(["tansu", "kafka"]), default=None,
+    envvar="SHULIAN_BROKER_ENGINE",
+    help="Broker: tansu, the embedded one (no JVM), or kafka, Apache Kafka in KRaft mode with "
+         "its jars resolved by Maven on first use (needs java and mvn) "
+         "[env SHULIAN_BROKER_ENGINE, default tansu]")
+"""``--engine``: which broker a command starts (its clients follow, Settings.behaviour)."""
+
 
 def settings_from(ctx: click.Context, *, probe_broker: bool | None = None,
                   **overrides: Any) -> Settings:

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from shulian.cli.common import friendly_errors, settings_from
+from shulian.cli.common import engine_option, friendly_errors, settings_from
 from shulian.cli.up import initialise
 from shulian.clock import DEMO_CLOCK, parse_clock
 from shulian.embedded.net import free_port
@@ -46,11 +46,12 @@ DEMO_CHILDREN = ("broker", "registry", "worker")
 @click.option("--namespace", envvar="SHULIAN_NAMESPACE", default=None,
               help="With --bootstrap: the topic prefix the running worker uses "
               "[env SHULIAN_NAMESPACE]")
+@engine_option
 @click.pass_context
 @friendly_errors
 def demo(ctx: click.Context, records: int, garbage: int, invalid_rate: float, seed: int,
          timeout_s: float, bootstrap_servers: str | None, registry_url: str | None,
-         namespace: str | None) -> None:
+         namespace: str | None, engine: str | None) -> None:
     """Start the stack, play a scenario of several agencies, print what happened, exit.
 
     Agencies publish Avro with confluent-kafka's serializer in their own dialects (field
@@ -79,13 +80,13 @@ def demo(ctx: click.Context, records: int, garbage: int, invalid_rate: float, se
     if namespace is not None:
         raise click.UsageError("--namespace applies only with --bootstrap")
     _own_stack(ctx, records=records, garbage=garbage, invalid_rate=invalid_rate, seed=seed,
-               timeout_s=timeout_s)
+               timeout_s=timeout_s, engine=engine)
 
 
 def _own_stack(ctx: click.Context, *, records: int, garbage: int, invalid_rate: float,
-               seed: int, timeout_s: float) -> None:
+               seed: int, timeout_s: float, engine: str | None) -> None:
     settings = settings_from(ctx, broker_port=free_port(), registry_port=free_port(),
-                             gateway_port=free_port(), metrics_port=0)
+                             gateway_port=free_port(), metrics_port=0, broker_engine=engine)
     settings, _ = stack_master_key(settings, state_dir=None)  # fresh per demo run
     if "SHULIAN_CLOCK" not in os.environ:  # decide inside the example list's validity
         settings = settings.model_copy(update={"clock": DEMO_CLOCK})

@@ -16,7 +16,7 @@ from types import FrameType
 import click
 from pydantic import SecretStr
 
-from shulian.cli.common import friendly_errors, settings_from
+from shulian.cli.common import engine_option, friendly_errors, settings_from
 from shulian.embedded.stack import (
     STACK_LIST,
     ConnectorPlan,
@@ -196,12 +196,13 @@ def print_tokens(plan: ConnectorPlan) -> None:
 @click.option("--postgres-port", type=int, default=None, envvar="SHULIAN_POSTGRES_PORT",
               help="Port of the stack's own PostgreSQL on 127.0.0.1 "
                    f"[env SHULIAN_POSTGRES_PORT, default {DEFAULT_POSTGRES_PORT}]")
+@engine_option
 @click.pass_context
 @friendly_errors
 def up(ctx: click.Context, data_dir: Path | None, broker_port: int | None,
        registry_port: int | None, gateway_port: int | None, metrics_port: int | None,
        console_port: int | None, catalog_dir: Path | None, connectors: Path | None,
-       postgres_dsn: str | None, postgres_port: int | None) -> None:
+       postgres_dsn: str | None, postgres_port: int | None, engine: str | None) -> None:
     """Run the embedded stack until Ctrl-C or SIGTERM.
 
     Broker, schema registry, the stack's PostgreSQL (when a PostgreSQL sink needs one), topics
@@ -220,7 +221,7 @@ def up(ctx: click.Context, data_dir: Path | None, broker_port: int | None,
     settings = settings_from(
         ctx, data_dir=data_dir, broker_port=broker_port, registry_port=registry_port,
         gateway_port=gateway_port, metrics_port=metrics_port, console_port=console_port,
-        catalog_dir=catalog_dir, connectors_dir=connectors,
+        catalog_dir=catalog_dir, connectors_dir=connectors, broker_engine=engine,
     )
     endpoints = Endpoints.from_settings(settings)
     settings = settings.model_copy(update={

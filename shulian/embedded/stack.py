@@ -74,6 +74,7 @@ def child_env(settings: Settings, endpoints: Endpoints) -> dict[str, str]:
         "SHULIAN_LOG_FORMAT": "json",
         "SHULIAN_ALLOW_DEV_KEYS": "1" if settings.allow_dev_keys else "0",
         "SHULIAN_CLOCK": settings.clock,
+        "SHULIAN_BROKER_ENGINE": settings.broker_engine,
     } | ({"SHULIAN_HMAC_MASTER_KEY": settings.hmac_master_key.get_secret_value()}
          if settings.hmac_master_key is not None else {}) | (
         {"SHULIAN_STACK_STATUS_FILE": str(settings.stack_status_file)}
@@ -243,7 +244,8 @@ def stack_children(
     ``postgres``: the stack's own database, started before the connectors.
     """
     env = child_env(settings, endpoints)
-    broker_argv = ["broker", "--port", str(settings.broker_port)]
+    broker_argv = ["broker", "--engine", settings.broker_engine,
+                   "--port", str(settings.broker_port)]
     if settings.data_dir is not None:
         broker_argv += ["--data-dir", str(settings.data_dir)]
     children = [

@@ -2,10 +2,11 @@
 
 Settings chosen on purpose:
 - consumers: ``enable.auto.commit=false`` (offsets are committed only after outputs are acked),
-  a short ``session.timeout.ms`` because Tansu's first group join waits about half of it
-  (measured: 45 s default -> ~23 s join; 6 s -> ~3 s).
-- producers: ``acks=all``, ``linger.ms`` and ``batch.size`` for throughput; idempotence is
-  requested where the broker supports it (real Kafka), see docs/DEPLOY.md.
+  session timeout and heartbeat per engine (:meth:`Settings.behaviour`): short on Tansu because
+  its first group join waits about half of it (measured: 45 s default -> ~23 s join; 6 s ->
+  ~3 s).
+- producers: ``acks=all``, ``linger.ms`` and ``batch.size`` for throughput; idempotence per
+  engine (on for Apache Kafka), see docs/DEPLOY.md.
 """
 
 from __future__ import annotations
@@ -92,14 +93,15 @@ class TopicSpec:
 
 
 def consumer_config(settings: Settings, *, group_id: str, **extra: Any) -> dict[str, Any]:
+    behaviour = settings.behaviour()
     conf: dict[str, Any] = {
         **client_config(settings),
         "group.id": group_id,
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
-        "session.timeout.ms": 6000,
-        "heartbeat.interval.ms": 500,
+        "session.timeout.ms": behaviour.session_timeout_ms,
+        "heartbeat.interval.ms": behaviour.heartbeat_interval_ms,
         "max.poll.interval.ms": 60000,
         "partition.assignment.strategy": "cooperative-sticky",
         "log_level": 3,
@@ -125,7 +127,7 @@ def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
         "queue.buffering.max.messages": 500_000,
         "log_level": 3,
     }
-    if settings.kafka_idempotence:
+    if settings.behaviour().idempotence:
         conf["enable.idempotence"] = True
     conf.update(extra)
     return conf

@@ -130,8 +130,13 @@ def delete_subject_record(subject: str, version: int) -> Record:
     )
 
 
-def noop_record() -> Record:
-    return encode_key(Key(KeyType.NOOP)), None
+def noop_record(max_id: int = 0) -> Record:
+    """A NOOP (read back to sync). It carries the highest schema id issued so far: on a
+    compacted topic a hard-deleted schema's records vanish, and without this a fresh instance
+    would issue that id again to another schema (old records would decode with the wrong one).
+    Only the newest NOOP survives compaction, so every NOOP carries the writer's maximum."""
+    value = None if max_id <= 0 else _dumps({"maxId": max_id})
+    return encode_key(Key(KeyType.NOOP)), value
 
 
 def parse_references(raw: object) -> tuple[Reference, ...] | None:

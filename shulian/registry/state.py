@@ -92,7 +92,10 @@ class RegistryState:
         value = decode_value(raw_value)
         if raw_value is not None and raw_value != b"" and value is None:
             return False
-        if key.keytype is KeyType.NOOP:
+        if key.keytype is KeyType.NOOP:  # may carry the highest id issued (records.noop_record)
+            issued = (value or {}).get("maxId")
+            if isinstance(issued, int) and not isinstance(issued, bool):
+                self.max_id = max(self.max_id, issued)
             return True
         if key.keytype is KeyType.SCHEMA:
             assert key.subject is not None and key.version is not None

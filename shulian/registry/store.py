@@ -176,11 +176,19 @@ class KafkaStore:
 
     def sync(self) -> None:
         """Wait until everything written to the topic so far is applied here."""
-        self.commit([noop_record()])
+        self.commit([self._noop()])
 
     def commit(self, records: list[Record]) -> None:
-        """Produce ``records`` in order and wait until this instance has applied all of them."""
+        """Produce ``records`` in order and wait until this instance has applied all of them.
+        A batch with a tombstone (a hard delete) is followed by a NOOP carrying the highest id
+        issued, so compaction cannot make a fresh instance forget it."""
+        if any(value is None for _, value in records):
+            records = [*records, self._noop()]
         self._commit(records, timeout_s=self.write_timeout_s)
+
+    def _noop(self) -> Record:
+        with self._cond:
+            return noop_record(self.state.max_id)
 
     def _commit(self, records: list[Record], *, timeout_s: float) -> None:
         if not records:

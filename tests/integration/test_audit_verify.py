@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 from confluent_kafka import Producer
 
@@ -19,6 +20,8 @@ from shulian.logic.auditseal import build_seal
 from shulian.logic.policy import Decision, Outcome, WithholdReason
 from shulian.settings import Settings
 from tests.fixtures.signing import chain_signer, egress_headers
+
+pytestmark = pytest.mark.both_engines
 
 NOW = datetime(2026, 3, 1, 4, 0, tzinfo=UTC)
 

@@ -36,7 +36,7 @@ from shulian.settings import REPO_ROOT, Settings
 from tests.fixtures.chain import StartChain
 from tests.fixtures.signing import approve
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.both_engines]
 HEX64 = 64
 
 

@@ -22,23 +22,27 @@ from shulian.catalog.load import load_catalog
 from shulian.settings import REPO_ROOT
 from tests.fixtures.pii import generate_like_publisher, leaks, log_lines, personal_values
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.both_engines]
 PAIRS = len(load_catalog(REPO_ROOT / "catalog", schemas_dir=REPO_ROOT / "schemas").mappings)
 RECORDS, GARBAGE, SEED, INVALID_RATE = 15, 5, 3, 0.05  # per agency dataset
 
 
-def test_demo_prints_measured_table_and_exits_0_and_logs_no_personal_data() -> None:
+def test_demo_prints_measured_table_and_exits_0_and_logs_no_personal_data(engine: str) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "shulian.cli.main", "demo",
          "--records", str(PAIRS * (RECORDS + GARBAGE)), "--garbage", str(GARBAGE),
-         "--seed", str(SEED), "--invalid-rate", str(INVALID_RATE)],
+         "--seed", str(SEED), "--invalid-rate", str(INVALID_RATE), "--engine", engine],
         capture_output=True, text=True, timeout=300,
         env={**os.environ, "SHULIAN_LOG_FORMAT": "json", "COLUMNS": "160"},
     )
     found = re.search(r"logs in ([^\s)]+)\)", proc.stdout)
     log_dir = Path(found.group(1)) if found else None
     try:
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        broker_log = log_dir / "broker.log" if log_dir is not None else None
+        assert proc.returncode == 0, (
+            proc.stdout[-3000:] + proc.stderr[-3000:]
+            + (broker_log.read_text(errors="replace")[-3000:]
+               if broker_log is not None and broker_log.exists() else ""))
         out = proc.stdout
         assert "Published by agencies" in out
         assert "Decisions under sharing list" in out

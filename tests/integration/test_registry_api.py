@@ -25,6 +25,8 @@ from shulian.serde import SchemaCache, decode_wire, encode_wire, split_wire
 from shulian.settings import Settings
 from tests.fixtures.registry import RegistryProcess
 
+pytestmark = pytest.mark.both_engines
+
 
 def rec(name: str, *fields: dict[str, Any]) -> str:
     return json.dumps(

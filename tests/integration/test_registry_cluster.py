@@ -8,9 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 from tests.fixtures.registry import RegistryProcess
+
+pytestmark = pytest.mark.both_engines
 
 
 def rec(name: str, *fields: dict[str, Any]) -> str:

@@ -28,6 +28,8 @@ from shulian.io.reader import read_topics
 from shulian.settings import Settings
 from tests.fixtures.chain import StartChain
 
+pytestmark = pytest.mark.both_engines
+
 KEY = "replay-test-master-key"
 
 

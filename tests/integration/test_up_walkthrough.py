@@ -22,7 +22,7 @@ import pytest
 from shulian.embedded.net import free_port, wait_until
 from tests.fixtures.up import MARK, running_up
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.both_engines]
 
 
 # two licences as the market regulator writes them (its field names, Chinese code values,
@@ -64,11 +64,12 @@ def rows(dsn: str) -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture
-def up_stack(tmp_path: Path, unique: str) -> Iterator[tuple[subprocess.Popen[bytes], Path,
-                                                             dict[str, int]]]:
+def up_stack(tmp_path: Path, unique: str, engine: str
+             ) -> Iterator[tuple[subprocess.Popen[bytes], Path, dict[str, int]]]:
     ports = {k: free_port() for k in ("broker", "registry", "gateway", "metrics", "postgres")}
     out = tmp_path / "up.out"
     args = [a for k, p in ports.items() for a in (f"--{k}-port", str(p))]
+    args += ["--engine", engine]  # the session's engine; `up` starts its own broker
     with running_up(args, env=stack_env(unique), out=out, mark=unique,
                     leftover_timeout_s=15) as proc:
         yield proc, out, ports

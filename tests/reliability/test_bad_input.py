@@ -35,7 +35,7 @@ from shulian.serde import SchemaCache
 from shulian.settings import Settings
 from tests.fixtures.chain import ChainEnv, StartChain, chain_outcome, expected_decisions
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.both_engines]
 
 PSB = ("psb", "household_change")
 AMR = ("amr", "business_licence")

@@ -26,6 +26,14 @@ import yaml
 from shulian.catalog.load import load_catalog
 from shulian.chain.topology import Topology, plan_topics
 from shulian.cli.main import cli
+from shulian.embedded.kafka_config import (
+    SHARED_PROPERTIES,
+    KafkaNodeConfig,
+    Voter,
+    cluster_properties,
+    compose_property,
+    node_properties,
+)
 from shulian.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -211,14 +219,14 @@ def test_shulian_variables_are_settings_or_connector_secrets() -> None:
 def test_production_client_settings() -> None:
     for name, svc in _shulian_services().items():
         env = _environment(svc)
-        assert env.get("SHULIAN_KAFKA_IDEMPOTENCE") == "true", name
+        assert env.get("SHULIAN_BROKER_ENGINE") == "kafka", name
         values = {k: v for k, v in env.items() if k in SETTINGS_ENV}
         # the values parse as the Settings fields they name (defaults and prod.env alike)
         for profile in (DEFAULTS, PROD):
             resolved = {k[len("SHULIAN_"):].lower(): _interpolate(v, profile)
                         for k, v in values.items()}
             settings = Settings.model_validate(resolved)
-            assert settings.kafka_idempotence
+            assert settings.behaviour().idempotence
 
 
 # --- Kafka --------------------------------------------------------------------------------------
@@ -261,6 +269,36 @@ def test_kraft_cluster(profile: str | None, env: Mapping[str, str], count: int) 
     assert int(_interpolate(shared["SHULIAN_REPLICATION_FACTOR"], env)) == count
     host_ports = [p for n in brokers for p in _services()[n].get("ports", [])]
     assert len(set(host_ports)) == len(host_ports)
+
+
+NODE_PROPERTIES = {"node.id", "listeners", "advertised.listeners", "controller.quorum.voters",
+                   "log.dirs", "listener.security.protocol.map"}
+NOT_PROPERTIES = {"CLUSTER_ID", "KAFKA_HEAP_OPTS"}  # read by the image's scripts, not the broker
+
+
+@pytest.mark.parametrize(("profile", "env", "count"), [(None, DEFAULTS, 1), ("prod", PROD, 3)],
+                         ids=["single", "prod"])
+def test_compose_deploys_the_broker_configuration_the_tests_run(
+    profile: str | None, env: Mapping[str, str], count: int
+) -> None:
+    """Every KAFKA_* property compose gives a broker, as the apache/kafka image reads it, is the
+    one `shulian broker --engine kafka` runs (shulian/embedded/kafka_config.py), and nothing
+    the tested broker sets is missing; only the per-node ones (ids, listeners, dirs) differ."""
+    for name, b in _brokers(profile).items():
+        props = {compose_property(k): _interpolate(v, env) for k, v in b.items()
+                 if k.startswith("KAFKA_") and k not in NOT_PROPERTIES}
+        shared = {k: v for k, v in props.items() if k not in NODE_PROPERTIES}
+        partitions = int(props["num.partitions"])
+        assert shared == SHARED_PROPERTIES | cluster_properties(nodes=count,
+                                                                partitions=partitions), name
+        voters = tuple(Voter(i, "127.0.0.1", 9093) for i in range(1, count + 1))
+        tested = node_properties(KafkaNodeConfig(
+            node_id=int(props["node.id"]), host="127.0.0.1", port=9092, controller_port=9093,
+            voters=voters, log_dir=Path("/var/lib/kafka/data"), partitions=partitions))
+        assert set(tested) == set(props), name
+        tested_map = set(tested["listener.security.protocol.map"].split(","))
+        assert tested_map <= set(props["listener.security.protocol.map"].split(",")), name
+        assert props["log.dirs"] == "/var/lib/kafka/data"
 
 
 @pytest.mark.parametrize("env", [DEFAULTS, PROD], ids=["single", "prod"])

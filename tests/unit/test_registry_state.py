@@ -9,7 +9,15 @@ import pytest
 
 from shulian.registry import commands as c
 from shulian.registry import errors as e
-from shulian.registry.records import Key, KeyType, Record, Reference, decode_key, encode_key
+from shulian.registry.records import (
+    Key,
+    KeyType,
+    Record,
+    Reference,
+    decode_key,
+    encode_key,
+    noop_record,
+)
 from shulian.registry.state import Mode, RegistryState
 
 
@@ -427,3 +435,12 @@ def test_registering_a_cosmetic_variant_reuses_the_first_text(log: Log) -> None:
     assert log.state.schemas[first].schema == json.dumps(
         json.loads(rec("R", [{"name": "a", "type": {"type": "string"}}])), separators=(",", ":"))
     assert [v.version for v in log.state.entries("s")] == [1]
+
+
+def test_noop_carries_the_highest_id_issued() -> None:
+    """On a compacted topic only the newest NOOP survives: it keeps a hard-deleted id taken."""
+    state = RegistryState()
+    key, value = noop_record(48)
+    assert state.apply(key, value) and state.max_id == 48
+    assert state.apply(*noop_record(7)) and state.max_id == 48  # never lowered
+    assert noop_record()[1] is None

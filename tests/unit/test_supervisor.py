@@ -157,21 +157,24 @@ def test_a_child_that_dies_is_restarted_and_counted(tmp_path: Path) -> None:
                           timeout_s=20, interval_s=0.02)
         assert wait_until(lambda: '"restarts": 1' in (tmp_path / "status.json").read_text(),
                           timeout_s=20, interval_s=0.02)
+        # the console's health table shows the same, read while the stack runs
+        from shulian.console.data.health import children_health
+
+        def health() -> dict[str, tuple[bool, str]]:
+            return {h.component: (h.ok, h.detail)
+                    for h in children_health(tmp_path / "status.json")}
+
+        expected = {"child steady": (True, "running, restarts 0"),
+                    "child flaky": (True, "running, restarts 1")}
+        assert wait_until(lambda: health() == expected, timeout_s=20, interval_s=0.02), health()
+        assert [c.state for c in sup.children] == ["running", "running"]
     finally:
         sup.request_stop()
         watcher.join(10)
     assert sup.restart_counts() == {"steady": 0, "flaky": 1}
     assert sup.died is None
-    assert [c.state for c in sup.children] == ["running", "running"]
     assert notes and "flaky exited with code 4; restarting in 0.05 s" in notes[0]
     assert (tmp_path / "status.json").stat().st_mode & 0o777 == 0o600
-    # the console's health table shows the same
-    from shulian.console.data.health import children_health
-
-    sup.write_status()
-    rows = {h.component: (h.ok, h.detail) for h in children_health(tmp_path / "status.json")}
-    assert rows == {"child steady": (True, "running, restarts 0"),
-                    "child flaky": (True, "running, restarts 1")}
     sup.stop_all()
 
 
