@@ -61,14 +61,15 @@ from connectors.sources.filedrop_read import (
     read_records,
 )
 from connectors.sources.plumbing import (
-    Acks,
+    Outgoing,
     RawProducer,
     RawSchemas,
+    SendTo,
     deadletter_topic,
     raw_topic,
+    send_batch,
 )
-from shulian.chain.headers import CONNECTOR, rejected_headers
-from shulian.errors import BrokerError, InfrastructureError
+from shulian.errors import InfrastructureError
 from shulian.log import get_logger
 from shulian.logic.result import Accepted, Rejected
 from shulian.settings import Settings
@@ -143,6 +144,7 @@ class FileDropSource(ThreadedConnector):
         self.schemas = RawSchemas(settings.registry_url, auth=settings.registry_auth_conf())
         self.topic = raw_topic(config.agency, config.dataset)
         self.dlq = deadletter_topic(config.agency, config.dataset)
+        self.send_to = SendTo(self.name, self.topic, self.dlq, self.producer, self.metrics)
         self.done_dir = config.directory / "done"
         self.failed_dir = config.directory / "failed"
         self.null_values = frozenset(config.csv.null_values)
@@ -288,8 +290,7 @@ class FileDropSource(ThreadedConnector):
                     continue
                 chunk.append(rec)
                 if len(chunk) >= self.config.chunk_lines:
-                    if not self._send(chunk, path.name, schema, outcome, stop):
-                        return
+                    self._send(chunk, path.name, schema, outcome, stop)
                     done += len(chunk)
                     self._save(ident, done, outcome)
                     chunk = []
@@ -302,8 +303,7 @@ class FileDropSource(ThreadedConnector):
             self.config.state_path.unlink(missing_ok=True)
             return
         if chunk:
-            if not self._send(chunk, path.name, schema, outcome, stop):
-                return
+            self._send(chunk, path.name, schema, outcome, stop)
             done += len(chunk)
             self._save(ident, done, outcome)
         note = outcome.text(file=path.name, topic=self.topic, deadletter=self.dlq).rstrip("\n")
@@ -314,61 +314,27 @@ class FileDropSource(ThreadedConnector):
                  deadlettered=outcome.rejected)
 
     def _send(self, chunk: list[DropRecord], file: str, schema: RawSchema,
-              outcome: FileOutcome, stop: threading.Event) -> bool:
-        """Produce one chunk and wait for every ack; retried while the broker fails. False when
-        stopped before the chunk was acknowledged (its state is not advanced). ``outcome``
+              outcome: FileOutcome, stop: threading.Event) -> None:
+        """Produce one chunk and wait for every ack; retried while the broker fails (BrokerError
+        when stopped before the chunk was acknowledged: its state is not advanced). ``outcome``
         takes the chunk's rows once it was acknowledged."""
-        backoff = 0.2
-        while True:
-            started = time.monotonic()
-            acks = Acks()
-            rejects: list[tuple[int, Rejected]] = []
-            sent = out = 0
-            for rec in chunk:
-                if rec.fields is None:
-                    continue
-                result: Accepted[bytes] | Rejected = (
-                    rec.fields if isinstance(rec.fields, Rejected)
-                    else encode_checked(schema, rec.fields, null_values=self.null_values))
-                sent += 1
-                if isinstance(result, Rejected):
-                    rejects.append((rec.line, result))
-                    self.producer.produce(self.dlq, key=None, value=rec.raw, on_delivery=acks,
-                                          headers=rejected_headers(
-                                              result, extra=[(CONNECTOR, self.name)],
-                                              source={"file": file, "line": rec.line}))
-                else:
-                    assert isinstance(rec.fields, dict)
-                    key = record_key(rec.fields, self.config.key_fields)
-                    self.producer.produce(self.topic, key=key, value=result.value,
-                                          on_delivery=acks)
-                    out += 1
-                self.producer.poll(0)
-            self.metrics.lag.labels(self.name).set(sent)
-            left = self.producer.flush()
-            self.metrics.lag.labels(self.name).set(0)
-            if left == 0 and not acks.errors and acks.ok == sent:
-                self._count(acks, rejects, out, outcome, time.monotonic() - started)
-                return True
-            self.metrics.errors.labels(self.name, "broker").inc()
-            why = acks.errors[0] if acks.errors else f"{left} records unacknowledged"
-            log.warning("filedrop.chunk_failed", connector=self.name, file=display_name(file),
-                        error=why, retry_in_s=backoff)
-            if stop.wait(backoff):
-                raise BrokerError(f"file drop {self.name} stopped with chunk of "
-                                  f"{display_name(file)} unacknowledged: {why}")
-            backoff = min(backoff * 2, 10.0)
-
-    def _count(self, acks: Acks, rejects: list[tuple[int, Rejected]], out: int,
-               outcome: FileOutcome, elapsed_s: float) -> None:
-        for line, why in rejects:
-            outcome.reject(line, why)
-        outcome.produced += out
-        for (topic, partition), (first, last) in acks.offsets.items():
+        records = [rec for rec in chunk if rec.fields is not None]
+        batch = [self._outgoing(schema, rec, file) for rec in records]
+        sent = send_batch(self.send_to, batch, stop, what=f"file drop {self.name} stopped with "
+                          f"chunk of {display_name(file)}")
+        for i, why in sent.rejected:
+            outcome.reject(records[i].line, why)
+        outcome.produced += sent.produced
+        for (topic, partition), (first, last) in sent.acks.offsets.items():
             if topic == self.topic:
                 outcome.written(partition, first, last)
-        self.metrics.records_in.labels(self.name).inc(out + len(rejects))
-        self.metrics.records_out.labels(self.name, self.topic).inc(out)
-        if rejects:
-            self.metrics.rejected.labels(self.name, "deadlettered").inc(len(rejects))
-        self.metrics.delivery_latency.labels(self.name).observe(elapsed_s)
+
+    def _outgoing(self, schema: RawSchema, rec: DropRecord, file: str) -> Outgoing:
+        if isinstance(rec.fields, Rejected):
+            result: Accepted[bytes] | Rejected = rec.fields
+        else:
+            assert isinstance(rec.fields, dict)
+            result = encode_checked(schema, rec.fields, null_values=self.null_values)
+            if isinstance(result, Accepted):
+                return Outgoing(result, key=record_key(rec.fields, self.config.key_fields))
+        return Outgoing(result, raw=rec.raw, source={"file": file, "line": rec.line})

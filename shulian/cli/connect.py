@@ -83,7 +83,8 @@ def run(ctx: click.Context, files: tuple[Path, ...], bootstrap_servers: str | No
     loaded = load_connector_files(files)
     _check_refs(loaded, settings)
     metrics = ConnectorMetrics.create(REGISTRY)
-    connectors = [build_connector(c.config, settings=settings, metrics=metrics) for c in loaded]
+    connectors = [build_connector(c.config, settings=settings, metrics=metrics,
+                                  file=str(c.path)) for c in loaded]
     for c in connectors:
         c.setup()
     if metrics_port:
