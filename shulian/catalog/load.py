@@ -50,10 +50,10 @@ from shulian.catalog.sharing import (
     load_lists,
     load_sharing_list_text,
 )
+from shulian.catalog.specs import is_string_type, normaliser
 from shulian.clock import SYSTEM_CLOCK
 from shulian.errors import ConfigError, ConfigIssue
-from shulian.logic.elements import normaliser
-from shulian.logic.result import Rejected
+from shulian.result import Rejected
 
 __all__ = [
     "build_canonical_schemas",
@@ -64,18 +64,6 @@ __all__ = [
 ]
 
 _MAPPING_FILE = re.compile(r"^(?P<dataset>[a-z][a-z0-9_]*)\.v(?P<version>[1-9][0-9]*)\.yaml$")
-_STRING_TYPES = frozenset(
-    {
-        ElementType.CITIZEN_ID,
-        ElementType.CREDIT_CODE,
-        ElementType.REGION_CODE,
-        ElementType.SEX,
-        ElementType.TEXT,
-        ElementType.PERSON_NAME,
-        ElementType.CODE,
-        ElementType.PHONE,
-    }
-)
 _SAMPLE_TIME = datetime(2001, 2, 3, 4, 5, 6)
 
 
@@ -289,7 +277,7 @@ def _check_mapping(
             ctx.issue(file, f"{where}.from", f"raw schema {mapping.raw_schema} has no field "
                       f"'{fm.source}'")
         if fm.codes:
-            if t not in _STRING_TYPES:
+            if not is_string_type(t):
                 ctx.issue(file, f"{where}.codes", f"a code map does not fit element type {t}")
             for code, value in fm.codes.items():
                 r = check(value)

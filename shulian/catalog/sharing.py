@@ -23,7 +23,6 @@ from shulian.catalog.models import (
     Dataset,
     DatasetId,
     ElementId,
-    ElementType,
     KeyCatalog,
     PublicKey,
     SharingList,
@@ -32,8 +31,8 @@ from shulian.catalog.models import (
 from shulian.catalog.models import (
     Mapping as AgencyMapping,
 )
+from shulian.catalog.specs import SPECS, mask_fits
 from shulian.errors import ConfigError, ConfigIssue
-from shulian.logic.masking import mask_fits
 
 _LIST_FILE = re.compile(r"^list\.v(?P<version>[1-9][0-9]*)\.yaml$")
 
@@ -107,8 +106,7 @@ def _at(issue: Callable[[str, str], None], at: str, where: str, why: str) -> Non
     issue(f"{at}.{where}", why)
 
 
-RANGE_TYPES = frozenset({ElementType.DATE, ElementType.TIMESTAMP, ElementType.MONEY_FEN,
-                         ElementType.INTEGER})
+RANGE_TYPES = frozenset(t for t, spec in SPECS.items() if spec.ordered)
 """Element types a ``range`` claim compares (dates, times, money, integers)."""
 
 

@@ -51,8 +51,9 @@ from shulian.catalog.models import (
     ShareType,
     SharingList,
 )
+from shulian.catalog.specs import mask_fits
 from shulian.errors import ConfigError, ConfigIssue
-from shulian.logic.masking import MaskFn, canonical_text, mask_fits, masker
+from shulian.logic.masking import MaskFn, canonical_text, masker
 from shulian.logic.verify import Projection
 from shulian.logic.views import META_ENTRY_ID, META_LIST_VERSION, META_RECORD_KEY
 

@@ -24,12 +24,12 @@ import pytest
 from confluent_kafka import KafkaException, Producer
 from fastavro import parse_schema, schemaless_writer
 
+from shulian.catalog.elements import citizen_id_check_char, credit_code_check_char
 from shulian.chain.messages import InMessage
 from shulian.chain.topology import plan_topics, subject_of
 from shulian.io.kafka import producer_config
 from shulian.io.publish import load_raw_schemas
 from shulian.io.reader import read_topics
-from shulian.logic.elements import citizen_id_check_char, credit_code_check_char
 from shulian.logic.generate import generators_for
 from shulian.serde import SchemaCache
 from shulian.settings import Settings

@@ -30,8 +30,9 @@ from shulian.catalog.models import (
     ShareType,
     SharingList,
 )
+from shulian.catalog.specs import mask_fits
 from shulian.errors import ConfigError
-from shulian.logic.masking import apply_mask, mask_fits
+from shulian.logic.masking import apply_mask
 from shulian.logic.policy import (
     Decision,
     Outcome,
