@@ -219,10 +219,16 @@ def load_sharing_list_text(text: str, *, source: str, catalog: Catalog) -> Shari
     sl = validate_into(issues, SharingList, data, source)
     if sl is None:
         raise ConfigError(issues)
+    require_valid_list(sl, catalog=catalog, source=source)
+    return sl
+
+
+def require_valid_list(sharing_list: SharingList, *, catalog: Catalog, source: str) -> None:
+    """The one validation of a list version against a catalogue (whoever holds the version:
+    the loader, the control topic, a policy engine): ConfigError with every issue."""
     issues = check_sharing_list(
-        sl, source=source, elements=catalog.elements, agencies=catalog.agencies,
+        sharing_list, source=source, elements=catalog.elements, agencies=catalog.agencies,
         datasets=catalog.datasets, mappings=catalog.mappings,
     )
     if issues:
         raise ConfigError(issues)
-    return sl

@@ -26,6 +26,7 @@ from shulian.catalog.models import (
     ElementId,
     ElementType,
     ListEntry,
+    Mapping,
     Mask,
     ShareType,
     SharingList,
@@ -111,7 +112,9 @@ def make_catalog(entries: Sequence[ListEntry], version: int = 3) -> Catalog:
             AgencyId(a): Agency(id=AgencyId(a), name=a, region_code="440100") for a in agencies
         },
         datasets={DatasetId(DS): make_dataset()},
-        mappings={},
+        mappings={(AgencyId(a), DatasetId(DS)): Mapping(
+            agency=AgencyId(a), dataset=DatasetId(DS), version=1,
+            raw_schema=f"raw/{a}/{DS}.avsc", fields={}) for a in (PROVIDER, "market")},
         sharing_lists={version: lst},
         regions={"440100": "广州市", "440106": "天河区"},
         retired_regions={},
@@ -363,9 +366,14 @@ def test_unconditional_entry_is_not_bound_by_an_approval() -> None:
     assert one(engine(e)).outcome is Outcome.DELIVER
 
 
-def test_naive_catalogue_times_are_shanghai_and_now_must_be_aware() -> None:
+def test_catalogue_times_need_an_offset_and_now_must_be_aware() -> None:
+    # the one list validation (catalog.sharing) refuses a naive time, as the loader does
+    with pytest.raises(ConfigError) as info:
+        engine(entry(valid_from=datetime(2026, 3, 1, 12, 0)))
+    assert [(i.field, i.why) for i in info.value.issues] == [
+        ("entries.0.valid_from", "needs a timezone offset (e.g. +08:00)")]
     # valid_from 2026-03-01 12:00 Shanghai == 04:00 UTC == NOW
-    eng = engine(entry(valid_from=datetime(2026, 3, 1, 12, 0)))
+    eng = engine(entry(valid_from=datetime(2026, 3, 1, 12, 0, tzinfo=ZoneInfo("Asia/Shanghai"))))
     assert one(eng).outcome is Outcome.DELIVER
     assert one(eng, now=NOW - timedelta(seconds=1)).reason is WithholdReason.NOT_YET_VALID
     shanghai_now = NOW.astimezone(ZoneInfo("Asia/Shanghai"))
@@ -551,10 +559,10 @@ def test_bad_entries_raise_config_error_naming_file_and_field() -> None:
         )
     where = {(i.file, i.field) for i in info.value.issues}
     assert where == {
-        ("sharing/list.v3.yaml", "entries[0].row_filter"),
-        ("sharing/list.v3.yaml", "entries[1].fields"),
-        ("sharing/list.v3.yaml", "entries[2].masks.region"),
-        ("sharing/list.v3.yaml", "entries[3].dataset"),
+        ("sharing/list.v3.yaml", "entries.0.row_filter"),
+        ("sharing/list.v3.yaml", "entries.1.fields.0"),
+        ("sharing/list.v3.yaml", "entries.2.masks.region"),
+        ("sharing/list.v3.yaml", "entries.3.dataset"),
     }
 
 
