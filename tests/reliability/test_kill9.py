@@ -50,7 +50,7 @@ from shulian.serde import SchemaCache
 from shulian.settings import Settings
 from tests.fixtures.chain import MASTER_KEY, ChainEnv, StartChain
 from tests.fixtures.clock import EXAMPLE_CLOCK, EXAMPLE_NOW
-from tests.integration.test_sink_postgres import running
+from tests.fixtures.sinks import running
 
 pytestmark = [pytest.mark.integration]
 
