@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import os
 import stat
 import threading
@@ -46,7 +45,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from connectors.base import ThreadedConnector
 from connectors.coerce import RawSchema, encode_checked, record_key
@@ -67,14 +65,16 @@ from connectors.sources.plumbing import (
     SendTo,
     deadletter_topic,
     raw_topic,
+    read_state,
     send_batch,
+    write_state,
 )
 from shulian.errors import InfrastructureError
 from shulian.log import get_logger
 from shulian.logic.result import Accepted, Rejected
 from shulian.settings import Settings
 
-__all__ = ["DropRecord", "FileDropSource", "FileIdentity", "read_records", "write_state"]
+__all__ = ["DropRecord", "FileDropSource", "FileIdentity", "read_records"]
 
 log = get_logger(__name__)
 
@@ -94,29 +94,6 @@ class FileIdentity:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 h.update(block)
         return cls(path.name, st.st_size, st.st_mtime_ns, h.hexdigest())
-
-
-def write_state(path: Path, state: dict[str, Any]) -> None:
-    """Atomically replace the state file (write, fsync, rename), readable by its owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)  # an older tmp file may have had wider permissions
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(state, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def _read_state(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        raise InfrastructureError(f"state file {path} is unreadable: {exc}") from exc
-    return data if isinstance(data, dict) else None
 
 
 def _ends_with_newline(path: Path, size: int) -> bool:
@@ -241,7 +218,7 @@ class FileDropSource(ThreadedConnector):
         return [p for _, _, p in sorted(ready)]
 
     def _next_file(self) -> tuple[Path, FileIdentity, int, FileOutcome] | None:
-        state = _read_state(self.config.state_path)
+        state = read_state(self.config.state_path)
         if state is not None:
             path = self.config.directory / str(state.get("file", ""))
             if path.is_file() and not path.is_symlink():

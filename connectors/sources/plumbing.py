@@ -1,5 +1,6 @@
 """I/O shared by the sources: raw schemas from the registry, a producer that reports each
-record's acknowledgement, reachability checks, and the one send loop for a batch of records.
+record's acknowledgement, reachability checks, the one send loop for a batch of records, and
+the state file each source keeps its position in.
 
 Every source turns an agency record into checked Avro bytes the same way:
 :meth:`RawSchemas.get` then :func:`connectors.coerce.encode_checked`.
@@ -8,10 +9,12 @@ Every source turns an agency record into checked Avro bytes the same way:
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -20,7 +23,7 @@ from connectors.coerce import RawSchema
 from connectors.metrics import SourceMetrics
 from shulian.chain.headers import CONNECTOR, rejected_headers
 from shulian.chain.topology import Topology, subject_of
-from shulian.errors import BrokerError, RegistryError
+from shulian.errors import BrokerError, InfrastructureError, RegistryError
 from shulian.io.kafka import admin_client, producer_config
 from shulian.log import get_logger
 from shulian.logic.result import Accepted, Rejected
@@ -37,7 +40,9 @@ __all__ = [
     "deadletter_topic",
     "raw_subject",
     "raw_topic",
+    "read_state",
     "send_batch",
+    "write_state",
 ]
 
 log = get_logger(__name__)
@@ -58,6 +63,33 @@ def deadletter_topic(agency: str, dataset: str) -> str:
 
 def raw_subject(agency: str, dataset: str) -> str:
     return subject_of(raw_topic(agency, dataset))
+
+
+def write_state(path: Path, state: dict[str, Any]) -> None:
+    """Atomically replace the state file (write, fsync, rename), readable by its owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an older tmp file may have had wider permissions
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(state, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def read_state(path: Path) -> dict[str, Any] | None:
+    """The state file's JSON object (None when there is none); InfrastructureError when it
+    cannot be read or holds no object (never a silent start from the beginning)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise InfrastructureError(f"state file {path} is unreadable: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InfrastructureError(f"state file {path} is unreadable: not a JSON object")
+    return data
 
 
 class RawSchemas:

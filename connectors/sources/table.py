@@ -22,7 +22,6 @@ import datetime as dt
 import decimal
 import json
 import threading
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -33,7 +32,6 @@ from connectors.coerce import RawSchema, encode_checked, record_key
 from connectors.config import env_secret
 from connectors.metrics import ConnectorMetrics
 from connectors.sources.config import CursorKind, TableSourceConfig
-from connectors.sources.filedrop import write_state
 from connectors.sources.plumbing import (
     Outgoing,
     RawProducer,
@@ -41,7 +39,9 @@ from connectors.sources.plumbing import (
     SendTo,
     deadletter_topic,
     raw_topic,
+    read_state,
     send_batch,
+    write_state,
 )
 from shulian.errors import InfrastructureError
 from shulian.log import get_logger
@@ -149,13 +149,9 @@ class TableSource(ThreadedConnector):
 
     # ------------------------------------------------------------------ polling
     def _state(self) -> tuple[Any, Any] | None:
-        path: Path = self.config.state_file
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
+        data = read_state(self.config.state_file)
+        if data is None:
             return None
-        except (OSError, ValueError) as exc:
-            raise InfrastructureError(f"state file {path} is unreadable: {exc}") from exc
         pk = load_value(data["pk"]) if data.get("pk") is not None else None
         return load_value(data["cursor"]), pk
 

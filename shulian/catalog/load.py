@@ -26,7 +26,7 @@ import jsonschema
 import jsonschema.validators
 
 from shulian.catalog.avro import canonical_schema
-from shulian.catalog.files import WHOLE_FILE, Ctx, first_line, read_yaml, validate_into
+from shulian.catalog.files import WHOLE_FILE, Ctx, first_line, read_model
 from shulian.catalog.keys import Keyring
 from shulian.catalog.models import (
     Agency,
@@ -115,8 +115,7 @@ def _load_regions(ctx: Ctx) -> tuple[dict[str, str], dict[str, str]]:
 def _load_elements(ctx: Ctx) -> dict[ElementId, DataElement]:
     path = ctx.root / "elements.yaml"
     file = ctx.name(path)
-    data = read_yaml(ctx, path)
-    model = validate_into(ctx.issues, ElementCatalog, data, file) if data is not None else None
+    model = read_model(ctx, path, ElementCatalog)
     elements: dict[ElementId, DataElement] = {}
     for i, el in enumerate(model.elements if model else []):
         if el.id in elements:
@@ -133,8 +132,7 @@ def _load_elements(ctx: Ctx) -> dict[ElementId, DataElement]:
 def _load_agencies(ctx: Ctx, regions: Mapping[str, str]) -> dict[AgencyId, Agency]:
     path = ctx.root / "agencies.yaml"
     file = ctx.name(path)
-    data = read_yaml(ctx, path)
-    model = validate_into(ctx.issues, AgencyCatalog, data, file) if data is not None else None
+    model = read_model(ctx, path, AgencyCatalog)
     agencies: dict[AgencyId, Agency] = {}
     for i, ag in enumerate(model.agencies if model else []):
         if ag.id in agencies:
@@ -151,8 +149,7 @@ def _load_datasets(
     datasets: dict[DatasetId, Dataset] = {}
     for path in sorted((ctx.root / "datasets").glob("*.yaml")):
         file = ctx.name(path)
-        data = read_yaml(ctx, path)
-        ds = validate_into(ctx.issues, Dataset, data, file) if data is not None else None
+        ds = read_model(ctx, path, Dataset)
         if ds is None:
             continue
         ok = True
@@ -321,8 +318,7 @@ def _load_mappings(
         if named is None:
             ctx.issue(file, WHOLE_FILE, "a mapping file is named <dataset>.v<N>.yaml")
             continue
-        data = read_yaml(ctx, path)
-        m = validate_into(ctx.issues, AgencyMapping, data, file) if data is not None else None
+        m = read_model(ctx, path, AgencyMapping)
         if m is None:
             continue
         ok = True

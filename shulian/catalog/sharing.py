@@ -12,7 +12,7 @@ import cel
 import yaml
 
 from shulian.catalog.approval import ListLedger, ListRefused, verify_version
-from shulian.catalog.files import WHOLE_FILE, Ctx, first_line, read_yaml, validate_into
+from shulian.catalog.files import WHOLE_FILE, Ctx, first_line, read_model, validate_into
 from shulian.catalog.keys import CHAIN, GOVERNANCE, Keyring, parse_public_key
 from shulian.catalog.models import (
     Agency,
@@ -140,8 +140,7 @@ def load_lists(ctx: Ctx, **refs: Any) -> dict[int, SharingList]:
         if named is None:
             ctx.issue(file, WHOLE_FILE, "a list file is named list.v<N>.yaml")
             continue
-        data = read_yaml(ctx, path)
-        sl = validate_into(ctx.issues, SharingList, data, file) if data is not None else None
+        sl = read_model(ctx, path, SharingList)
         if sl is None:
             continue
         if sl.version != int(named["version"]):
@@ -160,8 +159,7 @@ def load_keys(ctx: Ctx, agencies: Mapping[AgencyId, Agency]) -> dict[str, Public
     """``keys.yaml``: the public keys, each checked (owner, key bytes, validity)."""
     path = ctx.root / "keys.yaml"
     file = ctx.name(path)
-    data = read_yaml(ctx, path)
-    model = validate_into(ctx.issues, KeyCatalog, data, file) if data is not None else None
+    model = read_model(ctx, path, KeyCatalog)
     keys: dict[str, PublicKey] = {}
     for i, k in enumerate(model.keys if model else []):
         at = f"keys.{i}"
