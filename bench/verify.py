@@ -22,8 +22,8 @@ from datetime import date
 from pathlib import Path
 
 from bench.rss import read_status_kb
+from shulian.catalog.elements import citizen_id_check_char
 from shulian.clock import FixedClock
-from shulian.logic.elements import citizen_id_check_char
 
 
 def cid(n: int) -> str:

@@ -13,6 +13,10 @@ Lifecycle, in this order, each called once from the runner's thread:
     wait for the broker's acknowledgements and persist their position), release resources.
     Idempotent.
 
+A sink type implements :class:`connectors.sinks.loop.BatchSink` instead (``setup``,
+``write_batch`` of :class:`connectors.sinks.records.SinkRecord`, ``flush``, ``close``): the one
+:class:`~connectors.sinks.connector.SinkConnector` runs every sink in its loop.
+
 While running, ``failure()`` returns the exception that ended the connector's background work
 (None while it is healthy), so the runner can stop the others and exit non-zero.
 
@@ -24,13 +28,11 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from shulian.log import get_logger
 
-__all__ = ["Connector", "Sink", "SinkRecord", "Source", "ThreadedConnector"]
+__all__ = ["Connector", "ThreadedConnector"]
 
 log = get_logger(__name__)
 
@@ -48,36 +50,6 @@ class Connector(Protocol):
     def stop(self, timeout_s: float = 30.0) -> None: ...
 
     def failure(self) -> BaseException | None: ...
-
-
-@runtime_checkable
-class Source(Connector, Protocol):
-    """Brings agency data into ``raw.<agency>.<dataset>`` (Avro, Confluent wire format)."""
-
-
-@dataclass(frozen=True, slots=True)
-class SinkRecord:
-    """One consumed message handed to a sink: coordinates, key, decoded value, headers.
-
-    ``value`` is the decoded Avro record (None for a tombstone).
-    """
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: dict[str, Any] | None
-    headers: Sequence[tuple[str, bytes | None]] = ()
-    timestamp_ms: int | None = None
-
-
-@runtime_checkable
-class Sink(Connector, Protocol):
-    """Delivers a consumer's view out of ``egress.<consumer>.<dataset>``."""
-
-    def write_batch(self, records: Sequence[SinkRecord]) -> None: ...
-
-    def flush(self) -> None: ...
 
 
 class ThreadedConnector(ABC):

@@ -5,8 +5,8 @@ listing every problem as (file, field, why). Secrets are never in a file: a fiel
 ends in ``_env`` names an environment variable; :func:`missing_env` lists the unset ones and
 :func:`env_secret` reads one as a ``SecretStr``.
 
-Adding a connector type: its config model (with ``type: Literal[...]``) joins the union below,
-its class joins :data:`connectors.table.CONNECTORS`.
+Adding a connector type: one line in :data:`connectors.table.CONNECTORS` (its config model,
+with ``type: Literal[...]``, and its class); the union below is built from that table.
 """
 
 from __future__ import annotations
@@ -14,18 +14,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Union
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from connectors.sinks.config import (
-    FileSinkConfig,
-    KafkaBridgeSinkConfig,
-    PostgresSinkConfig,
-    WebhookSinkConfig,
-)
-from connectors.sources.config import FileDropConfig, GatewayConfig, TableSourceConfig
+from connectors.sinks.config import env_secret
+from connectors.table import CONNECTORS
 from shulian.errors import ConfigError, ConfigIssue
 from shulian.validation import validation_issues
 
@@ -39,14 +34,9 @@ __all__ = [
     "parse_connector",
 ]
 
-ConnectorConfig = Annotated[
-    GatewayConfig
-    | FileDropConfig
-    | TableSourceConfig
-    | PostgresSinkConfig
-    | WebhookSinkConfig
-    | FileSinkConfig
-    | KafkaBridgeSinkConfig,
+# every config model of the connector table, discriminated on ``type``
+ConnectorConfig: Any = Annotated[
+    Union[tuple(t.config for t in CONNECTORS.values())],  # noqa: UP007 - built from the table
     Field(discriminator="type"),
 ]
 
@@ -74,14 +64,6 @@ UNSET_ENV = "environment variable "
 SKIP_ENV_HINT = ("the environment variables hold secrets (tokens, passwords, DSNs) and paths "
                  "set where the connectors run; to check the files alone, run `shulian connect "
                  "check --skip-env` (or set SHULIAN_CONNECT_SKIP_ENV=1)")
-
-
-def env_secret(var: str, *, field: str, file: str = "<environment>") -> SecretStr:
-    """The secret in environment variable ``var``; ConfigError naming the field when unset."""
-    value = os.environ.get(var)
-    if not value:
-        raise ConfigError([ConfigIssue(file, field, f"environment variable {var} is not set")])
-    return SecretStr(value)
 
 
 def _env_refs(obj: Any, prefix: str) -> Iterable[tuple[str, str]]:
@@ -140,8 +122,7 @@ def parse_connector(data: Any, *, file: str, base_dir: Path | None = None,
 
 
 def _types() -> list[str]:
-    members = ConnectorConfig.__origin__.__args__  # type: ignore[attr-defined]
-    return sorted(m.model_fields["type"].default for m in members)
+    return sorted(CONNECTORS)
 
 
 def load_connector_files(

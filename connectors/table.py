@@ -1,37 +1,93 @@
-"""The explicit connector table: config ``type`` -> the class that runs it.
+"""The one connector table: config ``type`` -> (config model, factory).
 
-Each class is built as ``cls(config, settings=settings, metrics=metrics)`` and satisfies
-:class:`connectors.base.Connector`. Add a type here with one line, next to its config model in
-:data:`connectors.config.ConnectorConfig`.
+Config loading (:mod:`connectors.config`) builds its discriminated union from this table, and
+:func:`build_connector` and :func:`connectors.sinks.build.build_sink` build from it: a new
+connector type is one line here (plus its config model and its class). A factory is named
+``"module:Class"`` and imported only when a connector of that type is built, so reading and
+checking configs does not load every connector's libraries (FastAPI, psycopg, ...).
+
+A source's factory is its :class:`~connectors.base.Connector` class, built as
+``cls(config, settings=settings, metrics=metrics)``. A sink's factory is its
+:class:`~connectors.sinks.loop.BatchSink` class, built as ``cls(config)`` and run by the one
+:class:`~connectors.sinks.connector.SinkConnector` loop.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
-from connectors.base import Connector
-from connectors.metrics import ConnectorMetrics
-from connectors.sinks.connector import SinkConnector
-from connectors.sources.filedrop import FileDropSource
-from connectors.sources.gateway import GatewaySource
-from connectors.sources.table import TableSource
-from shulian.settings import Settings
+from pydantic import BaseModel
 
-__all__ = ["CONNECTORS", "build_connector"]
+from connectors.sinks.config import (
+    FileSinkConfig,
+    KafkaBridgeSinkConfig,
+    PostgresSinkConfig,
+    WebhookSinkConfig,
+)
+from connectors.sources.config import FileDropConfig, GatewayConfig, TableSourceConfig
+from shulian.errors import ConfigError, ConfigIssue
 
-CONNECTORS: dict[str, Callable[..., Connector]] = {
-    "http_gateway": GatewaySource,
-    "file_drop": FileDropSource,
-    "postgres_table": TableSource,
-    "postgres": SinkConnector,
-    "webhook": SinkConnector,
-    "files": SinkConnector,
-    "kafka_bridge": SinkConnector,
+if TYPE_CHECKING:
+    from connectors.base import Connector
+    from connectors.metrics import ConnectorMetrics
+    from shulian.settings import Settings
+
+__all__ = ["CONNECTORS", "ConnectorType", "build_connector", "connector_type"]
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorType:
+    """One connector type: its config model and the class that runs it."""
+
+    config: type[BaseModel]
+    factory: str  # "module:Class"
+    role: Literal["source", "sink"]
+
+    def load(self) -> Any:
+        """The factory's class (imported on first use)."""
+        module, _, attr = self.factory.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+CONNECTORS: dict[str, ConnectorType] = {
+    "http_gateway": ConnectorType(GatewayConfig, "connectors.sources.gateway:GatewaySource",
+                                  "source"),
+    "file_drop": ConnectorType(FileDropConfig, "connectors.sources.filedrop:FileDropSource",
+                               "source"),
+    "postgres_table": ConnectorType(TableSourceConfig, "connectors.sources.table:TableSource",
+                                    "source"),
+    "postgres": ConnectorType(PostgresSinkConfig, "connectors.sinks.postgres:PostgresSink",
+                              "sink"),
+    "webhook": ConnectorType(WebhookSinkConfig, "connectors.sinks.webhook:WebhookSink", "sink"),
+    "files": ConnectorType(FileSinkConfig, "connectors.sinks.files:FilesSink", "sink"),
+    "kafka_bridge": ConnectorType(KafkaBridgeSinkConfig,
+                                  "connectors.sinks.kafka_bridge:KafkaBridgeSink", "sink"),
 }
 
 
-def build_connector(config: Any, *, settings: Settings, metrics: ConnectorMetrics) -> Connector:
+def connector_type(config: Any, *, file: str = "<config>",
+                   role: Literal["source", "sink"] | None = None) -> ConnectorType:
+    """The table's entry for ``config.type``; ConfigError naming ``file`` and the ``type``
+    field when the type is unknown (or not of ``role``): never a fallback."""
+    kind = getattr(config, "type", None)
+    entry = CONNECTORS.get(kind) if isinstance(kind, str) else None
+    if entry is None or (role is not None and entry.role != role):
+        expected = sorted(t for t, e in CONNECTORS.items() if role is None or e.role == role)
+        what = f"{role} " if role else ""
+        raise ConfigError([ConfigIssue(file, "type", f"unknown {what}connector type {kind!r}; "
+                                       f"expected one of {expected}")])
+    return entry
+
+
+def build_connector(config: Any, *, settings: Settings, metrics: ConnectorMetrics,
+                    file: str = "<config>") -> Connector:
     """The connector for one validated config (secrets are read from the environment here)."""
-    cls = CONNECTORS[config.type]
-    return cls(config, settings=settings, metrics=metrics)
+    entry = connector_type(config, file=file)
+    if entry.role == "sink":
+        from connectors.sinks.connector import SinkConnector
+
+        return SinkConnector(config, settings=settings, metrics=metrics, file=file)
+    connector: Connector = entry.load()(config, settings=settings, metrics=metrics)
+    return connector

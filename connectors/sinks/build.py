@@ -5,19 +5,11 @@ from __future__ import annotations
 from confluent_kafka import Consumer
 from prometheus_client import CollectorRegistry
 
-from connectors.sinks.config import (
-    FileSinkConfig,
-    KafkaBridgeSinkConfig,
-    PostgresSinkConfig,
-    WebhookSinkConfig,
-)
+from connectors.sinks.config import SinkCommon
 from connectors.sinks.deadletter import KafkaDeadLetter
-from connectors.sinks.files import FilesSink
-from connectors.sinks.kafka_bridge import KafkaBridgeSink
 from connectors.sinks.loop import BatchSink, SinkLoop
 from connectors.sinks.metrics import SinkMetrics
-from connectors.sinks.postgres import PostgresSink
-from connectors.sinks.webhook import WebhookSink
+from connectors.table import connector_type
 from shulian.catalog.keys import Keyring
 from shulian.io.kafka import consumer_config
 from shulian.serde import SchemaCache
@@ -25,18 +17,14 @@ from shulian.settings import Settings
 
 __all__ = ["SinkConfig", "build_sink", "build_sink_loop"]
 
-SinkConfig = PostgresSinkConfig | WebhookSinkConfig | FileSinkConfig | KafkaBridgeSinkConfig
+SinkConfig = SinkCommon  # every sink type's config (connectors.table.CONNECTORS) extends it
 
 
-def build_sink(config: SinkConfig) -> BatchSink:
-    """The sink object for ``config`` (secrets are read from the environment here)."""
-    if isinstance(config, PostgresSinkConfig):
-        return PostgresSink(config)
-    if isinstance(config, WebhookSinkConfig):
-        return WebhookSink(config)
-    if isinstance(config, FileSinkConfig):
-        return FilesSink(config)
-    return KafkaBridgeSink(config)
+def build_sink(config: SinkConfig, *, file: str = "<config>") -> BatchSink:
+    """The sink object for ``config`` from the connector table (secrets are read from the
+    environment here); ConfigError naming ``file`` and ``type`` for a type that is no sink."""
+    sink: BatchSink = connector_type(config, file=file, role="sink").load()(config)
+    return sink
 
 
 def chain_keys(settings: Settings) -> Keyring:
@@ -54,6 +42,7 @@ def build_sink_loop(
     metrics: SinkMetrics | None = None,
     registry: CollectorRegistry | None = None,
     keys: Keyring | None = None,
+    file: str = "<config>",
 ) -> SinkLoop:
     """The loop for ``config``: consumer (group ``config.consumer_group``, manual commits),
     schema cache, dead-letter producer and the sink. Nothing connects until ``start()``."""
@@ -62,7 +51,7 @@ def build_sink_loop(
     consumer = Consumer(consumer_config(settings, group_id=config.consumer_group,
                                         **{"max.poll.interval.ms": 600_000}))
     return SinkLoop(
-        sink=sink or build_sink(config),
+        sink=sink or build_sink(config, file=file),
         consumer=consumer,
         topics=config.topics,
         schemas=SchemaCache(settings.registry_url, auth=settings.registry_auth_conf()),

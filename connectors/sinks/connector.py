@@ -14,9 +14,9 @@ class SinkConnector(ThreadedConnector):
     """Consume ``egress.<consumer>.<dataset>``, write batches, commit after each write."""
 
     def __init__(self, config: SinkConfig, *, settings: Settings,
-                 metrics: ConnectorMetrics) -> None:
+                 metrics: ConnectorMetrics, file: str = "<config>") -> None:
         super().__init__(config.name)
-        self._loop = build_sink_loop(config, settings, metrics=metrics.sink())
+        self._loop = build_sink_loop(config, settings, metrics=metrics.sink(), file=file)
 
     def setup(self) -> None:
         # a clear error for an unreachable target at start (the loop's start checks again)

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import os
 import stat
 import threading
@@ -46,7 +45,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from connectors.base import ThreadedConnector
 from connectors.coerce import RawSchema, encode_checked, record_key
@@ -61,19 +59,22 @@ from connectors.sources.filedrop_read import (
     read_records,
 )
 from connectors.sources.plumbing import (
-    Acks,
+    Outgoing,
     RawProducer,
     RawSchemas,
+    SendTo,
     deadletter_topic,
     raw_topic,
+    read_state,
+    send_batch,
+    write_state,
 )
-from shulian.chain.headers import CONNECTOR, rejected_headers
-from shulian.errors import BrokerError, InfrastructureError
+from shulian.errors import InfrastructureError
 from shulian.log import get_logger
 from shulian.logic.result import Accepted, Rejected
 from shulian.settings import Settings
 
-__all__ = ["DropRecord", "FileDropSource", "FileIdentity", "read_records", "write_state"]
+__all__ = ["DropRecord", "FileDropSource", "FileIdentity", "read_records"]
 
 log = get_logger(__name__)
 
@@ -93,29 +94,6 @@ class FileIdentity:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 h.update(block)
         return cls(path.name, st.st_size, st.st_mtime_ns, h.hexdigest())
-
-
-def write_state(path: Path, state: dict[str, Any]) -> None:
-    """Atomically replace the state file (write, fsync, rename), readable by its owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)  # an older tmp file may have had wider permissions
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(state, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def _read_state(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        raise InfrastructureError(f"state file {path} is unreadable: {exc}") from exc
-    return data if isinstance(data, dict) else None
 
 
 def _ends_with_newline(path: Path, size: int) -> bool:
@@ -143,6 +121,7 @@ class FileDropSource(ThreadedConnector):
         self.schemas = RawSchemas(settings.registry_url, auth=settings.registry_auth_conf())
         self.topic = raw_topic(config.agency, config.dataset)
         self.dlq = deadletter_topic(config.agency, config.dataset)
+        self.send_to = SendTo(self.name, self.topic, self.dlq, self.producer, self.metrics)
         self.done_dir = config.directory / "done"
         self.failed_dir = config.directory / "failed"
         self.null_values = frozenset(config.csv.null_values)
@@ -239,7 +218,7 @@ class FileDropSource(ThreadedConnector):
         return [p for _, _, p in sorted(ready)]
 
     def _next_file(self) -> tuple[Path, FileIdentity, int, FileOutcome] | None:
-        state = _read_state(self.config.state_path)
+        state = read_state(self.config.state_path)
         if state is not None:
             path = self.config.directory / str(state.get("file", ""))
             if path.is_file() and not path.is_symlink():
@@ -288,8 +267,7 @@ class FileDropSource(ThreadedConnector):
                     continue
                 chunk.append(rec)
                 if len(chunk) >= self.config.chunk_lines:
-                    if not self._send(chunk, path.name, schema, outcome, stop):
-                        return
+                    self._send(chunk, path.name, schema, outcome, stop)
                     done += len(chunk)
                     self._save(ident, done, outcome)
                     chunk = []
@@ -302,8 +280,7 @@ class FileDropSource(ThreadedConnector):
             self.config.state_path.unlink(missing_ok=True)
             return
         if chunk:
-            if not self._send(chunk, path.name, schema, outcome, stop):
-                return
+            self._send(chunk, path.name, schema, outcome, stop)
             done += len(chunk)
             self._save(ident, done, outcome)
         note = outcome.text(file=path.name, topic=self.topic, deadletter=self.dlq).rstrip("\n")
@@ -314,61 +291,27 @@ class FileDropSource(ThreadedConnector):
                  deadlettered=outcome.rejected)
 
     def _send(self, chunk: list[DropRecord], file: str, schema: RawSchema,
-              outcome: FileOutcome, stop: threading.Event) -> bool:
-        """Produce one chunk and wait for every ack; retried while the broker fails. False when
-        stopped before the chunk was acknowledged (its state is not advanced). ``outcome``
+              outcome: FileOutcome, stop: threading.Event) -> None:
+        """Produce one chunk and wait for every ack; retried while the broker fails (BrokerError
+        when stopped before the chunk was acknowledged: its state is not advanced). ``outcome``
         takes the chunk's rows once it was acknowledged."""
-        backoff = 0.2
-        while True:
-            started = time.monotonic()
-            acks = Acks()
-            rejects: list[tuple[int, Rejected]] = []
-            sent = out = 0
-            for rec in chunk:
-                if rec.fields is None:
-                    continue
-                result: Accepted[bytes] | Rejected = (
-                    rec.fields if isinstance(rec.fields, Rejected)
-                    else encode_checked(schema, rec.fields, null_values=self.null_values))
-                sent += 1
-                if isinstance(result, Rejected):
-                    rejects.append((rec.line, result))
-                    self.producer.produce(self.dlq, key=None, value=rec.raw, on_delivery=acks,
-                                          headers=rejected_headers(
-                                              result, extra=[(CONNECTOR, self.name)],
-                                              source={"file": file, "line": rec.line}))
-                else:
-                    assert isinstance(rec.fields, dict)
-                    key = record_key(rec.fields, self.config.key_fields)
-                    self.producer.produce(self.topic, key=key, value=result.value,
-                                          on_delivery=acks)
-                    out += 1
-                self.producer.poll(0)
-            self.metrics.lag.labels(self.name).set(sent)
-            left = self.producer.flush()
-            self.metrics.lag.labels(self.name).set(0)
-            if left == 0 and not acks.errors and acks.ok == sent:
-                self._count(acks, rejects, out, outcome, time.monotonic() - started)
-                return True
-            self.metrics.errors.labels(self.name, "broker").inc()
-            why = acks.errors[0] if acks.errors else f"{left} records unacknowledged"
-            log.warning("filedrop.chunk_failed", connector=self.name, file=display_name(file),
-                        error=why, retry_in_s=backoff)
-            if stop.wait(backoff):
-                raise BrokerError(f"file drop {self.name} stopped with chunk of "
-                                  f"{display_name(file)} unacknowledged: {why}")
-            backoff = min(backoff * 2, 10.0)
-
-    def _count(self, acks: Acks, rejects: list[tuple[int, Rejected]], out: int,
-               outcome: FileOutcome, elapsed_s: float) -> None:
-        for line, why in rejects:
-            outcome.reject(line, why)
-        outcome.produced += out
-        for (topic, partition), (first, last) in acks.offsets.items():
+        records = [rec for rec in chunk if rec.fields is not None]
+        batch = [self._outgoing(schema, rec, file) for rec in records]
+        sent = send_batch(self.send_to, batch, stop, what=f"file drop {self.name} stopped with "
+                          f"chunk of {display_name(file)}")
+        for i, why in sent.rejected:
+            outcome.reject(records[i].line, why)
+        outcome.produced += sent.produced
+        for (topic, partition), (first, last) in sent.acks.offsets.items():
             if topic == self.topic:
                 outcome.written(partition, first, last)
-        self.metrics.records_in.labels(self.name).inc(out + len(rejects))
-        self.metrics.records_out.labels(self.name, self.topic).inc(out)
-        if rejects:
-            self.metrics.rejected.labels(self.name, "deadlettered").inc(len(rejects))
-        self.metrics.delivery_latency.labels(self.name).observe(elapsed_s)
+
+    def _outgoing(self, schema: RawSchema, rec: DropRecord, file: str) -> Outgoing:
+        if isinstance(rec.fields, Rejected):
+            result: Accepted[bytes] | Rejected = rec.fields
+        else:
+            assert isinstance(rec.fields, dict)
+            result = encode_checked(schema, rec.fields, null_values=self.null_values)
+            if isinstance(result, Accepted):
+                return Outgoing(result, key=record_key(rec.fields, self.config.key_fields))
+        return Outgoing(result, raw=rec.raw, source={"file": file, "line": rec.line})

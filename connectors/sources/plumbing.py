@@ -1,5 +1,6 @@
 """I/O shared by the sources: raw schemas from the registry, a producer that reports each
-record's acknowledgement, reachability checks.
+record's acknowledgement, reachability checks, the one send loop for a batch of records, and
+the state file each source keeps its position in.
 
 Every source turns an agency record into checked Avro bytes the same way:
 :meth:`RawSchemas.get` then :func:`connectors.coerce.encode_checked`.
@@ -8,29 +9,43 @@ Every source turns an agency record into checked Avro bytes the same way:
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from connectors.coerce import RawSchema
+from connectors.metrics import SourceMetrics
+from shulian.chain.headers import CONNECTOR, rejected_headers
 from shulian.chain.topology import Topology, subject_of
-from shulian.errors import BrokerError, RegistryError
+from shulian.errors import BrokerError, InfrastructureError, RegistryError
 from shulian.io.kafka import admin_client, producer_config
+from shulian.log import get_logger
+from shulian.logic.result import Accepted, Rejected
 from shulian.serde import SchemaCache
 from shulian.settings import Settings
 
 __all__ = [
     "Acks",
     "DeliveryCallback",
+    "Outgoing",
     "RawProducer",
     "RawSchemas",
+    "Sent",
     "deadletter_topic",
     "raw_subject",
     "raw_topic",
+    "read_state",
+    "send_batch",
+    "write_state",
 ]
+
+log = get_logger(__name__)
 
 DeliveryCallback = Callable[[KafkaError | None, Message], None]
 
@@ -48,6 +63,33 @@ def deadletter_topic(agency: str, dataset: str) -> str:
 
 def raw_subject(agency: str, dataset: str) -> str:
     return subject_of(raw_topic(agency, dataset))
+
+
+def write_state(path: Path, state: dict[str, Any]) -> None:
+    """Atomically replace the state file (write, fsync, rename), readable by its owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an older tmp file may have had wider permissions
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(state, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def read_state(path: Path) -> dict[str, Any] | None:
+    """The state file's JSON object (None when there is none); InfrastructureError when it
+    cannot be read or holds no object (never a silent start from the beginning)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise InfrastructureError(f"state file {path} is unreadable: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InfrastructureError(f"state file {path} is unreadable: not a JSON object")
+    return data
 
 
 class RawSchemas:
@@ -166,3 +208,83 @@ class RawProducer:
             return 0
         return int(self._producer.flush(self.timeout_s if timeout_s is None else timeout_s))
 
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One checked source record: Avro bytes for the raw topic (``result`` Accepted, with its
+    ``key``), or Rejected, dead-lettered with its original bytes ``raw`` and ``source`` (where
+    it came from: file and line, table and cursor) in the headers."""
+
+    result: Accepted[bytes] | Rejected
+    key: bytes | None = None
+    raw: bytes = b""
+    source: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """An acknowledged batch: the acks, the records written to the raw topic and the
+    dead-lettered ones as (index in the batch, why)."""
+
+    acks: Acks
+    produced: int
+    rejected: list[tuple[int, Rejected]]
+
+
+@dataclass(frozen=True, slots=True)
+class SendTo:
+    """Where one source sends: its name, raw topic and dead-letter topic, producer, metrics."""
+
+    connector: str
+    topic: str
+    deadletter: str
+    producer: RawProducer
+    metrics: SourceMetrics
+
+
+def _produce_all(to: SendTo, batch: Sequence[Outgoing], acks: Acks) -> Sent:
+    rejected: list[tuple[int, Rejected]] = []
+    for i, item in enumerate(batch):
+        if isinstance(item.result, Rejected):
+            rejected.append((i, item.result))
+            to.producer.produce(to.deadletter, key=None, value=item.raw, on_delivery=acks,
+                                headers=rejected_headers(item.result,
+                                                         extra=[(CONNECTOR, to.connector)],
+                                                         source=dict(item.source)))
+        else:
+            to.producer.produce(to.topic, key=item.key, value=item.result.value,
+                                on_delivery=acks)
+        to.producer.poll(0)
+    return Sent(acks, len(batch) - len(rejected), rejected)
+
+
+def send_batch(to: SendTo, batch: Sequence[Outgoing], stop: threading.Event, *,
+               what: str) -> Sent:
+    """Produce ``batch`` and wait for every acknowledgement; the whole batch is produced again
+    while the broker fails (backoff 0.2 s doubling to 10 s). BrokerError naming ``what`` (the
+    connector and the batch) when ``stop`` is set before it was acknowledged. The metrics count
+    an acknowledged batch."""
+    m = to.metrics
+    backoff = 0.2
+    while True:
+        started = time.monotonic()
+        acks = Acks()
+        m.lag.labels(to.connector).set(len(batch))
+        sent = _produce_all(to, batch, acks)
+        left = to.producer.flush()
+        m.lag.labels(to.connector).set(0)
+        if left == 0 and not acks.errors and acks.ok == len(batch):
+            m.records_in.labels(to.connector).inc(len(batch))
+            m.records_out.labels(to.connector, to.topic).inc(sent.produced)
+            if sent.rejected:
+                m.rejected.labels(to.connector, "deadlettered").inc(len(sent.rejected))
+            m.delivery_latency.labels(to.connector).observe(time.monotonic() - started)
+            return sent
+        m.errors.labels(to.connector, "broker").inc()
+        why = acks.errors[0] if acks.errors else f"{left} records unacknowledged"
+        log.warning("source.batch_failed", connector=to.connector, batch=what, error=why,
+                    retry_in_s=backoff)
+        if stop.wait(backoff):
+            raise BrokerError(f"{what} unacknowledged: {why}")
+        backoff = min(backoff * 2, 10.0)

@@ -22,8 +22,6 @@ import datetime as dt
 import decimal
 import json
 import threading
-import time
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -34,16 +32,18 @@ from connectors.coerce import RawSchema, encode_checked, record_key
 from connectors.config import env_secret
 from connectors.metrics import ConnectorMetrics
 from connectors.sources.config import CursorKind, TableSourceConfig
-from connectors.sources.filedrop import write_state
 from connectors.sources.plumbing import (
-    Acks,
+    Outgoing,
     RawProducer,
     RawSchemas,
+    SendTo,
     deadletter_topic,
     raw_topic,
+    read_state,
+    send_batch,
+    write_state,
 )
-from shulian.chain.headers import CONNECTOR, rejected_headers
-from shulian.errors import BrokerError, InfrastructureError
+from shulian.errors import InfrastructureError
 from shulian.log import get_logger
 from shulian.logic.result import Rejected
 from shulian.settings import Settings
@@ -95,6 +95,7 @@ class TableSource(ThreadedConnector):
         self.schemas = RawSchemas(settings.registry_url, auth=settings.registry_auth_conf())
         self.topic = raw_topic(config.agency, config.dataset)
         self.dlq = deadletter_topic(config.agency, config.dataset)
+        self.send_to = SendTo(self.name, self.topic, self.dlq, self.producer, self.metrics)
         self._fields: dict[str, str] = {}  # raw field -> column
         self._conn: psycopg.Connection[Any] | None = None
         self._after: Any = _UNREAD  # (cursor, pk) of the last acknowledged row
@@ -148,13 +149,9 @@ class TableSource(ThreadedConnector):
 
     # ------------------------------------------------------------------ polling
     def _state(self) -> tuple[Any, Any] | None:
-        path: Path = self.config.state_file
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
+        data = read_state(self.config.state_file)
+        if data is None:
             return None
-        except (OSError, ValueError) as exc:
-            raise InfrastructureError(f"state file {path} is unreadable: {exc}") from exc
         pk = load_value(data["pk"]) if data.get("pk") is not None else None
         return load_value(data["cursor"]), pk
 
@@ -235,47 +232,24 @@ class TableSource(ThreadedConnector):
         ts = self.config.cursor_kind is CursorKind.TIMESTAMP
         last = rows[-1]
         position = (last[n], last[n + 1] if ts else None)
-        backoff = 0.2
-        while True:
-            started = time.monotonic()
-            acked = Acks()
-            out = 0
-            for row in rows:
-                record = dict(zip(names, row[:n], strict=True))
-                result = encode_checked(schema, record)
-                if isinstance(result, Rejected):
-                    raw = json.dumps(record, default=str, ensure_ascii=False).encode()
-                    self.producer.produce(self.dlq, key=None, value=raw, on_delivery=acked,
-                                          headers=rejected_headers(
-                                              result, extra=[(CONNECTOR, self.name)],
-                                              source={"table": self.config.table,
-                                                      "cursor": str(row[n])}))
-                else:
-                    self.producer.produce(self.topic, value=result.value, on_delivery=acked,
-                                          key=record_key(record, self.config.key_fields))
-                    out += 1
-                self.producer.poll(0)
-            left = self.producer.flush()
-            if left == 0 and not acked.errors and acked.ok == len(rows):
-                write_state(self.config.state_file, {
-                    "cursor": dump_value(position[0]),
-                    "pk": None if position[1] is None else dump_value(position[1]),
-                    "updated": dt.datetime.now(dt.UTC).isoformat()})
-                m = self.metrics
-                m.records_in.labels(self.name).inc(len(rows))
-                m.records_out.labels(self.name, self.topic).inc(out)
-                if len(rows) - out:
-                    m.rejected.labels(self.name, "deadlettered").inc(len(rows) - out)
-                m.delivery_latency.labels(self.name).observe(time.monotonic() - started)
-                log.info("table.batch", connector=self.name, rows=len(rows), produced=out)
-                return position
-            self.metrics.errors.labels(self.name, "broker").inc()
-            why = acked.errors[0] if acked.errors else f"{left} records unacknowledged"
-            log.warning("table.batch_failed", connector=self.name, error=why, retry_in_s=backoff)
-            if stop.wait(backoff):
-                raise BrokerError(f"table source {self.name} stopped with a batch "
-                                  f"unacknowledged: {why}")
-            backoff = min(backoff * 2, 10.0)
+        batch = [self._outgoing(schema, dict(zip(names, row[:n], strict=True)), row[n])
+                 for row in rows]
+        sent = send_batch(self.send_to, batch, stop,
+                          what=f"table source {self.name} stopped with a batch")
+        write_state(self.config.state_file, {
+            "cursor": dump_value(position[0]),
+            "pk": None if position[1] is None else dump_value(position[1]),
+            "updated": dt.datetime.now(dt.UTC).isoformat()})
+        log.info("table.batch", connector=self.name, rows=len(rows), produced=sent.produced)
+        return position
+
+    def _outgoing(self, schema: RawSchema, record: dict[str, Any], cursor: Any) -> Outgoing:
+        result = encode_checked(schema, record)
+        if isinstance(result, Rejected):
+            raw = json.dumps(record, default=str, ensure_ascii=False).encode()
+            return Outgoing(result, raw=raw, source={"table": self.config.table,
+                                                     "cursor": str(cursor)})
+        return Outgoing(result, key=record_key(record, self.config.key_fields))
 
 
 def _first_line(exc: BaseException) -> str:

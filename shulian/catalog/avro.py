@@ -4,12 +4,7 @@
 and committed; a unit test keeps the files equal to the generated ones, and
 ``shulian catalog schemas --write`` regenerates them.
 
-Avro type per element type (the canonical record is a dict fastavro encodes/decodes):
-
-- citizen_id, credit_code, region_code, sex, text, person_name, code, phone -> ``"string"``
-- date -> ``{"type": "int", "logicalType": "date"}`` (``datetime.date``)
-- timestamp -> ``{"type": "long", "logicalType": "timestamp-millis"}`` (aware UTC ``datetime``)
-- money_fen, integer -> ``"long"`` (``int``)
+The Avro type of each element type is in :data:`shulian.catalog.specs.SPECS`.
 
 A field with ``required: false`` is ``["null", T]`` with default null. Record name: the dataset
 id in CamelCase; namespace ``gov.shulian.canonical``; each field has ``doc`` and the extra
@@ -23,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from shulian.catalog.models import DataElement, Dataset, ElementId, ElementType
+from shulian.catalog.specs import avro_type
 
 __all__ = [
     "CANONICAL_NAMESPACE",
@@ -34,29 +30,6 @@ __all__ = [
 ]
 
 CANONICAL_NAMESPACE = "gov.shulian.canonical"
-
-_DATE = {"type": "int", "logicalType": "date"}
-_TIMESTAMP = {"type": "long", "logicalType": "timestamp-millis"}
-_AVRO: dict[ElementType, str | dict[str, str]] = {
-    ElementType.CITIZEN_ID: "string",
-    ElementType.CREDIT_CODE: "string",
-    ElementType.REGION_CODE: "string",
-    ElementType.SEX: "string",
-    ElementType.TEXT: "string",
-    ElementType.PERSON_NAME: "string",
-    ElementType.CODE: "string",
-    ElementType.PHONE: "string",
-    ElementType.DATE: _DATE,
-    ElementType.TIMESTAMP: _TIMESTAMP,
-    ElementType.MONEY_FEN: "long",
-    ElementType.INTEGER: "long",
-}
-
-
-def avro_type(element_type: ElementType) -> str | dict[str, str]:
-    """The Avro type of a value of ``element_type`` (a fresh dict for logical types)."""
-    t = _AVRO[element_type]
-    return dict(t) if isinstance(t, dict) else t
 
 
 def field_type(element_type: ElementType, *, required: bool) -> Any:

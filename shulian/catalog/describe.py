@@ -34,7 +34,8 @@ __all__ = ["HistoryItem", "describe", "diff", "history", "in_force"]
 
 _SHARE = {ShareType.UNCONDITIONAL: "unconditionally (无条件共享)",
           ShareType.CONDITIONAL: "on condition (有条件共享)",
-          ShareType.NONE: "nothing: not shared (不予共享)"}
+          ShareType.NONE: "nothing: not shared (不予共享)",
+          ShareType.VERIFY: "answers to claims only: verify only (仅核验)"}
 
 
 def _mask(mask: Mask) -> str:

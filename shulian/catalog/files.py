@@ -54,3 +54,10 @@ def validate_into(issues: list[ConfigIssue], model: type[M], data: Any, file: st
     except ValidationError as exc:
         issues.extend(validation_issues(exc, file=file, whole=WHOLE_FILE))
         return None
+
+
+def read_model(ctx: Ctx, path: Path, model: type[M]) -> M | None:
+    """One catalogue file read and validated into ``model``; None (with its issues in ``ctx``)
+    when it cannot be read or does not validate."""
+    data = read_yaml(ctx, path)
+    return validate_into(ctx.issues, model, data, ctx.name(path)) if data is not None else None

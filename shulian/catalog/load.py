@@ -26,7 +26,7 @@ import jsonschema
 import jsonschema.validators
 
 from shulian.catalog.avro import canonical_schema
-from shulian.catalog.files import WHOLE_FILE, Ctx, first_line, read_yaml, validate_into
+from shulian.catalog.files import WHOLE_FILE, Ctx, first_line, read_model
 from shulian.catalog.keys import Keyring
 from shulian.catalog.models import (
     Agency,
@@ -50,10 +50,10 @@ from shulian.catalog.sharing import (
     load_lists,
     load_sharing_list_text,
 )
+from shulian.catalog.specs import is_string_type, normaliser
 from shulian.clock import SYSTEM_CLOCK
 from shulian.errors import ConfigError, ConfigIssue
-from shulian.logic.elements import normaliser
-from shulian.logic.result import Rejected
+from shulian.result import Rejected
 
 __all__ = [
     "build_canonical_schemas",
@@ -64,18 +64,6 @@ __all__ = [
 ]
 
 _MAPPING_FILE = re.compile(r"^(?P<dataset>[a-z][a-z0-9_]*)\.v(?P<version>[1-9][0-9]*)\.yaml$")
-_STRING_TYPES = frozenset(
-    {
-        ElementType.CITIZEN_ID,
-        ElementType.CREDIT_CODE,
-        ElementType.REGION_CODE,
-        ElementType.SEX,
-        ElementType.TEXT,
-        ElementType.PERSON_NAME,
-        ElementType.CODE,
-        ElementType.PHONE,
-    }
-)
 _SAMPLE_TIME = datetime(2001, 2, 3, 4, 5, 6)
 
 
@@ -127,8 +115,7 @@ def _load_regions(ctx: Ctx) -> tuple[dict[str, str], dict[str, str]]:
 def _load_elements(ctx: Ctx) -> dict[ElementId, DataElement]:
     path = ctx.root / "elements.yaml"
     file = ctx.name(path)
-    data = read_yaml(ctx, path)
-    model = validate_into(ctx.issues, ElementCatalog, data, file) if data is not None else None
+    model = read_model(ctx, path, ElementCatalog)
     elements: dict[ElementId, DataElement] = {}
     for i, el in enumerate(model.elements if model else []):
         if el.id in elements:
@@ -145,8 +132,7 @@ def _load_elements(ctx: Ctx) -> dict[ElementId, DataElement]:
 def _load_agencies(ctx: Ctx, regions: Mapping[str, str]) -> dict[AgencyId, Agency]:
     path = ctx.root / "agencies.yaml"
     file = ctx.name(path)
-    data = read_yaml(ctx, path)
-    model = validate_into(ctx.issues, AgencyCatalog, data, file) if data is not None else None
+    model = read_model(ctx, path, AgencyCatalog)
     agencies: dict[AgencyId, Agency] = {}
     for i, ag in enumerate(model.agencies if model else []):
         if ag.id in agencies:
@@ -163,8 +149,7 @@ def _load_datasets(
     datasets: dict[DatasetId, Dataset] = {}
     for path in sorted((ctx.root / "datasets").glob("*.yaml")):
         file = ctx.name(path)
-        data = read_yaml(ctx, path)
-        ds = validate_into(ctx.issues, Dataset, data, file) if data is not None else None
+        ds = read_model(ctx, path, Dataset)
         if ds is None:
             continue
         ok = True
@@ -289,7 +274,7 @@ def _check_mapping(
             ctx.issue(file, f"{where}.from", f"raw schema {mapping.raw_schema} has no field "
                       f"'{fm.source}'")
         if fm.codes:
-            if t not in _STRING_TYPES:
+            if not is_string_type(t):
                 ctx.issue(file, f"{where}.codes", f"a code map does not fit element type {t}")
             for code, value in fm.codes.items():
                 r = check(value)
@@ -333,8 +318,7 @@ def _load_mappings(
         if named is None:
             ctx.issue(file, WHOLE_FILE, "a mapping file is named <dataset>.v<N>.yaml")
             continue
-        data = read_yaml(ctx, path)
-        m = validate_into(ctx.issues, AgencyMapping, data, file) if data is not None else None
+        m = read_model(ctx, path, AgencyMapping)
         if m is None:
             continue
         ok = True

@@ -12,7 +12,7 @@ import cel
 import yaml
 
 from shulian.catalog.approval import ListLedger, ListRefused, verify_version
-from shulian.catalog.files import WHOLE_FILE, Ctx, first_line, read_yaml, validate_into
+from shulian.catalog.files import WHOLE_FILE, Ctx, first_line, read_model, validate_into
 from shulian.catalog.keys import CHAIN, GOVERNANCE, Keyring, parse_public_key
 from shulian.catalog.models import (
     Agency,
@@ -23,7 +23,6 @@ from shulian.catalog.models import (
     Dataset,
     DatasetId,
     ElementId,
-    ElementType,
     KeyCatalog,
     PublicKey,
     SharingList,
@@ -32,8 +31,8 @@ from shulian.catalog.models import (
 from shulian.catalog.models import (
     Mapping as AgencyMapping,
 )
+from shulian.catalog.specs import SPECS, mask_fits
 from shulian.errors import ConfigError, ConfigIssue
-from shulian.logic.masking import mask_fits
 
 _LIST_FILE = re.compile(r"^list\.v(?P<version>[1-9][0-9]*)\.yaml$")
 
@@ -107,8 +106,7 @@ def _at(issue: Callable[[str, str], None], at: str, where: str, why: str) -> Non
     issue(f"{at}.{where}", why)
 
 
-RANGE_TYPES = frozenset({ElementType.DATE, ElementType.TIMESTAMP, ElementType.MONEY_FEN,
-                         ElementType.INTEGER})
+RANGE_TYPES = frozenset(t for t, spec in SPECS.items() if spec.ordered)
 """Element types a ``range`` claim compares (dates, times, money, integers)."""
 
 
@@ -142,8 +140,7 @@ def load_lists(ctx: Ctx, **refs: Any) -> dict[int, SharingList]:
         if named is None:
             ctx.issue(file, WHOLE_FILE, "a list file is named list.v<N>.yaml")
             continue
-        data = read_yaml(ctx, path)
-        sl = validate_into(ctx.issues, SharingList, data, file) if data is not None else None
+        sl = read_model(ctx, path, SharingList)
         if sl is None:
             continue
         if sl.version != int(named["version"]):
@@ -162,8 +159,7 @@ def load_keys(ctx: Ctx, agencies: Mapping[AgencyId, Agency]) -> dict[str, Public
     """``keys.yaml``: the public keys, each checked (owner, key bytes, validity)."""
     path = ctx.root / "keys.yaml"
     file = ctx.name(path)
-    data = read_yaml(ctx, path)
-    model = validate_into(ctx.issues, KeyCatalog, data, file) if data is not None else None
+    model = read_model(ctx, path, KeyCatalog)
     keys: dict[str, PublicKey] = {}
     for i, k in enumerate(model.keys if model else []):
         at = f"keys.{i}"
@@ -221,10 +217,16 @@ def load_sharing_list_text(text: str, *, source: str, catalog: Catalog) -> Shari
     sl = validate_into(issues, SharingList, data, source)
     if sl is None:
         raise ConfigError(issues)
+    require_valid_list(sl, catalog=catalog, source=source)
+    return sl
+
+
+def require_valid_list(sharing_list: SharingList, *, catalog: Catalog, source: str) -> None:
+    """The one validation of a list version against a catalogue (whoever holds the version:
+    the loader, the control topic, a policy engine): ConfigError with every issue."""
     issues = check_sharing_list(
-        sl, source=source, elements=catalog.elements, agencies=catalog.agencies,
+        sharing_list, source=source, elements=catalog.elements, agencies=catalog.agencies,
         datasets=catalog.datasets, mappings=catalog.mappings,
     )
     if issues:
         raise ConfigError(issues)
-    return sl

@@ -86,7 +86,8 @@ def run(ctx: click.Context, files: tuple[Path, ...], bootstrap_servers: str | No
     _check_refs(loaded, settings)
     require_broker(settings)  # the configs are good: now one clear line if nobody answers
     metrics = ConnectorMetrics.create(REGISTRY)
-    connectors = [build_connector(c.config, settings=settings, metrics=metrics) for c in loaded]
+    connectors = [build_connector(c.config, settings=settings, metrics=metrics,
+                                  file=str(c.path)) for c in loaded]
     for c in connectors:
         c.setup()
     if metrics_port:

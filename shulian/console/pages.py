@@ -20,6 +20,7 @@ from shulian.catalog.models import (
     NameMask,
     TruncateDateMask,
 )
+from shulian.catalog.specs import mask_fits
 from shulian.console.app import Console, Forbidden, lang_of, render, require
 from shulian.console.auth import Page, Principal
 from shulian.console.data import queries
@@ -28,7 +29,6 @@ from shulian.console.data.store import parse_deadletter_topic
 from shulian.console.data.words import diff_lists, entry_words, mapping_words, reason_words
 from shulian.console.i18n import t
 from shulian.console.svg import bars
-from shulian.logic.masking import mask_fits
 
 __all__ = ["add_pages"]
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from shulian.catalog.elements import CREDIT_CHARSET
 from shulian.catalog.models import (
     Catalog,
     DataElement,
@@ -25,29 +26,9 @@ from shulian.catalog.models import (
     MoneyUnit,
     RegionInput,
 )
-from shulian.logic.elements import CREDIT_CHARSET, citizen_id_check_char, credit_code_check_char
+from shulian.catalog.specs import SPECS
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-_SURNAMES = (
-    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢"
-    "宋唐许韩冯邓曹彭曾萧田董袁潘于蒋蔡余杜叶程"
-)
-_GIVEN = (
-    "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超"
-    "秀兰霞平刚桂英华玉兰红梅建国志强淑珍子轩一诺欣怡浩然"
-)
-_TEXT = [
-    "广州市天河区体育西路103号",
-    "上海市黄浦区南京东路100号",
-    "北京市东城区东长安街1号",
-    "杭州市西湖区文三路90号",
-    "深圳市南山区科技园南区",
-    "珠海市香洲区情侣中路",
-    "佛山市禅城区祖庙路",
-]
-_COMPANY = [
-    "科技有限公司", "贸易有限公司", "餐饮管理有限公司", "建筑工程有限公司", "医药连锁有限公司",
-]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +36,7 @@ class Generated:
     raw: dict[str, Any]  # the record in the agency's dialect, as its raw schema types it
     valid: bool  # False when one element check was broken on purpose
     broken_field: str | None = None
-_SCOPES = [
-    "技术开发", "技术咨询", "货物进出口", "餐饮服务", "建设工程施工", "药品零售", "软件开发",
-    "日用百货销售",
-]
+
 
 class DialectGenerator:
     """Records for one (agency, dataset) in that agency's dialect."""
@@ -100,43 +78,7 @@ class DialectGenerator:
     # --- canonical values ---------------------------------------------------------------
 
     def _canonical_value(self, element: DataElement, rng: random.Random) -> Any:
-        t = element.type
-        if t is ElementType.CITIZEN_ID:
-            born = date(1950, 1, 1) + timedelta(days=rng.randrange(0, 60 * 365))
-            first17 = f"{rng.choice(self._districts)}{born:%Y%m%d}{rng.randrange(0, 1000):03d}"
-            return first17 + citizen_id_check_char(first17)
-        if t is ElementType.CREDIT_CODE:
-            org = "".join(rng.choice(CREDIT_CHARSET) for _ in range(9))
-            first17 = f"91{rng.choice(self._districts)}{org}"
-            return first17 + credit_code_check_char(first17)
-        if t is ElementType.REGION_CODE:
-            return rng.choice(self._districts)
-        if t is ElementType.SEX:
-            return rng.choice(("1", "2"))
-        if t is ElementType.DATE:
-            return date(2015, 1, 1) + timedelta(days=rng.randrange(0, 10 * 365))
-        if t is ElementType.TIMESTAMP:
-            base = datetime(2026, 1, 1, tzinfo=UTC)
-            return base + timedelta(seconds=rng.randrange(0, 300 * 86400))
-        if t is ElementType.MONEY_FEN:
-            return rng.randrange(1, 50_000) * 100  # whole yuan: exact in every unit
-        if t is ElementType.PERSON_NAME:
-            return rng.choice(_SURNAMES) + "".join(
-                rng.choice(_GIVEN) for _ in range(rng.choice((1, 2))))
-        if t is ElementType.CODE:
-            return rng.choice(sorted(element.codes or {"0": ""}))
-        if t is ElementType.INTEGER:
-            return rng.randrange(0, 10_000)
-        if t is ElementType.PHONE:
-            return "13" + "".join(str(rng.randrange(10)) for _ in range(9))
-        if element.max_length is not None and element.max_length < 20:
-            return "".join(rng.choice(_GIVEN) for _ in range(min(4, element.max_length)))
-        if "name" in element.id:  # an organisation's name: city, a brand, a company form
-            brand = "".join(rng.choice(_GIVEN) for _ in range(2))
-            return rng.choice(_TEXT)[:2] + brand + rng.choice(_COMPANY)
-        if "scope" in element.id:
-            return "、".join(rng.sample(_SCOPES, 2))
-        return rng.choice(_TEXT)
+        return SPECS[element.type].sample(rng, element, self._districts)
 
     # --- the agency's dialect -------------------------------------------------------------
 

@@ -12,7 +12,7 @@ agency's :class:`~shulian.catalog.models.FieldMapping`) does:
    -> integer fen, exact via Decimal; a fraction of a fen is rejected), ``region`` (a region name
    or a retired GB/T 2260 code -> the current code). A step that cannot apply gives
    :attr:`Reason.MAPPING_ERROR`;
-4. the element's check and normaliser (:mod:`shulian.logic.elements`), which gives
+4. the element's check and normaliser (:mod:`shulian.catalog.elements`), which gives
    :attr:`Reason.ELEMENT_CHECK_FAILED`.
 
 The first failure decides; rejections carry the canonical ``field`` (and the raw field as
@@ -34,6 +34,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
+from shulian.catalog.elements import Normaliser, fold_width
 from shulian.catalog.models import (
     Catalog,
     DataElement,
@@ -44,8 +45,8 @@ from shulian.catalog.models import (
     RegionInput,
 )
 from shulian.catalog.models import Mapping as AgencyMapping
+from shulian.catalog.specs import normaliser
 from shulian.clock import Clock
-from shulian.logic.elements import Normaliser, fold_width, normaliser
 from shulian.logic.result import Accepted, Reason, Rejected
 
 __all__ = ["Harmonised", "Harmoniser", "record_key", "region_name_index"]

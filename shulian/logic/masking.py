@@ -3,7 +3,8 @@
 Every mask turns a non-null value into a string (a masked field is ``["null", "string"]`` in the
 consumer view), ``None`` stays ``None``, and :class:`~shulian.catalog.models.DropMask` removes the
 field from the view entirely (:func:`apply_mask` returns ``None`` for it; the policy omits the
-field, the audit still lists it as dropped).
+field, the audit still lists it as dropped). Which masks fit which element type is the element
+type's spec (:func:`shulian.catalog.specs.mask_fits`).
 
 - ``keep(first, last)``: the middle replaced by ``*``, same length. When ``first + last`` reaches
   the length, everything is masked: a short value never reveals more than it hides.
@@ -37,6 +38,7 @@ from shulian.catalog.models import (
     NameMask,
     TruncateDateMask,
 )
+from shulian.catalog.specs import mask_fits
 
 __all__ = [
     "CONSUMER_KEY_LABEL",
@@ -44,7 +46,6 @@ __all__ = [
     "apply_mask",
     "canonical_text",
     "consumer_key",
-    "mask_fits",
     "masker",
 ]
 
@@ -54,38 +55,6 @@ CONSUMER_KEY_LABEL = b"shulian-consumer:"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 MaskFn = Callable[[object], object]
-
-_STRINGY = frozenset(
-    {
-        ElementType.CITIZEN_ID,
-        ElementType.CREDIT_CODE,
-        ElementType.PHONE,
-        ElementType.TEXT,
-        ElementType.PERSON_NAME,
-        ElementType.CODE,
-        ElementType.REGION_CODE,
-    }
-)
-_FITS: dict[str, frozenset[ElementType] | None] = {  # None: any element type
-    "keep": _STRINGY,
-    "name": frozenset({ElementType.PERSON_NAME}),
-    "hmac": None,
-    "truncate_date": frozenset({ElementType.DATE, ElementType.TIMESTAMP}),
-    "generalise_region": frozenset({ElementType.REGION_CODE}),
-    "drop": None,
-}
-
-
-def mask_fits(mask: Mask, element_type: ElementType) -> str | None:
-    """``None`` when ``mask`` may be applied to an element of ``element_type``, else why not."""
-    if mask.type not in _FITS:
-        return f"unknown mask type {mask.type!r}"
-    allowed = _FITS[mask.type]
-    if allowed is None or element_type in allowed:
-        return None
-    kinds = ", ".join(sorted(t.value for t in allowed))
-    return f"mask '{mask.type}' does not fit element type '{element_type.value}' (fits: {kinds})"
-
 
 @lru_cache(maxsize=1024)
 def consumer_key(master_key: bytes, consumer: str) -> bytes:

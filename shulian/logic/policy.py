@@ -51,8 +51,8 @@ from shulian.catalog.models import (
     ShareType,
     SharingList,
 )
-from shulian.errors import ConfigError, ConfigIssue
-from shulian.logic.masking import MaskFn, canonical_text, mask_fits, masker
+from shulian.catalog.sharing import require_valid_list
+from shulian.logic.masking import MaskFn, canonical_text, masker
 from shulian.logic.verify import Projection
 from shulian.logic.views import META_ENTRY_ID, META_LIST_VERSION, META_RECORD_KEY
 
@@ -174,15 +174,12 @@ class PolicyEngine:
     def __init__(self, *, catalog: Catalog, sharing_list: SharingList, master_key: bytes) -> None:
         self._list = sharing_list
         self._version = sharing_list.version
-        source = f"sharing/list.v{sharing_list.version}.yaml"
-        issues: list[ConfigIssue] = []
+        require_valid_list(sharing_list, catalog=catalog,
+                           source=f"sharing/list.v{sharing_list.version}.yaml")
         index: dict[tuple[str, str], list[_Plan]] = {}
-        for i, entry in enumerate(sharing_list.entries):
-            plan = self._plan(catalog, entry, master_key, source, f"entries[{i}]", issues)
-            if plan is not None:
-                index.setdefault((entry.dataset, entry.provider), []).append(plan)
-        if issues:
-            raise ConfigError(issues)
+        for entry in sharing_list.entries:
+            plan = self._plan(catalog, entry, master_key)
+            index.setdefault((entry.dataset, entry.provider), []).append(plan)
         self._index: dict[tuple[str, str], tuple[_Plan, ...]] = {
             k: tuple(v) for k, v in index.items()
         }
@@ -193,30 +190,12 @@ class PolicyEngine:
                                                      if e.dataset == d.id], d.key))}
 
     @staticmethod
-    def _plan(
-        catalog: Catalog,
-        entry: ListEntry,
-        master_key: bytes,
-        source: str,
-        where: str,
-        issues: list[ConfigIssue],
-    ) -> _Plan | None:
-        dataset = catalog.datasets.get(entry.dataset)
-        if dataset is None:
-            issues.append(ConfigIssue(source, f"{where}.dataset", "unknown dataset"))
-            return None
-        known = {f.name for f in dataset.fields}
-        for name in entry.fields:
-            if name not in known:
-                issues.append(
-                    ConfigIssue(source, f"{where}.fields", f"{name!r} is not a dataset field")
-                )
+    def _plan(catalog: Catalog, entry: ListEntry, master_key: bytes) -> _Plan:
+        """What one entry of a valid list (see ``require_valid_list``) delivers, masks built."""
+        dataset = catalog.datasets[entry.dataset]
         program = None
         if entry.row_filter is not None and entry.share_type is not ShareType.NONE:
-            try:
-                program = cel.compile(entry.row_filter)
-            except (ValueError, RuntimeError) as exc:
-                issues.append(ConfigIssue(source, f"{where}.row_filter", f"bad CEL: {exc}"))
+            program = cel.compile(entry.row_filter)
         allowed = set(entry.fields)
         fields: list[tuple[str, MaskFn | None]] = []
         masked: list[tuple[str, str]] = []
@@ -226,11 +205,6 @@ class PolicyEngine:
             mask = entry.masks.get(f.name)
             if mask is None:
                 fields.append((f.name, None))
-                continue
-            element = catalog.elements.get(f.element)
-            why = "unknown element" if element is None else mask_fits(mask, element.type)
-            if why is not None:
-                issues.append(ConfigIssue(source, f"{where}.masks.{f.name}", why))
                 continue
             masked.append((f.name, mask.type))
             if not isinstance(mask, DropMask):

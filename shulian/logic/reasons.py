@@ -74,7 +74,7 @@ VERIFY_WORDS: dict[str, Words] = {
 }
 
 CHECK_WORDS: dict[str, Words] = {
-    # data-element checks (shulian.logic.elements)
+    # data-element checks (shulian.catalog.elements)
     "type": Words("类型不对", "wrong type"),
     "length": Words("长度不对", "wrong length"),
     "charset": Words("含有不允许的字符", "characters that are not allowed"),

@@ -32,8 +32,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from shulian.catalog.models import Catalog, ClaimHow, ElementType, ListEntry, ShareType
+from shulian.catalog.specs import normaliser
 from shulian.clock import Clock
-from shulian.logic.elements import normaliser
 from shulian.logic.masking import canonical_text
 from shulian.logic.result import Rejected
 

@@ -2,56 +2,21 @@
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import sys
-import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
-from shulian.embedded.net import free_port, wait_until
+from shulian.embedded.net import free_port
 from shulian.embedded.process import pids_with_env
 from shulian.io.kafka import (
     TopicSpec,
     admin_client,
-    consumer_config,
     ensure_topics,
     producer_config,
 )
 from shulian.settings import load_settings
-
-MARK = "SHULIAN_TEST_MARK"
-SHULIAN = str(Path(sys.executable).parent / "shulian")
-
-
-@contextmanager
-def broker_cli(port: int, out: Path, *, data_dir: Path | None = None,
-               mark: str) -> Iterator[subprocess.Popen[bytes]]:
-    """``shulian broker`` running until ready; on exit: SIGTERM, wait, nothing left behind."""
-    argv = [SHULIAN, "broker", "--port", str(port)]
-    if data_dir is not None:
-        argv += ["--data-dir", str(data_dir)]
-    with out.open("ab") as fh:
-        proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT,
-                                env={**os.environ, MARK: mark, "SHULIAN_LOG_FORMAT": "json"})
-    try:
-        ready = wait_until(lambda: proc.poll() is None and b"broker ready" in out.read_bytes(),
-                           timeout_s=90, interval_s=0.1)
-        assert ready, f"broker not ready (exit {proc.poll()}):\n{out.read_text()[-3000:]}"
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=90)
-        assert code == 0, out.read_text()[-3000:]
-        assert wait_until(lambda: not pids_with_env(MARK, mark), timeout_s=10), \
-            f"left behind: {pids_with_env(MARK, mark)}"
+from tests.fixtures.embedded_broker import MARK, broker_cli, consume_all
 
 
 def produce(bootstrap: str, topic: str, n: int, *, start: int = 0) -> set[bytes]:
@@ -69,24 +34,6 @@ def produce(bootstrap: str, topic: str, n: int, *, start: int = 0) -> set[bytes]
         producer.poll(0)
     assert producer.flush(60) == 0
     return acked
-
-
-def consume_all(bootstrap: str, topic: str, partitions: int, want: set[bytes]) -> set[bytes]:
-    """Read from the beginning until every wanted value was seen (or 60 s passed)."""
-    settings = load_settings(bootstrap_servers=bootstrap)
-    consumer = Consumer(consumer_config(settings, group_id=f"g.{uuid.uuid4().hex[:8]}"))
-    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-    seen: set[bytes] = set()
-    deadline = time.monotonic() + 60
-    try:
-        while not want <= seen and time.monotonic() < deadline:
-            for m in consumer.consume(1000, 0.5):
-                value = m.value()
-                if m.error() is None and value is not None:
-                    seen.add(value)
-    finally:
-        consumer.close()
-    return seen
 
 
 def test_broker_cli_memory_roundtrip_and_clean_stop(tmp_path: Path, unique: str) -> None:

@@ -13,14 +13,14 @@ from shulian.embedded.net import free_port, wait_until
 from shulian.errors import SinkError
 from shulian.io.kafka import TopicSpec, admin_client, ensure_topics
 from tests.fixtures.registry import RegistryProcess
-from tests.integration.test_sink_postgres import (
+from tests.fixtures.sinks import (
     make_topic,
     produce_views,
+    read_all,
     running,
     sink_settings,
     view_record,
 )
-from tests.integration.test_sink_webhook import read_all
 
 pytestmark = pytest.mark.integration
 

@@ -1,17 +1,11 @@
-"""PostgreSQL sink end to end: real broker, registry and PostgreSQL server.
-
-Also holds the helpers the other sink integration tests import (Avro egress producer, a loop
-running in a thread).
-"""
+"""PostgreSQL sink end to end: real broker, registry and PostgreSQL server (the helpers the
+sink tests share are in tests/fixtures/sinks.py)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 import json
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -20,40 +14,30 @@ from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
-from prometheus_client import CollectorRegistry
 
 from connectors.sinks.backoff import RetryPolicy
-from connectors.sinks.build import SinkConfig, build_sink_loop
+from connectors.sinks.build import build_sink_loop
 from connectors.sinks.config import PostgresSinkConfig
-from connectors.sinks.loop import SinkLoop
-from connectors.sinks.metrics import SinkMetrics
 from shulian.catalog.keys import load_private_key
 from shulian.catalog.load import load_catalog
 from shulian.embedded.net import free_port, wait_until
 from shulian.errors import SinkError
-from shulian.io.kafka import TopicSpec, admin_client, ensure_topics, producer_config
-from shulian.settings import Settings, load_settings
+from shulian.io.kafka import producer_config
 from tests.fixtures.postgres import PgServer
 from tests.fixtures.registry import RegistryProcess
 from tests.fixtures.signing import DEV_KEYS, chain_signer, egress_headers
+from tests.fixtures.sinks import (
+    VIEW_V1,
+    make_topic,
+    metric,
+    produce_views,
+    running,
+    sink_settings,
+    view_record,
+)
 
 pytestmark = pytest.mark.integration
 
-# ---------------------------------------------------------------------------- shared helpers
-
-VIEW_V1: dict[str, Any] = {
-    "type": "record", "name": "BusinessLicenceView_tax", "namespace": "gov.shulian.egress",
-    "fields": [
-        {"name": "credit_code", "type": "string"},
-        {"name": "capital_fen", "type": "long"},
-        {"name": "issued_on", "type": {"type": "int", "logicalType": "date"}},
-        {"name": "updated_at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
-        {"name": "legal_rep", "type": ["null", "string"], "default": None},
-        {"name": "_record_key", "type": "string"},
-        {"name": "_entry_id", "type": "string"},
-        {"name": "_list_version", "type": "int"},
-    ],
-}
 VIEW_V2: dict[str, Any] = {
     **VIEW_V1,
     "fields": [*VIEW_V1["fields"][:5],
@@ -62,84 +46,16 @@ VIEW_V2: dict[str, Any] = {
 }
 
 
-def view_record(i: int, *, version: int = 1) -> dict[str, Any]:
-    rec: dict[str, Any] = {
-        "credit_code": f"91110000MA{i:08d}", "capital_fen": 100_000 * i,
-        "issued_on": dt.date(2024, 1, 1) + dt.timedelta(days=i),
-        "updated_at": dt.datetime(2024, 5, 1, 8, 0, tzinfo=dt.UTC) + dt.timedelta(minutes=i),
-        "legal_rep": None if i % 2 else f"rep{i}",
-        "_record_key": f"K{i:05d}", "_entry_id": "tax-licence", "_list_version": version,
-    }
-    if version >= 2:
-        rec["region"] = "110101"
-    return rec
 
 
-def make_topic(settings: Settings, unique: str, *, partitions: int = 2) -> str:
-    topic = f"egress.c{unique}.business_licence"
-    ensure_topics(admin_client(settings), [TopicSpec(topic, partitions)])
-    return topic
 
 
-def produce_views(
-    settings: Settings, registry_url: str, topic: str, records: list[dict[str, Any]],
-    *, schema: dict[str, Any] = VIEW_V1,
-) -> None:
-    """Register the view under ``<topic>-value`` and produce Confluent-framed Avro records,
-    signed with the chain's (development) key as the enforce stage signs them."""
-    ser = AvroSerializer(SchemaRegistryClient({"url": registry_url}), json.dumps(schema))
-    p = Producer(producer_config(settings))
-    signer = chain_signer(load_catalog(settings.catalog_dir,
-                                       schemas_dir=settings.schemas_dir).keys)
-    for r in records:
-        key = r["_record_key"].encode()
-        value = ser(r, SerializationContext(topic, MessageField.VALUE))
-        p.produce(topic, key=key, value=value, headers=egress_headers(
-            signer, topic=topic, key=key, value=value, entry=r["_entry_id"],
-            list_version=r["_list_version"], digest=hashlib.sha256(key).hexdigest()))
-    assert p.flush(30) == 0
 
 
-def sink_settings(bootstrap: str, registry: RegistryProcess) -> Settings:
-    return load_settings(bootstrap_servers=bootstrap, registry_url=registry.url)
 
 
-@contextmanager
-def running(config: SinkConfig, settings: Settings) -> Iterator[SinkLoop]:
-    """A sink loop running in a thread; stopped (flush, close) on exit, errors re-raised."""
-    loop = build_sink_loop(config, settings, metrics=SinkMetrics.create(CollectorRegistry()))
-    stop = threading.Event()
-    failure: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            loop.run(stop)
-        except BaseException as exc:
-            failure.append(exc)
-
-    t = threading.Thread(target=target, name=f"sink-{config.name}", daemon=True)
-    t.start()
-    try:
-        yield loop
-    finally:
-        stop.set()
-        t.join(60)
-        assert not t.is_alive(), "sink loop did not stop"
-    if failure:
-        raise failure[0]
 
 
-def metric(loop: SinkLoop, family: str, **labels: str) -> float:
-    """A sample of the loop's metrics (``family`` without the ``_total`` suffix)."""
-    for fam in [loop.metrics.records_out, loop.metrics.errors, loop.metrics.deadlettered]:
-        for m in fam.collect():
-            if m.name != family:
-                continue
-            for s in m.samples:
-                if s.name.endswith("_total") and all(s.labels.get(k) == v
-                                                      for k, v in labels.items()):
-                    return float(s.value)
-    return 0.0
 
 
 # ---------------------------------------------------------------------------- PostgreSQL

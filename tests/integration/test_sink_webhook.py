@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 
 from connectors.sinks.backoff import RetryPolicy
 from connectors.sinks.config import WebhookSinkConfig
@@ -22,11 +21,11 @@ from connectors.sinks.signature import (
     verify_signature,
 )
 from shulian.embedded.net import wait_until
-from shulian.settings import Settings
 from tests.fixtures.registry import RegistryProcess
-from tests.integration.test_sink_postgres import (
+from tests.fixtures.sinks import (
     make_topic,
     produce_views,
+    read_all,
     running,
     sink_settings,
     view_record,
@@ -106,22 +105,6 @@ def config(unique: str, topic: str, url: str, **retry: Any) -> WebhookSinkConfig
                              secret_env=f"WH_SECRET_{unique}", batch_size=7,
                              retry=RetryPolicy(initial_backoff_s=0.05, max_backoff_s=0.2,
                                                **retry))
-
-
-def read_all(settings: Settings, topic: str, n: int, *, partitions: int = 1) -> list[Any]:
-    c = Consumer({**settings.kafka_common(), "group.id": "unused", "enable.auto.commit": False})
-    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-    out: list[Any] = []
-
-    def more() -> bool:
-        out.extend(m for m in c.consume(100, 0.2) if not m.error())
-        return len(out) >= n
-
-    try:
-        wait_until(more, timeout_s=30)
-    finally:
-        c.close()
-    return out
 
 
 def test_failing_then_recovering_receiver_gets_every_record_once(

@@ -25,7 +25,7 @@ from shulian.embedded.net import wait_until
 from shulian.io.kafka import TopicSpec, admin_client, consumer_config, ensure_topics
 from shulian.settings import Settings, load_settings
 from tests.fixtures.registry import RegistryProcess
-from tests.integration.test_source_gateway import household, read_topic, setup_dataset
+from tests.fixtures.sources import household, read_topic, setup_dataset
 
 pytestmark = pytest.mark.integration
 

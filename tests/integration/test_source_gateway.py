@@ -9,15 +9,10 @@ import select
 import socket
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.schema_registry import SchemaRegistryClient
-from confluent_kafka.schema_registry.avro import AvroDeserializer
-from confluent_kafka.serialization import MessageField, SerializationContext
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
@@ -32,50 +27,11 @@ from connectors.sources.gateway import (
 from connectors.sources.gateway_auth import token_sha256
 from connectors.sources.plumbing import RawProducer, RawSchemas
 from shulian.embedded.net import wait_until
-from shulian.io.kafka import TopicSpec, admin_client, consumer_config, ensure_topics
-from shulian.serde import SchemaCache
 from shulian.settings import Settings, load_settings
 from tests.fixtures.registry import RegistryProcess
+from tests.fixtures.sources import household, read_topic, setup_dataset
 
 pytestmark = pytest.mark.integration
-
-RAW = Path(__file__).resolve().parents[2] / "schemas" / "raw" / "psb" / "household_change.avsc"
-
-
-def household(i: int) -> dict[str, Any]:
-    return {"LSH": f"L{i:06d}", "SFZH": "440106199001011234", "XM": "张三", "XB": "男",
-            "CSRQ": "19900101", "BDLX": "迁入", "BDRQ": "2024/05/01", "QCDQ": None,
-            "QRDQ": "440106", "HJDZ": None, "DJSJ": "2024-05-01 08:00:00"}
-
-
-def setup_dataset(settings: Settings, agency: str, dataset: str = "household_change") -> None:
-    ensure_topics(admin_client(settings), [TopicSpec(f"raw.{agency}.{dataset}", 2)])
-    SchemaCache(settings.registry_url).register(f"raw.{agency}.{dataset}-value",
-                                                RAW.read_text(encoding="utf-8"))
-
-
-def read_topic(settings: Settings, topic: str, n: int, *, timeout_s: float = 20.0
-               ) -> list[tuple[bytes | None, dict[str, Any]]]:
-    deser = AvroDeserializer(SchemaRegistryClient({"url": settings.registry_url}))
-    c = Consumer(consumer_config(settings, group_id=f"t-{topic}"))
-    c.assign([TopicPartition(topic, p, 0) for p in range(2)])
-    out: list[tuple[bytes | None, dict[str, Any]]] = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while len(out) < n and time.monotonic() < deadline:
-            m = c.poll(0.2)
-            if m is None or m.error():
-                continue
-            out.append((m.key(), deser(m.value(), SerializationContext(topic,
-                                                                        MessageField.VALUE))))
-        # nothing beyond what is expected
-        extra = c.poll(1.0)
-        while extra is not None and extra.error():
-            extra = c.poll(0.5)
-        assert extra is None, "more records than expected"
-    finally:
-        c.close()
-    return out
 
 
 @pytest.fixture

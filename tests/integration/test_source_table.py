@@ -18,7 +18,7 @@ from shulian.errors import InfrastructureError
 from shulian.io.kafka import TopicSpec, admin_client, ensure_topics
 from shulian.settings import load_settings
 from tests.fixtures.registry import RegistryProcess
-from tests.integration.test_source_gateway import household, read_topic, setup_dataset
+from tests.fixtures.sources import household, read_topic, setup_dataset
 
 pytestmark = pytest.mark.integration
 

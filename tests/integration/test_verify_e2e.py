@@ -26,6 +26,7 @@ from connectors.metrics import ConnectorMetrics
 from connectors.sources.config import GatewayConfig
 from connectors.sources.gateway import GatewaySource
 from connectors.sources.gateway_auth import token_sha256
+from shulian.catalog.elements import citizen_id_check_char
 from shulian.catalog.load import load_catalog
 from shulian.cli.main import cli
 from shulian.clock import DEMO_CLOCK
@@ -33,7 +34,6 @@ from shulian.embedded.net import free_port, wait_until
 from shulian.io.kafka import producer_config
 from shulian.io.reader import read_topics
 from shulian.logic.audit import verify_chain
-from shulian.logic.elements import citizen_id_check_char
 from shulian.settings import Settings
 from tests.fixtures.chain import ChainEnv, StartChain
 from tests.fixtures.verify import revoking_version, verify_catalog_dir

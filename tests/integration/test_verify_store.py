@@ -13,9 +13,9 @@ from pathlib import Path
 
 from confluent_kafka import Producer
 
+from shulian.catalog.elements import citizen_id_check_char
 from shulian.chain.topology import Topology
 from shulian.io.kafka import TopicSpec, admin_client, ensure_topics, producer_config
-from shulian.logic.elements import citizen_id_check_char
 from shulian.logic.policy import PolicyEngine
 from shulian.settings import Settings
 from tests.fixtures.verify import verify_catalog, verify_catalog_dir

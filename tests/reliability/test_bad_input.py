@@ -9,172 +9,31 @@ Valid records sent after them are harmonised and decided; the worker is still ru
 
 from __future__ import annotations
 
-import io
 import json
-import random
-import struct
-import time
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
-from confluent_kafka import KafkaException, Producer
-from fastavro import parse_schema, schemaless_writer
+from confluent_kafka import KafkaException
 
 from shulian.chain.messages import InMessage
-from shulian.chain.topology import plan_topics, subject_of
-from shulian.io.kafka import producer_config
-from shulian.io.publish import load_raw_schemas
+from shulian.chain.topology import plan_topics
 from shulian.io.reader import read_topics
-from shulian.logic.elements import citizen_id_check_char, credit_code_check_char
-from shulian.logic.generate import generators_for
-from shulian.serde import SchemaCache
-from shulian.settings import Settings
+from tests.fixtures.bad_input import (
+    AMR,
+    PSB,
+    Sent,
+    Wire,
+    bad_inputs,
+    produce,
+    wait_for,
+)
 from tests.fixtures.chain import ChainEnv, StartChain, chain_outcome, expected_decisions
 
 pytestmark = [pytest.mark.integration, pytest.mark.both_engines]
 
-PSB = ("psb", "household_change")
-AMR = ("amr", "business_licence")
 MB = 1024 * 1024
-
-
-@dataclass
-class Sent:
-    """One message produced to a raw topic, and what must become of it."""
-
-    name: str
-    pair: tuple[str, str]
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes | None]] = field(default_factory=list)
-    reason: str | None = None  # None: a valid record, harmonised and decided
-    check: str | None = None
-    offset: int = -1
-
-
-class Wire:
-    """Builds raw wire-format values for the chain's agencies from the example catalogue."""
-
-    def __init__(self, env: ChainEnv) -> None:
-        self.env = env
-        raw = load_raw_schemas(env.catalog, env.settings.schemas_dir)
-        self.parsed = {pair: parse_schema(schema) for pair, schema in raw.items()}
-        self.gens = generators_for(env.catalog, raw)
-        cache = SchemaCache(env.settings.registry_url)
-        self.ids: dict[tuple[str, str], int] = {}
-        for pair in self.parsed:
-            sid = cache.latest_id(subject_of(f"raw.{pair[0]}.{pair[1]}"))
-            assert sid is not None
-            self.ids[pair] = sid
-        self.rng = random.Random(5)
-        self.made: list[tuple[tuple[str, str], dict[str, Any]]] = []  # every record built
-
-    def record(self, pair: tuple[str, str], **changes: Any) -> dict[str, Any]:
-        rec = dict(self.gens[pair].generate(self.rng).raw)
-        rec.update(changes)
-        self.made.append((pair, rec))
-        return rec
-
-    def body(self, pair: tuple[str, str], rec: dict[str, Any]) -> bytes:
-        buf = io.BytesIO()
-        schemaless_writer(buf, self.parsed[pair], rec)
-        return buf.getvalue()
-
-    def value(self, pair: tuple[str, str], rec: dict[str, Any] | None = None, *,
-              schema_id: int | None = None, magic: int = 0) -> bytes:
-        sid = self.ids[pair] if schema_id is None else schema_id
-        return struct.pack(">bI", magic, sid) + self.body(pair, rec or self.record(pair))
-
-
-def citizen_id_with_birth(birth: str) -> str:
-    first17 = f"440106{birth}123"
-    return first17 + citizen_id_check_char(first17)
-
-
-def flip_last(code: str, charset: str) -> str:
-    return code[:-1] + next(c for c in charset if c != code[-1])
-
-
-def bad_inputs(w: Wire) -> list[Sent]:
-    valid_psb = w.record(PSB)
-    sfzh = str(valid_psb["SFZH"])
-    valid_amr = w.record(AMR)
-    credit = str(valid_amr["TYSHXYDM"])
-    bad_credit_char = credit[:5] + "I" + credit[6:17]
-    truncated = w.value(PSB)[:-3]
-    # invalid UTF-8 inside an Avro string: encode "QQ", then swap the bytes for 0xff 0xfe
-    utf8_ok = w.value(PSB, w.record(PSB, XM="QQ"))
-    assert utf8_ok.count(b"\x04QQ") == 1
-    bad_utf8 = utf8_ok.replace(b"\x04QQ", b"\x04\xff\xfe")
-    other_subject = w.value(AMR, schema_id=w.ids[AMR])  # amr's schema on psb's topic
-    # (confluent-kafka cuts a header *name* at a NUL character: names here have none)
-    garbage_headers: list[tuple[str, bytes | None]] = [
-        ("\u00ff\u200b\U0001f4a9 weird", b"\xff\xfe\x00"), ("empty", None),
-        ("x" * 300, b"\x80" * 50), ("empty", b"")]
-    return [
-        Sent("empty value", PSB, b"k1", b"", reason="empty_value"),
-        Sent("no value (tombstone)", PSB, b"k2", None, reason="empty_value"),
-        Sent("no magic byte (JSON)", PSB, b"k3", b'{"LSH": "L1", "XM": "x"}',
-             reason="bad_wire_format", check="magic_byte"),
-        Sent("wrong magic byte", PSB, b"k4", w.value(PSB, magic=1),
-             reason="bad_wire_format", check="magic_byte"),
-        Sent("header cut short", PSB, b"k5", b"\x00\x00\x00", reason="bad_wire_format",
-             check="length"),
-        Sent("truncated body", PSB, b"k6", truncated, reason="decode_error"),
-        Sent("trailing bytes", PSB, b"k7", w.value(PSB) + b"\x00\x01", reason="decode_error"),
-        Sent("unknown schema id", PSB, b"k8", w.value(PSB, schema_id=987_654_321),
-             reason="unknown_schema_id"),
-        Sent("schema id of another subject", PSB, b"k9", other_subject,
-             reason="schema_not_allowed"),
-        Sent("invalid UTF-8 in a string field", PSB, b"k10", bad_utf8, reason="decode_error"),
-        Sent("key not UTF-8", PSB, b"\xff\xfe\x00\xc3", b"\x07garbage",
-             reason="bad_wire_format", check="magic_byte"),
-        Sent("headers with garbage", PSB, b"k12", b"\x00\x00", garbage_headers,
-             reason="bad_wire_format", check="length"),
-        # element checks, one failing each
-        Sent("citizen id check digit", PSB, b"e1",
-             w.value(PSB, w.record(PSB, SFZH=flip_last(sfzh, "0123456789X"))),
-             reason="element_check_failed", check="check_digit"),
-        Sent("citizen id length", PSB, b"e2", w.value(PSB, w.record(PSB, SFZH="4401061990")),
-             reason="element_check_failed", check="length"),
-        Sent("citizen id charset", PSB, b"e3",
-             w.value(PSB, w.record(PSB, SFZH="44010619900101123A")),
-             reason="element_check_failed", check="charset"),
-        Sent("citizen id birth date", PSB, b"e4",
-             w.value(PSB, w.record(PSB, SFZH=citizen_id_with_birth("19901332"))),
-             reason="element_check_failed", check="birth_date"),
-        Sent("person name with digits", PSB, b"e5", w.value(PSB, w.record(PSB, XM="张3")),
-             reason="element_check_failed", check="charset"),
-        Sent("region code not in GB/T 2260", PSB, b"e6",
-             w.value(PSB, w.record(PSB, QRDQ="999999")),
-             reason="element_check_failed", check="code_table"),
-        Sent("code outside the mapping's code list", PSB, b"e7",
-             w.value(PSB, w.record(PSB, XB="外星")), reason="mapping_error", check="code_map"),
-        Sent("date in another format", PSB, b"e8",
-             w.value(PSB, w.record(PSB, CSRQ="1990-01-01")),
-             reason="mapping_error", check="date_format"),
-        Sent("required field blank", PSB, b"e9", w.value(PSB, w.record(PSB, SFZH="  ")),
-             reason="missing_field"),
-        Sent("credit code check char", AMR, b"e10",
-             w.value(AMR, w.record(AMR, TYSHXYDM=flip_last(credit, "0123456789ABCDEFGH"))),
-             reason="element_check_failed", check="check_digit"),
-        Sent("credit code charset", AMR, b"e11",
-             w.value(AMR, w.record(AMR, TYSHXYDM=bad_credit_char
-                                   + credit_code_check_char(credit[:17]))),
-             reason="element_check_failed", check="charset"),
-        Sent("phone format", AMR, b"e12", w.value(AMR, w.record(AMR, LXDH="12345")),
-             reason="element_check_failed", check="format"),
-        Sent("address too long", AMR, b"e13", w.value(AMR, w.record(AMR, ZS="路" * 300)),
-             reason="element_check_failed", check="length"),
-        Sent("money not a number", AMR, b"e14", w.value(AMR, w.record(AMR, ZCZB="一百万")),
-             reason="mapping_error", check="number"),
-        Sent("region name unknown", AMR, b"e15", w.value(AMR, w.record(AMR, ZSQX="火星区")),
-             reason="mapping_error", check="region_name"),
-    ]
 
 
 def valid_inputs(w: Wire) -> list[Sent]:
@@ -185,36 +44,6 @@ def valid_inputs(w: Wire) -> list[Sent]:
              [("\u00ffodd", b"\xff\x00"), ("none", None)]),
         Sent("valid amr", AMR, b"v4", w.value(AMR)),
     ]
-
-
-def produce(settings: Settings, env: ChainEnv, items: list[Sent], **conf: Any) -> None:
-    """Produce to partition 0 of each raw topic; note each offset from its delivery report."""
-    p = Producer(producer_config(settings, **conf))
-    errors: list[str] = []
-    for s in items:
-        def done(err: Any, msg: Any, s: Sent = s) -> None:
-            if err is not None:
-                errors.append(f"{s.name}: {err}")
-            else:
-                s.offset = msg.offset()
-        headers: list[tuple[str, str | bytes | None]] = list(s.headers)
-        p.produce(env.topology.raw(*s.pair), s.value, s.key, partition=0,
-                  headers=headers or None, on_delivery=done)
-        p.flush(30)  # one by one: offsets in the order of the list
-    assert not errors, errors
-
-
-def wait_for(what: str, check: Callable[[], bool], env: ChainEnv, timeout_s: float = 90) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return
-        log = env.worker.log_text()
-        assert env.worker.running, "worker died:\n" + log[-4000:]
-        # a Faust agent that raised is dead inside a live process: nothing more will come
-        assert "Crashed reason=" not in log, "an agent crashed:\n" + log[-4000:]
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}:\n" + env.worker.log_text()[-4000:])
 
 
 def origin(m: InMessage) -> tuple[str, int]:
@@ -311,7 +140,7 @@ def test_gateway_bad_bodies_get_a_clear_4xx_and_it_keeps_serving(
     from connectors.sources.gateway import GatewaySource
     from connectors.sources.gateway_auth import token_sha256
     from shulian.settings import load_settings
-    from tests.integration.test_source_gateway import household, setup_dataset
+    from tests.fixtures.sources import household, setup_dataset
 
     settings = load_settings(bootstrap_servers=bootstrap, registry_url=registry.url)
     agency = f"g{unique}"

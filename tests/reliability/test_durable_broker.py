@@ -21,7 +21,7 @@ from confluent_kafka import Producer
 from shulian.embedded.net import free_port, wait_until
 from shulian.io.kafka import TopicSpec, admin_client, ensure_topics, producer_config
 from shulian.settings import load_settings
-from tests.integration.test_embedded_broker import broker_cli, consume_all
+from tests.fixtures.embedded_broker import broker_cli, consume_all
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

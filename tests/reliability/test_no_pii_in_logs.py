@@ -19,9 +19,9 @@ from collections import Counter
 import pytest
 
 from shulian.io.publish import AgencyPublisher
+from tests.fixtures.bad_input import Wire, bad_inputs, produce, wait_for
 from tests.fixtures.chain import StartChain, chain_outcome, expected_decisions
 from tests.fixtures.pii import generate_like_publisher, leaks, log_lines, personal_values
-from tests.reliability.test_bad_input import Wire, bad_inputs, produce, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -41,7 +41,7 @@ from shulian.io.reader import read_topics
 from shulian.settings import Settings
 from tests.fixtures.chain import StartChain
 from tests.fixtures.registry import RegistryProcess
-from tests.integration.test_sink_postgres import (
+from tests.fixtures.sinks import (
     make_topic,
     metric,
     produce_views,

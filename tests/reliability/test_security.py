@@ -39,10 +39,11 @@ from shulian.catalog.models import (
     ShareType,
     SharingList,
 )
+from shulian.catalog.specs import mask_fits
 from shulian.io.publish import load_raw_schemas
 from shulian.logic.generate import generators_for
 from shulian.logic.harmonise import Harmonised, Harmoniser
-from shulian.logic.masking import apply_mask, mask_fits
+from shulian.logic.masking import apply_mask
 from shulian.logic.policy import Outcome, PolicyEngine
 from shulian.logic.result import Accepted
 from shulian.settings import REPO_ROOT

@@ -25,7 +25,7 @@ from shulian.logic.audit import (
     verify_chain,
 )
 from shulian.logic.policy import Decision
-from tests.unit.test_policy import NOW, H, decide, engine, entry, make_record, mask
+from tests.fixtures.policy import NOW, H, decide, engine, entry, make_record, mask
 
 SRC = ("canonical.household_change", 2, 41)
 

@@ -4,6 +4,7 @@ and JSON, masks with their parameters, from the shipped catalogue."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -70,3 +71,19 @@ def test_each_table_prints_names_not_only_ids(what: str) -> None:
 def test_unknown_kind_is_refused() -> None:
     result = CliRunner().invoke(cli, ["catalog", "list", "citizens"])
     assert result.exit_code == 2 and "citizens" in result.output
+
+
+def test_every_share_type_has_words_in_every_word_table(tmp_path: Path) -> None:
+    """A new ShareType needs its words where lists are printed (docs/ARCHITECTURE.md); a
+    verify entry once had none in the describer."""
+    from shulian.catalog import describe, listing
+    from shulian.catalog.models import ShareType
+    from shulian.console.data import words
+    from tests.fixtures.verify import verify_catalog
+
+    for table in (listing.SHARE_TYPE_WORDS, describe._SHARE, words._SHARE):
+        assert set(table) == set(ShareType)
+    catalog = verify_catalog(tmp_path)
+    verify = next(e for sl in catalog.sharing_lists.values() for e in sl.entries
+                  if e.share_type is ShareType.VERIFY)
+    assert "仅核验" in describe.describe_entry(verify, catalog)[0]

@@ -211,3 +211,42 @@ def test_pydantic_errors_become_file_field_why() -> None:
                    "need": "required, but missing",
                    "v": "environment variable X is not set", "extra": "unknown field"}
     assert all(i.file == "f.yaml" for i in validation_issues(caught.value, file="f.yaml"))
+
+
+def test_every_table_entry_loads_and_names_its_own_type() -> None:
+    """The one connector table: each type's config model carries that type, and its factory
+    is a connector class (sources) or a BatchSink class (sinks)."""
+    for kind, entry in CONNECTORS.items():
+        assert entry.config.model_fields["type"].default == kind
+        cls = entry.load()
+        methods = (("setup", "start", "stop", "failure") if entry.role == "source"
+                   else ("setup", "write_batch", "flush", "close"))
+        for method in methods:
+            assert callable(getattr(cls, method, None)), (kind, method)
+
+
+def test_an_unknown_type_is_an_error_naming_file_and_field_not_the_kafka_bridge() -> None:
+    from connectors.metrics import ConnectorMetrics
+    from connectors.sinks.build import build_sink
+    from connectors.sinks.config import FileSinkConfig
+    from connectors.table import build_connector
+    from shulian.settings import Settings
+
+    class Odd(FileSinkConfig):
+        type: str = "ftp"  # type: ignore[assignment]
+
+    odd = Odd(name="odd", topics=("t",), directory="/tmp")
+    with pytest.raises(ConfigError) as exc:
+        build_sink(odd, file="sink-odd.yaml")
+    assert issues(exc) == [("sink-odd.yaml", "type", "unknown sink connector type 'ftp'; "
+                            "expected one of ['files', 'kafka_bridge', 'postgres', 'webhook']")]
+    with pytest.raises(ConfigError) as exc:
+        build_connector(odd, settings=Settings(), metrics=ConnectorMetrics.create(),
+                        file="sink-odd.yaml")
+    assert issues(exc)[0][:2] == ("sink-odd.yaml", "type")
+    gateway = GatewayConfig.model_validate(
+        {"name": "gw", "type": "http_gateway",
+         "agencies": {"psb": {"token_env": "T", "datasets": ["household_change"]}}})
+    with pytest.raises(ConfigError) as exc:  # a source type is no sink
+        build_sink(gateway, file="gw.yaml")  # type: ignore[arg-type]
+    assert issues(exc)[0][:2] == ("gw.yaml", "type")

@@ -6,9 +6,10 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
+from shulian.catalog.elements import fold_width
 from shulian.catalog.models import DataElement, ElementType
+from shulian.catalog.specs import normalise
 from shulian.clock import Clock, FixedClock
-from shulian.logic.elements import fold_width, normalise
 from shulian.logic.result import Accepted, Reason, Rejected
 
 REGIONS = {"110000": "北京市", "110101": "东城区", "440000": "广东省", "440106": "天河区"}

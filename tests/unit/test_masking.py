@@ -21,7 +21,8 @@ from shulian.catalog.models import (
     NameMask,
     TruncateDateMask,
 )
-from shulian.logic.masking import apply_mask, canonical_text, consumer_key, mask_fits
+from shulian.catalog.specs import mask_fits
+from shulian.logic.masking import apply_mask, canonical_text, consumer_key
 
 KEY = b"test-master-key"
 ET = ElementType
@@ -202,6 +203,7 @@ FITS: dict[str, set[ElementType]] = {
         ET.PERSON_NAME,
         ET.CODE,
         ET.REGION_CODE,
+        ET.SEX,  # a string of a code list, like code: keep fits every string type
     },
     "name": {ET.PERSON_NAME},
     "hmac": set(ET),

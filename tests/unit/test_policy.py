@@ -3,7 +3,6 @@ consumer, catalogue errors, and hypothesis properties over random lists and reco
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -12,26 +11,18 @@ import cel
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import TypeAdapter
 
 from shulian.catalog.models import (
-    Agency,
-    AgencyId,
     Approval,
-    Catalog,
-    DataElement,
-    Dataset,
-    DatasetField,
-    DatasetId,
-    ElementId,
     ElementType,
     ListEntry,
     Mask,
     ShareType,
     SharingList,
 )
+from shulian.catalog.specs import mask_fits
 from shulian.errors import ConfigError
-from shulian.logic.masking import apply_mask, mask_fits
+from shulian.logic.masking import apply_mask
 from shulian.logic.policy import (
     Decision,
     Outcome,
@@ -40,141 +31,30 @@ from shulian.logic.policy import (
     cel_record,
     filter_fields,
 )
+from tests.fixtures.policy import (
+    DS,
+    ELEMENTS,
+    FIELD_NAMES,
+    FIELDS,
+    KEY,
+    NOW,
+    PROVIDER,
+    H,
+    decide,
+    engine,
+    entry,
+    make_catalog,
+    make_record,
+    mask,
+)
 
-KEY = b"policy-test-key"
-NOW = datetime(2026, 3, 1, 4, 0, tzinfo=UTC)
-DS = "household_change"
-PROVIDER = "psb"
 META = {"_record_key", "_entry_id", "_list_version"}
 
-# element id -> type; dataset field name -> (element, required)
-ELEMENTS: dict[str, ElementType] = {
-    "citizen_id": ElementType.CITIZEN_ID,
-    "person_name": ElementType.PERSON_NAME,
-    "sex": ElementType.SEX,
-    "birth_date": ElementType.DATE,
-    "region_code": ElementType.REGION_CODE,
-    "event_time": ElementType.TIMESTAMP,
-    "amount_fen": ElementType.MONEY_FEN,
-    "phone": ElementType.PHONE,
-    "remark": ElementType.TEXT,
-    "change_type": ElementType.CODE,
-    "household_size": ElementType.INTEGER,
-    "credit_code": ElementType.CREDIT_CODE,
-}
-FIELDS: list[tuple[str, str, bool]] = [
-    ("citizen_id", "citizen_id", True),
-    ("name", "person_name", True),
-    ("sex", "sex", True),
-    ("birth_date", "birth_date", True),
-    ("region", "region_code", True),
-    ("changed_at", "event_time", True),
-    ("subsidy", "amount_fen", True),
-    ("phone", "phone", False),
-    ("remark", "remark", False),
-    ("change_type", "change_type", True),
-    ("household_size", "household_size", True),
-    ("employer_code", "credit_code", False),
-]
 FIELD_TYPE = {name: ELEMENTS[el] for name, el, _ in FIELDS}
-FIELD_NAMES = [name for name, _, _ in FIELDS]
-
-
-def make_dataset() -> Dataset:
-    return Dataset(
-        id=DatasetId(DS),
-        name="户籍变动",
-        version=1,
-        key=["citizen_id"],
-        fields=[
-            DatasetField(name=n, element=ElementId(e), required=r, doc=f"{n} doc")
-            for n, e, r in FIELDS
-        ],
-    )
-
-
-def make_elements() -> dict[ElementId, DataElement]:
-    out: dict[ElementId, DataElement] = {}
-    for eid, et in ELEMENTS.items():
-        codes = {"01": "迁入", "02": "迁出"} if et is ElementType.CODE else None
-        out[ElementId(eid)] = DataElement(id=ElementId(eid), name=eid, type=et, codes=codes)
-    return out
-
-
-def make_catalog(entries: Sequence[ListEntry], version: int = 3) -> Catalog:
-    lst = SharingList(version=version, published=NOW - timedelta(days=30), entries=list(entries))
-    agencies = {"psb", "health", "civil_affairs", "market", "tax"}
-    return Catalog(
-        elements=make_elements(),
-        agencies={
-            AgencyId(a): Agency(id=AgencyId(a), name=a, region_code="440100") for a in agencies
-        },
-        datasets={DatasetId(DS): make_dataset()},
-        mappings={},
-        sharing_lists={version: lst},
-        regions={"440100": "广州市", "440106": "天河区"},
-        retired_regions={},
-    )
-
-
-def mask(**kw: Any) -> Mask:
-    return TypeAdapter(Mask).validate_python(kw)
-
-
-def entry(**kw: Any) -> ListEntry:
-    base: dict[str, Any] = {
-        "id": "E1",
-        "dataset": DS,
-        "provider": PROVIDER,
-        "consumer": "health",
-        "share_type": ShareType.UNCONDITIONAL,
-        "purpose": "医保参保核验",
-        "legal_basis": "《社会保险法》",
-        "fields": ["citizen_id", "name", "region"],
-        "valid_from": NOW - timedelta(days=10),
-    }
-    base.update(kw)
-    return ListEntry(**base)
 
 
 def approval(start: datetime, end: datetime) -> Approval:
     return Approval(ref="粤政数审〔2026〕12号", valid_from=start, valid_to=end)
-
-
-def engine(*entries: ListEntry) -> PolicyEngine:
-    cat = make_catalog(entries)
-    return PolicyEngine(catalog=cat, sharing_list=cat.current_list, master_key=KEY)
-
-
-def make_record(**kw: Any) -> dict[str, Any]:
-    rec: dict[str, Any] = {
-        "citizen_id": "440106199001011234",
-        "name": "张三丰",
-        "sex": "1",
-        "birth_date": date(1990, 1, 1),
-        "region": "440106",
-        "changed_at": datetime(2026, 2, 28, 16, 30, tzinfo=UTC),
-        "subsidy": 123456,
-        "phone": "13800138000",
-        "remark": None,
-        "change_type": "01",
-        "household_size": 3,
-        "employer_code": None,
-    }
-    rec.update(kw)
-    return rec
-
-
-def decide(eng: PolicyEngine, record: dict[str, Any] | None = None, **kw: Any) -> list[Decision]:
-    args: dict[str, Any] = {
-        "dataset": DS,
-        "provider": PROVIDER,
-        "record": make_record() if record is None else record,
-        "record_key": "440106199001011234",
-        "now": NOW,
-    }
-    args.update(kw)
-    return eng.decide(**args)
 
 
 def one(eng: PolicyEngine, **kw: Any) -> Decision:
@@ -251,6 +131,8 @@ def pseudonym(consumer: str, key: str) -> str:
         (["name"], {}, False),  # the key field is not delivered at all
     ],
 )
+
+
 def test_record_key_never_reveals_a_masked_or_withheld_key_field(
     fields: list[str], masks: dict[str, Mask], clear: bool
 ) -> None:
@@ -287,8 +169,6 @@ def test_unmasked_null_and_timestamp_pass_through() -> None:
 
 # --- the decision table --------------------------------------------------------------------
 
-H = timedelta(hours=1)
-
 
 @pytest.mark.parametrize(
     ("overrides", "reason"),
@@ -311,6 +191,8 @@ H = timedelta(hours=1)
         ({"row_filter": "record.region / 2 == 1"}, WithholdReason.ROW_FILTER_ERROR),
     ],
 )
+
+
 def test_withhold_reasons(overrides: dict[str, Any], reason: WithholdReason) -> None:
     d = one(engine(entry(**overrides)))
     assert d.outcome is Outcome.WITHHOLD
@@ -362,9 +244,14 @@ def test_unconditional_entry_is_not_bound_by_an_approval() -> None:
     assert one(engine(e)).outcome is Outcome.DELIVER
 
 
-def test_naive_catalogue_times_are_shanghai_and_now_must_be_aware() -> None:
+def test_catalogue_times_need_an_offset_and_now_must_be_aware() -> None:
+    # the one list validation (catalog.sharing) refuses a naive time, as the loader does
+    with pytest.raises(ConfigError) as info:
+        engine(entry(valid_from=datetime(2026, 3, 1, 12, 0)))
+    assert [(i.field, i.why) for i in info.value.issues] == [
+        ("entries.0.valid_from", "needs a timezone offset (e.g. +08:00)")]
     # valid_from 2026-03-01 12:00 Shanghai == 04:00 UTC == NOW
-    eng = engine(entry(valid_from=datetime(2026, 3, 1, 12, 0)))
+    eng = engine(entry(valid_from=datetime(2026, 3, 1, 12, 0, tzinfo=ZoneInfo("Asia/Shanghai"))))
     assert one(eng).outcome is Outcome.DELIVER
     assert one(eng, now=NOW - timedelta(seconds=1)).reason is WithholdReason.NOT_YET_VALID
     shanghai_now = NOW.astimezone(ZoneInfo("Asia/Shanghai"))
@@ -397,6 +284,8 @@ def test_cel_record_conversion() -> None:
         ("record.household_size in [1, 2]", False),
     ],
 )
+
+
 def test_row_filter_expressions(expr: str, delivered: bool) -> None:
     d = one(engine(entry(row_filter=expr)))
     assert (d.outcome is Outcome.DELIVER) is delivered
@@ -421,6 +310,8 @@ def test_row_filter_expressions(expr: str, delivered: bool) -> None:
         ("record.a // record", None),  # the word in a comment
     ],
 )
+
+
 def test_filter_fields_is_exact_or_gives_the_whole_record(
     expr: str, fields: tuple[str, ...] | None
 ) -> None:
@@ -445,6 +336,8 @@ _FILTERS = [
        subsidy=st.integers(min_value=0, max_value=10**7),
        remark=st.none() | st.text(max_size=3),
        drop=st.sets(st.sampled_from(["phone", "remark", "sex"])))
+
+
 def test_narrowed_record_gives_the_same_verdict_as_the_whole(
     region: str, subsidy: int, remark: str | None, drop: set[str]
 ) -> None:
@@ -550,10 +443,10 @@ def test_bad_entries_raise_config_error_naming_file_and_field() -> None:
         )
     where = {(i.file, i.field) for i in info.value.issues}
     assert where == {
-        ("sharing/list.v3.yaml", "entries[0].row_filter"),
-        ("sharing/list.v3.yaml", "entries[1].fields"),
-        ("sharing/list.v3.yaml", "entries[2].masks.region"),
-        ("sharing/list.v3.yaml", "entries[3].dataset"),
+        ("sharing/list.v3.yaml", "entries.0.row_filter"),
+        ("sharing/list.v3.yaml", "entries.1.fields.0"),
+        ("sharing/list.v3.yaml", "entries.2.masks.region"),
+        ("sharing/list.v3.yaml", "entries.3.dataset"),
     }
 
 
@@ -640,6 +533,8 @@ PROPS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthC
 
 @PROPS
 @given(entries=entries_st(), records=st.lists(records_st, min_size=1, max_size=3))
+
+
 def test_property_views_hold_only_allowed_fields_and_masked_values(
     entries: list[ListEntry], records: list[dict[str, Any]]
 ) -> None:
@@ -674,6 +569,8 @@ def test_property_views_hold_only_allowed_fields_and_masked_values(
 
 @PROPS
 @given(entries=entries_st(), rec=records_st, shift=st.integers(-72, 72))
+
+
 def test_property_none_expired_unapproved_never_deliver(
     entries: list[ListEntry], rec: dict[str, Any], shift: int
 ) -> None:

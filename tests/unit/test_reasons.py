@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from shulian.logic import elements, harmonise
+from shulian.catalog import elements
+from shulian.logic import harmonise
 from shulian.logic.policy import WithholdReason
 from shulian.logic.reasons import CHECK_WORDS, REASON_WORDS, legend, reason_words
 from shulian.logic.result import Reason

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 
 from connectors.sources.gateway_auth import Authenticator, token_sha256
 from connectors.sources.verify_api import verify_router
+from shulian.catalog.elements import citizen_id_check_char
 from shulian.catalog.models import Catalog
 from shulian.logic.audit import verify_chain
-from shulian.logic.elements import citizen_id_check_char
 from shulian.logic.verify import Answer, Claim, ClaimHow, VerifyPlan, answer
 from shulian.verification.service import VerifyService
 from tests.fixtures.verify import IN_FORCE, ChainedAudit, MemoryStore, verify_catalog

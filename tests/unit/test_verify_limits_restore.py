@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from shulian.catalog.elements import citizen_id_check_char
 from shulian.catalog.models import Catalog
 from shulian.clock import FixedClock
-from shulian.logic.elements import citizen_id_check_char
 from shulian.logic.ratelimit import day_start
 from shulian.verification.service import VerifyService
 from tests.fixtures.verify import IN_FORCE, ChainedAudit, MemoryStore, verify_catalog

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from shulian.catalog.approval import ListAccepted, ListIgnored, ListRefused
+from shulian.catalog.elements import citizen_id_check_char
 from shulian.catalog.models import Catalog
 from shulian.clock import FixedClock
-from shulian.logic.elements import citizen_id_check_char
 from shulian.logic.policy import PolicyEngine
 from shulian.verification.lists import ListFollower
 from shulian.verification.service import VerifyService

@@ -18,7 +18,7 @@ from shulian.logic.views import (
     egress_topic,
     view_schema,
 )
-from tests.unit.test_policy import (
+from tests.fixtures.policy import (
     FIELD_NAMES,
     decide,
     engine,

@@ -1,4 +1,5 @@
-"""Data element checks and normalisers, one per :class:`~shulian.catalog.models.ElementType`.
+"""Data element checks and normalisers, one per :class:`~shulian.catalog.models.ElementType`
+(each joined to its type in :data:`shulian.catalog.specs.SPECS`).
 
 Pure functions: a raw value in, ``Accepted(canonical value)`` or ``Rejected`` out. Canonical
 values are what fastavro encodes for the canonical schema (see :mod:`shulian.catalog.avro`):
@@ -40,20 +41,29 @@ from operator import mul
 from time import monotonic
 from zoneinfo import ZoneInfo
 
-from shulian.catalog.models import DataElement, ElementType
 from shulian.clock import Clock
-from shulian.logic.result import Accepted, Reason, Rejected
+from shulian.result import Reason, Rejected
 
 __all__ = [
     "CITIZEN_ID_WEIGHTS",
     "CREDIT_CHARSET",
     "CREDIT_WEIGHTS",
     "Normaliser",
+    "citizen_id_check",
     "citizen_id_check_char",
+    "code_check",
+    "credit_code",
     "credit_code_check_char",
+    "date_check",
     "fold_width",
-    "normalise",
-    "normaliser",
+    "integer",
+    "money_fen",
+    "person_name_check",
+    "phone",
+    "region_code_check",
+    "sex",
+    "text_check",
+    "timestamp_check",
     "upgrade_citizen_id_15",
 ]
 
@@ -152,7 +162,7 @@ class _Today:
         return self._today
 
 
-def _citizen_id_check(clock: Clock) -> Normaliser:
+def citizen_id_check(clock: Clock) -> Normaliser:
     today = _Today(clock)
 
     def check(value: object) -> object:
@@ -185,7 +195,7 @@ def _citizen_id(value: object, today: Callable[[], date]) -> object:
     return text
 
 
-def _credit_code(value: object) -> object:
+def credit_code(value: object) -> object:
     if not isinstance(value, str):
         return _type_fail("a string")
     text = fold_width(value).strip().upper()
@@ -198,7 +208,7 @@ def _credit_code(value: object) -> object:
     return text
 
 
-def _region_code(
+def region_code_check(
     regions: Mapping[str, str], retired: Mapping[str, str]
 ) -> Normaliser:
     def check(value: object) -> object:
@@ -219,7 +229,7 @@ def _region_code(
     return check
 
 
-def _sex(value: object) -> object:
+def sex(value: object) -> object:
     raw = _as_text(value)
     if raw is None:
         return _type_fail("a GB/T 2261.1 code")
@@ -229,7 +239,7 @@ def _sex(value: object) -> object:
     return _fail("code_list", "not a GB/T 2261.1 sex code (0, 1, 2, 9)")
 
 
-def _date(value: object) -> object:
+def date_check(value: object) -> object:
     if isinstance(value, datetime):
         return _type_fail("a date, not a timestamp")
     if isinstance(value, date):
@@ -242,7 +252,7 @@ def _date(value: object) -> object:
     return _type_fail("a date")
 
 
-def _timestamp(tz: ZoneInfo) -> Normaliser:
+def timestamp_check(tz: ZoneInfo) -> Normaliser:
     def check(value: object) -> object:
         if isinstance(value, str):
             try:
@@ -275,7 +285,7 @@ def _int_like(value: object) -> int | None:
     return None
 
 
-def _money_fen(value: object) -> object:
+def money_fen(value: object) -> object:
     number = _int_like(value)
     if number is None:
         return _type_fail("an integer number of fen")
@@ -284,7 +294,7 @@ def _money_fen(value: object) -> object:
     return number
 
 
-def _integer(value: object) -> object:
+def integer(value: object) -> object:
     number = _int_like(value)
     if number is None:
         return _type_fail("an integer")
@@ -293,7 +303,7 @@ def _integer(value: object) -> object:
     return number
 
 
-def _text(max_length: int | None) -> Normaliser:
+def text_check(max_length: int | None) -> Normaliser:
     def check(value: object) -> object:
         if not isinstance(value, str):
             return _type_fail("a string")
@@ -305,7 +315,7 @@ def _text(max_length: int | None) -> Normaliser:
     return check
 
 
-def _person_name(max_length: int | None) -> Normaliser:
+def person_name_check(max_length: int | None) -> Normaliser:
     limit = max_length or 64
 
     def check(value: object) -> object:
@@ -323,7 +333,7 @@ def _person_name(max_length: int | None) -> Normaliser:
     return check
 
 
-def _code(codes: Mapping[str, str]) -> Normaliser:
+def code_check(codes: Mapping[str, str]) -> Normaliser:
     def check(value: object) -> object:
         raw = _as_text(value)
         if raw is None:
@@ -336,7 +346,7 @@ def _code(codes: Mapping[str, str]) -> Normaliser:
     return check
 
 
-def _phone(value: object) -> object:
+def phone(value: object) -> object:
     raw = _as_text(value)
     if raw is None:
         return _type_fail("a phone number")
@@ -356,55 +366,3 @@ def _phone(value: object) -> object:
     else:
         return _fail("format", "a phone number starts with 1 (mobile) or 0 (area code)")
     return text
-
-
-def normaliser(
-    element: DataElement,
-    *,
-    regions: Mapping[str, str],
-    retired_regions: Mapping[str, str],
-    clock: Clock,
-) -> Normaliser:
-    """The check/normaliser for one element, built once (the harmoniser's hot path).
-    ``clock``: the decision clock (a citizen id's birth date must not be after its today)."""
-    match element.type:
-        case ElementType.CITIZEN_ID:
-            return _citizen_id_check(clock)
-        case ElementType.CREDIT_CODE:
-            return _credit_code
-        case ElementType.REGION_CODE:
-            return _region_code(regions, retired_regions)
-        case ElementType.SEX:
-            return _sex
-        case ElementType.DATE:
-            return _date
-        case ElementType.TIMESTAMP:
-            return _timestamp(ZoneInfo(element.timezone))
-        case ElementType.MONEY_FEN:
-            return _money_fen
-        case ElementType.INTEGER:
-            return _integer
-        case ElementType.TEXT:
-            return _text(element.max_length)
-        case ElementType.PERSON_NAME:
-            return _person_name(element.max_length)
-        case ElementType.CODE:
-            return _code(element.codes or {})
-        case ElementType.PHONE:
-            return _phone
-    raise AssertionError(f"unhandled element type {element.type}")  # pragma: no cover
-
-
-def normalise(
-    element: DataElement,
-    value: object,
-    *,
-    regions: Mapping[str, str],
-    retired_regions: Mapping[str, str],
-    clock: Clock,
-) -> Accepted[object] | Rejected:
-    """Check and normalise one value for ``element`` (see the module table)."""
-    result = normaliser(element, regions=regions, retired_regions=retired_regions,
-                        clock=clock)(value)
-    return result if isinstance(result, Rejected) else Accepted(result)
-
