@@ -198,11 +198,12 @@ class TopicScan:
 
 
 def scan_topics(settings: Settings, topics: Iterable[str], *, expect: int | None = None,
-                since_ms: int = 0, quiet_s: float = 0.5, timeout_s: float = 120.0
-                ) -> dict[str, TopicScan]:
+                since_ms: int = 0, quiet_s: float = 0.5, timeout_s: float = 120.0,
+                skip: Callable[[bytes], bool] | None = None) -> dict[str, TopicScan]:
     """Count every record of ``topics`` (all partitions, from the start) with the smallest and
     largest record timestamp per topic; records stamped before ``since_ms`` (a warm-up) are
-    skipped. With ``expect``, reading goes on (until ``timeout_s``)
+    skipped, and so are those ``skip`` says are not outputs (e.g. audit seals). With ``expect``,
+    reading goes on (until ``timeout_s``)
     while the total is below it: the embedded broker's end-of-partition can lag acked writes."""
     topics = list(topics)
     counts = partition_counts(settings, topics)
@@ -231,7 +232,7 @@ def scan_topics(settings: Settings, topics: Iterable[str], *, expect: int | None
                 at_end.discard(tp)
                 got += 1
                 ts = m.timestamp()[1]
-                if ts < since_ms:
+                if ts < since_ms or (skip is not None and skip(m.value() or b"")):
                     continue
                 t = tp[0]
                 counts_by[t] += 1

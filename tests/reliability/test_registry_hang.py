@@ -29,6 +29,7 @@ from shulian.embedded.net import wait_until
 from shulian.io.kafka import producer_config
 from shulian.io.publish import AgencyPublisher
 from shulian.io.reader import read_topics
+from shulian.logic.auditseal import is_seal
 from tests.fixtures.chain import ChainEnv, StartChain
 from tests.fixtures.registry import RegistryProcess
 from tests.fixtures.signing import next_version
@@ -57,15 +58,20 @@ def decisions_by_version(env: ChainEnv, dataset: str) -> dict[int, int]:
     out: dict[int, int] = {}
     for msgs in read_topics(env.settings, [env.topology.audit(dataset)]).values():
         for m in msgs:
-            v = json.loads(m.value or b"{}")["list_version"]
+            rec = json.loads(m.value or b"{}")
+            if is_seal(rec):  # a batch's signed seal, not a decision
+                continue
+            v = rec["list_version"]
             out[v] = out.get(v, 0) + 1
     return out
 
 
 def list_records(env: ChainEnv) -> list[dict[str, object]]:
-    return [json.loads(m.value or b"{}")
-            for msgs in read_topics(env.settings, [env.topology.lists_audit]).values()
-            for m in msgs]
+    """The list versions applied or refused (the workers' checkpoint copies left out)."""
+    records = [json.loads(m.value or b"{}")
+               for msgs in read_topics(env.settings, [env.topology.lists_audit]).values()
+               for m in msgs]
+    return [r for r in records if r.get("kind") in ("list_applied", "list_refused")]
 
 
 def publish_version(env: ChainEnv, pair: tuple[str, str]) -> int:
