@@ -27,7 +27,7 @@ from shulian.chain.enforce import AuditPartition
 from shulian.chain.messages import InMessage, OutMessage
 from shulian.errors import BrokerError
 from shulian.io.control import ControlFollower as ControlFollower  # re-exported (worker)
-from shulian.io.kafka import consumer_config, producer_config
+from shulian.io.kafka import consumer_config, producer_config, watermarks
 from shulian.log import get_logger
 from shulian.logic.audit import AuditChain
 from shulian.settings import Settings
@@ -183,7 +183,7 @@ def read_tail(
     consumer = Consumer(consumer_config(settings, group_id=f"shulian-tail-{os.getpid()}",
                                         **{"enable.partition.eof": True}))
     try:
-        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+        low, high = watermarks(consumer, topic, partition)
         start = 0 if high <= 0 else max(low, high - 1)
         consumer.assign([TopicPartition(topic, partition, start)])
         last: bytes | None = None
@@ -229,8 +229,7 @@ def read_tails(
     try:
         assign = []
         for topic, partition in partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition),
-                                                       timeout=10)
+            low, high = watermarks(consumer, topic, partition)
             assign.append(TopicPartition(topic, partition,
                                          0 if high <= 0 else max(low, high - depth)))
         consumer.assign(assign)
@@ -244,6 +243,8 @@ def read_tails(
                 if err is not None:
                     if err.code() == KafkaError._PARTITION_EOF:
                         at_end.add((m.topic() or "", m.partition() or 0))
+                        continue
+                    if err.retriable():  # a leader moving: the consumer carries on by itself
                         continue
                     raise BrokerError(f"reading {m.topic()}[{m.partition()}]: {err}")
                 tp = (m.topic() or "", m.partition() or 0)

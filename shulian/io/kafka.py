@@ -16,11 +16,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from shulian.errors import BrokerError, ConfigError, ConfigIssue
+from shulian.log import get_logger
 from shulian.settings import Settings
+
+_log = get_logger(__name__)
+
+_WAIT_OUT = frozenset({
+    KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError._TRANSPORT, KafkaError._TIMED_OUT, KafkaError._ALL_BROKERS_DOWN,
+    KafkaError.REQUEST_TIMED_OUT, KafkaError.NOT_COORDINATOR,
+})
 
 SCRAM_MECHANISM = "SCRAM-SHA-512"
 
@@ -179,3 +188,35 @@ def ensure_topics(
             return
         time.sleep(0.1)
     raise BrokerError(f"topics not visible after creation: {sorted(names)}")
+
+
+BROKER_PATIENCE_S = 600.0
+"""How long a read waits out a broker that is away (a leader moving, nodes restarting) before
+it gives up as broken infrastructure."""
+
+
+def watermarks(consumer: Any, topic: str, partition: int, *, timeout_s: float = 10.0,
+               patience_s: float = BROKER_PATIENCE_S) -> tuple[int, int]:
+    """``(low, high)`` of a partition. A retriable broker error (no leader, a leader moving,
+    a node that is down) is waited out, with backoff, for up to ``patience_s``: a cluster that
+    lost nodes makes the chain wait, not crash; anything else, or a wait past the patience,
+    is a :class:`BrokerError`."""
+    from confluent_kafka import TopicPartition
+
+    deadline = time.monotonic() + patience_s
+    pause = 0.5
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition),
+                                                       timeout=timeout_s)
+            return int(low), int(high)
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            waitable = isinstance(err, KafkaError) and (err.retriable() or err.code() in _WAIT_OUT)
+            if not waitable or time.monotonic() + pause > deadline:
+                raise BrokerError(f"watermarks of {topic}[{partition}]: {err}") from exc
+            assert isinstance(err, KafkaError)
+            _log.warning("kafka.waiting_for_broker", topic=topic, partition=partition,
+                         error=err.name(), retry_in_s=pause)
+            time.sleep(pause)
+            pause = min(pause * 2, 10.0)
