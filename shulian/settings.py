@@ -98,8 +98,10 @@ class Settings(BaseSettings):
     schemas_topic: str = "_schemas"
     # every call to the registry gives up after this (connect, read, write: httpx's timeout),
     # retried this many times: a registry that hangs (SIGSTOP, a full disk) must not hang a
-    # worker, a connector or a command for longer
-    registry_timeout_s: float = Field(default=5.0, gt=0)
+    # worker, a connector or a command for longer. 30 s: a registry write waits for the
+    # _schemas topic's acks=all, which a three-node Kafka cluster just back from an outage
+    # took over 5 s to give (measured: a worker's start-up registration timed out at 5 s)
+    registry_timeout_s: float = Field(default=30.0, gt=0)
     registry_retries: int = Field(default=1, ge=0)
 
     # catalogue and schemas
