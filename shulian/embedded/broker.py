@@ -13,16 +13,15 @@ removed when the broker stops; kept only when it failed to start (the error name
 
 from __future__ import annotations
 
-import fcntl
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from shulian.embedded.process import lock_data_dir, unlock
 from shulian.embedded.seaweed import PORTS_FILE, SeaweedProcess, load_or_allocate_ports
 from shulian.embedded.tansu import TansuProcess
-from shulian.errors import EmbeddedProcessError
 from shulian.log import get_logger
 
 log = get_logger(__name__)
@@ -84,7 +83,7 @@ class EmbeddedBroker:
             return self
         data = self.data_dir.resolve()
         data.mkdir(parents=True, exist_ok=True)
-        self._take_lock(data)
+        self._lock = lock_data_dir(data)
         self.log_dir = self.log_dir or data / "logs"
         try:
             ports = load_or_allocate_ports(data / PORTS_FILE)
@@ -102,17 +101,6 @@ class EmbeddedBroker:
             raise
         return self
 
-    def _take_lock(self, data: Path) -> None:
-        fh = open(data / ".lock", "wb")  # noqa: SIM115 - held for the broker's lifetime
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            fh.close()
-            raise EmbeddedProcessError(
-                f"another broker is already running on {data} (lock {data / '.lock'})"
-            ) from exc
-        self._lock = fh
-
     def alive(self) -> bool:
         tansu_ok = self.tansu is not None and self.tansu.alive()
         store_ok = self.seaweed is None or self.seaweed.alive()
@@ -125,10 +113,8 @@ class EmbeddedBroker:
             self.tansu.stop()
         if self.seaweed is not None:
             self.seaweed.stop(timeout_s=self.store_stop_timeout_s)
-        if self._lock is not None:
-            fcntl.flock(self._lock, fcntl.LOCK_UN)
-            self._lock.close()
-            self._lock = None
+        unlock(self._lock)
+        self._lock = None
         if self._temp_logs is not None and not keep_logs:
             shutil.rmtree(self._temp_logs, ignore_errors=True)
             self._temp_logs = None

@@ -36,7 +36,7 @@ from shulian.embedded.kafka_config import (
     render_properties,
 )
 from shulian.embedded.net import free_port, port_free, wait_until
-from shulian.embedded.process import spawn, stop_process
+from shulian.embedded.process import lock_data_dir, spawn, stop_process, unlock
 from shulian.errors import EmbeddedProcessError
 from shulian.log import get_logger
 
@@ -245,7 +245,7 @@ class KafkaCluster:
             self._tmp = Path(tempfile.mkdtemp(prefix="shulian-kafka-"))
         root = (self.data_dir or self._tmp or Path()).resolve()
         root.mkdir(parents=True, exist_ok=True)
-        self._take_lock(root)
+        self._lock = lock_data_dir(root)
         try:
             layout = self._layout(root)
             voters = tuple(Voter(i + 1, self.host, n["controller_port"])
@@ -284,16 +284,6 @@ class KafkaCluster:
                 + f"; see {self.members[0].log_file if self.members else self.log_dir}")
         log.info("kafka.ready", bootstrap=self.bootstrap, nodes=want)
 
-    def _take_lock(self, root: Path) -> None:
-        fh = open(root / ".lock", "wb")  # noqa: SIM115 - held for the cluster's lifetime
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            fh.close()
-            raise EmbeddedProcessError(
-                f"another broker is already running on {root} (lock {root / '.lock'})") from exc
-        self._lock = fh
-
     def alive(self) -> bool:
         return bool(self.members) and all(n.alive() for n in self.members)
 
@@ -316,9 +306,7 @@ class KafkaCluster:
         if self.members:
             with ThreadPoolExecutor(max_workers=len(self.members)) as pool:
                 list(pool.map(lambda n: n.stop(timeout_s=timeout_s), self.members))
-        if self._lock is not None:
-            fcntl.flock(self._lock, fcntl.LOCK_UN)
-            self._lock.close()
-            self._lock = None
+        unlock(self._lock)
+        self._lock = None
         if self._tmp is not None and not keep_logs:
             shutil.rmtree(self._tmp, ignore_errors=True)

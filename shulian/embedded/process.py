@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import os
 import signal
 import subprocess
@@ -18,6 +19,8 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
+
+from shulian.errors import EmbeddedProcessError
 
 _PR_SET_PDEATHSIG = 1
 
@@ -115,3 +118,23 @@ def pids_with_env(name: str, value: str) -> list[int]:
         if state != "Z" and needle in environ.split(b"\0"):
             found.append(int(entry.name))
     return found
+
+
+def lock_data_dir(root: Path) -> IO[bytes]:
+    """An exclusive lock on ``root/.lock``, held (the file left open) until :func:`unlock`:
+    one broker per data folder. Another holder is an :class:`EmbeddedProcessError`."""
+    fh = open(root / ".lock", "wb")  # noqa: SIM115 - held for the broker's lifetime
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        fh.close()
+        raise EmbeddedProcessError(
+            f"another broker is already running on {root} (lock {root / '.lock'})") from exc
+    return fh
+
+
+def unlock(fh: IO[bytes] | None) -> None:
+    """Release a lock taken by :func:`lock_data_dir` (None: nothing held)."""
+    if fh is not None:
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        fh.close()
