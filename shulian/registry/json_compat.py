@@ -250,6 +250,21 @@ def _additional(s: dict[str, Any], word: str) -> tuple[bool, Any | None]:
     return True, extra
 
 
+def _compare_additional(ctx: Context, o: Node, u: Node, word: str, change: str) -> None:
+    """``additionalProperties`` / ``additionalItems`` of two schemas: permitted or not, and
+    the schema the extra ones must match (``change``: the change types' common prefix)."""
+    with ctx.at(word):
+        (perm_a, sch_a), (perm_b, sch_b) = _additional(o.schema, word), _additional(u.schema, word)
+        if perm_a != perm_b:
+            ctx.add(f"{change}_ADDED" if perm_b else f"{change}_REMOVED")
+        elif sch_a is None and sch_b is not None:
+            ctx.add(f"{change}_NARROWED")
+        elif sch_b is None and sch_a is not None:
+            ctx.add(f"{change}_EXTENDED")
+        elif sch_a is not None:
+            compare(ctx, Node(sch_a, o.resolver), Node(sch_b, u.resolver))
+
+
 def _is_open(s: dict[str, Any]) -> bool:
     permits, schema = _additional(s, "additionalProperties")
     return permits and schema is None and not s.get("patternProperties")
@@ -325,17 +340,7 @@ def _object(ctx: Context, o: Node, u: Node) -> None:
                 else:
                     compare(ctx, Node(pa[key], o.resolver), Node(pb[key], u.resolver))
     _dependencies(ctx, o, u)
-    with ctx.at("additionalProperties"):
-        (perm_a, sch_a), (perm_b, sch_b) = (_additional(a, "additionalProperties"),
-                                            _additional(b, "additionalProperties"))
-        if perm_a != perm_b:
-            ctx.add("ADDITIONAL_PROPERTIES_ADDED" if perm_b else "ADDITIONAL_PROPERTIES_REMOVED")
-        elif sch_a is None and sch_b is not None:
-            ctx.add("ADDITIONAL_PROPERTIES_NARROWED")
-        elif sch_b is None and sch_a is not None:
-            ctx.add("ADDITIONAL_PROPERTIES_EXTENDED")
-        elif sch_a is not None:
-            compare(ctx, Node(sch_a, o.resolver), Node(sch_b, u.resolver))
+    _compare_additional(ctx, o, u, "additionalProperties", "ADDITIONAL_PROPERTIES")
     _limit(ctx, "maxProperties", a.get("maxProperties"), b.get("maxProperties"), "MAX_PROPERTIES")
     _limit(ctx, "minProperties", a.get("minProperties"), b.get("minProperties"), "MIN_PROPERTIES")
 
@@ -379,17 +384,7 @@ def _array(ctx: Context, o: Node, u: Node) -> None:
         else:
             compare(ctx, Node({} if ia is None else ia, o.resolver),
                     Node({} if ib is None else ib, u.resolver))
-    with ctx.at("additionalItems"):
-        (perm_a, sch_a), (perm_b, sch_b) = (_additional(a, "additionalItems"),
-                                            _additional(b, "additionalItems"))
-        if perm_a != perm_b:
-            ctx.add("ADDITIONAL_ITEMS_ADDED" if perm_b else "ADDITIONAL_ITEMS_REMOVED")
-        elif sch_a is None and sch_b is not None:
-            ctx.add("ADDITIONAL_ITEMS_NARROWED")
-        elif sch_b is None and sch_a is not None:
-            ctx.add("ADDITIONAL_ITEMS_EXTENDED")
-        elif sch_a is not None:
-            compare(ctx, Node(sch_a, o.resolver), Node(sch_b, u.resolver))
+    _compare_additional(ctx, o, u, "additionalItems", "ADDITIONAL_ITEMS")
 
 
 def _tuple(ctx: Context, o: Node, u: Node, ia: list[Any], ib: list[Any]) -> None:
