@@ -32,6 +32,12 @@ RAW = "raw.psb.household_change-value"
     ("PUT", "/config", Action.CONFIG, None),
     ("PUT", "/mode", Action.MODE, None),
     ("DELETE", f"/mode/{RAW}/", Action.MODE, RAW),
+    # the endpoints registry fidelity added: DELETE /mode is governance's, the reads anyone's
+    ("DELETE", "/mode", Action.MODE, None),
+    ("DELETE", "/config/", Action.CONFIG, None),
+    ("GET", "/schemas?subjectPrefix=raw.", Action.READ, None),
+    ("GET", "/contexts", Action.READ, None),
+    ("GET", "/v1/metadata/id", Action.READ, None),
     ("POST", "/exporters", Action.OTHER, None),
 ])
 def test_classify(method: str, path: str, action: Action, subject: str | None) -> None:
