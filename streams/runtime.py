@@ -20,14 +20,16 @@ from collections.abc import Sequence
 from itertools import groupby
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Producer
 
 from shulian.chain.dedup import AuditResume, resume_from_audit
 from shulian.chain.enforce import AuditPartition
-from shulian.chain.messages import InMessage, OutMessage
+from shulian.chain.messages import OutMessage
 from shulian.errors import BrokerError
 from shulian.io.control import ControlFollower as ControlFollower  # re-exported (worker)
-from shulian.io.kafka import consumer_config, producer_config, watermarks
+from shulian.io.kafka import producer_config
+from shulian.io.tail import last_messages as last_messages  # re-exported (worker)
+from shulian.io.tail import read_tail, read_tails
 from shulian.log import get_logger
 from shulian.logic.audit import AuditChain
 from shulian.settings import Settings
@@ -172,104 +174,6 @@ def _phases(msgs: Sequence[OutMessage]) -> list[Sequence[OutMessage]]:
         return [msgs] if msgs else []
     return [list(g) for _, g in groupby(sorted(msgs, key=lambda m: m.phase),
                                        key=lambda m: m.phase)]
-
-
-def read_tail(
-    settings: Settings, topic: str, partition: int, *, quiet_s: float = 0.5
-) -> bytes | None:
-    """The value of the last record in a partition, found by reading (watermarks can lag on the
-    embedded broker, so reading goes on until nothing more arrives for ``quiet_s``; where they
-    are trusted, Settings.behaviour(), until the end of the partition)."""
-    consumer = Consumer(consumer_config(settings, group_id=f"shulian-tail-{os.getpid()}",
-                                        **{"enable.partition.eof": True}))
-    try:
-        low, high = watermarks(consumer, topic, partition)
-        start = 0 if high <= 0 else max(low, high - 1)
-        consumer.assign([TopicPartition(topic, partition, start)])
-        last: bytes | None = None
-        trust = settings.behaviour().trust_watermarks
-        quiet_deadline = time.monotonic() + quiet_s
-        while time.monotonic() < quiet_deadline:
-            msgs = consumer.consume(1000, 0.2)
-            got = False
-            for m in msgs:
-                err = m.error()
-                if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF:
-                        if trust:  # the end is the high watermark: every acked write read
-                            return last
-                        continue
-                    raise BrokerError(f"reading {topic}[{partition}]: {err}")
-                last = m.value()
-                got = True
-            if got:
-                quiet_deadline = time.monotonic() + quiet_s
-        return last
-    finally:
-        consumer.close()
-
-
-TAIL_QUIET_S = 0.5
-
-
-def read_tails(
-    settings: Settings, partitions: Sequence[tuple[str, int]], *, depth: int = 1,
-    quiet_s: float = TAIL_QUIET_S,
-) -> dict[tuple[str, int], list[InMessage]]:
-    """The last ``depth`` (at least) messages of each partition, in offset order, read with one
-    consumer. Watermarks can lag on the embedded broker, so reading starts ``depth`` before the
-    reported end and goes on until nothing more arrives for ``quiet_s`` (where watermarks are
-    trusted, Settings.behaviour(), until every partition's end); only the last ``depth``
-    messages read are kept."""
-    out: dict[tuple[str, int], list[InMessage]] = {tp: [] for tp in partitions}
-    if not partitions:
-        return out
-    consumer = Consumer(consumer_config(settings, group_id=f"shulian-tail-{os.getpid()}",
-                                        **{"enable.partition.eof": True}))
-    try:
-        assign = []
-        for topic, partition in partitions:
-            low, high = watermarks(consumer, topic, partition)
-            assign.append(TopicPartition(topic, partition,
-                                         0 if high <= 0 else max(low, high - depth)))
-        consumer.assign(assign)
-        trust = settings.behaviour().trust_watermarks
-        at_end: set[tuple[str, int]] = set()
-        quiet_deadline = time.monotonic() + quiet_s
-        while time.monotonic() < quiet_deadline:
-            got = False
-            for m in consumer.consume(5000, 0.2):
-                err = m.error()
-                if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF:
-                        at_end.add((m.topic() or "", m.partition() or 0))
-                        continue
-                    if err.retriable():  # a leader moving: the consumer carries on by itself
-                        continue
-                    raise BrokerError(f"reading {m.topic()}[{m.partition()}]: {err}")
-                tp = (m.topic() or "", m.partition() or 0)
-                kept = out[tp]
-                headers: Any = m.headers() or ()
-                kept.append(InMessage(topic=tp[0], partition=tp[1], offset=m.offset() or 0,
-                                      key=m.key(), value=m.value(),
-                                      timestamp_ms=m.timestamp()[1], headers=list(headers)))
-                if len(kept) > 2 * depth:
-                    del kept[:-depth]
-                got = True
-            if trust and len(at_end) == len(assign):
-                break  # every partition read to its high watermark: every acked write seen
-            if got:
-                quiet_deadline = time.monotonic() + quiet_s
-        return {tp: msgs[-depth:] for tp, msgs in out.items()}
-    finally:
-        consumer.close()
-
-
-def last_messages(settings: Settings, partitions: Sequence[tuple[str, int]]
-                  ) -> dict[tuple[str, int], InMessage | None]:
-    """The last message of each partition (None: empty); the ingest stage's dead-letter tails."""
-    tails = read_tails(settings, partitions, depth=1)
-    return {tp: (msgs[-1] if msgs else None) for tp, msgs in tails.items()}
 
 
 AUDIT_RESUME_DEPTH = 50_000

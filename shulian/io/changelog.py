@@ -11,10 +11,8 @@ hundred bytes of sorted JSON) and decoded on lookup: 1 million keys fit in a few
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-import uuid
 from datetime import datetime
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -22,6 +20,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from shulian.errors import BrokerError
 from shulian.io.kafka import consumer_config, producer_config
 from shulian.io.reader import partition_counts, read_partitions
+from shulian.io.tail import READ_TIMEOUT_S, EndRule, read_to_end, reader_group
 from shulian.log import get_logger
 from shulian.logic.audit import AuditChain
 from shulian.settings import Settings
@@ -93,7 +92,7 @@ class ChangelogTable:
         if count == 0:
             raise BrokerError(f"changelog topic {self.topic} does not exist (shulian init)")
         consumer = Consumer(consumer_config(
-            self._settings, group_id=f"shulian-reader-{os.getpid()}-{uuid.uuid4().hex[:8]}",
+            self._settings, group_id=reader_group(),
             **{"enable.partition.eof": True, "fetch.max.bytes": 16 * 1024 * 1024}))
         started = time.monotonic()
         at_end: set[int] = set()
@@ -132,16 +131,8 @@ class VerificationAuditWriter:
         self._lock = threading.Lock()
 
     def resume(self) -> None:
-        consumer = Consumer(consumer_config(self._settings,
-                                            group_id=f"shulian-reader-{uuid.uuid4().hex[:8]}"))
-        try:
-            _, high = consumer.get_watermark_offsets(TopicPartition(self.topic, self.partition),
-                                                     timeout=15)
-        except KafkaException as exc:
-            raise BrokerError(f"cannot read the end of {self.topic}: {exc}") from exc
-        finally:
-            consumer.close()
-        tail = read_partitions(self._settings, {(self.topic, self.partition): max(0, high - 1)})
+        tail = read_to_end(self._settings, {(self.topic, self.partition): 0}, lookback=1, keep=1,
+                           end=EndRule(timeout_s=READ_TIMEOUT_S))
         msgs = tail[(self.topic, self.partition)]
         self._chain = AuditChain.resume(msgs[-1].value if msgs else None)
 
@@ -181,7 +172,7 @@ def read_since(settings: Settings, topic: str, since_ms: int) -> list[bytes]:
     if count == 0:
         return []
     consumer = Consumer(consumer_config(settings,
-                                        group_id=f"shulian-reader-{uuid.uuid4().hex[:8]}"))
+                                        group_id=reader_group()))
     try:
         found = consumer.offsets_for_times(
             [TopicPartition(topic, p, since_ms) for p in range(count)], timeout=15)

@@ -5,21 +5,20 @@ worker's and the verifying gateway's). Reading never creates the topic."""
 from __future__ import annotations
 
 import os
-import time
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, Message, TopicPartition
 
 from shulian.catalog.load import load_sharing_list_text
 from shulian.catalog.models import Catalog, SharingList
+from shulian.chain.topology import CONTROL_GROUP_PREFIX
 from shulian.errors import ConfigError, ConfigIssue
 from shulian.io.kafka import consumer_config
 from shulian.io.reader import read_topics
-from shulian.log import get_logger
+from shulian.io.tail import EndRule, drain
 from shulian.settings import Settings
 
 __all__ = ["ControlFollower", "published_versions"]
 
-log = get_logger(__name__)
 
 
 def published_versions(settings: Settings, catalog: Catalog, topic: str
@@ -42,40 +41,40 @@ def published_versions(settings: Settings, catalog: Catalog, topic: str
 
 
 class ControlFollower:
-    """Reads every message of the control topic (no consumer group: every worker sees all)."""
+    """Reads every message of the control topic (no consumer group: every worker sees all).
 
-    def __init__(self, settings: Settings, topic: str) -> None:
+    ``group_id``: the group its requests name (the perimeter grants the control prefix);
+    ``error_event``: the log event of a read error (a follower never stops on one)."""
+
+    def __init__(self, settings: Settings, topic: str, *, group_id: str | None = None,
+                 error_event: str = "control.read_error") -> None:
         self._consumer = Consumer(
-            consumer_config(settings, group_id=f"shulian-control-{os.getpid()}",
+            consumer_config(settings, group_id=group_id or f"{CONTROL_GROUP_PREFIX}{os.getpid()}",
                             **{"enable.partition.eof": True})
         )
         self._consumer.assign([TopicPartition(topic, 0, 0)])
         self._topic = topic
+        self._error_event = error_event
 
-    def poll(self, *, timeout_s: float = 0.0) -> list[bytes]:
+    def _read(self, end: EndRule, poll_s: float) -> list[bytes]:
         values: list[bytes] = []
-        for m in self._consumer.consume(100, timeout_s):
-            err = m.error()
-            if err is not None:
-                if err.code() == KafkaError._PARTITION_EOF:
-                    continue
-                log.warning("control.read_error", error=str(err))
-                continue
+
+        def take(m: Message) -> None:
             value = m.value()
             if value:
                 values.append(value)
+
+        drain(self._consumer, 1, end, take, batch=100, poll_s=poll_s,
+              error_event=self._error_event)
         return values
+
+    def poll(self, *, timeout_s: float = 0.0) -> list[bytes]:
+        """What one fetch brings (waiting up to ``timeout_s`` for it)."""
+        return self._read(EndRule(quiet_s=0.0, idle_s=0.0), timeout_s)
 
     def catch_up(self, *, quiet_s: float = 1.0) -> list[bytes]:
         """Everything published so far (reads until quiet)."""
-        values: list[bytes] = []
-        deadline = time.monotonic() + quiet_s
-        while time.monotonic() < deadline:
-            got = self.poll(timeout_s=0.2)
-            if got:
-                values.extend(got)
-                deadline = time.monotonic() + quiet_s
-        return values
+        return self._read(EndRule(quiet_s=quiet_s, idle_s=quiet_s), 0.2)
 
     def close(self) -> None:
         self._consumer.close()

@@ -9,24 +9,20 @@ Records are held in memory: fine for audit windows, not meant for months of traf
 
 from __future__ import annotations
 
-import os
-import time
-import uuid
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Iterable
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import KafkaException
 
-from shulian.audit.window import Window, resolve_offsets
-from shulian.chain.messages import InMessage
+from shulian.chain.window import Window, resolve_offsets
 from shulian.errors import BrokerError
-from shulian.io.kafka import admin_client, consumer_config
+from shulian.io.kafka import admin_client
+from shulian.io.tail import READ_TIMEOUT_S, EndRule, Partitions, Progress, read_to_end
 from shulian.settings import Settings
 
 __all__ = ["Partitions", "partition_counts", "read_partitions", "read_topics", "read_window"]
 
-Partitions = dict[tuple[str, int], list[InMessage]]
-Progress = Callable[[int], None]
+FETCH_MAX_BYTES = 16 * 1024 * 1024
+"""A fetch holds a dead letter's 16 MiB original bytes."""
 
 
 def partition_counts(settings: Settings, topics: Iterable[str]) -> dict[str, int]:
@@ -42,60 +38,19 @@ def partition_counts(settings: Settings, topics: Iterable[str]) -> dict[str, int
     return out
 
 
-def _message(m: Any) -> InMessage:
-    _, ts = m.timestamp()
-    return InMessage(topic=m.topic(), partition=m.partition(), offset=m.offset(), key=m.key(),
-                     value=m.value(), timestamp_ms=int(ts), headers=list(m.headers() or ()))
-
-
 def read_partitions(
     settings: Settings,
     starts: dict[tuple[str, int], int],
     *,
     quiet_s: float = 0.5,
     idle_s: float = 5.0,
-    timeout_s: float = 600.0,
+    timeout_s: float = READ_TIMEOUT_S,
     progress: Progress | None = None,
 ) -> Partitions:
     """Every record of each ``(topic, partition)`` from its start offset to the end."""
-    out: Partitions = {tp: [] for tp in starts}
-    if not starts:
-        return out
-    consumer = Consumer(consumer_config(
-        settings, group_id=f"shulian-reader-{os.getpid()}-{uuid.uuid4().hex[:8]}",
-        **{"enable.partition.eof": True, "fetch.max.bytes": 16 * 1024 * 1024}))
-    try:
-        consumer.assign([TopicPartition(t, p, off) for (t, p), off in starts.items()])
-        at_end: set[tuple[str, int]] = set()
-        now = time.monotonic()
-        last_data, deadline = now, now + timeout_s
-        while True:
-            msgs = consumer.consume(5000, 0.1)
-            now = time.monotonic()
-            got = 0
-            for m in msgs:
-                err = m.error()
-                if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF:
-                        at_end.add((str(m.topic()), int(m.partition() or 0)))
-                        continue
-                    raise BrokerError(f"reading {m.topic()}[{m.partition()}]: {err}")
-                tp = (str(m.topic()), int(m.partition() or 0))
-                out[tp].append(_message(m))
-                at_end.discard(tp)
-                got += 1
-            if got:
-                last_data = now
-                if progress is not None:
-                    progress(got)
-            quiet = now - last_data
-            if (len(at_end) == len(starts) and quiet >= quiet_s) or quiet >= idle_s:
-                return out
-            if now > deadline:
-                raise BrokerError(f"reading {len(starts)} partitions did not finish in "
-                                  f"{timeout_s:.0f} s")
-    finally:
-        consumer.close()
+    return read_to_end(settings, starts,
+                       end=EndRule(quiet_s=quiet_s, idle_s=idle_s, timeout_s=timeout_s),
+                       progress=progress, consumer_conf={"fetch.max.bytes": FETCH_MAX_BYTES})
 
 
 def read_topics(

@@ -51,9 +51,8 @@ def follow(settings: Settings, catalog: Catalog, connectors: ConnectorAccess,
            topology: Topology | None = None, poll_s: float = 0.5,
            on_applied: Callable[[AclPlan], None] | None = None) -> None:
     """Reconcile now, then on every change of the list in force, until ``stop`` is set."""
-    from confluent_kafka import Consumer, KafkaError, TopicPartition
-
-    from shulian.io.kafka import admin_client, consumer_config
+    from shulian.io.control import ControlFollower
+    from shulian.io.kafka import admin_client
     from shulian.perimeter.kafka_admin import reconcile
 
     t = topology or Topology()
@@ -68,21 +67,12 @@ def follow(settings: Settings, catalog: Catalog, connectors: ConnectorAccess,
 
     in_force = catalog.current_list
     apply(in_force)
-    consumer = Consumer(consumer_config(
-        settings, group_id=f"{CONTROL_GROUP_PREFIX}acl-sync-{os.getpid()}",
-        **{"enable.partition.eof": True}))
-    consumer.assign([TopicPartition(t.control, 0, 0)])
+    follower = ControlFollower(settings, t.control,
+                               group_id=f"{CONTROL_GROUP_PREFIX}acl-sync-{os.getpid()}",
+                               error_event="acl.sync.read_error")
     try:
         while not stop.is_set():
-            texts = []
-            for m in consumer.consume(100, poll_s):
-                err = m.error()
-                if err is not None:
-                    if err.code() != KafkaError._PARTITION_EOF:
-                        log.warning("acl.sync.read_error", error=str(err))
-                    continue
-                if m.value():
-                    texts.append(bytes(m.value() or b""))
+            texts = follower.poll(timeout_s=poll_s)
             new = next_in_force(in_force, texts, catalog)
             if new.version != in_force.version:
                 change = list_change(catalog, connectors, in_force, new, topology=t,
@@ -92,4 +82,4 @@ def follow(settings: Settings, catalog: Catalog, connectors: ConnectorAccess,
                 apply(new)
                 in_force = new
     finally:
-        consumer.close()
+        follower.close()

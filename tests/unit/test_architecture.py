@@ -54,8 +54,6 @@ IO_LIBRARIES = ("confluent_kafka", "faust", "mode", "aiokafka", "fastapi", "star
                 "httpx", "uvicorn", "psycopg", "prometheus_client")
 
 KNOWN_DEBT: set[tuple[str, str]] = {
-    # the tail reader resolves audit windows (issue 18, item 2)
-    ("shulian.io.reader", "shulian.audit.window"),
     # the embedded stack reads connector configs to supply what they need (issue 18, item 2)
     ("shulian.embedded.stack", "connectors.config"),
     ("shulian.embedded.stack", "connectors.sources.config"),
