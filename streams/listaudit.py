@@ -8,10 +8,8 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import Producer
-
 from shulian.catalog.keys import SigningKey
-from shulian.io.kafka import producer_config
+from shulian.io.sender import Sender
 from shulian.log import get_logger
 from shulian.logic.audit import audit_ts, encode
 from shulian.logic.checkpoint import Checkpoint
@@ -34,15 +32,15 @@ def list_audit_record(*, kind: str, raw: bytes, version: int | None, worker: str
 class ListAuditWriter:
     def __init__(self, settings: Settings, topic: str, signer: SigningKey, *, worker: str
                  ) -> None:
-        self._producer = Producer(producer_config(settings))
+        self._sender = Sender(settings)
         self._topic = topic
         self._signer = signer
         self._worker = worker
 
     def _write(self, record: dict[str, Any]) -> None:
         value = encode(sign_record(record, self._signer))
-        self._producer.produce(self._topic, value, self._worker.encode("utf-8"))
-        if self._producer.flush(10):
+        self._sender.send(self._topic, value, self._worker.encode("utf-8"))
+        if self._sender.flush(10):
             log.error("sharing_list.audit_unwritten", topic=self._topic, kind=record["kind"])
 
     def refused(self, raw: bytes, version: int | None, reasons: list[str], *, in_force: int
@@ -58,7 +56,7 @@ class ListAuditWriter:
 
     def checkpoint(self, checkpoint: Checkpoint) -> None:
         """A copy of a checkpoint in Kafka (the store outside Kafka is the one that counts)."""
-        self._producer.produce(self._topic, encode(checkpoint.to_record()),
-                               self._worker.encode("utf-8"))
-        if self._producer.flush(10):
+        self._sender.send(self._topic, encode(checkpoint.to_record()),
+                          self._worker.encode("utf-8"))
+        if self._sender.flush(10):
             log.error("audit.checkpoint_unwritten", topic=self._topic)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka import KafkaException
 
 from connectors.sinks.failures import SinkFailure, deadletter_headers
 from connectors.sinks.records import SinkRecord
 from shulian.errors import BrokerError
-from shulian.io.kafka import TopicSpec, admin_client, ensure_topics, producer_config
+from shulian.io.kafka import TopicSpec, admin_client, ensure_topics
+from shulian.io.sender import Sender
 from shulian.settings import Settings
 
 __all__ = ["KafkaDeadLetter"]
@@ -28,41 +28,31 @@ class KafkaDeadLetter:
         self.connector = connector
         self.partitions = partitions
         self.timeout_s = timeout_s
-        self._producer: Producer | None = None
+        self._sender: Sender | None = None
 
     def setup(self) -> None:
         ensure_topics(admin_client(self.settings), [TopicSpec(self.topic, self.partitions)])
-        self._producer = Producer(producer_config(self.settings, **{"linger.ms": 5}))
+        self._sender = Sender(self.settings, conf={"linger.ms": 5})
 
     def send(
         self, records: Sequence[SinkRecord], *, reason: SinkFailure, detail: str,
         first: int, last: int,
     ) -> None:
-        if self._producer is None:
+        if self._sender is None:
             raise BrokerError("dead-letter producer used before setup()")
-        errors: list[KafkaError] = []
-
-        def on_delivery(err: KafkaError | None, _msg: Any) -> None:
-            if err is not None:
-                errors.append(err)
-
         try:
             for rec in records:
-                self._producer.produce(
-                    self.topic, key=rec.key, value=rec.raw_value,
+                self._sender.send(
+                    self.topic, rec.raw_value, rec.key,
                     headers=list[tuple[str, str | bytes | None]](deadletter_headers(
                         rec, connector=self.connector, reason=reason, detail=detail,
                         first=first, last=last)),
-                    on_delivery=on_delivery,
                 )
-            left = self._producer.flush(self.timeout_s)
-        except (KafkaException, BufferError) as exc:
+        except KafkaException as exc:
             raise BrokerError(f"cannot produce to {self.topic}: {exc}") from exc
-        if left or errors:
-            raise BrokerError(f"dead letters to {self.topic} not acknowledged: "
-                              f"{left} pending, errors {[str(e) for e in errors[:3]]}")
+        self._sender.settle(self.timeout_s, what=f"dead letters to {self.topic}")
 
     def close(self) -> None:
-        if self._producer is not None:
-            self._producer.flush(self.timeout_s)
-            self._producer = None
+        if self._sender is not None:
+            self._sender.flush(self.timeout_s)
+            self._sender = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
 from connectors.sinks.backoff import RetryPolicy
@@ -19,6 +19,7 @@ from connectors.sinks.config import KafkaBridgeSinkConfig
 from connectors.sinks.failures import PermanentSinkError, RetryableSinkError
 from connectors.sinks.records import SinkRecord
 from shulian.errors import SinkError
+from shulian.io.sender import DeliveryFailed, Sender
 from shulian.log import get_logger
 
 __all__ = ["KafkaBridgeSink", "target_topic"]
@@ -64,7 +65,7 @@ class KafkaBridgeSink:
             conf.update({"sasl.mechanism": config.sasl_mechanism,
                          "sasl.username": creds[0], "sasl.password": creds[1]})
         self._conf = conf
-        self._producer: Producer | None = None
+        self._sender: Sender | None = None
 
     def setup(self) -> None:
         """The target cluster must answer a metadata request: a clear error when it does not."""
@@ -76,43 +77,31 @@ class KafkaBridgeSink:
             target = self.config.target_bootstrap_servers
             raise SinkError(f"sink {self.name}: target cluster {target} is unreachable: "
                             f"{exc}") from exc
-        self._producer = Producer(self._conf)
+        self._sender = Sender.with_config(self._conf)
         log.info("sink.kafka_bridge.ready", connector=self.name)
 
     def write_batch(self, records: Sequence[SinkRecord]) -> None:
-        if self._producer is None:
+        if self._sender is None:
             raise RetryableSinkError("producer not set up")
-        errors: list[KafkaError] = []
-
-        def on_delivery(err: KafkaError | None, _msg: Any) -> None:
-            if err is not None:
-                errors.append(err)
-
         try:
             for r in records:
-                self._producer.produce(
-                    target_topic(self.config.topic_template, r.topic), key=r.key,
-                    value=r.raw_value, headers=list(r.headers) or None,
-                    timestamp=r.timestamp_ms or 0, on_delivery=on_delivery,
+                self._sender.send(
+                    target_topic(self.config.topic_template, r.topic), r.raw_value, r.key,
+                    headers=list(r.headers) or None, timestamp=r.timestamp_ms or 0,
                 )
-                self._producer.poll(0)
-            left = self._producer.flush(self.config.timeout_s)
-        except BufferError as exc:
-            raise RetryableSinkError(f"target producer queue full: {exc}") from exc
+                self._sender.poll(0)
+            self._sender.settle(self.config.timeout_s, what="target messages")
         except KafkaException as exc:
             raise RetryableSinkError(f"target produce failed: {exc}") from exc
-        if errors:
-            if any(e.code() in _PERMANENT for e in errors):
-                raise PermanentSinkError(f"target refused messages: {errors[0]}")
-            raise RetryableSinkError(f"{len(errors)} messages not acknowledged: {errors[0]}")
-        if left:
-            raise RetryableSinkError(f"{left} messages still unacknowledged after "
-                                     f"{self.config.timeout_s}s")
+        except DeliveryFailed as exc:
+            if any(e.code() in _PERMANENT for e in exc.errors):
+                raise PermanentSinkError(f"target refused messages: {exc}") from exc
+            raise RetryableSinkError(str(exc)) from exc
 
     def flush(self) -> None:
-        if self._producer is not None:
-            self._producer.flush(self.config.timeout_s)
+        if self._sender is not None:
+            self._sender.flush(self.config.timeout_s)
 
     def close(self) -> None:
         self.flush()
-        self._producer = None
+        self._sender = None

@@ -12,19 +12,20 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message
 
 from connectors.coerce import RawSchema
 from connectors.metrics import SourceMetrics
 from shulian.chain.headers import CONNECTOR, rejected_headers
 from shulian.chain.topology import Topology, subject_of
 from shulian.errors import BrokerError, InfrastructureError, RegistryError
-from shulian.io.kafka import admin_client, producer_config
+from shulian.io.kafka import admin_client
+from shulian.io.sender import DeliveryCallback, Sender
 from shulian.log import get_logger
 from shulian.logic.result import Accepted, Rejected
 from shulian.serde import SchemaCache
@@ -46,9 +47,6 @@ __all__ = [
 ]
 
 log = get_logger(__name__)
-
-DeliveryCallback = Callable[[KafkaError | None, Message], None]
-
 
 _TOPOLOGY = Topology()  # sources write production names (drills replay, they never ingest)
 
@@ -159,7 +157,7 @@ class RawProducer:
     def __init__(self, settings: Settings, *, timeout_s: float = 30.0) -> None:
         self.settings = settings
         self.timeout_s = timeout_s
-        self._producer: Producer | None = None
+        self._sender: Sender | None = None
 
     def check(self, topics: Iterable[str], *, timeout_s: float = 5.0) -> None:
         """BrokerError unless the broker answers and every topic exists."""
@@ -175,11 +173,11 @@ class RawProducer:
                               f"{', '.join(missing)} (run `shulian init`)")
 
     @property
-    def producer(self) -> Producer:
-        if self._producer is None:
-            self._producer = Producer(producer_config(
-                self.settings, **{"message.timeout.ms": int(self.timeout_s * 1000)}))
-        return self._producer
+    def sender(self) -> Sender:
+        if self._sender is None:
+            self._sender = Sender(self.settings,
+                                  conf={"message.timeout.ms": int(self.timeout_s * 1000)})
+        return self._sender
 
     def produce(
         self,
@@ -190,23 +188,17 @@ class RawProducer:
         on_delivery: DeliveryCallback,
         headers: Sequence[tuple[str, bytes]] = (),
     ) -> None:
-        kafka_headers = list[tuple[str, str | bytes | None]](headers) or None
-        while True:
-            try:
-                self.producer.produce(topic, value, key, headers=kafka_headers,
-                                      on_delivery=on_delivery)
-                return
-            except BufferError:
-                self.producer.poll(0.05)
+        self.sender.send(topic, value, key, headers=list(headers) or None,
+                         on_delivery=on_delivery)
 
     def poll(self, timeout_s: float = 0.0) -> None:
-        self.producer.poll(timeout_s)
+        self.sender.poll(timeout_s)
 
     def flush(self, timeout_s: float | None = None) -> int:
         """Wait for outstanding acknowledgements; the number still outstanding."""
-        if self._producer is None:
+        if self._sender is None:
             return 0
-        return int(self._producer.flush(self.timeout_s if timeout_s is None else timeout_s))
+        return self._sender.flush(self.timeout_s if timeout_s is None else timeout_s)
 
 
 

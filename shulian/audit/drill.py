@@ -145,10 +145,8 @@ def run_drill(settings: Settings, *, catalog: Catalog, source: Topology, namespa
               log_file: Path | None = None) -> DrillResult:
     """Replay the window's raw records into ``namespace`` at ``speed`` times the original pace,
     through a worker of its own; production topics are only read (assign(), no group)."""
-    from confluent_kafka import Producer
-
-    from shulian.io.kafka import producer_config
     from shulian.io.reader import read_topics, read_window
+    from shulian.io.sender import Sender
     from shulian.io.setup import init_topology
 
     if not namespace or namespace == source.namespace:
@@ -172,7 +170,7 @@ def run_drill(settings: Settings, *, catalog: Catalog, source: Topology, namespa
     proc = _start_worker(settings, namespace, worker_log)
     try:
         produced: Counter[str] = Counter()
-        producer = Producer(producer_config(settings))
+        sender = Sender(settings)
         t0 = time.monotonic()
         with reading(f"drill at {speed:g}x", total=len(msgs)) as progress:
             for m, at in zip(msgs, pace([m.timestamp_ms for m in msgs], speed), strict=True):
@@ -180,17 +178,16 @@ def run_drill(settings: Settings, *, catalog: Catalog, source: Topology, namespa
                 while (wait := t0 + at - time.monotonic()) > 0:
                     # pacing, not synchronisation: the record is due later; the worker is
                     # watched meanwhile (a drill at 1x may wait minutes between records)
-                    producer.flush(min(wait, 0.5))
+                    sender.flush(min(wait, 0.5))
                     time.sleep(max(0.0, min(t0 + at - time.monotonic(), 0.5)))
                     _check_worker(proc, worker_log)
                 topic = rename[m.topic]
-                producer.produce(topic, m.value, m.key, partition=m.partition,
-                                 headers=[(k, v or b"") for k, v in m.headers],
-                                 timestamp=m.timestamp_ms)
+                sender.send(topic, m.value, m.key, partition=m.partition,
+                            headers=[(k, v or b"") for k, v in m.headers],
+                            timestamp=m.timestamp_ms)
                 produced[topic] += 1
                 progress(1)
-        if producer.flush(60):
-            raise BrokerError("drill records not delivered within 60 s")
+        sender.settle(60, what="drill records")
         # the drill topics are new, so the end offsets are the counts just produced
         ends: dict[tuple[str, int], int] = {}
         for m in msgs:

@@ -334,10 +334,10 @@ def run_redeliver(settings: Settings, *, topology: Topology, consumer: str, data
     from shulian.io.kafka import TopicSpec, admin_client, ensure_topics
     from shulian.io.reader import read_topics, read_window
     from shulian.io.setup import register_views, registry_client
+    from shulian.io.tail import read_tail
     from shulian.io.trust import chain_trust
     from shulian.logic.policy import PolicyEngine
     from shulian.serde import SchemaCache
-    from streams.runtime import read_tail
 
     catalog = _load_catalog(settings)
     # refused before anything is read or created: a misspelt name must not make a topic

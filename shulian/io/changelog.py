@@ -15,11 +15,12 @@ import threading
 import time
 from datetime import datetime
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from shulian.errors import BrokerError
-from shulian.io.kafka import consumer_config, producer_config
+from shulian.io.kafka import consumer_config
 from shulian.io.reader import partition_counts, read_partitions
+from shulian.io.sender import Sender
 from shulian.io.tail import READ_TIMEOUT_S, EndRule, read_to_end, reader_group
 from shulian.log import get_logger
 from shulian.logic.audit import AuditChain
@@ -126,7 +127,7 @@ class VerificationAuditWriter:
         self.topic = topic
         self.partition = partition
         self._settings = settings
-        self._producer = Producer(producer_config(settings, **{"linger.ms": 0}))
+        self._sender = Sender(settings, conf={"linger.ms": 0})
         self._chain: AuditChain | None = None
         self._lock = threading.Lock()
 
@@ -138,24 +139,18 @@ class VerificationAuditWriter:
 
     def write(self, records: list[dict[str, object]], *, timeout_s: float = 10.0) -> None:
         """Seal and produce ``records`` in order; returns when the broker has them all."""
-        failed: list[str] = []
-
-        def on_delivery(err: KafkaError | None, _msg: object) -> None:
-            if err is not None:
-                failed.append(str(err))
-
         with self._lock:
             if self._chain is None:
                 self.resume()
             assert self._chain is not None
             for rec in records:
-                self._producer.produce(self.topic, self._chain.seal(dict(rec)),
-                                       partition=self.partition, on_delivery=on_delivery,
-                                       timestamp=_ts_ms(rec))
-            left = self._producer.flush(timeout_s)
-            if left or failed:
+                self._sender.send(self.topic, self._chain.seal(dict(rec)),
+                                  partition=self.partition, timestamp=_ts_ms(rec))
+            try:
+                self._sender.settle(timeout_s, what="verification audit")
+            except BrokerError:
                 self._chain = None  # re-read the head: what was written is unknown
-                raise BrokerError(f"verification audit not acknowledged: {failed[:1] or left}")
+                raise
 
 
 def _ts_ms(record: dict[str, object]) -> int:

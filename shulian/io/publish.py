@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.schema_registry.json_schema import JSONSerializer
@@ -22,8 +21,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext, Se
 
 from shulian.catalog.models import Catalog
 from shulian.chain.topology import Topology
-from shulian.errors import BrokerError
-from shulian.io.kafka import producer_config
+from shulian.io.sender import Sender
 from shulian.logic.generate import DialectGenerator, generators_for
 from shulian.settings import Settings
 
@@ -56,7 +54,7 @@ class AgencyPublisher:
 
     def __init__(self, settings: Settings, catalog: Catalog, topology: Topology) -> None:
         self._topology = topology
-        self._producer = Producer(producer_config(settings))
+        self._sender = Sender(settings)
         registry = SchemaRegistryClient(settings.registry_client_conf())
         raw_schemas = load_raw_schemas(catalog, settings.schemas_dir)
         self._generators: dict[tuple[str, str], DialectGenerator] = generators_for(
@@ -70,7 +68,6 @@ class AgencyPublisher:
             else AvroSerializer(registry, json.dumps(schema), conf=conf)
             for pair, schema in raw_schemas.items()
         }
-        self._errors: list[str] = []
 
     @property
     def pairs(self) -> list[tuple[str, str]]:
@@ -98,21 +95,11 @@ class AgencyPublisher:
         return tally
 
     def _produce(self, topic: str, key: bytes | None, value: bytes) -> None:
-        def on_delivery(err: Any, _msg: Any) -> None:
-            if err is not None:
-                self._errors.append(str(err))
-
-        while True:
-            try:
-                self._producer.produce(topic, value, key, on_delivery=on_delivery)
-                break
-            except BufferError:
-                self._producer.poll(0.05)
-        self._producer.poll(0)
+        self._sender.send(topic, value, key)
+        self._sender.poll(0)
 
     def flush(self) -> None:
-        if self._producer.flush(60) or self._errors:
-            raise BrokerError(f"publishing failed: {self._errors[:3] or 'flush timeout'}")
+        self._sender.settle(60, what="published records")
 
 
 GARBAGE_KINDS: tuple[tuple[str, str, bytes], ...] = (

@@ -24,7 +24,6 @@ from confluent_kafka import (
     Consumer,
     KafkaError,
     KafkaException,
-    Producer,
     TopicPartition,
 )
 
@@ -34,8 +33,8 @@ from shulian.io.kafka import (
     admin_client,
     consumer_config,
     ensure_topics,
-    producer_config,
 )
+from shulian.io.sender import Sender
 from shulian.log import get_logger
 from shulian.registry import errors as e
 from shulian.registry.records import Record, noop_record
@@ -64,7 +63,7 @@ class KafkaStore:
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._producer: Producer | None = None
+        self._sender: Sender | None = None
         self._consumer: Consumer | None = None
         self._offsets: Consumer | None = None  # only asks for watermarks (not thread-shared)
         self._offsets_lock = threading.Lock()
@@ -79,7 +78,7 @@ class KafkaStore:
             ensure_topics(admin_client(self.settings),
                           [TopicSpec(self.topic, 1, SCHEMAS_TOPIC_CONFIG)],
                           replication_factor=self.settings.replication_factor)
-            self._producer = Producer(producer_config(self.settings, **{"linger.ms": 0}))
+            self._sender = Sender(self.settings, conf={"linger.ms": 0})
             self._consumer = Consumer(
                 consumer_config(
                     self.settings,
@@ -115,8 +114,8 @@ class KafkaStore:
             self._consumer.close()
         if self._offsets is not None:
             self._offsets.close()
-        if self._producer is not None:
-            self._producer.flush(5)
+        if self._sender is not None:
+            self._sender.flush(5)
 
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive() and self._failure is None
@@ -193,7 +192,7 @@ class KafkaStore:
     def _commit(self, records: list[Record], *, timeout_s: float) -> None:
         if not records:
             return
-        assert self._producer is not None
+        assert self._sender is not None
         offsets: list[int] = []
         failures: list[str] = []
 
@@ -205,9 +204,9 @@ class KafkaStore:
 
         try:
             for key, value in records:
-                self._producer.produce(self.topic, key=key, value=value, on_delivery=delivered)
-            remaining = self._producer.flush(timeout_s)
-        except (KafkaException, BufferError) as exc:
+                self._sender.send(self.topic, value, key, on_delivery=delivered)
+            remaining = self._sender.flush(timeout_s)
+        except KafkaException as exc:
             log.error("registry.store.produce_failed", error=str(exc))
             raise e.ApiError(500, e.STORE_ERROR, "Error in the backend data store") from exc
         if failures or remaining or len(offsets) != len(records):
