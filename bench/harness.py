@@ -14,6 +14,7 @@ first/last record timestamps (CreateTime, set by the producing client when it pr
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shutil
 import signal
@@ -29,7 +30,7 @@ from types import FrameType
 from typing import Any
 
 import httpx
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer, Message, TopicPartition
 
 from shulian.embedded.kafka import KafkaCluster
 from shulian.embedded.net import free_port, wait_until
@@ -38,6 +39,8 @@ from shulian.embedded.tansu import TansuProcess
 from shulian.errors import BrokerError, EmbeddedProcessError
 from shulian.io.kafka import TopicSpec, admin_client, consumer_config, ensure_topics
 from shulian.io.reader import partition_counts
+from shulian.io.sender import Sender
+from shulian.io.tail import EndRule, ReadTimedOut, drain
 from shulian.settings import BrokerEngine, Settings, load_settings
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -170,24 +173,10 @@ def running_stack(*, keep_workdir: bool = False, engine: BrokerEngine = "tansu"
 def produce_all(settings: Settings, topic: str, records: Sequence[tuple[bytes | None, bytes]],
                 ) -> None:
     """Produce (key, value) pairs as fast as the client goes; raise unless all are acked."""
-    producer = Producer({**settings.kafka_common(), "acks": "all", "linger.ms": 20,
-                         "batch.size": 1_000_000, "queue.buffering.max.messages": 1_000_000,
-                         "log_level": 3})
-    errors: list[str] = []
-
-    def on_delivery(err: Any, _msg: Any) -> None:
-        if err is not None:
-            errors.append(str(err))
-
+    sender = Sender(settings, conf={"linger.ms": 20, "queue.buffering.max.messages": 1_000_000})
     for key, value in records:
-        while True:
-            try:
-                producer.produce(topic, value, key, on_delivery=on_delivery)
-                break
-            except BufferError:
-                producer.poll(0.05)
-    if producer.flush(120) or errors:
-        raise BrokerError(f"preloading {topic} failed: {errors[:3] or 'flush timeout'}")
+        sender.send(topic, value, key)
+    sender.settle(120, what=f"preloading {topic}")
 
 
 @dataclass(frozen=True)
@@ -214,43 +203,26 @@ def scan_topics(settings: Settings, topics: Iterable[str], *, expect: int | None
     consumer = Consumer(consumer_config(
         settings, group_id=f"bench-scan-{uuid.uuid4().hex[:8]}",
         **{"enable.partition.eof": True, "fetch.max.bytes": 16 * 1024 * 1024}))
+
+    def take(m: Message) -> None:
+        ts = m.timestamp()[1]
+        if ts < since_ms or (skip is not None and skip(m.value() or b"")):
+            return
+        t = m.topic() or ""
+        counts_by[t] += 1
+        if t not in first or ts < first[t]:
+            first[t] = ts
+        if t not in last or ts > last[t]:
+            last[t] = ts
+
     try:
         consumer.assign(starts)
-        at_end: set[tuple[str, int]] = set()
-        last_data = time.monotonic()
-        deadline = last_data + timeout_s
-        while True:
-            got = 0
-            for m in consumer.consume(10000, 0.1):
-                err = m.error()
-                tp = (str(m.topic()), int(m.partition() or 0))
-                if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF:
-                        at_end.add(tp)
-                        continue
-                    raise BrokerError(f"reading {tp}: {err}")
-                at_end.discard(tp)
-                got += 1
-                ts = m.timestamp()[1]
-                if ts < since_ms or (skip is not None and skip(m.value() or b"")):
-                    continue
-                t = tp[0]
-                counts_by[t] += 1
-                if t not in first or ts < first[t]:
-                    first[t] = ts
-                if t not in last or ts > last[t]:
-                    last[t] = ts
-            now = time.monotonic()
-            if got:
-                last_data = now
-            total = sum(counts_by.values())
-            done = len(at_end) == len(starts) and now - last_data >= quiet_s
-            if done and (expect is None or total >= expect):
-                break
-            if now > deadline:
-                if expect is not None and total < expect:
-                    break  # the caller compares counts and reports the shortfall
-                raise BrokerError(f"scanning {topics} did not finish in {timeout_s:.0f} s")
+        drain(consumer, len(starts), EndRule(quiet_s=quiet_s, idle_s=math.inf, timeout_s=timeout_s),
+              take, batch=10000, enough=lambda: expect is None or sum(counts_by.values()) >= expect)
+    except ReadTimedOut as exc:
+        if expect is None or sum(counts_by.values()) >= expect:
+            raise BrokerError(f"scanning {topics} did not finish in {timeout_s:.0f} s") from exc
+        # short of what was expected: the caller compares counts and reports the shortfall
     finally:
         consumer.close()
     return {t: TopicScan(counts_by[t], first.get(t), last.get(t)) for t in topics}

@@ -15,12 +15,13 @@ import uuid
 from collections import deque
 from collections.abc import Sequence
 
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from bench.report import LatencyResult, latency_result
 from shulian.errors import BrokerError
 from shulian.io.kafka import consumer_config
 from shulian.io.reader import partition_counts
+from shulian.io.sender import Sender
 from shulian.settings import Settings
 
 SLICE_S = 0.01
@@ -71,8 +72,7 @@ def measure_latency(settings: Settings, *, raw_topic: str, egress_topic: str,
     try:
         if not caught_up.wait(60):
             raise BrokerError(f"could not read {egress_topic} to its end")
-        producer = Producer({**settings.kafka_common(), "acks": "all", "linger.ms": 1,
-                             "log_level": 3})
+        sender = Sender(settings, conf={"linger.ms": 1})
         total = int(rate * seconds)
         per_slice = rate * SLICE_S
         start = time.monotonic()
@@ -80,12 +80,12 @@ def measure_latency(settings: Settings, *, raw_topic: str, egress_topic: str,
             due = start + i / rate
             delay = due - time.monotonic()
             if delay > 0 and i % max(1, int(per_slice)) == 0:
-                producer.poll(0)
+                sender.poll(0)
                 time.sleep(delay)
             key, value = records[i % len(records)]
             sent_at.setdefault(key, deque()).append(time.monotonic())
-            producer.produce(raw_topic, value, key)
-        producer.flush(30)
+            sender.send(raw_topic, value, key)
+        sender.flush(30)
         deadline = time.monotonic() + grace_s
         while any(sent_at.values()) and time.monotonic() < deadline:
             time.sleep(0.05)

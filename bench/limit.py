@@ -16,11 +16,12 @@ import sys
 import uuid
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, TopicPartition
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
 from shulian.chain.wire import HEADER_SIZE
-from shulian.io.kafka import consumer_config, producer_config
+from shulian.io.kafka import consumer_config
+from shulian.io.sender import Sender
 from shulian.settings import load_settings
 
 CHANGED_FIELD = "ZS"
@@ -59,8 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         settings, group_id=f"bench-limit-{uuid.uuid4().hex[:8]}",
         **{"fetch.max.bytes": 16 * 1024 * 1024}))
     consumer.assign([TopicPartition(args.source, p, 0) for p in range(args.partitions)])
-    producer = Producer(producer_config(settings))
-    produce, sink = producer.produce, args.sink
+    sender = Sender(settings)
+    send, sink = sender.send, args.sink
     seen = 0
     while seen < args.count:
         for m in consumer.consume(5000, 1.0):
@@ -71,15 +72,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"consume error: {err}", file=sys.stderr)
                 return 1
             value = hop_value(parsed, m.value() or b"")
-            while True:
-                try:
-                    produce(sink, value, m.key())
-                    break
-                except BufferError:
-                    producer.poll(0.05)
+            send(sink, value, m.key())
             seen += 1
-        producer.poll(0)
-    remaining = producer.flush(60)
+        sender.poll(0)
+    remaining = sender.flush(60)
     consumer.close()
     print(json.dumps({"hop": "limit", "consumed": seen, "unflushed": remaining}))
     return 0 if remaining == 0 else 1

@@ -109,12 +109,11 @@ def main() -> None:
 def rebuild(n: int, projection: object) -> dict[str, object]:
     """Produce ``n`` projections to a changelog topic on an embedded Tansu broker and time a
     ChangelogTable's rebuild from offset 0."""
-    from confluent_kafka import Producer
-
     from shulian.embedded.net import free_port
     from shulian.embedded.tansu import TansuProcess
     from shulian.io.changelog import ChangelogTable
-    from shulian.io.kafka import TopicSpec, admin_client, ensure_topics, producer_config
+    from shulian.io.kafka import TopicSpec, admin_client, ensure_topics
+    from shulian.io.sender import Sender
     from shulian.settings import load_settings
 
     if n <= 0:
@@ -127,17 +126,12 @@ def rebuild(n: int, projection: object) -> dict[str, object]:
         topic = "changelog.verify.household_change"
         ensure_topics(admin_client(settings), [TopicSpec(topic, 3,
                                                          (("cleanup.policy", "compact"),))])
-        producer = Producer(producer_config(settings))
+        sender = Sender(settings)
         for i in range(n):
             p = projection.project({"citizen_id": f"K{i:017d}", "name": f"张{i}",  # type: ignore[attr-defined]
                                     "birth_date": date(1980, 1, 1), "change_type": "01"})
-            while True:
-                try:
-                    producer.produce(topic, key=p[0], value=p[1])
-                    break
-                except BufferError:
-                    producer.poll(0.05)
-        producer.flush(120)
+            sender.send(topic, p[1], p[0])
+        sender.flush(120)
         table = ChangelogTable(settings, topic)
         table.start(wait_s=600)
         table.stop()
@@ -151,12 +145,11 @@ def restore(n: int, service: object) -> dict[str, object]:
     """Write ``n`` answered verification queries (one claim each, 1,000 keys) to an audit topic
     on an embedded Tansu broker, then time what a starting gateway does with them: read the
     day's records by time index and count them again in a fresh limiter."""
-    from confluent_kafka import Producer
-
     from shulian.embedded.net import free_port
     from shulian.embedded.tansu import TansuProcess
     from shulian.io.changelog import read_since
-    from shulian.io.kafka import TopicSpec, admin_client, ensure_topics, producer_config
+    from shulian.io.kafka import TopicSpec, admin_client, ensure_topics
+    from shulian.io.sender import Sender
     from shulian.logic.audit import AuditChain, build_verification, parse_audit
     from shulian.logic.ratelimit import day_start
     from shulian.settings import load_settings
@@ -171,7 +164,7 @@ def restore(n: int, service: object) -> dict[str, object]:
         settings = load_settings(bootstrap_servers=broker.bootstrap)
         topic = "audit.verify.household_change"
         ensure_topics(admin_client(settings), [TopicSpec(topic, 3)])
-        producer = Producer(producer_config(settings))
+        sender = Sender(settings)
         chain, ts_ms = AuditChain(), int(IN_FORCE.timestamp() * 1000)
         for i in range(n):
             rec = build_verification(
@@ -179,13 +172,8 @@ def restore(n: int, service: object) -> dict[str, object]:
                 provider="psb", consumer="bank", ts=IN_FORCE, worker="bench",
                 claims=[("name", "equals", "match", f"{i:064x}")],
                 key_digest=f"{i % 1000:064x}")
-            while True:
-                try:
-                    producer.produce(topic, chain.seal(rec), partition=0, timestamp=ts_ms)
-                    break
-                except BufferError:
-                    producer.poll(0.05)
-        producer.flush(120)
+            sender.send(topic, chain.seal(rec), partition=0, timestamp=ts_ms)
+        sender.flush(120)
         since = day_start(IN_FORCE)
         t0 = time.perf_counter()
         raw = read_since(settings, topic, int(since.timestamp() * 1000))

@@ -34,9 +34,9 @@ from shulian.io.kafka import consumer_config, watermarks
 from shulian.log import get_logger
 from shulian.settings import Settings
 
-__all__ = ["READ_TIMEOUT_S", "TAIL_QUIET_S", "TP", "EndRule", "Partitions", "Progress", "drain",
-           "in_message", "last_messages", "read_tail", "read_tails", "read_to_end",
-           "reader_group"]
+__all__ = ["READ_TIMEOUT_S", "TAIL_QUIET_S", "TP", "EndRule", "Partitions", "Progress",
+           "ReadTimedOut", "drain", "in_message", "last_messages", "read_tail", "read_tails",
+           "read_to_end", "reader_group"]
 
 log = get_logger(__name__)
 
@@ -80,15 +80,20 @@ class EndRule:
                    at_eof=settings.behaviour().trust_watermarks)
 
 
+class ReadTimedOut(BrokerError):
+    """A read still going at its :attr:`EndRule.timeout_s`."""
+
+
 def drain(consumer: Any, partitions: int, end: EndRule, take: Callable[[Message], None], *,
           batch: int = 5000, poll_s: float = 0.1, progress: Progress | None = None,
-          error_event: str | None = None,
+          error_event: str | None = None, enough: Callable[[], bool] | None = None,
           monotonic: Callable[[], float] = time.monotonic) -> None:
     """Consume from ``consumer`` (``partitions`` partitions assigned, end-of-partition
     reporting on) until ``end``; each record goes to ``take``. ``error_event``: a follower
     that must not stop logs every read error under this event and carries on; otherwise a
-    retriable error is waited out and any other is a :class:`BrokerError`. ``monotonic``: the
-    clock the end rule is measured with."""
+    retriable error is waited out and any other is a :class:`BrokerError`. ``enough``: reading
+    is not done while it says False (a count still short of what is expected); ``monotonic``:
+    the clock the end rule is measured with. Past ``end.timeout_s``: :class:`ReadTimedOut`."""
     at_end: set[TP] = set()
     now = monotonic()
     last_data = now
@@ -115,12 +120,12 @@ def drain(consumer: Any, partitions: int, end: EndRule, take: Callable[[Message]
             if progress is not None:
                 progress(got)
         quiet = now - last_data
-        if ((len(at_end) >= partitions and (end.at_eof or quiet >= end.quiet_s))
-                or quiet >= end.idle_s):
+        at_the_end = len(at_end) >= partitions and (end.at_eof or quiet >= end.quiet_s)
+        if (at_the_end or quiet >= end.idle_s) and (enough is None or enough()):
             return
         if deadline is not None and now > deadline:
-            raise BrokerError(f"reading {partitions} partitions did not finish in "
-                              f"{end.timeout_s:.0f} s")
+            raise ReadTimedOut(f"reading {partitions} partitions did not finish in "
+                               f"{end.timeout_s:.0f} s")
 
 
 def reader_group(prefix: str = READER_GROUP_PREFIX) -> str:

@@ -7,7 +7,7 @@ import pytest
 from confluent_kafka import KafkaError, Message
 
 from shulian.errors import BrokerError
-from shulian.io.tail import EndRule, drain, in_message
+from shulian.io.tail import EndRule, ReadTimedOut, drain, in_message
 
 POLL_S = 0.25  # exact in binary: the fake clock adds up without rounding
 
@@ -112,3 +112,17 @@ def test_progress_counts_each_fetch(clock: list[float]) -> None:
     run([[rec(0, 0), rec(0, 1)], [rec(1, 0), eof(0), eof(1)]], clock, EndRule(at_eof=True),
         progress=seen.append)
     assert seen == [2, 1]
+
+
+def test_reading_is_not_done_while_short_of_what_is_expected(clock: list[float]) -> None:
+    got: list[int] = []
+    c = Scripted([[rec(0, 0), eof(0), eof(1)], [], [], [rec(1, 0), eof(1)]], clock)
+    drain(c, 2, EndRule(quiet_s=0.25, idle_s=float("inf")), lambda m: got.append(0),
+          poll_s=POLL_S, enough=lambda: len(got) >= 2, monotonic=lambda: clock[0])
+    assert len(got) == 2 and c.fetches == 5
+
+
+def test_short_at_the_timeout_is_a_read_timed_out(clock: list[float]) -> None:
+    with pytest.raises(ReadTimedOut):
+        run([[eof(0), eof(1)]], clock, EndRule(idle_s=float("inf"), timeout_s=1.0),
+            enough=lambda: False)
