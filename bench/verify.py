@@ -18,12 +18,20 @@ import json
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.rss import read_status_kb
 from shulian.catalog.elements import citizen_id_check_char
 from shulian.clock import FixedClock
+
+if TYPE_CHECKING:
+    from shulian.io.kafka import TopicSpec
+    from shulian.io.sender import Sender
+    from shulian.settings import Settings
 
 
 def cid(n: int) -> str:
@@ -106,27 +114,36 @@ def main() -> None:
     print(json.dumps(out, indent=2))
 
 
-def rebuild(n: int, projection: object) -> dict[str, object]:
-    """Produce ``n`` projections to a changelog topic on an embedded Tansu broker and time a
-    ChangelogTable's rebuild from offset 0."""
+@contextmanager
+def _tansu_with(spec: TopicSpec) -> Iterator[tuple[Settings, Sender]]:
+    """An embedded Tansu broker of its own with the topic ``spec``, and a sender to it."""
     from shulian.embedded.net import free_port
     from shulian.embedded.tansu import TansuProcess
-    from shulian.io.changelog import ChangelogTable
-    from shulian.io.kafka import TopicSpec, admin_client, ensure_topics
+    from shulian.io.kafka import admin_client, ensure_topics
     from shulian.io.sender import Sender
     from shulian.settings import load_settings
 
-    if n <= 0:
-        return {}
     logdir = Path(tempfile.mkdtemp(prefix="bench-verify-tansu-"))
     broker = TansuProcess(host="127.0.0.1", port=free_port(), log_file=logdir / "tansu.log")
     broker.start(ready_timeout_s=60)
     try:
         settings = load_settings(bootstrap_servers=broker.bootstrap)
-        topic = "changelog.verify.household_change"
-        ensure_topics(admin_client(settings), [TopicSpec(topic, 3,
-                                                         (("cleanup.policy", "compact"),))])
-        sender = Sender(settings)
+        ensure_topics(admin_client(settings), [spec])
+        yield settings, Sender(settings)
+    finally:
+        broker.stop()
+
+
+def rebuild(n: int, projection: object) -> dict[str, object]:
+    """Produce ``n`` projections to a changelog topic on an embedded Tansu broker and time a
+    ChangelogTable's rebuild from offset 0."""
+    from shulian.io.changelog import ChangelogTable
+    from shulian.io.kafka import TopicSpec
+
+    if n <= 0:
+        return {}
+    topic = "changelog.verify.household_change"
+    with _tansu_with(TopicSpec(topic, 3, (("cleanup.policy", "compact"),))) as (settings, sender):
         for i in range(n):
             p = projection.project({"citizen_id": f"K{i:017d}", "name": f"张{i}",  # type: ignore[attr-defined]
                                     "birth_date": date(1980, 1, 1), "change_type": "01"})
@@ -137,34 +154,22 @@ def rebuild(n: int, projection: object) -> dict[str, object]:
         table.stop()
         return {"rebuild_keys": len(table), "rebuild_s": round(table.rebuild_s or 0, 2),
                 "rebuild_keys_per_s": round(len(table) / (table.rebuild_s or 1))}
-    finally:
-        broker.stop()
 
 
 def restore(n: int, service: object) -> dict[str, object]:
     """Write ``n`` answered verification queries (one claim each, 1,000 keys) to an audit topic
     on an embedded Tansu broker, then time what a starting gateway does with them: read the
     day's records by time index and count them again in a fresh limiter."""
-    from shulian.embedded.net import free_port
-    from shulian.embedded.tansu import TansuProcess
     from shulian.io.changelog import read_since
-    from shulian.io.kafka import TopicSpec, admin_client, ensure_topics
-    from shulian.io.sender import Sender
+    from shulian.io.kafka import TopicSpec
     from shulian.logic.audit import AuditChain, build_verification, parse_audit
     from shulian.logic.ratelimit import day_start
-    from shulian.settings import load_settings
     from tests.fixtures.verify import IN_FORCE
 
     if n <= 0:
         return {}
-    logdir = Path(tempfile.mkdtemp(prefix="bench-verify-restore-"))
-    broker = TansuProcess(host="127.0.0.1", port=free_port(), log_file=logdir / "tansu.log")
-    broker.start(ready_timeout_s=60)
-    try:
-        settings = load_settings(bootstrap_servers=broker.bootstrap)
-        topic = "audit.verify.household_change"
-        ensure_topics(admin_client(settings), [TopicSpec(topic, 3)])
-        sender = Sender(settings)
+    topic = "audit.verify.household_change"
+    with _tansu_with(TopicSpec(topic, 3)) as (settings, sender):
         chain, ts_ms = AuditChain(), int(IN_FORCE.timestamp() * 1000)
         for i in range(n):
             rec = build_verification(
@@ -184,8 +189,6 @@ def restore(n: int, service: object) -> dict[str, object]:
         t2 = time.perf_counter()
         return {"restore_queries": counted, "restore_read_s": round(t1 - t0, 2),
                 "restore_count_s": round(t2 - t1, 2)}
-    finally:
-        broker.stop()
 
 
 if __name__ == "__main__":
