@@ -102,7 +102,8 @@ def stack_master_key(settings: Settings, *, state_dir: Path | None) -> tuple[Set
     return settings.model_copy(update={"hmac_master_key": SecretStr(key)}), key_file
 
 
-def _dev_token() -> str:
+def dev_token() -> str:
+    """A gateway token the stack makes up for a connector whose token variable is unset."""
     return secrets.token_urlsafe(24)
 
 
@@ -159,55 +160,6 @@ class ConnectorPlan:
     @property
     def wants_stack_postgres(self) -> bool:
         return bool(self.stack_dsn_vars)
-
-
-def plan_connectors(
-    paths: Sequence[Path], *, environ: Mapping[str, str], state_dir: Path, stack_dsn: str,
-    gateway_host: str, gateway_port: int, make_token: Callable[[], str] = _dev_token,
-) -> ConnectorPlan:
-    """Validate the configs and supply what the stack can: ``${SHULIAN_STATE_DIR}`` (the stack's
-    state directory), a dev token for every gateway ``token_env`` that is unset, the stack's
-    PostgreSQL DSN for every PostgreSQL sink ``dsn_env`` that is unset, the file-drop
-    directories. Anything else a config needs and the environment lacks is a ConfigError naming
-    the file and the field (nothing is skipped).
-    """
-    from connectors.config import load_connector_files
-    from connectors.sources.config import FileDropConfig, GatewayConfig, TableSourceConfig
-
-    env: dict[str, str] = {
-        "SHULIAN_STATE_DIR": str(state_dir),
-        "SHULIAN_GATEWAY_HOST": gateway_host,
-        "SHULIAN_GATEWAY_PORT": str(gateway_port),
-    }
-    loaded = load_connector_files(paths, check_env=False, env={**environ, **env})
-    tokens: dict[str, str] = {}
-    dsn_vars: list[str] = []
-    dirs: list[Path] = []
-    gateway_url: str | None = None
-    for c in loaded:
-        cfg = c.config
-        if isinstance(cfg, GatewayConfig):
-            for acc in cfg.agencies.values():
-                var = acc.token_env
-                if var and not environ.get(var) and var not in tokens:
-                    tokens[var] = make_token()
-            host = cfg.host or gateway_host
-            gateway_url = f"http://{host}:{cfg.port or gateway_port}/healthz"
-        elif c.type == "postgres":
-            var = cfg.dsn_env
-            if not environ.get(var) and var not in dsn_vars:
-                dsn_vars.append(var)
-        elif isinstance(cfg, FileDropConfig):
-            dirs += [cfg.directory, cfg.state_path.parent]
-        elif isinstance(cfg, TableSourceConfig):
-            dirs.append(cfg.state_file.parent)
-    env |= tokens
-    env |= {var: stack_dsn for var in dsn_vars}
-    # everything else the configs name must be in the environment already
-    load_connector_files(paths, check_env=True, env={**environ, **env})
-    return ConnectorPlan(paths=tuple(paths), env=env, generated_tokens=tokens,
-                         stack_dsn_vars=tuple(dsn_vars), directories=tuple(dict.fromkeys(dirs)),
-                         gateway_url=gateway_url)
 
 
 @dataclass(frozen=True)

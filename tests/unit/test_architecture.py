@@ -54,9 +54,6 @@ IO_LIBRARIES = ("confluent_kafka", "faust", "mode", "aiokafka", "fastapi", "star
                 "httpx", "uvicorn", "psycopg", "prometheus_client")
 
 KNOWN_DEBT: set[tuple[str, str]] = {
-    # the embedded stack reads connector configs to supply what they need (issue 18, item 2)
-    ("shulian.embedded.stack", "connectors.config"),
-    ("shulian.embedded.stack", "connectors.sources.config"),
     # the ACL plan reads connector configs (which consumer group, which topics) the same way
     ("shulian.perimeter.service", "connectors.config"),
     # views name their subjects from the topology, which belongs in a low wire-contract module

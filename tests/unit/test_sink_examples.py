@@ -37,7 +37,8 @@ def test_examples_cover_every_sink_type() -> None:
 
 def test_up_list_plans_on_an_empty_environment(tmp_path: Path) -> None:
     """What `shulian up` runs by default needs nothing from the machine but what it supplies."""
-    from shulian.embedded.stack import connector_configs, plan_connectors
+    from connectors.plan import plan_connectors
+    from shulian.embedded.stack import connector_configs
     from shulian.settings import load_settings
 
     paths = connector_configs(load_settings(connectors_dir=EXAMPLES))
