@@ -49,7 +49,8 @@ def read_partitions(
 ) -> Partitions:
     """Every record of each ``(topic, partition)`` from its start offset to the end."""
     return read_to_end(settings, starts,
-                       end=EndRule(quiet_s=quiet_s, idle_s=idle_s, timeout_s=timeout_s),
+                       end=EndRule(quiet_s=quiet_s, idle_s=idle_s, timeout_s=timeout_s,
+                                   errors_keep_reading=True),
                        progress=progress, consumer_conf={"fetch.max.bytes": FETCH_MAX_BYTES})
 
 

@@ -64,13 +64,17 @@ class EndRule:
     - ``quiet_s``: nothing new arrived for this long and every partition reported its end;
     - ``idle_s``: nothing new arrived for this long at all (a broker that never reports an end);
     - ``at_eof``: as soon as every partition reported its end (watermarks trusted);
-    - ``timeout_s``: a read still going after this long is a :class:`BrokerError`.
+    - ``timeout_s``: a read still going after this long is a :class:`BrokerError`;
+    - ``errors_keep_reading``: a retriable error counts as activity for ``idle_s`` (a read of
+      whole topics must not end as if complete while a leader moves: it waits, bounded by
+      ``timeout_s``); off for tail reads, which end on ``quiet_s`` as they always did.
     """
 
     quiet_s: float = 0.5
     idle_s: float = 5.0
     at_eof: bool = False
     timeout_s: float | None = None
+    errors_keep_reading: bool = False
 
     @classmethod
     def tail(cls, settings: Settings, quiet_s: float) -> EndRule:
@@ -96,10 +100,10 @@ def drain(consumer: Any, partitions: int, end: EndRule, take: Callable[[Message]
     the clock the end rule is measured with. Past ``end.timeout_s``: :class:`ReadTimedOut`."""
     at_end: set[TP] = set()
     now = monotonic()
-    last_data = now
+    last_data = last_activity = now
     deadline = None if end.timeout_s is None else now + end.timeout_s
     while True:
-        got = 0
+        got = waited = 0
         for m in consumer.consume(batch, poll_s):
             tp = (m.topic() or "", m.partition() or 0)
             err = m.error()
@@ -108,20 +112,25 @@ def drain(consumer: Any, partitions: int, end: EndRule, take: Callable[[Message]
                     at_end.add(tp)
                 elif error_event is not None:
                     log.warning(error_event, error=str(err))
-                elif not err.retriable():  # retriable: the consumer carries on by itself
+                elif not err.retriable():
                     raise BrokerError(f"reading {tp[0]}[{tp[1]}]: {err}")
+                else:  # a leader moving: the consumer carries on by itself
+                    waited += 1
                 continue
             at_end.discard(tp)
             take(m)
             got += 1
         now = monotonic()
         if got:
-            last_data = now
+            last_data = last_activity = now
             if progress is not None:
                 progress(got)
+        elif waited and end.errors_keep_reading:
+            last_activity = now
         quiet = now - last_data
         at_the_end = len(at_end) >= partitions and (end.at_eof or quiet >= end.quiet_s)
-        if (at_the_end or quiet >= end.idle_s) and (enough is None or enough()):
+        if ((at_the_end or now - last_activity >= end.idle_s)
+                and (enough is None or enough())):
             return
         if deadline is not None and now > deadline:
             raise ReadTimedOut(f"reading {partitions} partitions did not finish in "

@@ -126,3 +126,15 @@ def test_short_at_the_timeout_is_a_read_timed_out(clock: list[float]) -> None:
     with pytest.raises(ReadTimedOut):
         run([[eof(0), eof(1)]], clock, EndRule(idle_s=float("inf"), timeout_s=1.0),
             enough=lambda: False)
+
+
+def test_a_whole_topic_read_is_not_idle_while_the_broker_reports_retriable_errors(
+        clock: list[float]) -> None:
+    moving = failed(KafkaError.NOT_LEADER_FOR_PARTITION, retriable=True)
+    script = [[rec(0, 0)], [moving], [moving], [moving], [moving], [rec(0, 1)]]
+    got, c = run(list(script), clock, EndRule(quiet_s=0.25, idle_s=0.5,
+                                               errors_keep_reading=True))
+    assert got == [0, 1] and c.fetches == 6 + 2
+    # a tail read ends on its quiet time as before
+    got, c = run(list(script), clock, EndRule(quiet_s=0.25, idle_s=0.5))
+    assert got == [0] and c.fetches == 3
