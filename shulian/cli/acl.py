@@ -37,10 +37,10 @@ def acl() -> None:
 @acl.command("plan")
 @_common
 @click.option("--list-version", type=int, default=None,
-              help="List version in force [default: the newest in the catalogue]")
+              help="List version in force [default the newest in the catalogue]")
 @click.option("--namespace", default=None, help="Plan for a drill namespace's topics")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
-              show_default=True, help="Output format")
+              help="Output format [default table]")
 @click.pass_context
 @friendly_errors
 def plan(ctx: click.Context, catalog_dir: Path | None, connectors_dir: Path | None,

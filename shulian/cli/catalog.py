@@ -135,7 +135,7 @@ def _cell(value: object) -> str:
 @catalog.command("list")
 @click.argument("what", type=click.Choice(["all", *KINDS]), default="all")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
-              show_default=True, help="Output format (json carries every column)")
+              help="Output format; json carries every column [default table]")
 @_catalog_option
 @_schemas_option
 @click.pass_context

@@ -47,9 +47,9 @@ _TABLE = ("rejected_at", "agency", "dataset", "reason", "field", "why")
               "Asia/Shanghai), 'now' or relative (-15m, -2h, -1d)")
 @click.option("--until", default=None, metavar="TIME", help="Rejected at or before TIME")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
-              show_default=True, help="Output format (json and csv carry every column)")
-@click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True,
-              help="Language of the reasons in words")
+              help="Output format; json and csv carry every column [default table]")
+@click.option("--lang", type=click.Choice(["en", "zh"]), default="en",
+              help="Language of the reasons in words [default en]")
 @click.option("--namespace", envvar="SHULIAN_NAMESPACE", default=None,
               help="Topic prefix (a drill's namespace) [env SHULIAN_NAMESPACE]")
 @click.option("--catalog", "catalog_dir", envvar="SHULIAN_CATALOG_DIR", default=None,

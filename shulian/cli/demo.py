@@ -26,16 +26,17 @@ DEMO_CHILDREN = ("broker", "registry", "worker")
 
 
 @click.command("demo")
-@click.option("--records", type=click.IntRange(min=1), default=260, show_default=True,
+@click.option("--records", type=click.IntRange(min=1), default=260,
               help="Records published in all, wire garbage included, split evenly over the "
-              "agency datasets (260: the scenario of docs/AUDIT.md)")
-@click.option("--garbage", type=click.IntRange(min=0), default=5, show_default=True,
-              help="Wire-garbage records (not Avro at all) within each agency dataset's share")
+              "agency datasets [default 260: the scenario of docs/AUDIT.md]")
+@click.option("--garbage", type=click.IntRange(min=0), default=5,
+              help="Wire-garbage records (not Avro at all) within each agency dataset's "
+              "share [default 5]")
 @click.option("--invalid-rate", type=click.FloatRange(0.0, 1.0), default=0.05,
-              show_default=True, help="Share of records that fail an element check on purpose")
-@click.option("--seed", type=int, default=2026, show_default=True, help="Random seed")
-@click.option("--timeout", "timeout_s", type=float, default=180.0, show_default=True,
-              help="Seconds to wait for the chain to process everything")
+              help="Share of records that fail an element check on purpose [default 0.05]")
+@click.option("--seed", type=int, default=2026, help="Random seed [default 2026]")
+@click.option("--timeout", "timeout_s", type=float, default=180.0,
+              help="Seconds to wait for the chain to process everything [default 180]")
 @click.option("--bootstrap", "bootstrap_servers", envvar="SHULIAN_DEMO_BOOTSTRAP",
               default=None, help="Play into the already running stack at these bootstrap "
               "servers (its worker must run) instead of starting one; nothing is stopped "

@@ -71,8 +71,8 @@ def sharing() -> None:
 @_catalog_option
 @_file
 @click.option("--previous", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              default=None, help="The version this one supersedes (default: the catalogue's "
-              "newest)")
+              default=None, help="The version this one supersedes [default the catalogue's "
+              "newest]")
 @click.pass_context
 @friendly_errors
 def propose(ctx: click.Context, catalog_dir: Path | None, list_file: Path,
@@ -115,8 +115,8 @@ def propose(ctx: click.Context, catalog_dir: Path | None, list_file: Path,
               help="Your private key file (PEM or base64 seed); its public half must be in "
               "catalog/keys.yaml")
 @click.option("--entry", "entries", multiple=True,
-              help="Sign only this entry (repeatable; default: every entry your agency is "
-              "provider or consumer of)")
+              help="Sign only this entry, repeatable [default every entry your agency is "
+              "provider or consumer of]")
 @click.pass_context
 @friendly_errors
 def sign(ctx: click.Context, catalog_dir: Path | None, list_file: Path, key_file: Path,
@@ -158,7 +158,7 @@ def sign(ctx: click.Context, catalog_dir: Path | None, list_file: Path, key_file
 @_catalog_option
 @_file
 @click.option("--previous", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              default=None, help="The version it supersedes (default: from the catalogue)")
+              default=None, help="The version it supersedes [default from the catalogue]")
 @click.pass_context
 @friendly_errors
 def verify(ctx: click.Context, catalog_dir: Path | None, list_file: Path,

@@ -170,8 +170,8 @@ def print_tokens(plan: ConnectorPlan) -> None:
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               envvar="SHULIAN_DATA_DIR",
               help="Keep broker data, connector state and the stack's database under DIR "
-                   "(survives a restart); default: memory and a temporary directory "
-                   "[env SHULIAN_DATA_DIR]")
+                   "(survives a restart) [env SHULIAN_DATA_DIR, default none: memory and a "
+                   "temporary directory]")
 @click.option("--broker-port", type=int, default=None, envvar="SHULIAN_BROKER_PORT",
               help="Broker port [env SHULIAN_BROKER_PORT, default 9092]")
 @click.option("--registry-port", type=int, default=None, envvar="SHULIAN_REGISTRY_PORT",
