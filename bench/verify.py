@@ -20,10 +20,15 @@ import tempfile
 import time
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.rss import read_status_kb
 from shulian.catalog.elements import citizen_id_check_char
 from shulian.clock import FixedClock
+
+if TYPE_CHECKING:
+    from shulian.embedded.tansu import TansuProcess
+    from shulian.settings import Settings
 
 
 def cid(n: int) -> str:
@@ -106,24 +111,31 @@ def main() -> None:
     print(json.dumps(out, indent=2))
 
 
+def _start_broker(prefix: str) -> tuple[TansuProcess, Settings]:
+    """A started embedded Tansu broker for one measurement (logs in a new ``prefix`` folder)
+    and settings that point at it; the caller stops it."""
+    from shulian.embedded.net import free_port
+    from shulian.embedded.tansu import TansuProcess
+    from shulian.settings import load_settings
+
+    logdir = Path(tempfile.mkdtemp(prefix=prefix))
+    broker = TansuProcess(host="127.0.0.1", port=free_port(), log_file=logdir / "tansu.log")
+    broker.start(ready_timeout_s=60)
+    return broker, load_settings(bootstrap_servers=broker.bootstrap)
+
+
 def rebuild(n: int, projection: object) -> dict[str, object]:
     """Produce ``n`` projections to a changelog topic on an embedded Tansu broker and time a
     ChangelogTable's rebuild from offset 0."""
     from confluent_kafka import Producer
 
-    from shulian.embedded.net import free_port
-    from shulian.embedded.tansu import TansuProcess
     from shulian.io.changelog import ChangelogTable
     from shulian.io.kafka import TopicSpec, admin_client, ensure_topics, producer_config
-    from shulian.settings import load_settings
 
     if n <= 0:
         return {}
-    logdir = Path(tempfile.mkdtemp(prefix="bench-verify-tansu-"))
-    broker = TansuProcess(host="127.0.0.1", port=free_port(), log_file=logdir / "tansu.log")
-    broker.start(ready_timeout_s=60)
+    broker, settings = _start_broker("bench-verify-tansu-")
     try:
-        settings = load_settings(bootstrap_servers=broker.bootstrap)
         topic = "changelog.verify.household_change"
         ensure_topics(admin_client(settings), [TopicSpec(topic, 3,
                                                          (("cleanup.policy", "compact"),))])
@@ -153,22 +165,16 @@ def restore(n: int, service: object) -> dict[str, object]:
     day's records by time index and count them again in a fresh limiter."""
     from confluent_kafka import Producer
 
-    from shulian.embedded.net import free_port
-    from shulian.embedded.tansu import TansuProcess
     from shulian.io.changelog import read_since
     from shulian.io.kafka import TopicSpec, admin_client, ensure_topics, producer_config
     from shulian.logic.audit import AuditChain, build_verification, parse_audit
     from shulian.logic.ratelimit import day_start
-    from shulian.settings import load_settings
     from tests.fixtures.verify import IN_FORCE
 
     if n <= 0:
         return {}
-    logdir = Path(tempfile.mkdtemp(prefix="bench-verify-restore-"))
-    broker = TansuProcess(host="127.0.0.1", port=free_port(), log_file=logdir / "tansu.log")
-    broker.start(ready_timeout_s=60)
+    broker, settings = _start_broker("bench-verify-restore-")
     try:
-        settings = load_settings(bootstrap_servers=broker.bootstrap)
         topic = "audit.verify.household_change"
         ensure_topics(admin_client(settings), [TopicSpec(topic, 3)])
         producer = Producer(producer_config(settings))
