@@ -16,6 +16,7 @@ from typing import Any
 from shulian.audit.check import audit_entries, ts_ms
 from shulian.audit.diff import Mismatch, compare_decisions, compare_views
 from shulian.audit.progress import reading
+from shulian.audit.rederive import decode_value
 from shulian.audit.window import Window
 from shulian.catalog.models import Catalog, SharingList
 from shulian.chain.messages import InMessage, header_str
@@ -55,19 +56,6 @@ def list_versions(settings: Settings, catalog: Catalog,
             if isinstance(i.verdict, ListAccepted) and i.sharing_list is not None}
 
 
-def _decode(schemas: Any, value: bytes | None) -> dict[str, Any] | None:
-    from shulian.chain.wire import decode_body, split_wire
-
-    wire = split_wire(value or b"")
-    if not isinstance(wire, tuple):
-        return None
-    parsed = schemas.parsed(wire[0])
-    if parsed is None:
-        return None
-    record = decode_body(parsed, wire[1])
-    return record if isinstance(record, dict) else None
-
-
 @dataclass
 class DecisionsResult:
     records: int = 0
@@ -96,11 +84,10 @@ def run_replay_decisions(settings: Settings, *, catalog: Catalog, topology: Topo
     with reading("audit topics") as progress:
         audit_parts = read_topics(settings, [topology.audit(d) for d in datasets],
                                   progress=progress)
+    egress_topics = [t for t in plan_topics(catalog, topology).egress
+                     if (topology.parse_egress(t) or ("", ""))[1] in datasets]
     with reading("egress topics") as progress:
-        egress_parts = read_topics(settings, [t for t in plan_topics(catalog, topology).egress
-                                              if topology.parse_egress(t) and
-                                              (topology.parse_egress(t) or ("", ""))[1]
-                                              in datasets], progress=progress)
+        egress_parts = read_topics(settings, egress_topics, progress=progress)
     egress: dict[tuple[str, str, str | None, str | None], list[InMessage]] = {}
     for msgs in egress_parts.values():
         for m in msgs:
@@ -141,7 +128,7 @@ def _replay_one(m: InMessage, topology: Topology, engines: dict[int, Any], newes
     key = (m.key or b"").decode("utf-8", "replace")
     dataset = topology.parse_canonical(m.topic) or ""
     provider = header_str(m.headers, "shulian.provider") or ""
-    record = _decode(schemas, m.value)
+    record = decode_value(schemas, m.value)
     groups = emissions.get((m.topic, m.partition, m.offset), {})
     if record is None:
         result.mismatches.append(Mismatch(where, key, "", "canonical record cannot be decoded",
@@ -174,7 +161,7 @@ def _replay_one(m: InMessage, topology: Topology, engines: dict[int, Any], newes
             sent = egress.get((topology.egress(d.consumer, d.dataset), egress_key, d.entry_id,
                                str(d.list_version)), [])
             # keys can repeat across records (and redelivery duplicates): one must match
-            views = [v for v in (_decode(schemas, s.value) for s in sent) if v is not None]
+            views = [v for v in (decode_value(schemas, s.value) for s in sent) if v is not None]
             if not views:
                 continue
             result.views_compared += 1
