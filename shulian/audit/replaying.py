@@ -16,7 +16,6 @@ from typing import Any
 from shulian.audit.check import audit_entries, ts_ms
 from shulian.audit.diff import Mismatch, compare_decisions, compare_views
 from shulian.audit.progress import reading
-from shulian.audit.rederive import decode_value
 from shulian.audit.window import Window
 from shulian.catalog.models import Catalog, SharingList
 from shulian.chain.messages import InMessage, header_str
@@ -54,6 +53,13 @@ def list_versions(settings: Settings, catalog: Catalog,
                        now=None)
     return {i.sharing_list.version: i.sharing_list for i in items
             if isinstance(i.verdict, ListAccepted) and i.sharing_list is not None}
+
+
+def _decode(schemas: Any, value: bytes | None) -> dict[str, Any] | None:
+    # imported here: rederive brings the enforce stage, which `shulian --help` need not load
+    from shulian.audit.rederive import decode_value
+
+    return decode_value(schemas, value)
 
 
 @dataclass
@@ -128,7 +134,7 @@ def _replay_one(m: InMessage, topology: Topology, engines: dict[int, Any], newes
     key = (m.key or b"").decode("utf-8", "replace")
     dataset = topology.parse_canonical(m.topic) or ""
     provider = header_str(m.headers, "shulian.provider") or ""
-    record = decode_value(schemas, m.value)
+    record = _decode(schemas, m.value)
     groups = emissions.get((m.topic, m.partition, m.offset), {})
     if record is None:
         result.mismatches.append(Mismatch(where, key, "", "canonical record cannot be decoded",
@@ -161,7 +167,7 @@ def _replay_one(m: InMessage, topology: Topology, engines: dict[int, Any], newes
             sent = egress.get((topology.egress(d.consumer, d.dataset), egress_key, d.entry_id,
                                str(d.list_version)), [])
             # keys can repeat across records (and redelivery duplicates): one must match
-            views = [v for v in (decode_value(schemas, s.value) for s in sent) if v is not None]
+            views = [v for v in (_decode(schemas, s.value) for s in sent) if v is not None]
             if not views:
                 continue
             result.views_compared += 1
