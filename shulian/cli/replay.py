@@ -5,6 +5,7 @@ rehearse on a past stream. The work is done by the services :mod:`shulian.audit.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -129,15 +130,25 @@ def deliver(ctx: click.Context, bootstrap_servers: str | None, registry_url: str
 # ---------------------------------------------------------------- drill
 
 
+def _old_source_namespace(_ctx: click.Context, _param: click.Parameter,
+                          value: str | None) -> str | None:
+    if value is None and os.environ.get("SHULIAN_DRILL_NAMESPACE"):
+        return os.environ.get(NAMESPACE_ENV) or None
+    return value
+
+
 @replay.command("drill")
 @_window_options
 @click.option("--speed", type=float, default=1.0, envvar="SHULIAN_DRILL_SPEED",
               help="Pace multiplier [env SHULIAN_DRILL_SPEED, default 1.0]")
-# SHULIAN_NAMESPACE names the namespace a command works in: for a drill, the one it makes
+# SHULIAN_NAMESPACE names the namespace a command works in: for a drill, the one it makes.
+# The old SHULIAN_DRILL_NAMESPACE is read first, and with it SHULIAN_NAMESPACE keeps its old
+# meaning here (the source), so a script written for the old names does what it did.
 @click.option("--namespace", required=True, envvar=["SHULIAN_DRILL_NAMESPACE", NAMESPACE_ENV],
               callback=renamed_env(NAMESPACE_ENV, "SHULIAN_DRILL_NAMESPACE"),
               help="Isolated namespace for the drill's topics [env SHULIAN_NAMESPACE]")
 @click.option("--source-namespace", envvar="SHULIAN_SOURCE_NAMESPACE", default=None,
+              callback=_old_source_namespace,
               help="Namespace to replay from [env SHULIAN_SOURCE_NAMESPACE, default none: "
               "the production topics]")
 @click.option("--worker-log", type=click.Path(dir_okay=False, path_type=Path), default=None,
