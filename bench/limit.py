@@ -43,19 +43,33 @@ def hop_value(parsed: Any, value: bytes) -> bytes:
     return out.getvalue()
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--bootstrap", required=True)
-    ap.add_argument("--source", required=True)
-    ap.add_argument("--sink", required=True)
+def hop_parser(description: str | None, *, faust_app: bool = False) -> argparse.ArgumentParser:
+    """The arguments every measured hop takes (this one, bench.naive, bench.tuned); a Faust
+    hop also writes ``--done`` when finished and keeps its state under ``--datadir``."""
+    ap = argparse.ArgumentParser(description=description)
+    for name in ("--bootstrap", "--source", "--sink"):
+        ap.add_argument(name, required=True)
     ap.add_argument("--count", type=int, required=True)
     ap.add_argument("--schema", required=True)
+    if faust_app:
+        ap.add_argument("--done", required=True)
+        ap.add_argument("--datadir", required=True)
+    return ap
+
+
+def load_schema(path: str) -> Any:
+    """The hop's Avro schema file, parsed by fastavro."""
+    with open(path, encoding="utf-8") as fh:
+        return parse_schema(json.load(fh))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = hop_parser(__doc__)
     ap.add_argument("--partitions", type=int, required=True)
     args = ap.parse_args(argv)
 
     settings = load_settings(bootstrap_servers=args.bootstrap)
-    with open(args.schema, encoding="utf-8") as fh:
-        parsed = parse_schema(json.load(fh))
+    parsed = load_schema(args.schema)
     consumer = Consumer(consumer_config(
         settings, group_id=f"bench-limit-{uuid.uuid4().hex[:8]}",
         **{"fetch.max.bytes": 16 * 1024 * 1024}))

@@ -12,7 +12,6 @@ top of Faust's own per-event price.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import uuid
@@ -20,9 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import faust
-from fastavro import parse_schema
 
-from bench.limit import hop_value
+from bench.limit import hop_parser, hop_value, load_schema
 from shulian.chain.messages import OutMessage
 from shulian.settings import load_settings
 from streams.app import RawBytes, faust_app
@@ -54,17 +52,8 @@ def build_app(*, bootstrap: str, source: str, sink: str, count: int, parsed: Any
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--bootstrap", required=True)
-    ap.add_argument("--source", required=True)
-    ap.add_argument("--sink", required=True)
-    ap.add_argument("--count", type=int, required=True)
-    ap.add_argument("--schema", required=True)
-    ap.add_argument("--done", required=True)
-    ap.add_argument("--datadir", required=True)
-    args = ap.parse_args(argv)
-    with open(args.schema, encoding="utf-8") as fh:
-        parsed = parse_schema(json.load(fh))
+    args = hop_parser(__doc__, faust_app=True).parse_args(argv)
+    parsed = load_schema(args.schema)
     try:
         import asyncio
 

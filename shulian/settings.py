@@ -110,8 +110,6 @@ class Settings(BaseSettings):
     connectors_dir: Path = REPO_ROOT / "connectors" / "examples"
 
     # chain
-    audit_topic: str = "audit.decisions"
-    control_topic: str = "control.sharing-list"
     worker_id: str = "worker-1"
     batch_size: int = Field(default=1000, ge=1)
     # how long an agent waits to fill a batch: under load batches fill long before it; at

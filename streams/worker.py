@@ -207,7 +207,7 @@ def build_parts(settings: Settings, *, namespace: str | None = None) -> ChainPar
     trust = chain_trust(settings, catalog)
     ledger = ListLedger.starting_at(trust.keys, catalog.sharing_lists.values())
     require_broker(settings)  # configuration is good: now one clear line if nobody answers
-    topology = Topology(namespace=namespace, partitions=settings.default_partitions)
+    topology = Topology.from_settings(settings, namespace)
     client = registry_client(settings)
     canonical = register_raw_and_canonical(settings, catalog, topology, client)
     schemas = SchemaCache(settings.registry_url, auth=settings.registry_auth_conf(),

@@ -42,7 +42,7 @@ from shulian.log import get_logger
 from shulian.logic.egress import verify_egress
 from shulian.serde import decode_wire, split_wire
 
-__all__ = ["BatchSink", "SinkLoop", "Unit", "split_units"]
+__all__ = ["BatchSink", "SinkLoop", "Unit", "decode_record", "split_units"]
 
 log = get_logger("shulian.sinks.loop")
 
@@ -208,36 +208,13 @@ class SinkLoop:
                     return None
 
     def _decode(self, m: Message) -> SinkRecord | tuple[SinkRecord, SinkFailure, str]:
-        raw = m.value()
         ts_type, ts = m.timestamp()
         rec = SinkRecord(
             topic=str(m.topic()), partition=int(m.partition() or 0), offset=int(m.offset() or 0),
-            key=m.key(), raw_value=raw, headers=_headers(m),
+            key=m.key(), raw_value=m.value(), headers=_headers(m),
             timestamp_ms=ts if ts_type and ts > 0 else None,
         )
-        forged = verify_egress(topic=rec.topic, key=rec.key, value=raw, headers=rec.headers,
-                               keys=self.keys, at=_written_at(rec.timestamp_ms),
-                               now=datetime.now(UTC))
-        if forged is not None:
-            return rec, SinkFailure.BAD_SIGNATURE, forged
-        if raw is None:
-            return rec  # a tombstone: the sink deletes (or forwards) by key
-        wire = split_wire(raw)
-        if wire is None:
-            return rec, SinkFailure.BAD_WIRE_FORMAT, "value is not in the Confluent wire format"
-        schema_id, body = wire
-        parsed = self.schemas.parsed(schema_id)
-        if parsed is None:
-            return rec, SinkFailure.UNKNOWN_SCHEMA_ID, f"schema id {schema_id} is unknown"
-        try:
-            value = decode_wire(parsed, body)
-        except Exception as exc:
-            return rec, SinkFailure.DECODE_ERROR, f"Avro body does not decode: {type(exc).__name__}"
-        if not isinstance(value, dict):
-            return rec, SinkFailure.DECODE_ERROR, "the schema is not a record schema"
-        text = self.schemas.schema_str(schema_id)
-        schema = json.loads(text) if text else None
-        return rec.decoded(schema_id=schema_id, value=value, schema=schema)
+        return decode_record(rec, schemas=self.schemas, keys=self.keys)
 
     def _deliver(self, unit: Unit) -> bool:
         """Write one unit (retrying per policy) or dead-letter it; False when asked to stop."""
@@ -330,6 +307,37 @@ class SinkLoop:
     def _wait(self, seconds: float) -> bool:
         """Back off for ``seconds``; True when a stop was requested meanwhile."""
         return self._stop.wait(seconds)
+
+
+def decode_record(rec: SinkRecord, *, schemas: Schemas,
+                  keys: Keyring) -> SinkRecord | tuple[SinkRecord, SinkFailure, str]:
+    """One consumed egress record checked and decoded the way every sink takes it: the chain's
+    signature verified (shulian.logic.egress; a forgery is never written), then the value
+    decoded (Confluent wire format, schema by id). A failure is the record with its reason.
+    The loop and a direct write (:mod:`connectors.sinks.direct`) both call this."""
+    raw = rec.raw_value
+    forged = verify_egress(topic=rec.topic, key=rec.key, value=raw, headers=rec.headers,
+                           keys=keys, at=_written_at(rec.timestamp_ms), now=datetime.now(UTC))
+    if forged is not None:
+        return rec, SinkFailure.BAD_SIGNATURE, forged
+    if raw is None:
+        return rec  # a tombstone: the sink deletes (or forwards) by key
+    wire = split_wire(raw)
+    if wire is None:
+        return rec, SinkFailure.BAD_WIRE_FORMAT, "value is not in the Confluent wire format"
+    schema_id, body = wire
+    parsed = schemas.parsed(schema_id)
+    if parsed is None:
+        return rec, SinkFailure.UNKNOWN_SCHEMA_ID, f"schema id {schema_id} is unknown"
+    try:
+        value = decode_wire(parsed, body)
+    except Exception as exc:
+        return rec, SinkFailure.DECODE_ERROR, f"Avro body does not decode: {type(exc).__name__}"
+    if not isinstance(value, dict):
+        return rec, SinkFailure.DECODE_ERROR, "the schema is not a record schema"
+    text = schemas.schema_str(schema_id)
+    schema = json.loads(text) if text else None
+    return rec.decoded(schema_id=schema_id, value=value, schema=schema)
 
 
 def _written_at(timestamp_ms: int | None) -> datetime:

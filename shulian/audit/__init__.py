@@ -8,12 +8,17 @@ Pure parts (no Kafka imports):
 - :mod:`shulian.audit.report`       report rows (per consumer, dataset or record key)
 - :mod:`shulian.audit.redeliver`    replay audit records and drill pacing
 
-Edges (Kafka imported inside their functions):
+Services (Kafka imported inside their functions), called by the CLI, the tests and the console:
 
+- :mod:`shulian.audit.verifying`    ``audit verify``: which topics, reading them, the verdict
+- :mod:`shulian.audit.reporting`    ``audit report``: rows with masks described
+- :mod:`shulian.audit.replaying`    ``replay decisions``: re-decide a window, compare with the audit
+- :mod:`shulian.audit.redelivering` ``replay deliver``: re-derive and re-send, audited
 - :mod:`shulian.audit.drill`        a drill: copy a window into a namespace, run a worker on it
+- :mod:`shulian.audit.deadletters`  dead letters read and filtered
 - :mod:`shulian.audit.produce`      produce-and-wait for replay tooling
 - :mod:`shulian.audit.progress`     rich progress lines on stderr, only on a terminal
 
 The reader is :mod:`shulian.io.reader` (over the one tail reader, :mod:`shulian.io.tail`); the
-commands are :mod:`shulian.cli.audit` and :mod:`shulian.cli.replay`.
+commands, which parse and print only, are :mod:`shulian.cli.audit` and :mod:`shulian.cli.replay`.
 """

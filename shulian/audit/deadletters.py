@@ -164,7 +164,7 @@ def read_dead_letters(settings: Settings, catalog: Catalog, flt: DeadLetterFilte
     """Read the matching dead-letter topics and return the filter's dead letters."""
     from shulian.io.reader import read_topics
 
-    topology = Topology(namespace=namespace)
+    topology = Topology.from_settings(settings, namespace)
     topics = deadletter_topics(catalog, topology, agency=flt.agency, dataset=flt.dataset)
     parts = read_topics(settings, topics, progress=progress)
     return select((m for msgs in parts.values() for m in msgs), topology, flt)

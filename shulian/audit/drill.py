@@ -154,7 +154,7 @@ def run_drill(settings: Settings, *, catalog: Catalog, source: Topology, namespa
                                        "a drill needs a namespace of its own")])
     if speed <= 0:
         raise ConfigError([ConfigIssue("command line", "--speed", "must be > 0")])
-    target = Topology(namespace=namespace, partitions=settings.default_partitions)
+    target = Topology.from_settings(settings, namespace)
     init_topology(settings, catalog, target)
     src_plan, dst_plan = plan_topics(catalog, source), plan_topics(catalog, target)
     control = [m for msgs in read_topics(settings, [source.control]).values() for m in msgs]

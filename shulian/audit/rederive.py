@@ -26,7 +26,8 @@ from shulian.logic.audit import record_digest
 from shulian.logic.egress import DIGEST_HEADER, signature_headers
 from shulian.logic.policy import Decision, Outcome
 
-__all__ = ["REPLAY_HEADER", "Decider", "Rederived", "Refused", "rederive", "select_deliveries"]
+__all__ = ["REPLAY_HEADER", "Decider", "Rederived", "Refused", "decode_value", "rederive",
+           "select_deliveries"]
 
 REPLAY_HEADER = "shulian.replay"
 
@@ -58,8 +59,9 @@ class Refused:
     why: str
 
 
-def _decode(schemas: Schemas, value: bytes) -> dict[str, Any] | None:
-    wire = split_wire(value)
+def decode_value(schemas: Schemas, value: bytes | None) -> dict[str, Any] | None:
+    """A record in the Confluent wire format decoded, or None when it cannot be."""
+    wire = split_wire(value or b"")
     if not isinstance(wire, tuple):
         return None
     parsed = schemas.parsed(wire[0])
@@ -96,7 +98,7 @@ def rederive(
     if engine is None or view is None:
         return Refused(position, f"list version {version} (entry {entry}) is not one the "
                                  "chain accepted")
-    record = _decode(schemas, msg.value or b"")
+    record = decode_value(schemas, msg.value)
     if record is None:
         return Refused(position, "the canonical record cannot be decoded")
     key = (msg.key or b"").decode("utf-8", "replace")

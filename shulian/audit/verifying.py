@@ -51,7 +51,7 @@ def catalogue_topics(settings: Settings, namespace: str | None) -> Topics:
     from shulian.chain.topology import Topology, plan_topics
 
     catalog = load_catalog(settings.catalog_dir, schemas_dir=settings.schemas_dir)
-    topology = Topology(namespace=namespace)
+    topology = Topology.from_settings(settings, namespace)
     plan = plan_topics(catalog, topology)
     replay = tuple(replay_audit_topic(topology, d) for d in sorted(catalog.datasets))
     return Topics(plan.audit + replay, plan.egress, plan.canonical, plan.lists_audit,

@@ -29,8 +29,12 @@ Consumer groups are named here too: the ACLs grant them by these names and prefi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from shulian.catalog.models import Catalog
+
+if TYPE_CHECKING:
+    from shulian.settings import Settings
 
 RAW = "raw"
 CANONICAL = "canonical"
@@ -77,6 +81,12 @@ class Topology:
         if ns and ("." in ns or ns in FAMILIES or ns.startswith("_")):
             raise ValueError(f"namespace {ns!r} must be one label without dots, not starting "
                              f"with '_' and not one of {', '.join(FAMILIES)}")
+
+    @classmethod
+    def from_settings(cls, settings: Settings, namespace: str | None = None) -> Topology:
+        """The topology of ``namespace`` (None = production) with the partition count new
+        topics get (``SHULIAN_DEFAULT_PARTITIONS``): how every command and service builds one."""
+        return cls(namespace=namespace, partitions=settings.default_partitions)
 
     def _n(self, name: str) -> str:
         return f"{self.namespace}.{name}" if self.namespace else name

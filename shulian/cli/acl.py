@@ -13,20 +13,19 @@ from typing import Any
 
 import click
 
-from shulian.cli.common import bootstrap_option, friendly_errors, settings_from
+from shulian.cli.common import (
+    bootstrap_option,
+    catalog_option,
+    connectors_option,
+    friendly_errors,
+    namespace_option,
+    settings_from,
+)
 from shulian.errors import ConfigError, ConfigIssue
 
 
 def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
-    fn = click.option("--connectors", "connectors_dir", type=click.Path(path_type=Path),
-                      envvar="SHULIAN_CONNECTORS_DIR", default=None,
-                      help="Connector configs: a folder or list file [env "
-                           "SHULIAN_CONNECTORS_DIR, default connectors/examples/up.list]")(fn)
-    fn = click.option("--catalog", "catalog_dir", type=click.Path(file_okay=False,
-                                                                  path_type=Path),
-                      envvar="SHULIAN_CATALOG_DIR", default=None,
-                      help="Catalogue folder [env SHULIAN_CATALOG_DIR, default ./catalog]")(fn)
-    return fn
+    return connectors_option(catalog_option(fn))
 
 
 @click.group("acl")
@@ -37,10 +36,10 @@ def acl() -> None:
 @acl.command("plan")
 @_common
 @click.option("--list-version", type=int, default=None,
-              help="List version in force [default: the newest in the catalogue]")
-@click.option("--namespace", default=None, help="Plan for a drill namespace's topics")
+              help="List version in force [default the newest in the catalogue]")
+@namespace_option
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
-              show_default=True, help="Output format")
+              help="Output format [default table]")
 @click.pass_context
 @friendly_errors
 def plan(ctx: click.Context, catalog_dir: Path | None, connectors_dir: Path | None,

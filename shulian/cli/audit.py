@@ -20,50 +20,39 @@ from rich.table import Table
 
 from shulian.audit.names import require_consumer, require_dataset
 from shulian.audit.report import COLUMNS, Filter, to_csv, to_json
-from shulian.audit.verifying import (
-    Topics,
-    VerifyResult,
-    catalogue_topics,
-    resolve_topics,
-    run_verify,
+from shulian.audit.verifying import resolve_topics, run_verify
+from shulian.cli.common import (
+    bootstrap_option,
+    catalog_option,
+    friendly_errors,
+    namespace_option,
+    settings_from,
+    window_of,
+    window_options,
 )
-from shulian.audit.window import Window
-from shulian.cli.common import bootstrap_option, friendly_errors, settings_from
-from shulian.errors import ConfigError, ConfigIssue
 from shulian.logic.reasons import legend
 
-__all__ = ["Topics", "VerifyResult", "audit", "catalogue_topics", "resolve_topics",
-           "run_verify", "window_of"]
+__all__ = ["audit"]
+
+_audit_topic_option = click.option(
+    "--audit-topic", "audit_topics", multiple=True,
+    help="Audit topic to read, repeatable [default the catalogue's audit.<dataset>, "
+         "audit.replay.<dataset>, audit.verify.<dataset>]")
 
 
-def window_of(start: str | None, end: str | None) -> Window:
-    try:
-        return Window.parse(start, end)
-    except ValueError as exc:
-        raise ConfigError([ConfigIssue("command line", "--from/--to", str(exc))]) from None
+def _common_options(fn: Any) -> Any:
+    """What verify and report both take: broker, window, catalogue, namespace, audit topics."""
+    fn = _audit_topic_option(namespace_option(catalog_option(fn)))
+    return bootstrap_option(window_options(required=False)(fn))
 
 
 def _topic_options(fn: Any) -> Any:
     fn = click.option("--canonical-topic", "canonical_topics", multiple=True,
-                      help="Canonical topic to check digests against (repeatable; default: the "
-                      "catalogue's)")(fn)
+                      help="Canonical topic to check digests against, repeatable "
+                      "[default the catalogue's]")(fn)
     fn = click.option("--egress-topic", "egress_topics", multiple=True,
-                      help="Egress topic to check (repeatable; default: the catalogue's)")(fn)
-    fn = click.option("--audit-topic", "audit_topics", multiple=True,
-                      help="Audit topic to read (repeatable; default: the catalogue's "
-                      "audit.<dataset>, audit.replay.<dataset>, audit.verify.<dataset>)")(fn)
-    fn = click.option("--namespace", envvar="SHULIAN_NAMESPACE", default=None,
-                      help="Topic prefix (a drill's namespace) [env SHULIAN_NAMESPACE]")(fn)
-    fn = click.option("--catalog", "catalog_dir", envvar="SHULIAN_CATALOG_DIR", default=None,
-                      type=click.Path(file_okay=False, path_type=Path),
-                      help="Catalogue folder [env SHULIAN_CATALOG_DIR, default ./catalog]")(fn)
-    fn = click.option("--to", "end", envvar="SHULIAN_AUDIT_TO", default=None, metavar="TIME",
-                      help="Window end: ISO 8601 (zone optional, default Asia/Shanghai), 'now' "
-                      "or relative (-15m) [env SHULIAN_AUDIT_TO]")(fn)
-    fn = click.option("--from", "start", envvar="SHULIAN_AUDIT_FROM", default=None,
-                      metavar="TIME", help="Window start, same forms as --to "
-                      "[env SHULIAN_AUDIT_FROM]")(fn)
-    return bootstrap_option(fn)
+                      help="Egress topic to check, repeatable [default the catalogue's]")(fn)
+    return _common_options(fn)
 
 
 @click.group("audit")
@@ -74,7 +63,8 @@ def audit() -> None:
 @audit.command("verify")
 @_topic_options
 @click.option("--no-digests", is_flag=True, default=False, envvar="SHULIAN_AUDIT_NO_DIGESTS",
-              help="Skip comparing audited record digests with the canonical records")
+              help="Skip comparing audited record digests with the canonical records "
+              "[env SHULIAN_AUDIT_NO_DIGESTS]")
 @click.pass_context
 @friendly_errors
 def verify(ctx: click.Context, bootstrap_servers: str | None, start: str | None,
@@ -152,23 +142,8 @@ def _report_options(fn: Any) -> Any:
     """Only the options that apply to a report (no egress topics: it reads none)."""
     fn = click.option("--canonical-topic", "canonical_topics", multiple=True,
                       help="With --record-key: canonical topic to find the record's raw "
-                      "origin in (repeatable; default: the catalogue's)")(fn)
-    fn = click.option("--audit-topic", "audit_topics", multiple=True,
-                      help="Audit topic to read (repeatable; default: the catalogue's "
-                      "audit.<dataset>, audit.replay.<dataset>, audit.verify.<dataset>)")(fn)
-    fn = click.option("--namespace", envvar="SHULIAN_NAMESPACE", default=None,
-                      help="Topic prefix (a drill's namespace) [env SHULIAN_NAMESPACE]")(fn)
-    fn = click.option("--catalog", "catalog_dir", envvar="SHULIAN_CATALOG_DIR", default=None,
-                      type=click.Path(file_okay=False, path_type=Path),
-                      help="Catalogue folder: list versions describe the masks [env "
-                      "SHULIAN_CATALOG_DIR, default ./catalog]")(fn)
-    fn = click.option("--to", "end", envvar="SHULIAN_AUDIT_TO", default=None, metavar="TIME",
-                      help="Window end: ISO 8601 (zone optional, default Asia/Shanghai), 'now' "
-                      "or relative (-15m) [env SHULIAN_AUDIT_TO]")(fn)
-    fn = click.option("--from", "start", envvar="SHULIAN_AUDIT_FROM", default=None,
-                      metavar="TIME", help="Window start, same forms as --to "
-                      "[env SHULIAN_AUDIT_FROM]")(fn)
-    return bootstrap_option(fn)
+                      "origin in, repeatable [default the catalogue's]")(fn)
+    return _common_options(fn)
 
 
 def _answer_counts(counts: dict[str, int] | None) -> str:
@@ -183,9 +158,9 @@ def _answer_counts(counts: dict[str, int] | None) -> str:
 @click.option("--record-key", default=None,
               help="A record's history: raw origin, canonical offset, every decision")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
-              envvar="SHULIAN_AUDIT_FORMAT", show_default=True,
+              envvar="SHULIAN_AUDIT_FORMAT",
               help="Output format; csv and json carry every column, uncut "
-              "[env SHULIAN_AUDIT_FORMAT]")
+              "[env SHULIAN_AUDIT_FORMAT, default table]")
 @click.pass_context
 @friendly_errors
 def report(ctx: click.Context, bootstrap_servers: str | None, start: str | None,
@@ -199,10 +174,10 @@ def report(ctx: click.Context, bootstrap_servers: str | None, start: str | None,
     (Asia/Shanghai); masks are named with their parameters ("first 3 / last 4 kept") from the
     catalogue's list versions; reasons are also given in words. With --record-key the
     canonical topics are read too, to show the raw topic/offset each canonical record came
-    from.
+    from. The catalogue's list versions describe the masks.
     """
+    from shulian.audit.replaying import load_catalog
     from shulian.audit.reporting import run_report
-    from shulian.catalog.load import load_catalog
 
     if consumer is None and dataset is None and record_key is None:
         raise click.UsageError("give --consumer, --dataset or --record-key")
@@ -213,7 +188,7 @@ def report(ctx: click.Context, bootstrap_servers: str | None, start: str | None,
                  window=window_of(start, end))
     topics = resolve_topics(settings, namespace=namespace, audit=audit_topics,
                             egress=(), canonical=canonical_topics)
-    catalog = load_catalog(settings.catalog_dir, schemas_dir=settings.schemas_dir)
+    catalog = load_catalog(settings)
     require_consumer(catalog, consumer)
     require_dataset(catalog, dataset)
     result = run_report(settings, catalog, flt, audit_topics=topics.audit + topics.unsealed,

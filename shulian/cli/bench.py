@@ -14,34 +14,35 @@ from shulian.cli.common import engine_option, friendly_errors
 
 
 @click.command("bench")
-@click.option("--records", type=click.IntRange(min=100), default=50_000, show_default=True,
+@click.option("--records", type=click.IntRange(min=100), default=50_000,
               envvar="SHULIAN_BENCH_RECORDS",
-              help="Raw records per throughput phase [env SHULIAN_BENCH_RECORDS]")
-@click.option("--seconds", type=click.FloatRange(min=1), default=15.0, show_default=True,
+              help="Raw records per throughput phase [env SHULIAN_BENCH_RECORDS, default 50000]")
+@click.option("--seconds", type=click.FloatRange(min=1), default=15.0,
               envvar="SHULIAN_BENCH_SECONDS",
-              help="Length of the latency phase [env SHULIAN_BENCH_SECONDS]")
+              help="Length of the latency phase [env SHULIAN_BENCH_SECONDS, default 15]")
 @click.option("--latency-rate", type=click.FloatRange(min=1), default=1000.0,
-              show_default=True, envvar="SHULIAN_BENCH_LATENCY_RATE",
+              envvar="SHULIAN_BENCH_LATENCY_RATE",
               help="Offered load (raw records/s) of the latency phase "
-                   "[env SHULIAN_BENCH_LATENCY_RATE]")
-@click.option("--runs", type=click.IntRange(min=0), default=3, show_default=True,
+                   "[env SHULIAN_BENCH_LATENCY_RATE, default 1000]")
+@click.option("--runs", type=click.IntRange(min=0), default=3,
               envvar="SHULIAN_BENCH_RUNS",
               help="Runs of every phase; the summary gives medians (0: only --scale-out) "
-                   "[env SHULIAN_BENCH_RUNS]")
-@click.option("--soak-seconds", type=click.FloatRange(min=0), default=0.0, show_default=True,
+                   "[env SHULIAN_BENCH_RUNS, default 3]")
+@click.option("--soak-seconds", type=click.FloatRange(min=0), default=0.0,
               envvar="SHULIAN_BENCH_SOAK_SECONDS",
               help="After the last run, keep the offered load this long and record the "
                    "worker's RSS (300 for the 5-minute flatness check; 0 = no soak) "
-                   "[env SHULIAN_BENCH_SOAK_SECONDS]")
+                   "[env SHULIAN_BENCH_SOAK_SECONDS, default 0]")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, envvar="SHULIAN_BENCH_JSON",
               help="Write the full report here, e.g. bench/results/x.json "
                    "[env SHULIAN_BENCH_JSON]")
 @click.option("--keep-logs", is_flag=True, envvar="SHULIAN_BENCH_KEEP_LOGS",
               help="Keep the temp directory with every child's log [env SHULIAN_BENCH_KEEP_LOGS]")
-@click.option("--scale-out", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--scale-out", type=click.IntRange(min=0), default=0,
               help="Also run the chain with 1 and with N worker processes on the same topics "
-                   "(6 partitions), each on a fresh broker, with each process's CPU (0: off)")
+                   "(6 partitions), each on a fresh broker, with each process's CPU "
+                   "[default 0: off]")
 @engine_option
 @friendly_errors
 def bench(records: int, seconds: float, latency_rate: float, runs: int, soak_seconds: float,

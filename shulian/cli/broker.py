@@ -13,8 +13,8 @@ from shulian.cli.common import engine_option, friendly_errors, settings_from
 
 
 @click.command("broker")
-@click.option("--host", default="127.0.0.1", show_default=True, envvar="SHULIAN_BROKER_HOST",
-              help="Address to listen on [env SHULIAN_BROKER_HOST]")
+@click.option("--host", default="127.0.0.1", envvar="SHULIAN_BROKER_HOST",
+              help="Address to listen on [env SHULIAN_BROKER_HOST, default 127.0.0.1]")
 @click.option("--port", type=int, default=None, envvar="SHULIAN_BROKER_PORT",
               help="Port to listen on [env SHULIAN_BROKER_PORT, default 9092]")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -23,9 +23,9 @@ from shulian.cli.common import engine_option, friendly_errors, settings_from
                    "kafka: log dirs under DIR/kafka); without it data is in memory (kafka: a "
                    "temp folder) [env SHULIAN_DATA_DIR]")
 @engine_option
-@click.option("--nodes", type=click.IntRange(1, 9), default=1, show_default=True,
+@click.option("--nodes", type=click.IntRange(1, 9), default=1,
               help="kafka engine: nodes of a local cluster (each a broker and a controller "
-                   "voter, on its own ports); node 1 listens on --port")
+                   "voter, on its own ports); node 1 listens on --port [default 1]")
 @click.pass_context
 @friendly_errors
 def broker(ctx: click.Context, host: str, port: int | None, data_dir: Path | None,

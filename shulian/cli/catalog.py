@@ -15,7 +15,7 @@ from shulian.catalog import listing
 from shulian.catalog.avro import schema_text
 from shulian.catalog.listing import KINDS
 from shulian.catalog.load import build_canonical_schemas, check_catalog, load_catalog
-from shulian.cli.common import friendly_errors, settings_from
+from shulian.cli.common import catalog_option, friendly_errors, settings_from
 
 
 def _dirs(
@@ -25,11 +25,6 @@ def _dirs(
     return settings.catalog_dir, settings.schemas_dir
 
 
-_catalog_option = click.option(
-    "--catalog", "catalog_dir", type=click.Path(file_okay=False, path_type=Path),
-    envvar="SHULIAN_CATALOG_DIR", default=None,
-    help="Catalogue folder [env SHULIAN_CATALOG_DIR, default ./catalog]",
-)
 _schemas_option = click.option(
     "--schemas", "schemas_dir", type=click.Path(file_okay=False, path_type=Path),
     envvar="SHULIAN_SCHEMAS_DIR", default=None,
@@ -46,7 +41,7 @@ def catalog() -> None:
 
 
 @catalog.command()
-@_catalog_option
+@catalog_option
 @_schemas_option
 @click.pass_context
 @friendly_errors
@@ -81,7 +76,7 @@ def check(ctx: click.Context, catalog_dir: Path | None, schemas_dir: Path | None
 
 @catalog.command()
 @click.option("--write", is_flag=True, help="Write the generated files instead of comparing.")
-@_catalog_option
+@catalog_option
 @_schemas_option
 @click.pass_context
 @friendly_errors
@@ -135,8 +130,8 @@ def _cell(value: object) -> str:
 @catalog.command("list")
 @click.argument("what", type=click.Choice(["all", *KINDS]), default="all")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
-              show_default=True, help="Output format (json carries every column)")
-@_catalog_option
+              help="Output format; json carries every column [default table]")
+@catalog_option
 @_schemas_option
 @click.pass_context
 @friendly_errors

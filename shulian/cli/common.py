@@ -1,15 +1,23 @@
-"""Shared CLI plumbing: settings from options with SHULIAN_* fallbacks, logging, errors."""
+"""Shared CLI plumbing: settings from options with SHULIAN_* fallbacks, logging, errors, and the
+options several commands take, defined once (one name, one variable, one help text each).
+
+Help style, every option of every command: ``<what> [env SHULIAN_X, default Y]`` (either part
+left out when there is none); ``tests/unit/test_cli_help.py`` holds it."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
-from shulian.errors import ConfigError, ShulianError
+from shulian.audit.window import Window
+from shulian.errors import ConfigError, ConfigIssue, ShulianError
 from shulian.log import configure_logging
 from shulian.settings import Settings, load_settings
 
@@ -74,3 +82,74 @@ def registry_option(fn: F) -> F:
         default=None,
         help="Schema registry URL [env SHULIAN_REGISTRY_URL, default http://127.0.0.1:8081]",
     )(fn)
+
+
+def renamed_env(new: str, old: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """An option callback for an ``envvar`` list holding both names: a value taken from the
+    old name still works, with a deprecation line on stderr (logging is not set up while
+    options parse, and stdout may be a CSV)."""
+
+    def check(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if (param.name and ctx.get_parameter_source(param.name) is ParameterSource.ENVIRONMENT
+                and os.environ.get(old)):
+            click.echo(f"warning: {old} is deprecated; set {new} instead", err=True)
+        return value
+
+    return check
+
+
+def catalog_option(fn: F) -> F:
+    """``--catalog``: the catalogue folder."""
+    return click.option(
+        "--catalog", "catalog_dir", type=click.Path(file_okay=False, path_type=Path),
+        envvar="SHULIAN_CATALOG_DIR", default=None,
+        help="Catalogue folder [env SHULIAN_CATALOG_DIR, default ./catalog]")(fn)
+
+
+def connectors_option(fn: F) -> F:
+    """``--connectors``: the connector configs (a folder or a list file)."""
+    return click.option(
+        "--connectors", "connectors_dir", type=click.Path(path_type=Path),
+        envvar="SHULIAN_CONNECTORS_DIR", default=None,
+        help="Connector configs: a folder or list file [env SHULIAN_CONNECTORS_DIR, default "
+             "connectors/examples/up.list]")(fn)
+
+
+NAMESPACE_ENV = "SHULIAN_NAMESPACE"
+
+
+def namespace_option(fn: F) -> F:
+    """``--namespace``: the topic prefix of an isolated chain (a drill's), None = production."""
+    return click.option(
+        "--namespace", envvar=NAMESPACE_ENV, default=None,
+        help="Topic prefix of an isolated chain, e.g. a drill's [env SHULIAN_NAMESPACE, "
+             "default none: the production topics]")(fn)
+
+
+def window_options(*, required: bool) -> Callable[[F], F]:
+    """``--from``/``--to``: a time window (:class:`shulian.audit.window.Window`), from
+    SHULIAN_AUDIT_FROM/SHULIAN_AUDIT_TO (SHULIAN_REPLAY_FROM/_TO still read, deprecated)."""
+    bound = "" if required else ", default unbounded"
+
+    def apply(fn: F) -> F:
+        fn = click.option(
+            "--to", "end", envvar=["SHULIAN_AUDIT_TO", "SHULIAN_REPLAY_TO"], required=required,
+            default=None, metavar="TIME",
+            callback=renamed_env("SHULIAN_AUDIT_TO", "SHULIAN_REPLAY_TO"),
+            help="Window end: ISO 8601 (zone optional, default Asia/Shanghai), 'now' or "
+                 f"relative (-15m) [env SHULIAN_AUDIT_TO{bound}]")(fn)
+        return click.option(
+            "--from", "start", envvar=["SHULIAN_AUDIT_FROM", "SHULIAN_REPLAY_FROM"],
+            required=required, default=None, metavar="TIME",
+            callback=renamed_env("SHULIAN_AUDIT_FROM", "SHULIAN_REPLAY_FROM"),
+            help=f"Window start, same forms as --to [env SHULIAN_AUDIT_FROM{bound}]")(fn)
+
+    return apply
+
+
+def window_of(start: str | None, end: str | None) -> Window:
+    """The window ``--from``/``--to`` give; a bad TIME is a ConfigError naming them."""
+    try:
+        return Window.parse(start, end)
+    except ValueError as exc:
+        raise ConfigError([ConfigIssue("command line", "--from/--to", str(exc))]) from None

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import click
 
-from shulian.cli.common import bootstrap_option, friendly_errors, settings_from
+from shulian.cli.common import (
+    bootstrap_option,
+    catalog_option,
+    friendly_errors,
+    namespace_option,
+    settings_from,
+)
 
 
 @click.command("console")
@@ -18,15 +24,12 @@ from shulian.cli.common import bootstrap_option, friendly_errors, settings_from
               help="Port [env SHULIAN_CONSOLE_PORT, default 8090]")
 @click.option("--registry-url", default=None, envvar="SHULIAN_REGISTRY_URL",
               help="Schema registry, for its health [env SHULIAN_REGISTRY_URL]")
-@click.option("--catalog", "catalog_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=None, envvar="SHULIAN_CATALOG_DIR",
-              help="Catalogue folder [env SHULIAN_CATALOG_DIR, default ./catalog]")
+@catalog_option
 @click.option("--connectors", "connectors_dir", type=click.Path(path_type=Path), default=None,
               envvar="SHULIAN_CONNECTORS_DIR",
               help="Connector configs whose gateway tokens let agencies log in "
                    "[env SHULIAN_CONNECTORS_DIR, default connectors/examples]")
-@click.option("--namespace", envvar="SHULIAN_NAMESPACE", default=None,
-              help="Topic prefix (a drill's namespace) [env SHULIAN_NAMESPACE]")
+@namespace_option
 @click.pass_context
 @friendly_errors
 def console(ctx: click.Context, bootstrap_servers: str | None, host: str | None,

@@ -18,7 +18,13 @@ from shulian.audit import deadletters as dl
 from shulian.audit.progress import reading
 from shulian.audit.report import to_csv
 from shulian.audit.window import Window
-from shulian.cli.common import bootstrap_option, friendly_errors, settings_from
+from shulian.cli.common import (
+    bootstrap_option,
+    catalog_option,
+    friendly_errors,
+    namespace_option,
+    settings_from,
+)
 from shulian.errors import ConfigError, ConfigIssue
 from shulian.logic.reasons import legend
 from shulian.logic.result import Reason
@@ -47,14 +53,11 @@ _TABLE = ("rejected_at", "agency", "dataset", "reason", "field", "why")
               "Asia/Shanghai), 'now' or relative (-15m, -2h, -1d)")
 @click.option("--until", default=None, metavar="TIME", help="Rejected at or before TIME")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
-              show_default=True, help="Output format (json and csv carry every column)")
-@click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True,
-              help="Language of the reasons in words")
-@click.option("--namespace", envvar="SHULIAN_NAMESPACE", default=None,
-              help="Topic prefix (a drill's namespace) [env SHULIAN_NAMESPACE]")
-@click.option("--catalog", "catalog_dir", envvar="SHULIAN_CATALOG_DIR", default=None,
-              type=click.Path(file_okay=False, path_type=Path),
-              help="Catalogue folder [env SHULIAN_CATALOG_DIR, default ./catalog]")
+              help="Output format; json and csv carry every column [default table]")
+@click.option("--lang", type=click.Choice(["en", "zh"]), default="en",
+              help="Language of the reasons in words [default en]")
+@namespace_option
+@catalog_option
 @click.option("--show-original", is_flag=True, default=False,
               help="Print the original bytes. Refused: needs the agency's own identity "
               "(SASL credentials) on a broker with per-agency ACLs; the embedded stack has "
@@ -92,7 +95,8 @@ def deadletters(ctx: click.Context, bootstrap_servers: str | None, agency: str |
     catalog = load_catalog(settings.catalog_dir, schemas_dir=settings.schemas_dir)
     flt = dl.DeadLetterFilter(agency=agency, dataset=dataset, reason=reason, window=window)
     # a misspelt agency or dataset is named before the broker is asked anything
-    dl.deadletter_topics(catalog, Topology(namespace=namespace), agency=agency, dataset=dataset)
+    dl.deadletter_topics(catalog, Topology.from_settings(settings, namespace), agency=agency,
+                         dataset=dataset)
     require_broker(settings)
     with reading("dead-letter topics") as progress:
         letters = dl.read_dead_letters(settings, catalog, flt, namespace=namespace,

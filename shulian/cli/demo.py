@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from shulian.cli.common import engine_option, friendly_errors, settings_from
+from shulian.cli.common import engine_option, friendly_errors, namespace_option, settings_from
 from shulian.cli.up import initialise
 from shulian.clock import DEMO_CLOCK, parse_clock
 from shulian.embedded.net import free_port
@@ -26,16 +26,17 @@ DEMO_CHILDREN = ("broker", "registry", "worker")
 
 
 @click.command("demo")
-@click.option("--records", type=click.IntRange(min=1), default=260, show_default=True,
+@click.option("--records", type=click.IntRange(min=1), default=260,
               help="Records published in all, wire garbage included, split evenly over the "
-              "agency datasets (260: the scenario of docs/AUDIT.md)")
-@click.option("--garbage", type=click.IntRange(min=0), default=5, show_default=True,
-              help="Wire-garbage records (not Avro at all) within each agency dataset's share")
+              "agency datasets [default 260: the scenario of docs/AUDIT.md]")
+@click.option("--garbage", type=click.IntRange(min=0), default=5,
+              help="Wire-garbage records (not Avro at all) within each agency dataset's "
+              "share [default 5]")
 @click.option("--invalid-rate", type=click.FloatRange(0.0, 1.0), default=0.05,
-              show_default=True, help="Share of records that fail an element check on purpose")
-@click.option("--seed", type=int, default=2026, show_default=True, help="Random seed")
-@click.option("--timeout", "timeout_s", type=float, default=180.0, show_default=True,
-              help="Seconds to wait for the chain to process everything")
+              help="Share of records that fail an element check on purpose [default 0.05]")
+@click.option("--seed", type=int, default=2026, help="Random seed [default 2026]")
+@click.option("--timeout", "timeout_s", type=float, default=180.0,
+              help="Seconds to wait for the chain to process everything [default 180]")
 @click.option("--bootstrap", "bootstrap_servers", envvar="SHULIAN_DEMO_BOOTSTRAP",
               default=None, help="Play into the already running stack at these bootstrap "
               "servers (its worker must run) instead of starting one; nothing is stopped "
@@ -43,9 +44,7 @@ DEMO_CHILDREN = ("broker", "registry", "worker")
 @click.option("--registry-url", "--registry", "registry_url", envvar="SHULIAN_REGISTRY_URL",
               default=None, help="With --bootstrap: the running stack's schema registry "
               "[env SHULIAN_REGISTRY_URL, default http://127.0.0.1:8081]")
-@click.option("--namespace", envvar="SHULIAN_NAMESPACE", default=None,
-              help="With --bootstrap: the topic prefix the running worker uses "
-              "[env SHULIAN_NAMESPACE]")
+@namespace_option
 @engine_option
 @click.pass_context
 @friendly_errors
@@ -62,7 +61,7 @@ def demo(ctx: click.Context, records: int, garbage: int, invalid_rate: float, se
     With --bootstrap the same scenario is played into a stack that is already running
     (shulian up, or broker + registry + init + worker), counting only what this run added,
     and the stack keeps running, so `shulian audit` and `shulian deadletters` can be run on
-    the result afterwards.
+    the result afterwards; --namespace (only with --bootstrap) names the prefix its worker uses.
     """
     if bootstrap_servers is not None:
         overrides: dict[str, Any] = {"bootstrap_servers": bootstrap_servers}
@@ -143,7 +142,7 @@ def _play(settings: Settings, *, records: int, garbage: int, invalid_rate: float
     from shulian.scenario import ScenarioTimeout, play, topic_ends, wait_for_chain
 
     catalog = load_catalog(settings.catalog_dir, schemas_dir=settings.schemas_dir)
-    topology = Topology(namespace=namespace, partitions=settings.default_partitions)
+    topology = Topology.from_settings(settings, namespace)
     plan = plan_topics(catalog, topology)
     after = topic_ends(settings, [*plan.audit, *plan.deadletter])
     tally = play(settings, catalog, topology, records=records, invalid_rate=invalid_rate,

@@ -15,23 +15,17 @@ from typing import Any
 
 import click
 
-from shulian.cli.common import bootstrap_option, friendly_errors, settings_from
+from shulian.cli.common import (
+    bootstrap_option,
+    catalog_option,
+    friendly_errors,
+    namespace_option,
+    settings_from,
+)
 from shulian.settings import Settings
 
 _file = click.argument("list_file", type=click.Path(dir_okay=False, exists=True,
                                                      path_type=Path))
-
-
-def _catalog_option(fn: Any) -> Any:
-    return click.option(
-        "--catalog", "catalog_dir", type=click.Path(file_okay=False, path_type=Path),
-        envvar="SHULIAN_CATALOG_DIR", default=None,
-        help="Catalogue folder [env SHULIAN_CATALOG_DIR, default ./catalog]")(fn)
-
-
-def _namespace_option(fn: Any) -> Any:
-    return click.option("--namespace", envvar="SHULIAN_NAMESPACE", default=None,
-                        help="Topic prefix [env SHULIAN_NAMESPACE]")(fn)
 
 
 def _catalog(settings: Settings) -> Any:
@@ -68,11 +62,11 @@ def sharing() -> None:
 
 
 @sharing.command("propose")
-@_catalog_option
+@catalog_option
 @_file
 @click.option("--previous", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              default=None, help="The version this one supersedes (default: the catalogue's "
-              "newest)")
+              default=None, help="The version this one supersedes [default the catalogue's "
+              "newest]")
 @click.pass_context
 @friendly_errors
 def propose(ctx: click.Context, catalog_dir: Path | None, list_file: Path,
@@ -108,15 +102,15 @@ def propose(ctx: click.Context, catalog_dir: Path | None, list_file: Path,
 
 
 @sharing.command("sign")
-@_catalog_option
+@catalog_option
 @_file
 @click.option("--key", "key_file", required=True,
               type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Your private key file (PEM or base64 seed); its public half must be in "
               "catalog/keys.yaml")
 @click.option("--entry", "entries", multiple=True,
-              help="Sign only this entry (repeatable; default: every entry your agency is "
-              "provider or consumer of)")
+              help="Sign only this entry, repeatable [default every entry your agency is "
+              "provider or consumer of]")
 @click.pass_context
 @friendly_errors
 def sign(ctx: click.Context, catalog_dir: Path | None, list_file: Path, key_file: Path,
@@ -155,10 +149,10 @@ def sign(ctx: click.Context, catalog_dir: Path | None, list_file: Path, key_file
 
 
 @sharing.command("verify")
-@_catalog_option
+@catalog_option
 @_file
 @click.option("--previous", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              default=None, help="The version it supersedes (default: from the catalogue)")
+              default=None, help="The version it supersedes [default from the catalogue]")
 @click.pass_context
 @friendly_errors
 def verify(ctx: click.Context, catalog_dir: Path | None, list_file: Path,
@@ -187,9 +181,9 @@ def verify(ctx: click.Context, catalog_dir: Path | None, list_file: Path,
 
 @sharing.command("publish")
 @bootstrap_option
-@_catalog_option
+@catalog_option
 @_file
-@_namespace_option
+@namespace_option
 @click.pass_context
 @friendly_errors
 def publish(ctx: click.Context, bootstrap_servers: str | None, catalog_dir: Path | None,
@@ -216,7 +210,7 @@ def publish(ctx: click.Context, bootstrap_servers: str | None, catalog_dir: Path
         raise click.ClickException("not published, workers would refuse it: " + "; ".join(why))
     producer = Producer(producer_config(settings))
     errors: list[str] = []
-    producer.produce(Topology(namespace=namespace).control, text.encode("utf-8"),
+    producer.produce(Topology.from_settings(settings, namespace).control, text.encode("utf-8"),
                      str(sl.version).encode(),
                      on_delivery=lambda err, _m: errors.append(str(err)) if err else None)
     if producer.flush(30) or errors:
@@ -229,14 +223,14 @@ def _history(settings: Settings, catalog: Any, namespace: str | None) -> Any:
     from shulian.chain.topology import Topology
     from shulian.io.control import published_versions
 
-    topic = Topology(namespace=namespace).control
+    topic = Topology.from_settings(settings, namespace).control
     return history(catalog, published_versions(settings, catalog, topic), now=None)[0]
 
 
 @sharing.command("show")
 @bootstrap_option
-@_catalog_option
-@_namespace_option
+@catalog_option
+@namespace_option
 @click.option("--version", "version", type=int, default=None,
               help="This version instead of the one in force")
 @click.option("--file", "list_file", default=None,
@@ -270,7 +264,7 @@ def show(ctx: click.Context, bootstrap_servers: str | None, catalog_dir: Path | 
 
 
 @sharing.command("diff")
-@_catalog_option
+@catalog_option
 @click.argument("old")
 @click.argument("new")
 @click.pass_context
@@ -299,8 +293,8 @@ def diff(ctx: click.Context, catalog_dir: Path | None, old: str, new: str) -> No
 
 @sharing.command("history")
 @bootstrap_option
-@_catalog_option
-@_namespace_option
+@catalog_option
+@namespace_option
 @click.pass_context
 @friendly_errors
 def history_cmd(ctx: click.Context, bootstrap_servers: str | None, catalog_dir: Path | None,

@@ -16,7 +16,7 @@ from types import FrameType
 import click
 from pydantic import SecretStr
 
-from shulian.cli.common import engine_option, friendly_errors, settings_from
+from shulian.cli.common import catalog_option, engine_option, friendly_errors, settings_from
 from shulian.embedded.stack import (
     STACK_LIST,
     ConnectorPlan,
@@ -47,7 +47,7 @@ def initialise(settings: Settings) -> None:
     from shulian.io.setup import init_topology
 
     catalog = load_catalog(settings.catalog_dir, schemas_dir=settings.schemas_dir)
-    report = init_topology(settings, catalog, Topology(partitions=settings.default_partitions))
+    report = init_topology(settings, catalog, Topology.from_settings(settings))
     click.echo(f"initialised: {report.topics} topics, {report.subjects} schema subjects")
 
 
@@ -169,8 +169,8 @@ def print_tokens(plan: ConnectorPlan) -> None:
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               envvar="SHULIAN_DATA_DIR",
               help="Keep broker data, connector state and the stack's database under DIR "
-                   "(survives a restart); default: memory and a temporary directory "
-                   "[env SHULIAN_DATA_DIR]")
+                   "(survives a restart) [env SHULIAN_DATA_DIR, default none: memory and a "
+                   "temporary directory]")
 @click.option("--broker-port", type=int, default=None, envvar="SHULIAN_BROKER_PORT",
               help="Broker port [env SHULIAN_BROKER_PORT, default 9092]")
 @click.option("--registry-port", type=int, default=None, envvar="SHULIAN_REGISTRY_PORT",
@@ -181,9 +181,7 @@ def print_tokens(plan: ConnectorPlan) -> None:
               help="Worker metrics port [env SHULIAN_METRICS_PORT, default 9464]")
 @click.option("--console-port", type=int, default=None, envvar="SHULIAN_CONSOLE_PORT",
               help="Web console port [env SHULIAN_CONSOLE_PORT, default 8090]")
-@click.option("--catalog", "catalog_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=None, envvar="SHULIAN_CATALOG_DIR",
-              help="Catalogue folder [env SHULIAN_CATALOG_DIR, default ./catalog]")
+@catalog_option
 @click.option("--connectors", "connectors", type=click.Path(path_type=Path), default=None,
               envvar="SHULIAN_CONNECTORS_DIR",
               help=f"Connector configs to run: a list file, a folder with {STACK_LIST}, or a "

@@ -2,28 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import click
 
-from shulian.cli.common import bootstrap_option, friendly_errors, registry_option, settings_from
-
-
-def _catalog_option(fn: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--catalog", "catalog_dir", type=click.Path(file_okay=False, path_type=Path),
-        envvar="SHULIAN_CATALOG_DIR", default=None,
-        help="Catalogue folder [env SHULIAN_CATALOG_DIR, default ./catalog]")(fn)
+from shulian.cli.common import (
+    bootstrap_option,
+    catalog_option,
+    friendly_errors,
+    namespace_option,
+    registry_option,
+    settings_from,
+)
 
 
 @click.command("worker")
 @bootstrap_option
 @registry_option
-@_catalog_option
-@click.option("--namespace", envvar="SHULIAN_NAMESPACE", default=None,
-              help="Topic prefix for an isolated chain (drills) [env SHULIAN_NAMESPACE]")
+@catalog_option
+@namespace_option
 @click.option("--worker-id", envvar="SHULIAN_WORKER_ID", default=None,
               help="Name recorded in audit records [env SHULIAN_WORKER_ID]")
 @click.option("--metrics-port", type=int, envvar="SHULIAN_METRICS_PORT", default=None,
@@ -50,9 +47,8 @@ def worker(ctx: click.Context, bootstrap_servers: str | None, registry_url: str 
 @click.command("init")
 @bootstrap_option
 @registry_option
-@_catalog_option
-@click.option("--namespace", envvar="SHULIAN_NAMESPACE", default=None,
-              help="Topic prefix for an isolated chain [env SHULIAN_NAMESPACE]")
+@catalog_option
+@namespace_option
 @click.pass_context
 @friendly_errors
 def init(ctx: click.Context, bootstrap_servers: str | None, registry_url: str | None,
@@ -66,5 +62,5 @@ def init(ctx: click.Context, bootstrap_servers: str | None, registry_url: str | 
                              catalog_dir=catalog_dir)
     catalog = load_catalog(settings.catalog_dir, schemas_dir=settings.schemas_dir)
     report = init_topology(settings, catalog,
-                           Topology(namespace=namespace, partitions=settings.default_partitions))
+                           Topology.from_settings(settings, namespace))
     click.echo(f"ready: {report.topics} topics, {report.subjects} schema subjects")

@@ -31,7 +31,7 @@ def build_console(settings: Settings, environ: Mapping[str, str], *, namespace: 
     from shulian.chain.topology import Topology
 
     catalog = load_catalog(settings.catalog_dir, schemas_dir=settings.schemas_dir)
-    topology = Topology(namespace=namespace, partitions=settings.default_partitions)
+    topology = Topology.from_settings(settings, namespace)
     store = Store(topology)
     tailer = Tailer(settings, catalog, topology, store, clock=clock, interval_s=interval_s)
     key = settings.console_session_key

@@ -280,17 +280,24 @@ def _partial(s: dict[str, Any], key: str) -> Any | None:
     return _additional(s, "additionalProperties")[1]
 
 
+def _partially_open(ctx: Context, older: Node, newer: Node, change: str) -> None:
+    """A property ``change``d (REMOVED or ADDED) where a partially open content model (a
+    matching patternProperties or additionalProperties schema) stands for it on the other
+    side: covered when the property's schema and that one are compatible."""
+    sub = ctx.sub()
+    compare(sub, older, newer)
+    ctx.differences += sub.differences
+    covered = "IS_COVERED" if sub.compatible else "NOT_COVERED"
+    ctx.add(f"PROPERTY_{change}_{covered}_BY_PARTIALLY_OPEN_CONTENT_MODEL")
+
+
 def _property_removed(ctx: Context, o: Node, u: Node, key: str, old: Any) -> None:
     if _is_open(u.schema):
         ctx.add("PROPERTY_REMOVED_FROM_OPEN_CONTENT_MODEL")
         return
     partial = _partial(u.schema, key)
     if partial is not None:
-        sub = ctx.sub()
-        compare(sub, Node(old, o.resolver), Node(partial, u.resolver))
-        ctx.differences += sub.differences
-        ctx.add("PROPERTY_REMOVED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL" if sub.compatible
-                else "PROPERTY_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL")
+        _partially_open(ctx, Node(old, o.resolver), Node(partial, u.resolver), "REMOVED")
     elif old is False:
         ctx.add("PROPERTY_WITH_FALSE_REMOVED_FROM_CLOSED_CONTENT_MODEL")
     else:
@@ -304,11 +311,7 @@ def _property_added(ctx: Context, o: Node, u: Node, key: str, new: Any) -> None:
         return
     partial = _partial(o.schema, key)
     if partial is not None:
-        sub = ctx.sub()
-        compare(sub, Node(partial, o.resolver), Node(new, u.resolver))
-        ctx.differences += sub.differences
-        ctx.add("PROPERTY_ADDED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL" if sub.compatible
-                else "PROPERTY_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL")
+        _partially_open(ctx, Node(partial, o.resolver), Node(new, u.resolver), "ADDED")
     if key in (u.schema.get("required") or []):
         ctx.add("REQUIRED_PROPERTY_WITH_DEFAULT_ADDED_TO_UNOPEN_CONTENT_MODEL"
                 if isinstance(new, dict) and "default" in new

@@ -9,10 +9,10 @@ import pytest
 from click.testing import CliRunner
 from confluent_kafka import Producer
 
+from shulian.audit.verifying import Topics, run_verify
 from shulian.audit.window import Window
 from shulian.catalog.load import load_catalog
 from shulian.catalog.models import ShareType
-from shulian.cli.audit import Topics, run_verify
 from shulian.cli.main import cli
 from shulian.io.kafka import TopicSpec, admin_client, ensure_topics, producer_config
 from shulian.logic.audit import AuditChain, build_audit, record_digest

@@ -17,12 +17,13 @@ from click.testing import CliRunner
 
 from shulian.audit.check import audit_entries
 from shulian.audit.drill import run_drill
+from shulian.audit.redelivering import run_redeliver
+from shulian.audit.replaying import run_replay_decisions
+from shulian.audit.verifying import catalogue_topics, run_verify
 from shulian.audit.window import Window
 from shulian.catalog.models import Catalog
 from shulian.chain.topology import Topology, plan_topics
-from shulian.cli.audit import catalogue_topics, run_verify
 from shulian.cli.main import cli
-from shulian.cli.replay import run_redeliver, run_replay_decisions
 from shulian.io.publish import AgencyPublisher
 from shulian.io.reader import read_topics
 from shulian.settings import Settings
@@ -132,7 +133,7 @@ def test_redeliver_re_derives_and_never_resends_a_forgery(chain: dict[str, Any])
     forged = _forge(settings, egress_topic)
     res = run_redeliver(settings, topology=topology, consumer=consumer,
                         dataset="household_change", window=Window.parse("-1h", "now"),
-                        sink_config=None, master_key=KEY.encode())
+                        master_key=KEY.encode())
     delivered = sum(1 for e in entries if e.record["consumer"] == consumer)
     assert res.refused == 0 and res.delivered == delivered
     copies = [m for ms in read_topics(settings, [egress_topic]).values() for m in ms
@@ -151,7 +152,7 @@ def test_redeliver_re_derives_and_never_resends_a_forgery(chain: dict[str, Any])
     # a second run re-derives the same records again: nothing from the first run is copied
     again = run_redeliver(settings, topology=topology, consumer=consumer,
                           dataset="household_change", window=Window.parse("-1h", "now"),
-                          sink_config=None, master_key=KEY.encode())
+                          master_key=KEY.encode())
     assert again.delivered == delivered
 
 

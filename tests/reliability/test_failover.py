@@ -27,8 +27,8 @@ from connectors.sources.config import GatewayConfig
 from connectors.sources.gateway import AsyncDelivery, build_authenticator, create_app
 from connectors.sources.gateway_auth import token_sha256
 from connectors.sources.plumbing import RawProducer, RawSchemas
+from shulian.audit.verifying import catalogue_topics, run_verify
 from shulian.audit.window import Window
-from shulian.cli.audit import catalogue_topics, run_verify
 from shulian.embedded.kafka import KafkaCluster
 from shulian.embedded.net import wait_until
 from shulian.io.kafka import TopicSpec, admin_client, ensure_topics, producer_config
