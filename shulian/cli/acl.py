@@ -89,15 +89,16 @@ def _secrets(settings: Any, names: list[str]) -> Any:
 @friendly_errors
 def apply(ctx: click.Context, bootstrap_servers: str | None, catalog_dir: Path | None,
           connectors_dir: Path | None, rotate: tuple[str, ...]) -> None:
-    """Reconcile the cluster to the plan: add missing ACLs and SCRAM users, remove Shulian's
-    that the plan no longer has. Idempotent."""
+    """Reconcile the cluster to the plan under the list in force (the catalogue's newest, then
+    the signed versions on the control topic): add missing ACLs and SCRAM users, remove
+    Shulian's that the plan no longer has. Idempotent."""
     from shulian.io.kafka import admin_client
     from shulian.perimeter.kafka_admin import reconcile
-    from shulian.perimeter.service import load_plan
+    from shulian.perimeter.service import load_live_plan
 
     settings = settings_from(ctx, bootstrap_servers=bootstrap_servers, catalog_dir=catalog_dir,
                              connectors_dir=connectors_dir)
-    p = load_plan(settings)
+    p = load_live_plan(settings)
     done = reconcile(admin_client(settings), p, _secrets(settings, p.identities.names()),
                      rotate=rotate)
     click.echo(f"list version {p.list_version}: {len(done.acls.add)} ACL(s) added, "
@@ -115,13 +116,14 @@ def check(ctx: click.Context, bootstrap_servers: str | None, catalog_dir: Path |
     """Exit 1 when the cluster's ACLs or SCRAM users differ from the plan (prints the drift)."""
     from shulian.io.kafka import admin_client
     from shulian.perimeter.kafka_admin import check as check_drift
-    from shulian.perimeter.service import load_plan, plan_table
+    from shulian.perimeter.service import load_live_plan, plan_table
 
     settings = settings_from(ctx, bootstrap_servers=bootstrap_servers, catalog_dir=catalog_dir,
                              connectors_dir=connectors_dir)
-    drift = check_drift(admin_client(settings), load_plan(settings))
+    p = load_live_plan(settings)
+    drift = check_drift(admin_client(settings), p)
     if drift.empty:
-        click.echo("no drift: the cluster matches the plan")
+        click.echo(f"no drift: the cluster matches the plan (list version {p.list_version})")
         return
     for title, acls in (("missing", drift.acls.add), ("unexpected", drift.acls.remove)):
         if acls:
