@@ -20,6 +20,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 from shulian.catalog.load import load_catalog
 from shulian.chain.topology import Topology
 from shulian.cli.main import cli
+from shulian.embedded.net import wait_until
 from shulian.perimeter.acl import Operation, allows
 from shulian.perimeter.acl import ResourceType as Res
 from shulian.perimeter.identities import Role
@@ -117,3 +118,39 @@ def test_every_principal_reads_and_writes_exactly_what_the_plan_allows(perimeter
                                       f"{'allows' if want else 'refuses'}")
     assert not mismatches, "\n".join(mismatches)
     assert checked == 2 * len(topics) * len(principals) and 0 < allowed < checked
+
+
+def _can_connect(perimeter: Perimeter, principal: str, password: str) -> bool:
+    admin = AdminClient({**perimeter.kafka.client_config(principal, password), "log_level": 0})
+    try:
+        admin.list_topics(timeout=5)
+    except Exception:
+        return False
+    return True
+
+
+def test_rotate_replaces_a_principals_scram_credential(perimeter: Perimeter,
+                                                       tmp_path_factory: pytest.TempPathFactory
+                                                       ) -> None:
+    """`acl apply --rotate agency.civil` after its secret file changed: the new secret logs in,
+    the old one no longer does; the other principals keep theirs."""
+    import shutil
+
+    creds = tmp_path_factory.mktemp("rotated")
+    shutil.copytree(perimeter.credentials_dir, creds, dirs_exist_ok=True)
+    env = {**perimeter.admin_env(), "SHULIAN_CREDENTIALS_DIR": str(creds)}
+    assert _acl("apply", env=env)[0] == 0
+    old = perimeter.secret("agency.civil")
+    new_file = creds / "agency.civil"
+    new_file.write_text("a-new-secret-for-civil-" + old[:8] + "\n", "utf-8")
+    new = new_file.read_text("utf-8").strip()
+    assert _can_connect(perimeter, "agency.civil", old)
+    code, out = _acl("apply", "--rotate", "agency.civil", env=env)
+    assert code == 0 and "1 SCRAM user(s) set" in out, out
+    # the broker applies the committed change when its metadata catches up (seconds at most)
+    assert wait_until(lambda: _can_connect(perimeter, "agency.civil", new), timeout_s=15)
+    assert not _can_connect(perimeter, "agency.civil", old)
+    assert _can_connect(perimeter, "agency.tax", perimeter.secret("agency.tax"))
+    # back to the session's secret, so the other tests keep working
+    assert _acl("apply", "--rotate", "agency.civil", env=perimeter.admin_env())[0] == 0
+    assert wait_until(lambda: _can_connect(perimeter, "agency.civil", old), timeout_s=15)
