@@ -27,6 +27,7 @@ RANK: dict[str, int] = {
     # the pure core: values, checks, harmonisation, policy, masking, audit links, stages
     "shulian.catalog": 2,
     "shulian.perimeter.identities": 2,  # principal names and secrets: values the registry uses
+    "shulian.perimeter.tls": 2,  # certificates (cryptography only): the Kafka engine makes its PKI
     "shulian.logic": 3,
     "shulian.chain": 4,
     # I/O adapters at the edge
