@@ -21,7 +21,7 @@ from shulian.chain.topology import Topology
 from shulian.errors import ConfigError, ConfigIssue, InfrastructureError
 from shulian.io.changelog import ChangelogTable, VerificationAuditWriter, read_since
 from shulian.io.control import ControlFollower
-from shulian.io.trust import refuse_dev_keys
+from shulian.io.trust import chain_trust
 from shulian.log import get_logger
 from shulian.logic.audit import parse_audit
 from shulian.logic.ratelimit import day_start
@@ -86,7 +86,8 @@ class VerifyRuntime:
             raise ConfigError([ConfigIssue("<environment>", "SHULIAN_HMAC_MASTER_KEY",
                                            "verification digests need the master key")])
         catalog = load_catalog(settings.catalog_dir, schemas_dir=settings.schemas_dir)
-        refuse_dev_keys(settings, catalog)  # list versions are judged by their signatures
+        trust = chain_trust(settings, catalog)  # refuses development keys unless allowed;
+        # list versions are judged by their signatures, the audit is sealed with the chain's key
         t = Topology()
         unknown = [d for d in datasets if d not in catalog.datasets]
         if unknown:
@@ -96,7 +97,9 @@ class VerifyRuntime:
         self._settings = settings
         self._control = t.control
         self.tables = {d: ChangelogTable(settings, t.verify_changelog(d)) for d in datasets}
-        self.audit = {d: VerificationAuditWriter(settings, t.verify_audit(d), partition)
+        self.audit = {d: VerificationAuditWriter(settings, t.verify_audit(d), partition,
+                                                 signer=trust.signer, keys=trust.keys,
+                                                 worker=name)
                       for d in datasets}
         clock = settings.decision_clock()
         self.service = VerifyService(catalog=catalog, sharing_list=catalog.current_list,

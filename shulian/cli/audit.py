@@ -216,7 +216,7 @@ def report(ctx: click.Context, bootstrap_servers: str | None, start: str | None,
     catalog = load_catalog(settings.catalog_dir, schemas_dir=settings.schemas_dir)
     require_consumer(catalog, consumer)
     require_dataset(catalog, dataset)
-    result = run_report(settings, catalog, flt, audit_topics=topics.audit + topics.unsealed,
+    result = run_report(settings, catalog, flt, audit_topics=topics.audit,
                         canonical_topics=topics.canonical if record_key is not None else ())
     rows = result.rows
     if fmt == "csv":

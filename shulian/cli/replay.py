@@ -34,11 +34,14 @@ from shulian.cli.audit import window_of
 from shulian.cli.common import bootstrap_option, friendly_errors, registry_option, settings_from
 from shulian.errors import BrokerError, ConfigError, ConfigIssue
 from shulian.log import get_logger
-from shulian.logic.audit import AuditChain, record_digest
+from shulian.logic.audit import record_digest
 from shulian.logic.auditseal import build_seal
+from shulian.logic.audittrail import TailTrust, tail_tagger, trusted_tail
 from shulian.settings import Settings
 
 log = get_logger(__name__)
+
+REPLAY_RESUME_DEPTH = 10_000  # replay audit records read back to judge the tail
 REPLAY_WORKER = "shulian-replay"
 
 
@@ -337,7 +340,7 @@ def run_redeliver(settings: Settings, *, topology: Topology, consumer: str, data
     from shulian.io.trust import chain_trust
     from shulian.logic.policy import PolicyEngine
     from shulian.serde import SchemaCache
-    from streams.runtime import read_tail
+    from streams.runtime import read_tails
 
     catalog = _load_catalog(settings)
     # refused before anything is read or created: a misspelt name must not make a topic
@@ -347,7 +350,8 @@ def run_redeliver(settings: Settings, *, topology: Topology, consumer: str, data
         raise ConfigError([ConfigIssue("environment", "SHULIAN_HMAC_MASTER_KEY", "not set: "
                                        "re-delivery re-derives masked views with the chain's "
                                        "master key")])
-    signer = chain_trust(settings, catalog).signer
+    trust = chain_trust(settings, catalog)
+    signer = trust.signer
     versions = list_versions(settings, catalog, topology)
     client = registry_client(settings)
     engines = {v: PolicyEngine(catalog=catalog, sharing_list=sl, master_key=key)
@@ -389,10 +393,24 @@ def run_redeliver(settings: Settings, *, topology: Topology, consumer: str, data
         audit_egress = egress_topic
         produce_all(settings, [(r.topic, m.partition, r.key, r.value, list(r.headers))
                                for r, m in sends])
-    # replay audit: one chain on the single partition of audit.replay.<dataset>
-    chain = AuditChain.resume(read_tail(settings, replay_topic, 0))
+    # replay audit: one chain on the single partition of audit.replay.<dataset>, continued
+    # only after what the chain wrote (shulian.logic.audittrail)
+    tag = tail_tagger(signer, replay_topic, 0)
+    tail = trusted_tail(replay_topic, 0, [
+        (m.offset, m.value or b"") for m in read_tails(
+            settings, [(replay_topic, 0)], depth=REPLAY_RESUME_DEPTH)[(replay_topic, 0)]],
+        TailTrust(trust.keys, tag))
+    chain = tail.chain(tag)
     now = settings.decision_clock().now()
-    sealed: list[Outgoing] = [
+    sealed: list[Outgoing] = []
+    if sends and tail.needs_resume_seal:
+        log.error("audit.tail_disowned", topic=replay_topic, partition=0,
+                  records=len(tail.disowned), first=tail.disowned[0],
+                  why="records after the last seal that the chain did not write")
+        sealed.append((replay_topic, 0, b"", build_seal(
+            chain, signer, topic=replay_topic, partition=0, ts=now, worker=REPLAY_WORKER,
+            resumes=tail.resumes_hash, disowned=tail.disowned), []))
+    sealed += [
               (replay_topic, 0, str(r.audit.get("record_key")).encode("utf-8"),
                chain.seal(replay_audit_record(r.audit, original_position=r.audit_position,
                                               target=target, egress_topic=audit_egress, ts=now,

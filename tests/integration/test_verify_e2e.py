@@ -27,6 +27,7 @@ from connectors.sources.config import GatewayConfig
 from connectors.sources.gateway import GatewaySource
 from connectors.sources.gateway_auth import token_sha256
 from shulian.catalog.elements import citizen_id_check_char
+from shulian.catalog.keys import Keyring
 from shulian.catalog.load import load_catalog
 from shulian.cli.main import cli
 from shulian.clock import DEMO_CLOCK
@@ -34,6 +35,7 @@ from shulian.embedded.net import free_port, wait_until
 from shulian.io.kafka import producer_config
 from shulian.io.reader import read_topics
 from shulian.logic.audit import verify_chain
+from shulian.logic.auditseal import verify_seals
 from shulian.settings import Settings
 from tests.fixtures.chain import ChainEnv, StartChain
 from tests.fixtures.verify import revoking_version, verify_catalog_dir
@@ -164,14 +166,22 @@ def test_the_bank_verifies_against_the_chain_and_every_answer_is_audited(stack: 
     topic = stack.chain.topology.verify_audit(DATASET)
     want = 4 + 1 + 5 + 1  # answered queries, the 403, five answered guesses, the 429
 
-    def audited() -> list[Any]:
+    def everything() -> list[Any]:
         return [m for msgs in read_topics(stack.chain.settings, [topic]).values()
                 for m in msgs]
+
+    def audited() -> list[Any]:  # the seals after each write vouch, they decide nothing
+        return [m for m in everything() if json.loads(m.value or b"{}").get("kind") != "seal"]
 
     assert wait_until(lambda: len(audited()) >= want, timeout_s=30)
     msgs = audited()
     assert len(msgs) == want
-    assert verify_chain([(m.offset, m.value or b"") for m in msgs]) == []
+    written = everything()
+    items = [(m.offset, m.value or b"") for m in written]
+    assert verify_chain(items) == []
+    # sealed like the chain's audit: every write closed by a seal in the chain's key
+    verdict = verify_seals(topic, written[0].partition, items, Keyring(stack.chain.catalog.keys))
+    assert verdict.breaks == [] and verdict.unsigned_tail == 0 and verdict.seals >= 1
     recs = [json.loads(m.value or b"{}") for m in msgs]
     assert {r["kind"] for r in recs} == {"verification"}
     assert {(r["consumer"], r["entry_id"], r["list_version"]) for r in recs} == {
