@@ -39,9 +39,10 @@ the entry does not allow), ``fields_delivered`` empty, and instead of a record:
 value digest]`` per claim (``answer`` null when refused; the claimed value only as a keyed
 digest).
 
-After a crash a worker resumes the chain from the last record on the partition
-(:meth:`AuditChain.resume`) and skips what the tail says it decided already (``source``,
-``part``, ``origin``; see :mod:`shulian.chain.dedup`), so each record is decided once.
+After a crash a worker resumes the chain after the last record on the partition and skips
+what the tail says it decided already (``source``, ``part``, ``origin``; see
+:mod:`shulian.chain.dedup`), so each record is decided once; it learns only from records the
+chain wrote, and disowns the rest with a resume seal (:mod:`shulian.logic.audittrail`).
 :func:`verify_chain` checks the links, not uniqueness. Dropping the *last* records of a
 partition leaves a shorter but valid chain: that is only detectable against a head hash kept
 elsewhere (``expect_tail``).
