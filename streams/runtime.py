@@ -30,7 +30,6 @@ from shulian.errors import BrokerError
 from shulian.io.control import ControlFollower as ControlFollower  # re-exported (worker)
 from shulian.io.kafka import consumer_config, producer_config, watermarks
 from shulian.log import get_logger
-from shulian.logic.audit import AuditChain
 from shulian.logic.audittrail import TailTrust, tail_tagger
 from shulian.settings import Settings
 
@@ -313,15 +312,3 @@ def audit_resumes(settings: Settings, partitions: Sequence[AuditPartition], *,
     log.info("audit.resume_read", partitions=len(partitions),
              seconds=round(time.monotonic() - started, 2))
     return out
-
-
-def audit_chain(settings: Settings, topic: str, partition: int) -> AuditChain:
-    """The audit chain of a partition, resumed after its last record (read, not trusted)."""
-    tail = read_tail(settings, topic, partition)
-    try:
-        chain = AuditChain.resume(tail)
-    except ValueError as exc:
-        raise BrokerError(f"last audit record of {topic}[{partition}] is unreadable") from exc
-    log.info("audit.chain_resumed", topic=topic, partition=partition, head=chain.head[:12],
-             next_seq=chain.next_seq)
-    return chain
