@@ -169,6 +169,14 @@ class VerificationAuditWriter:
         self._chain = tail.chain(self._trust.tag)
         self._tail = tail
 
+    def head(self) -> tuple[str, int, int, str] | None:
+        """(topic, partition, seq, hash) of the last record written (its seal), for the
+        checkpoints; None before the first write or after a failed one."""
+        chain = self._chain
+        if chain is None or chain.next_seq == 0 or self._tail is not None:
+            return None
+        return (self.topic, self.partition, chain.next_seq - 1, chain.head)
+
     def _sealed(self, records: list[dict[str, object]]) -> list[tuple[bytes, int]]:
         """The values to produce, with their timestamps: a resume seal first if the tail held
         records the chain did not write, the records, and a seal after them."""
