@@ -257,8 +257,8 @@ def _checkpointer(settings: Settings, signer: SigningKey, enforce: EnforceStage,
                   clock: Clock, report: ListAuditWriter) -> Callable[[], None] | None:
     """Audit checkpoints to the store outside Kafka (and a copy on the lists' audit topic),
     when a store is configured."""
+    from shulian.io.checkpointer import Checkpointer
     from shulian.io.checkpoints import open_store
-    from streams.checkpointer import Checkpointer
 
     spec = settings.audit_checkpoint_store
     store = open_store(None if spec is None else spec.get_secret_value())

@@ -90,9 +90,9 @@ def _checkpointer(settings: Settings, signer: SigningKey,
                   heads: Callable[[], Sequence[tuple[str, int, int, str]]], *, clock: Clock,
                   worker: str) -> Callable[[], None] | None:
     """The gateway's audit checkpoints to the store ``SHULIAN_AUDIT_CHECKPOINT_STORE`` names
-    (as the worker's: :mod:`streams.checkpointer`), or None when no store is set."""
+    (as the worker's: :mod:`shulian.io.checkpointer`), or None when no store is set."""
+    from shulian.io.checkpointer import Checkpointer
     from shulian.io.checkpoints import open_store
-    from streams.checkpointer import Checkpointer
 
     spec = settings.audit_checkpoint_store
     store = open_store(None if spec is None else spec.get_secret_value())
