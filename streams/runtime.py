@@ -308,7 +308,8 @@ def audit_resumes(settings: Settings, partitions: Sequence[AuditPartition], *,
         log.info("audit.chain_resumed", topic=topic, partition=partition,
                  head=resume.chain.head[:12], next_seq=resume.chain.next_seq,
                  decided_through=resume.last_offset, read=len(msgs),
-                 raw_sources=len(resume.origins.marks))
+                 raw_sources=len(resume.origins.marks),
+                 unsealed=0 if resume.tail is None else resume.tail.unsealed)
     log.info("audit.resume_read", partitions=len(partitions),
              seconds=round(time.monotonic() - started, 2))
     return out
