@@ -124,8 +124,9 @@ def verify(ctx: click.Context, bootstrap_servers: str | None, start: str | None,
                   "back to a seal or a replaced topic cannot be detected)")
     for (topic, partition), n in sorted(result.unsigned_tails.items()):
         out.print(f"WARNING: {topic}[{partition}]: unsigned tail, {n} record(s) after the last "
-                  "signed seal: the worker may have stopped mid-batch (its restart seals them); "
-                  "if it is running, someone else appended them")
+                  "signed seal: the worker may have stopped mid-batch (its restart seals them "
+                  "if the chain wrote them, and disowns them by a resume seal if not); if it "
+                  "is running, someone else appended them")
     if result.ok and result.unsigned_tails:
         out.print("NOT PROVEN: chains intact and complete, but unsigned tails remain")
         sys.exit(4)
