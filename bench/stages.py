@@ -31,6 +31,7 @@ from shulian.chain.messages import InMessage, OutMessage, read_back
 from shulian.chain.topology import Topology, subject_of
 from shulian.clock import DEMO_CLOCK, parse_clock
 from shulian.logic.audit import AuditChain
+from shulian.logic.audittrail import tail_tagger
 from shulian.logic.harmonise import Harmoniser
 from shulian.logic.policy import PolicyEngine
 from shulian.logic.views import view_schema
@@ -84,8 +85,12 @@ def build_stages(catalog: Catalog, *, namespace: str = "stages") -> Stages:
         views[(sharing.version, entry.id)] = ViewSchema(next_id, parse_schema(schema))
         next_id += 1
 
+    signer = SigningKey.generate("bench-chain")
+
     def fresh(partitions: Sequence[AuditPartition]) -> dict[AuditPartition, AuditResume]:
-        return {p: AuditResume(chain=AuditChain()) for p in partitions}
+        # tagged as the worker's resumed chains are (shulian.logic.audittrail)
+        return {p: AuditResume(chain=AuditChain(tag=tail_tagger(signer, p[0], p[1])))
+                for p in partitions}
 
     engine = PolicyEngine(catalog=catalog, sharing_list=sharing,
                           master_key=MASTER_KEY.encode("utf-8"))
@@ -95,7 +100,7 @@ def build_stages(catalog: Catalog, *, namespace: str = "stages") -> Stages:
                            schemas=schemas, canonical=canonical),
         enforce=EnforceStage(topology=topology, schemas=schemas, engine=engine, views=views,
                              resume_loader=fresh, worker="bench-stages", clock=clock,
-                             signer=SigningKey.generate("bench-chain")),
+                             signer=signer),
         topology=topology,
         raw_schema_id=raw_id,
     )

@@ -22,16 +22,16 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 
+from shulian.catalog.keys import Keyring, SigningKey
 from shulian.chain.dedup import AuditResume, resume_from_audit
 from shulian.chain.enforce import AuditPartition
 from shulian.chain.messages import OutMessage
-from shulian.errors import BrokerError
 from shulian.io.control import ControlFollower as ControlFollower  # re-exported (worker)
 from shulian.io.sender import Sender
 from shulian.io.tail import last_messages as last_messages  # re-exported (worker)
-from shulian.io.tail import read_tail, read_tails
+from shulian.io.tail import read_tails
 from shulian.log import get_logger
-from shulian.logic.audit import AuditChain
+from shulian.logic.audittrail import TailTrust, tail_tagger
 from shulian.settings import Settings
 
 log = get_logger(__name__)
@@ -180,39 +180,34 @@ chain's full throughput; duplicates older than that are not expected."""
 
 
 def audit_resumes(settings: Settings, partitions: Sequence[AuditPartition], *,
-                  depth: int = AUDIT_RESUME_DEPTH) -> dict[AuditPartition, AuditResume]:
-    """The enforce stage's resume state for each audit partition, from its last records."""
+                  depth: int = AUDIT_RESUME_DEPTH, signer: SigningKey | None = None,
+                  keys: Keyring | None = None) -> dict[AuditPartition, AuditResume]:
+    """The enforce stage's resume state for each audit partition, from its last records;
+    with the chain's ``signer`` and public ``keys``, only what the chain wrote is trusted
+    (:mod:`shulian.logic.audittrail`) and the resumed chains tag every record."""
     started = time.monotonic()
     tails = read_tails(settings, [(t, p) for t, p, _ in partitions], depth=depth)
     out: dict[AuditPartition, AuditResume] = {}
     for part in partitions:
         topic, partition, canonical = part
         msgs = tails[(topic, partition)]
-        try:
-            resume = resume_from_audit((m.value or b"" for m in msgs), canonical_topic=canonical)
-        except ValueError as exc:
-            raise BrokerError(f"last audit record of {topic}[{partition}] is unreadable") from exc
+        trust = TailTrust(keys=keys, tag=None if signer is None
+                          else tail_tagger(signer, topic, partition))
+        resume = resume_from_audit([m.value or b"" for m in msgs], canonical_topic=canonical,
+                                   topic=topic, partition=partition, trust=trust,
+                                   offsets=[m.offset for m in msgs])
         out[part] = resume
         if resume.rejected:
             log.error("audit.tail_not_continued", topic=topic, partition=partition,
-                      records=resume.rejected, why="unsigned tail records after the last seal "
-                      "that are junk, edited or mislinked: not sealed, left for audit verify")
+                      records=resume.rejected, first=resume.disowned[0],
+                      why="records after the last seal that the chain did not write (junk, "
+                      "edited, mislinked or untagged): not learnt from, disowned by a resume "
+                      "seal")
         log.info("audit.chain_resumed", topic=topic, partition=partition,
                  head=resume.chain.head[:12], next_seq=resume.chain.next_seq,
                  decided_through=resume.last_offset, read=len(msgs),
-                 raw_sources=len(resume.origins.marks))
+                 raw_sources=len(resume.origins.marks),
+                 unsealed=0 if resume.tail is None else resume.tail.unsealed)
     log.info("audit.resume_read", partitions=len(partitions),
              seconds=round(time.monotonic() - started, 2))
     return out
-
-
-def audit_chain(settings: Settings, topic: str, partition: int) -> AuditChain:
-    """The audit chain of a partition, resumed after its last record (read, not trusted)."""
-    tail = read_tail(settings, topic, partition)
-    try:
-        chain = AuditChain.resume(tail)
-    except ValueError as exc:
-        raise BrokerError(f"last audit record of {topic}[{partition}] is unreadable") from exc
-    log.info("audit.chain_resumed", topic=topic, partition=partition, head=chain.head[:12],
-             next_seq=chain.next_seq)
-    return chain

@@ -224,7 +224,8 @@ def build_parts(settings: Settings, *, namespace: str | None = None) -> ChainPar
         schemas=schemas,
         engine=engine,
         views=views,
-        resume_loader=lambda partitions: audit_resumes(settings, partitions),
+        resume_loader=lambda partitions: audit_resumes(settings, partitions,
+                                                       signer=trust.signer, keys=trust.keys),
         worker=settings.worker_id,
         signer=trust.signer,
         clock=clock,
@@ -256,8 +257,8 @@ def _checkpointer(settings: Settings, signer: SigningKey, enforce: EnforceStage,
                   clock: Clock, report: ListAuditWriter) -> Callable[[], None] | None:
     """Audit checkpoints to the store outside Kafka (and a copy on the lists' audit topic),
     when a store is configured."""
+    from shulian.io.checkpointer import Checkpointer
     from shulian.io.checkpoints import open_store
-    from streams.checkpointer import Checkpointer
 
     spec = settings.audit_checkpoint_store
     store = open_store(None if spec is None else spec.get_secret_value())

@@ -12,16 +12,19 @@ import asyncio
 import json
 import threading
 import zlib
+from collections.abc import Callable, Sequence
 
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 
 from connectors.sources.gateway_auth import Authenticator
+from shulian.catalog.keys import SigningKey
 from shulian.chain.topology import Topology
+from shulian.clock import Clock
 from shulian.errors import ConfigError, ConfigIssue, InfrastructureError
 from shulian.io.changelog import ChangelogTable, VerificationAuditWriter, read_since
 from shulian.io.control import ControlFollower
-from shulian.io.trust import refuse_dev_keys
+from shulian.io.trust import chain_trust
 from shulian.log import get_logger
 from shulian.logic.audit import parse_audit
 from shulian.logic.ratelimit import day_start
@@ -72,6 +75,34 @@ def verify_router(service: VerifyService, auth: Authenticator, *,
     return router
 
 
+class _Checkpointed:
+    """An audit writer that offers a checkpoint after each acknowledged write."""
+
+    def __init__(self, writer: VerificationAuditWriter, after: Callable[[], None]) -> None:
+        self._writer, self._after = writer, after
+
+    def write(self, records: list[dict[str, object]]) -> None:
+        self._writer.write(records)
+        self._after()
+
+
+def _checkpointer(settings: Settings, signer: SigningKey,
+                  heads: Callable[[], Sequence[tuple[str, int, int, str]]], *, clock: Clock,
+                  worker: str) -> Callable[[], None] | None:
+    """The gateway's audit checkpoints to the store ``SHULIAN_AUDIT_CHECKPOINT_STORE`` names
+    (as the worker's: :mod:`shulian.io.checkpointer`), or None when no store is set."""
+    from shulian.io.checkpointer import Checkpointer
+    from shulian.io.checkpoints import open_store
+
+    spec = settings.audit_checkpoint_store
+    store = open_store(None if spec is None else spec.get_secret_value())
+    if store is None:
+        return None
+    return Checkpointer(store, signer, heads, clock=clock, worker=worker,
+                        every_records=settings.audit_checkpoint_records,
+                        every_s=settings.audit_checkpoint_seconds).maybe
+
+
 class VerifyRuntime:
     """The stores (rebuilt from their changelogs) and audit writers of a gateway's verify
     datasets, the service over them, and the list version in force (followed on the control
@@ -86,7 +117,8 @@ class VerifyRuntime:
             raise ConfigError([ConfigIssue("<environment>", "SHULIAN_HMAC_MASTER_KEY",
                                            "verification digests need the master key")])
         catalog = load_catalog(settings.catalog_dir, schemas_dir=settings.schemas_dir)
-        refuse_dev_keys(settings, catalog)  # list versions are judged by their signatures
+        trust = chain_trust(settings, catalog)  # refuses development keys unless allowed;
+        # list versions are judged by their signatures, the audit is sealed with the chain's key
         t = Topology()
         unknown = [d for d in datasets if d not in catalog.datasets]
         if unknown:
@@ -96,11 +128,18 @@ class VerifyRuntime:
         self._settings = settings
         self._control = t.control
         self.tables = {d: ChangelogTable(settings, t.verify_changelog(d)) for d in datasets}
-        self.audit = {d: VerificationAuditWriter(settings, t.verify_audit(d), partition)
+        self.audit = {d: VerificationAuditWriter(settings, t.verify_audit(d), partition,
+                                                 signer=trust.signer, keys=trust.keys,
+                                                 worker=name)
                       for d in datasets}
         clock = settings.decision_clock()
+        self._checkpoints = _checkpointer(settings, trust.signer, self._heads, clock=clock,
+                                          worker=name)
+        self._checkpoint_lock = threading.Lock()
         self.service = VerifyService(catalog=catalog, sharing_list=catalog.current_list,
-                                     stores=self.tables, audit=self.audit,
+                                     stores=self.tables,
+                                     audit={d: _Checkpointed(w, self._checkpoint)
+                                            for d, w in self.audit.items()},
                                      master_key=key.get_secret_value().encode("utf-8"),
                                      worker=name, clock=clock)
         self.lists = ListFollower.of(catalog, clock=clock, apply=self.service.apply_list)
@@ -109,6 +148,16 @@ class VerifyRuntime:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
+
+    def _heads(self) -> list[tuple[str, int, int, str]]:
+        return [h for w in self.audit.values() if (h := w.head()) is not None]
+
+    def _checkpoint(self) -> None:
+        """After an acknowledged write: a signed checkpoint of the verification audit heads
+        to the store outside Kafka, every N records or T seconds (when a store is set)."""
+        if self._checkpoints is not None:
+            with self._checkpoint_lock:
+                self._checkpoints()
 
     def start(self, *, poll_s: float = 0.5) -> None:
         for d, table in self.tables.items():

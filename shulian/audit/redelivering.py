@@ -29,14 +29,15 @@ from shulian.chain.messages import InMessage
 from shulian.chain.topology import Topology
 from shulian.errors import ConfigError, ConfigIssue
 from shulian.log import get_logger
-from shulian.logic.audit import AuditChain
 from shulian.logic.auditseal import build_seal
+from shulian.logic.audittrail import TailTrust, tail_tagger, trusted_tail
 from shulian.settings import Settings
 
 __all__ = ["REPLAY_WORKER", "DeliverResult", "SinkFactory", "SinkTarget", "run_redeliver"]
 
 log = get_logger("shulian.audit.redelivering")
 REPLAY_WORKER = "shulian-replay"
+REPLAY_RESUME_DEPTH = 10_000  # replay audit records read back to judge the tail
 
 
 class SinkTarget(Protocol):
@@ -80,6 +81,7 @@ def run_redeliver(settings: Settings, *, topology: Topology, consumer: str, data
     from shulian.io.kafka import TopicSpec, admin_client, ensure_topics
     from shulian.io.reader import read_topics, read_window
     from shulian.io.setup import register_views, registry_client
+    from shulian.io.tail import read_tails
     from shulian.io.trust import chain_trust
     from shulian.logic.policy import PolicyEngine
     from shulian.serde import SchemaCache
@@ -93,7 +95,8 @@ def run_redeliver(settings: Settings, *, topology: Topology, consumer: str, data
         raise ConfigError([ConfigIssue("environment", "SHULIAN_HMAC_MASTER_KEY", "not set: "
                                        "re-delivery re-derives masked views with the chain's "
                                        "master key")])
-    signer = chain_trust(settings, catalog).signer
+    trust = chain_trust(settings, catalog)
+    signer = trust.signer
     versions = list_versions(settings, catalog, topology)
     client = registry_client(settings)
     engines = {v: PolicyEngine(catalog=catalog, sharing_list=sl, master_key=key)
@@ -135,12 +138,25 @@ def run_redeliver(settings: Settings, *, topology: Topology, consumer: str, data
         where, audit_egress = egress_topic, egress_topic
         produce_all(settings, [(r.topic, m.partition, r.key, r.value, list(r.headers))
                                for r, m in sends])
-    # replay audit: one chain on the single partition of audit.replay.<dataset>
-    with reading("replay audit") as progress:
-        tail = read_topics(settings, [replay_topic], progress=progress).get((replay_topic, 0))
-    chain = AuditChain.resume(tail[-1].value if tail else None)
+    # replay audit: one chain on the single partition of audit.replay.<dataset>, continued
+    # only after what the chain wrote (shulian.logic.audittrail)
+    tag = tail_tagger(signer, replay_topic, 0)
+    tp = (replay_topic, 0)
+    tail = trusted_tail(replay_topic, 0, [
+        (m.offset, m.value or b"")
+        for m in read_tails(settings, [tp], depth=REPLAY_RESUME_DEPTH)[tp]],
+        TailTrust(trust.keys, tag))
+    chain = tail.chain(tag)
     now = settings.decision_clock().now()
-    sealed: list[Outgoing] = [
+    sealed: list[Outgoing] = []
+    if sends and tail.needs_resume_seal:
+        log.error("audit.tail_disowned", topic=replay_topic, partition=0,
+                  records=len(tail.disowned), first=tail.disowned[0],
+                  why="records after the last seal that the chain did not write")
+        sealed.append((replay_topic, 0, b"", build_seal(
+            chain, signer, topic=replay_topic, partition=0, ts=now, worker=REPLAY_WORKER,
+            resumes=tail.resumes_hash, disowned=tail.disowned), []))
+    sealed += [
         (replay_topic, 0, str(r.audit.get("record_key")).encode("utf-8"),
          chain.seal(replay_audit_record(r.audit, original_position=r.audit_position,
                                         target=where, egress_topic=audit_egress, ts=now,

@@ -39,13 +39,11 @@ class Topics:
     egress: tuple[str, ...]
     canonical: tuple[str, ...]
     lists_audit: str = ""  # where the workers copy their checkpoints (audit.sharing-list)
-    # hash-chained but not sealed: the verification gateways' answers (audit.verify.<dataset>),
-    # whose links are checked and whose records are reported, but which carry no seals yet
-    unsealed: tuple[str, ...] = ()
 
 
 def catalogue_topics(settings: Settings, namespace: str | None) -> Topics:
-    """Audit (live, replay and verification), egress and canonical topics of the catalogue."""
+    """Audit (live, replay and verification: all sealed and checked alike), egress and
+    canonical topics of the catalogue."""
     from shulian.audit.redeliver import replay_audit_topic
     from shulian.catalog.load import load_catalog
     from shulian.chain.topology import Topology, plan_topics
@@ -54,8 +52,8 @@ def catalogue_topics(settings: Settings, namespace: str | None) -> Topics:
     topology = Topology.from_settings(settings, namespace)
     plan = plan_topics(catalog, topology)
     replay = tuple(replay_audit_topic(topology, d) for d in sorted(catalog.datasets))
-    return Topics(plan.audit + replay, plan.egress, plan.canonical, plan.lists_audit,
-                  plan.verify_audit)
+    return Topics(plan.audit + replay + plan.verify_audit, plan.egress, plan.canonical,
+                  plan.lists_audit)
 
 
 def catalogue_keys(settings: Settings) -> Keyring:
@@ -75,7 +73,7 @@ def resolve_topics(settings: Settings, *, namespace: str | None, audit: Sequence
         return Topics(tuple(audit), tuple(egress), tuple(canonical))
     found = catalogue_topics(settings, namespace)
     return Topics(found.audit, tuple(egress) or found.egress, tuple(canonical) or found.canonical,
-                  found.lists_audit, found.unsealed)
+                  found.lists_audit)
 
 
 @dataclass
@@ -141,11 +139,6 @@ def run_verify(settings: Settings, topics: Topics, window: Window, *,
         audit_parts = read_topics(settings, topics.audit, progress=progress)
     unsigned: dict[tuple[str, int], int] = {}
     breaks = verify_partitions(audit_parts, keys, unsigned)
-    if topics.unsealed:
-        with reading("verification audit topics") as progress:
-            answers = read_topics(settings, topics.unsealed, progress=progress)
-        breaks.extend(verify_partitions(answers, None))  # links only: no seals there yet
-        audit_parts = {**audit_parts, **answers}
     if checkpoints is not None:
         items = {tp: [(m.offset, m.value or b"") for m in msgs]
                  for tp, msgs in audit_parts.items()}

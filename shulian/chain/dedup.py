@@ -20,18 +20,25 @@ restart. Each stage therefore asks its *output* what it already holds and skips 
   if its audit was cut short (:meth:`AuditResume.unfinished`), is finished at its first
   canonical offset instead. A canonical copy written but never decided is written again.
 
+Only what the chain wrote counts: a record appended to the audit tail by someone else while
+the worker was down (links computed as the worker computes them) would otherwise tell it that
+raw records were decided which never were, and they would never be delivered. The tail is
+judged by :func:`shulian.logic.audittrail.trusted_tail` (what the last valid seal vouches for,
+then the worker's own tagged records); the rest is disowned: not learnt from, and named by the
+resume seal the worker writes before its next record.
+
 Everything here is pure: the I/O that reads the tails lives in :mod:`streams.runtime`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from shulian.chain.headers import SOURCE_OFFSET, SOURCE_PARTITION, SOURCE_TOPIC
 from shulian.chain.messages import Headers
-from shulian.logic.audit import AuditChain, encode, hash_record, parse_audit
-from shulian.logic.auditseal import is_seal
+from shulian.logic.audit import AuditChain
+from shulian.logic.audittrail import Tail, TailTrust, trusted_tail
 
 __all__ = ["AuditResume", "Origin", "SourceMarks", "origin_of", "resume_from_audit"]
 
@@ -122,8 +129,13 @@ class AuditResume:
     last_ts: str | None = None
     pending_from: int | None = None
     origins: SourceMarks = field(default_factory=SourceMarks)
-    sealed: bool = True  # the partition ends with a seal (or is empty): no unsigned tail
-    rejected: int = 0  # unsigned tail records not continued (junk, edited or mislinked)
+    sealed: bool = True  # no trusted record after the last seal (nothing left to seal)
+    rejected: int = 0  # records disowned: after the last seal, not written by the chain
+    tail: Tail | None = None  # the verdict on the partition's tail (None: not read)
+
+    @property
+    def disowned(self) -> list[int]:
+        return [] if self.tail is None else self.tail.disowned
 
     def skip(self, canonical_offset: int) -> bool:
         """True if the record at this canonical offset was decided completely already."""
@@ -137,47 +149,26 @@ class AuditResume:
         return self.pending_from is not None and self.last_origin == origin
 
 
-def _continuable(values: list[bytes]) -> int:
-    """How many of ``values`` (a partition's last records) the chain may continue after: the
-    unsigned tail after the last seal is checked before a restarted worker seals it, and
-    continued only up to its first record that does not parse, is not canonically encoded,
-    has a wrong hash or does not link to the one before (what follows is not vouched for, and
-    ``audit verify`` reports it). Without a seal in view nothing is cut (the chain continues
-    after the last record, as before)."""
-    parsed = [parse_audit(v) for v in values]
-    start = max((i for i, r in enumerate(parsed) if is_seal(r)), default=-1)
-    prev = parsed[start] if start >= 0 else None
-    for i in range(start + 1, len(values)):
-        rec = parsed[i]
-        ok = (rec is not None and encode(rec) == values[i] and hash_record(rec) == rec["hash"]
-              and (prev is None or rec["prev_hash"] == prev["hash"]))
-        if not ok:
-            return i if start >= 0 else len(values)
-        prev = rec
-    return len(values)
+def resume_from_audit(values: Iterable[bytes], *, canonical_topic: str | None = None,
+                      topic: str = "", partition: int = 0, trust: TailTrust | None = None,
+                      offsets: Sequence[int] | None = None) -> AuditResume:
+    """Resume state from the last records of audit partition ``topic[partition]``, in offset
+    order (``offsets``: theirs, default 0, 1, ...).
 
-
-def resume_from_audit(values: Iterable[bytes], *, canonical_topic: str | None = None
-                      ) -> AuditResume:
-    """Resume state from the last records of an audit partition, in offset order.
-
-    The chain continues after the last record; records whose ``source.topic`` is not
-    ``canonical_topic`` (if given) do not count for progress. Raises ``ValueError`` if the last
-    record is not an audit record (the chain could not be continued).
-    """
+    Only records the writer may vouch for count (:func:`shulian.logic.audittrail.trusted_tail`
+    with ``trust``; without one, every sound linked record): what a seal vouches for, then its
+    own tagged records. The rest is disowned (``disowned``: their offsets): not learnt from,
+    and the chain's next record must be a resume seal. Records whose ``source.topic`` is not
+    ``canonical_topic`` (if given) do not count for progress."""
     values = list(values)
-    keep = _continuable(values)
-    rejected, values = len(values) - keep, values[:keep]
-    last_value: bytes | None = None
+    trust = trust or TailTrust()
+    items = list(zip(offsets if offsets is not None else range(len(values)), values,
+                     strict=True))
+    tail = trusted_tail(topic, partition, items, trust)
     last_rec: dict[str, object] | None = None
     last_origin: Origin | None = None
     origins = SourceMarks()
-    for value in values:
-        last_value = value
-        rec = parse_audit(value)
-        if rec is None:
-            last_rec = None
-            continue
+    for rec in tail.trusted:
         src = rec.get("source")
         if not isinstance(src, dict) or (canonical_topic is not None
                                          and src.get("topic") != canonical_topic):
@@ -186,15 +177,14 @@ def resume_from_audit(values: Iterable[bytes], *, canonical_topic: str | None = 
         last_origin = None
         origin = rec.get("origin")
         if isinstance(origin, dict):
-            topic, partition, offset = (origin.get("topic"), origin.get("partition"),
-                                        origin.get("offset"))
-            if isinstance(topic, str) and isinstance(partition, int) and isinstance(offset, int):
-                origins.note(topic, partition, offset)
-                last_origin = Origin(topic, partition, offset)
-    chain = AuditChain.resume(last_value)
-    resume = AuditResume(chain=chain, origins=origins,
-                         sealed=last_value is None or is_seal(parse_audit(last_value)),
-                         rejected=rejected)
+            otopic, opartition, ooffset = (origin.get("topic"), origin.get("partition"),
+                                           origin.get("offset"))
+            if (isinstance(otopic, str) and isinstance(opartition, int)
+                    and isinstance(ooffset, int)):
+                origins.note(otopic, opartition, ooffset)
+                last_origin = Origin(otopic, opartition, ooffset)
+    resume = AuditResume(chain=tail.chain(trust.tag), origins=origins,
+                         sealed=tail.unsealed == 0, rejected=len(tail.disowned), tail=tail)
     if last_rec is not None:
         src = last_rec["source"]
         assert isinstance(src, dict)

@@ -97,6 +97,8 @@ class EnforceStage:
         self._clock = clock
         self._resumes: dict[tuple[str, int], AuditResume] = {}
         self._unsealed: set[tuple[str, int]] = set()  # resumed with an unsigned tail
+        # resumed after records the chain did not write: a resume seal goes first
+        self._disowning: set[tuple[str, int]] = set()
         self._audits = AuditBuilder(worker=worker)
         # names derived once per topic / consumer (the hot path asks for them per record)
         self._datasets: dict[str, str | None] = {}
@@ -118,6 +120,7 @@ class EnforceStage:
         written): they are read again from the audit tails on next use."""
         self._resumes.clear()
         self._unsealed.clear()
+        self._disowning.clear()
 
     def chain_heads(self) -> dict[tuple[str, int], str]:
         return {k: r.chain.head for k, r in self._resumes.items()}
@@ -165,6 +168,8 @@ class EnforceStage:
                 self._resumes[key] = loaded[part]
                 if not loaded[part].sealed:  # a worker stopped between records and seal
                     self._unsealed.add(key)
+                if loaded[part].disowned:  # someone else appended while it was down
+                    self._disowning.add(key)
 
     def screen(self, ingested: Sequence[OutMessage]) -> Screened:
         """The ingest stage's outputs of a batch, before they are written (the worker runs
@@ -207,6 +212,7 @@ class EnforceStage:
         batch_now = self._clock.now()
         batch_ts = audit_ts(batch_now)
         touched: set[tuple[str, int]] = set()  # audit partitions this batch appended to
+        out.extend(self._resume_seals(batch_now))
         for msg in batch:
             dataset = self._dataset(msg.topic)
             audit_topic = "" if dataset is None else self._audit_topic(dataset)
@@ -278,6 +284,30 @@ class EnforceStage:
         self._unsealed.clear()
         return out, EnforceStats(delivered=delivered, withheld=withheld, rejected=rejected,
                                  skipped=skipped)
+
+    def _resume_seals(self, now: datetime) -> list[OutMessage]:
+        """A resume seal for every partition resumed after records the chain did not write
+        (phase 1, before the batch's audit records there): it names the last record the worker
+        trusts, so neither it nor any later seal vouches for the records after that
+        (:mod:`shulian.logic.audittrail`). It seals the trusted tail too."""
+        if self._signer is None or not self._disowning:
+            return []
+        out: list[OutMessage] = []
+        for topic, partition in sorted(self._disowning):
+            resume = self._resumes[(topic, partition)]
+            assert resume.tail is not None
+            value = build_seal(resume.chain, self._signer, topic=topic, partition=partition,
+                               ts=now, worker=self._worker, resumes=resume.tail.resumes_hash,
+                               disowned=resume.tail.disowned)
+            log.error("audit.tail_disowned", topic=topic, partition=partition,
+                      records=len(resume.tail.disowned), first=resume.tail.disowned[0],
+                      why="records after the last seal that the chain did not write: "
+                      "not learnt from, not vouched for, named in a resume seal")
+            out.append(OutMessage(topic=topic, key=b"", value=value, partition=partition,
+                                  phase=1))
+            self._unsealed.discard((topic, partition))
+        self._disowning.clear()
+        return out
 
     def _seals(self, touched: set[tuple[str, int]], now: datetime) -> list[OutMessage]:
         """One signed seal per audit partition the batch appended to, after its records

@@ -114,8 +114,9 @@ def verify(ctx: click.Context, bootstrap_servers: str | None, start: str | None,
                   "back to a seal or a replaced topic cannot be detected)")
     for (topic, partition), n in sorted(result.unsigned_tails.items()):
         out.print(f"WARNING: {topic}[{partition}]: unsigned tail, {n} record(s) after the last "
-                  "signed seal: the worker may have stopped mid-batch (its restart seals them); "
-                  "if it is running, someone else appended them")
+                  "signed seal: the worker may have stopped mid-batch (its restart seals them "
+                  "if the chain wrote them, and disowns them by a resume seal if not); if it "
+                  "is running, someone else appended them")
     if result.ok and result.unsigned_tails:
         out.print("NOT PROVEN: chains intact and complete, but unsigned tails remain")
         sys.exit(4)
@@ -191,7 +192,7 @@ def report(ctx: click.Context, bootstrap_servers: str | None, start: str | None,
     catalog = load_catalog(settings)
     require_consumer(catalog, consumer)
     require_dataset(catalog, dataset)
-    result = run_report(settings, catalog, flt, audit_topics=topics.audit + topics.unsealed,
+    result = run_report(settings, catalog, flt, audit_topics=topics.audit,
                         canonical_topics=topics.canonical if record_key is not None else ())
     rows = result.rows
     if fmt == "csv":

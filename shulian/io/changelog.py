@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
+from shulian.catalog.keys import Keyring, SigningKey
 from shulian.errors import BrokerError
 from shulian.io.kafka import consumer_config
 from shulian.io.reader import partition_counts, read_partitions
@@ -24,6 +25,8 @@ from shulian.io.sender import Sender
 from shulian.io.tail import READ_TIMEOUT_S, EndRule, read_to_end, reader_group
 from shulian.log import get_logger
 from shulian.logic.audit import AuditChain
+from shulian.logic.auditseal import build_seal
+from shulian.logic.audittrail import Tail, TailTrust, tail_tagger, trusted_tail
 from shulian.settings import Settings
 
 __all__ = ["ChangelogTable", "VerificationAuditWriter", "read_since"]
@@ -117,40 +120,91 @@ class ChangelogTable:
             consumer.close()
 
 
+VERIFY_RESUME_DEPTH = 10_000
+"""Records a gateway reads back from its verification audit partition at start to judge the
+tail (each write is its records and a seal in one flush, so the last seal is near the end)."""
+
+
 class VerificationAuditWriter:
-    """Seals verification audit records into one partition's hash chain and waits for the
-    broker's acknowledgement before the answer leaves (an answer is never unaudited).
+    """Seals verification audit records into one partition's hash chain, each write closed by
+    a signed seal (as the worker seals its batches: :mod:`shulian.logic.auditseal`), and waits
+    for the broker's acknowledgement before the answer leaves (an answer is never unaudited).
 
-    One writer per partition: the chain is resumed from the partition's last record."""
+    One writer per partition: the chain is resumed from the partition's tail, trusting only
+    what the chain wrote (:mod:`shulian.logic.audittrail`); records someone else appended are
+    disowned by a resume seal before the next record."""
 
-    def __init__(self, settings: Settings, topic: str, partition: int) -> None:
+    def __init__(self, settings: Settings, topic: str, partition: int, *,
+                 signer: SigningKey, keys: Keyring, worker: str = "gateway") -> None:
         self.topic = topic
         self.partition = partition
         self._settings = settings
         self._sender = Sender(settings, conf={"linger.ms": 0})
+        self._signer = signer
+        self._trust = TailTrust(keys=keys, tag=tail_tagger(signer, topic, partition))
+        self._worker = worker
         self._chain: AuditChain | None = None
+        self._tail: Tail | None = None  # what the resume found (cleared once sealed)
         self._lock = threading.Lock()
 
     def resume(self) -> None:
-        tail = read_to_end(self._settings, {(self.topic, self.partition): 0}, lookback=1, keep=1,
-                           end=EndRule(timeout_s=READ_TIMEOUT_S))
-        msgs = tail[(self.topic, self.partition)]
-        self._chain = AuditChain.resume(msgs[-1].value if msgs else None)
+        tp = (self.topic, self.partition)
+        msgs = read_to_end(self._settings, {tp: 0}, lookback=VERIFY_RESUME_DEPTH,
+                           keep=VERIFY_RESUME_DEPTH, end=EndRule(timeout_s=READ_TIMEOUT_S))[tp]
+        tail = trusted_tail(self.topic, self.partition,
+                            [(m.offset, m.value or b"") for m in msgs], self._trust)
+        if tail.disowned:
+            log.error("audit.tail_disowned", topic=self.topic, partition=self.partition,
+                      records=len(tail.disowned), first=tail.disowned[0],
+                      why="records after the last seal that the chain did not write")
+        self._chain = tail.chain(self._trust.tag)
+        self._tail = tail
+
+    def head(self) -> tuple[str, int, int, str] | None:
+        """(topic, partition, seq, hash) of the last record written (its seal), for the
+        checkpoints; None before the first write or after a failed one."""
+        chain = self._chain
+        if chain is None or chain.next_seq == 0 or self._tail is not None:
+            return None
+        return (self.topic, self.partition, chain.next_seq - 1, chain.head)
+
+    def _sealed(self, records: list[dict[str, object]]) -> list[tuple[bytes, int]]:
+        """The values to produce, with their timestamps: a resume seal first if the tail held
+        records the chain did not write, the records, and a seal after them."""
+        assert self._chain is not None
+        first, last = _ts_ms(records[0]), _ts_ms(records[-1])
+        out: list[tuple[bytes, int]] = []
+        tail = self._tail
+        if tail is not None and tail.needs_resume_seal:
+            out.append((build_seal(self._chain, self._signer, topic=self.topic,
+                                   partition=self.partition, ts=_at(first), worker=self._worker,
+                                   resumes=tail.resumes_hash, disowned=tail.disowned), first))
+        out.extend((self._chain.seal(dict(rec)), _ts_ms(rec)) for rec in records)
+        out.append((build_seal(self._chain, self._signer, topic=self.topic,
+                               partition=self.partition, ts=_at(last), worker=self._worker),
+                    last))
+        return out
 
     def write(self, records: list[dict[str, object]], *, timeout_s: float = 10.0) -> None:
-        """Seal and produce ``records`` in order; returns when the broker has them all."""
+        """Seal and produce ``records`` in order, and a seal after them; returns when the
+        broker has them all."""
+        if not records:
+            return
         with self._lock:
             if self._chain is None:
                 self.resume()
-            assert self._chain is not None
-            for rec in records:
-                self._sender.send(self.topic, self._chain.seal(dict(rec)),
-                                  partition=self.partition, timestamp=_ts_ms(rec))
+            for value, ts_ms in self._sealed(records):
+                self._sender.send(self.topic, value, partition=self.partition, timestamp=ts_ms)
             try:
                 self._sender.settle(timeout_s, what="verification audit")
             except BrokerError:
                 self._chain = None  # re-read the head: what was written is unknown
                 raise
+            self._tail = None
+
+
+def _at(ts_ms: int) -> datetime:
+    return datetime.fromtimestamp(ts_ms / 1000, UTC)
 
 
 def _ts_ms(record: dict[str, object]) -> int:

@@ -23,6 +23,8 @@ origin         {"topic", "partition", "offset"} of the raw record the canonical 
 part           [i, n]: this is decision i (from 0) of the n taken for the record (live
                decisions; lets a restarted worker finish a record whose audit was cut short)
 worker         the worker that decided
+mac            the writer's tail tag (:mod:`shulian.logic.audittrail`): lets a restarted writer
+               recognise its own records after the last seal; checked by nobody else
 prev_hash      ``hash`` of the previous record of the partition, ``"0" * 64`` for the first
 hash           SHA-256 hex of ``prev_hash + "\\n" + canonical JSON of the record without hash``
 ============== ===============================================================================
@@ -37,9 +39,10 @@ the entry does not allow), ``fields_delivered`` empty, and instead of a record:
 value digest]`` per claim (``answer`` null when refused; the claimed value only as a keyed
 digest).
 
-After a crash a worker resumes the chain from the last record on the partition
-(:meth:`AuditChain.resume`) and skips what the tail says it decided already (``source``,
-``part``, ``origin``; see :mod:`shulian.chain.dedup`), so each record is decided once.
+After a crash a worker resumes the chain after the last record on the partition and skips
+what the tail says it decided already (``source``, ``part``, ``origin``; see
+:mod:`shulian.chain.dedup`), so each record is decided once; it learns only from records the
+chain wrote, and disowns the rest with a resume seal (:mod:`shulian.logic.audittrail`).
 :func:`verify_chain` checks the links, not uniqueness. Dropping the *last* records of a
 partition leaves a shorter but valid chain: that is only detectable against a head hash kept
 elsewhere (``expect_tail``).
@@ -49,7 +52,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -267,9 +270,14 @@ class AuditBuilder:
 class AuditChain:
     """The running head of one partition's chain; seal records in the order they are produced."""
 
-    def __init__(self, head: str = GENESIS, *, next_seq: int = 0) -> None:
+    def __init__(self, head: str = GENESIS, *, next_seq: int = 0,
+                 tag: Callable[[bytes], str] | None = None) -> None:
+        """``tag``: the writer's tail tag over a record's canonical bytes without ``mac``
+        and ``hash`` (:func:`shulian.logic.audittrail.tail_tagger`), set as ``mac`` on every
+        record sealed (None: records carry no tag)."""
         self._head = head
         self._seq = next_seq
+        self._tag = tag
 
     @classmethod
     def resume(cls, last: bytes | None) -> AuditChain:
@@ -296,8 +304,11 @@ class AuditChain:
         """Set ``seq``, ``prev_hash`` and ``hash`` on ``record`` (in place), advance the head,
         return the encoded bytes to produce."""
         record.pop("hash", None)
+        record.pop("mac", None)
         record["seq"] = self._seq
         record["prev_hash"] = self._head
+        if self._tag is not None:
+            record["mac"] = self._tag(encode(record))
         record["hash"] = _hash_body(self._head, encode(record))  # = hash_record(record)
         self._head = record["hash"]
         self._seq += 1

@@ -20,13 +20,17 @@ import pytest
 from click.testing import CliRunner
 from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry
+from pydantic import SecretStr
 from structlog.testing import capture_logs
 
 from connectors.metrics import ConnectorMetrics
 from connectors.sources.config import GatewayConfig
 from connectors.sources.gateway import GatewaySource
 from connectors.sources.gateway_auth import token_sha256
+from shulian.audit.verifying import Topics, run_verify
+from shulian.audit.window import Window
 from shulian.catalog.elements import citizen_id_check_char
+from shulian.catalog.keys import Keyring
 from shulian.catalog.load import load_catalog
 from shulian.cli.main import cli
 from shulian.clock import DEMO_CLOCK
@@ -34,6 +38,7 @@ from shulian.embedded.net import free_port, wait_until
 from shulian.io.kafka import producer_config
 from shulian.io.reader import read_topics
 from shulian.logic.audit import verify_chain
+from shulian.logic.auditseal import verify_seals
 from shulian.settings import Settings
 from tests.fixtures.chain import ChainEnv, StartChain
 from tests.fixtures.verify import revoking_version, verify_catalog_dir
@@ -100,7 +105,11 @@ def stack(start_chain_module: StartChain, tmp_path_factory: pytest.TempPathFacto
         "agencies": {"psb": {"token_sha256": token_sha256(TOKENS["psb"]),
                              "datasets": [DATASET]},
                      "bank": {"token_sha256": token_sha256(TOKENS["bank"])}}})
-    settings = chain.settings.model_copy(update={"clock": DEMO_CLOCK})
+    # the gateway checkpoints its verification audit heads to a file store after every write
+    store = tmp_path_factory.mktemp("verify-e2e-checkpoints") / "checkpoints.jsonl"
+    settings = chain.settings.model_copy(update={
+        "clock": DEMO_CLOCK, "audit_checkpoint_store": SecretStr(str(store)),
+        "audit_checkpoint_records": 1})
     gateway = start_gateway(config, settings)
     stack = Stack(chain, gateway, config, settings)
     try:
@@ -164,14 +173,28 @@ def test_the_bank_verifies_against_the_chain_and_every_answer_is_audited(stack: 
     topic = stack.chain.topology.verify_audit(DATASET)
     want = 4 + 1 + 5 + 1  # answered queries, the 403, five answered guesses, the 429
 
-    def audited() -> list[Any]:
+    def everything() -> list[Any]:
         return [m for msgs in read_topics(stack.chain.settings, [topic]).values()
                 for m in msgs]
+
+    def audited() -> list[Any]:  # the seals after each write vouch, they decide nothing
+        return [m for m in everything() if json.loads(m.value or b"{}").get("kind") != "seal"]
 
     assert wait_until(lambda: len(audited()) >= want, timeout_s=30)
     msgs = audited()
     assert len(msgs) == want
-    assert verify_chain([(m.offset, m.value or b"") for m in msgs]) == []
+    written = everything()
+    items = [(m.offset, m.value or b"") for m in written]
+    assert verify_chain(items) == []
+    # sealed like the chain's audit: every write closed by a seal in the chain's key
+    verdict = verify_seals(topic, written[0].partition, items, Keyring(stack.chain.catalog.keys))
+    assert verdict.breaks == [] and verdict.unsigned_tail == 0 and verdict.seals >= 1
+    # and its heads checkpointed outside Kafka: audit verify checks them against the topic
+    result = run_verify(stack.settings, Topics((topic,), (), ()), Window(), check_digests=False)
+    assert result.checkpoint_source == "store" and result.checkpoints
+    assert result.ok and not result.unsigned_tails, result.breaks
+    assert (topic, written[0].partition, written[-1].offset) in {
+        (t, p, o) for t, p, o in _checkpointed(stack.settings, written)}
     recs = [json.loads(m.value or b"{}") for m in msgs]
     assert {r["kind"] for r in recs} == {"verification"}
     assert {(r["consumer"], r["entry_id"], r["list_version"]) for r in recs} == {
@@ -184,6 +207,15 @@ def test_the_bank_verifies_against_the_chain_and_every_answer_is_audited(stack: 
     text = b"".join(m.value or b"" for m in msgs).decode()
     for value in (ZHANG, LI, WANG, "张三", "李四", "王六"):
         assert value not in text
+
+
+def _checkpointed(settings: Settings, written: list[Any]) -> list[tuple[str, int, int]]:
+    """(topic, partition, offset) of every head the store's checkpoints name, by seq."""
+    from shulian.audit.verifying import read_checkpoints
+
+    by_seq = {json.loads(m.value or b"{}")["seq"]: m.offset for m in written}
+    return [(t, p, by_seq[seq]) for cp in read_checkpoints(settings) or []
+            for t, p, seq, _ in cp.heads if seq in by_seq]
 
 
 def test_the_store_follows_the_chain(stack: Stack) -> None:

@@ -105,3 +105,42 @@ def test_pseudonymised_egress_key_is_matched() -> None:
     egress, _ = deliveries_from_egress([InMessage("egress.c.d", 0, 0, b"pseudo-1", b"v", 5,
                                                   headers)])
     assert completeness(egress, audited, Window()) == []
+
+
+def test_junk_and_a_disowned_forgery_are_each_named_and_hide_nothing() -> None:
+    """An insider puts junk and then a correctly linked forgery into a sealed partition while
+    the worker is down; the restarted worker disowns both with a resume seal and goes on. The
+    verdict names the junk and the forgery at their offsets, and nothing else."""
+    from datetime import UTC, datetime, timedelta
+
+    from shulian.catalog.keys import CHAIN, Keyring, SigningKey
+    from shulian.catalog.models import PublicKey
+    from shulian.logic.audit import encode, hash_record
+    from shulian.logic.auditseal import build_seal
+    from shulian.logic.audittrail import TailTrust, tail_tagger, trusted_tail
+
+    t0 = datetime(2026, 3, 1, tzinfo=UTC)
+    signer = SigningKey.generate("chain-1")
+    keys = Keyring([PublicKey(id="chain-1", owner=CHAIN, public_key=signer.public_b64,
+                              valid_from=t0 - timedelta(days=1))])
+    tag = tail_tagger(signer, "audit.d", 0)
+    chain = AuditChain(tag=tag)
+    values = [chain.seal(_audit("k1")), chain.seal(_audit("k2", offset=1)),
+              build_seal(chain, signer, topic="audit.d", partition=0, ts=t0, worker="w"),
+              b"\x00junk"]
+    forged = {**_audit("k9", offset=9), "seq": chain.next_seq, "prev_hash": chain.head}
+    forged["hash"] = hash_record(forged)
+    values.append(encode(forged))
+    tail = trusted_tail("audit.d", 0, list(enumerate(values)), TailTrust(keys, tag))
+    assert tail.disowned == [3, 4]
+    resumed = tail.chain(tag)
+    values += [build_seal(resumed, signer, topic="audit.d", partition=0, ts=t0, worker="w",
+                          resumes=tail.resumes_hash, disowned=tail.disowned),
+               resumed.seal(_audit("k3", offset=2)),
+               build_seal(resumed, signer, topic="audit.d", partition=0, ts=t0, worker="w")]
+    msgs = [InMessage("audit.d", 0, i, b"", v, 0) for i, v in enumerate(values)]
+    unsigned: dict[tuple[str, int], int] = {}
+    breaks = verify_partitions({("audit.d", 0): msgs}, keys, unsigned)
+    assert [(b.offset, b.what.split(":")[0]) for b in sorted(breaks)] == [
+        (3, "bad record"), (4, "disowned by the resume seal at offset 5")]
+    assert unsigned == {}

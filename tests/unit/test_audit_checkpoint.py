@@ -81,7 +81,7 @@ def test_file_store_appends_and_reads(tmp_path: Path) -> None:
 
 def test_worker_checkpoints_every_n_records_or_t_seconds(tmp_path: Path) -> None:
     from shulian.clock import FixedClock
-    from streams.checkpointer import Checkpointer
+    from shulian.io.checkpointer import Checkpointer
 
     heads: list[tuple[str, int, int, str]] = []
     t = [0.0]

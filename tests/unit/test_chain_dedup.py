@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import pytest
-
 from shulian.chain.dedup import Origin, SourceMarks, origin_of, resume_from_audit
 from shulian.logic.audit import GENESIS, AuditChain, verify_chain
 
@@ -99,9 +97,13 @@ def test_other_canonical_topics_do_not_count_for_progress() -> None:
     assert r.chain.next_seq == 2  # the chain still continues after the very last record
 
 
-def test_an_unreadable_last_record_refuses_to_resume() -> None:
-    with pytest.raises(ValueError):
-        resume_from_audit([b"not json"])
+def test_junk_at_the_end_is_disowned_and_the_chain_goes_on_after_the_last_record() -> None:
+    chain = AuditChain()
+    first = _audit(chain, offset=3, part=(0, 1), origin=None)
+    r = resume_from_audit([first, b"not json"])
+    assert r.disowned == [1] and r.last_offset == 3
+    assert r.chain.head == chain.head and r.chain.next_seq == 1
+    assert resume_from_audit([b"not json"]).chain.head == GENESIS
 
 
 def test_cut_short_ts_parses_to_an_aware_datetime() -> None:
@@ -112,10 +114,7 @@ def test_cut_short_ts_parses_to_an_aware_datetime() -> None:
 
 
 def test_a_restarted_worker_continues_only_a_sound_unsigned_tail() -> None:
-    from datetime import UTC, datetime
-
     from shulian.catalog.keys import SigningKey
-    from shulian.logic.audit import AuditChain
     from shulian.logic.auditseal import build_seal
 
     chain = AuditChain()
@@ -130,10 +129,11 @@ def test_a_restarted_worker_continues_only_a_sound_unsigned_tail() -> None:
               chain.seal(rec(2)), chain.seal(rec(3))]  # killed before its seal
     sound = resume_from_audit(values, canonical_topic="canonical.d")
     assert sound.rejected == 0 and not sound.sealed and sound.last_offset == 3
-    # junk appended while the worker was down: the worker goes on after its own record 3
+    # junk appended while the worker was down: disowned, the chain links after the physical end
     junk = resume_from_audit([*values, b"junk"], canonical_topic="canonical.d")
-    assert junk.rejected == 1 and junk.chain.head == sound.chain.head
-    # a tail record edited (its hash no longer holds): not continued, from there on
+    assert junk.disowned == [5] and junk.chain.head == sound.chain.head
+    assert junk.last_offset == 3
+    # a tail record edited (its hash no longer holds): it and what links to it are disowned
     edited = [*values[:3], values[3].replace(b'"offset":2', b'"offset":9'), values[4]]
     cut = resume_from_audit(edited, canonical_topic="canonical.d")
-    assert cut.rejected == 2 and cut.sealed and cut.last_offset == 1
+    assert cut.disowned == [3, 4] and cut.sealed and cut.last_offset == 1

@@ -17,8 +17,9 @@ from typing import Any
 
 from fastavro import parse_schema
 
+from shulian.catalog.keys import CHAIN, Keyring, SigningKey
 from shulian.catalog.load import load_catalog
-from shulian.catalog.models import Catalog, ShareType
+from shulian.catalog.models import Catalog, PublicKey, ShareType
 from shulian.chain.dedup import resume_from_audit
 from shulian.chain.enforce import AuditPartition, EnforceStage, ViewSchema
 from shulian.chain.messages import InMessage, OutMessage
@@ -26,7 +27,9 @@ from shulian.chain.topology import Topology
 from shulian.chain.wire import encode_wire
 from shulian.clock import FixedClock
 from shulian.io.publish import load_raw_schemas
-from shulian.logic.audit import verify_chain
+from shulian.logic.audit import AuditChain, encode, hash_record, verify_chain
+from shulian.logic.auditseal import build_seal, verify_seals
+from shulian.logic.audittrail import TailTrust, tail_tagger
 from shulian.logic.generate import generators_for
 from shulian.logic.harmonise import Harmoniser
 from shulian.logic.policy import PolicyEngine
@@ -84,7 +87,15 @@ def _canonical_batch(catalog: Catalog, n: int) -> tuple[list[InMessage], Lookup]
     return msgs, Lookup({CANONICAL_ID: parsed})
 
 
-def _stage(catalog: Catalog, lookup: Lookup, audit: list[bytes], now: datetime) -> EnforceStage:
+CHAIN_KEY = SigningKey.generate("chain-test-1")
+KEYS = Keyring([PublicKey(id=CHAIN_KEY.key_id, owner=CHAIN, public_key=CHAIN_KEY.public_b64,
+                          valid_from=datetime(2026, 1, 1, tzinfo=UTC))])
+
+
+def _stage(catalog: Catalog, lookup: Lookup, audit: list[bytes], now: datetime, *,
+           signed: bool = False) -> EnforceStage:
+    """The stage over ``audit`` (the partition as the broker holds it); ``signed``: with the
+    chain's key, as a production worker (seals, tail tags, only trusted records learnt)."""
     sl = catalog.current_list
     views: dict[tuple[int, str], ViewSchema] = {
         (sl.version, str(e.id)): ViewSchema(100 + i, parse_schema(
@@ -92,11 +103,14 @@ def _stage(catalog: Catalog, lookup: Lookup, audit: list[bytes], now: datetime) 
         for i, e in enumerate(sl.entries) if e.share_type is not ShareType.NONE}
 
     def loader(parts: Sequence[AuditPartition]) -> dict[AuditPartition, Any]:
-        return {p: resume_from_audit(list(audit), canonical_topic=p[2]) for p in parts}
+        return {p: resume_from_audit(
+            list(audit), canonical_topic=p[2], topic=p[0], partition=p[1],
+            trust=TailTrust(KEYS, tail_tagger(CHAIN_KEY, p[0], p[1])) if signed else None)
+            for p in parts}
 
     return EnforceStage(topology=TOPO, schemas=lookup, engine=PolicyEngine(
         catalog=catalog, sharing_list=sl, master_key=b"k"), views=views, resume_loader=loader,
-        worker="w", clock=FixedClock(now))
+        worker="w", clock=FixedClock(now), signer=CHAIN_KEY if signed else None)
 
 
 def _audits(out: list[OutMessage]) -> list[OutMessage]:
@@ -206,3 +220,95 @@ def test_screen_passes_dead_letters_and_records_without_origin() -> None:
                       partition=0)
     screened = _stage(catalog, lookup, [], EXAMPLE_NOW).screen([dead, bare])
     assert screened.write == [dead, bare] and screened.finish == [] and screened.skipped == 0
+
+
+# --- a forged record in the unsealed tail, written while the worker is down -------------------
+
+def _ingested(msgs: Sequence[InMessage]) -> list[OutMessage]:
+    return [OutMessage(topic=m.topic, key=m.key, value=m.value or b"", partition=0,
+                       headers=[(k, v or b"") for k, v in m.headers]) for m in msgs]
+
+
+def _forge_after(audit: list[bytes], *, raw_offset: int, canonical_offset: int) -> bytes:
+    """What an attacker with write access appends: the worker's last genuine decision record
+    made to claim that raw record ``raw_offset`` was decided, every field as the worker writes
+    it (its tag copied, since the attacker cannot make one), linked and hashed exactly as
+    AuditChain does, encoded with the same canonical encoder."""
+    genuine = next(json.loads(v) for v in reversed(audit)
+                   if json.loads(v).get("kind") == "decision")
+    last = json.loads(audit[-1])
+    forged = {**genuine, "origin": {**genuine["origin"], "offset": raw_offset},
+              "source": {**genuine["source"], "offset": canonical_offset},
+              "part": [genuine["part"][1] - 1, genuine["part"][1]],
+              "seq": last["seq"] + 1, "prev_hash": last["hash"]}
+    forged.pop("hash")
+    forged["hash"] = hash_record(forged)
+    return encode(forged)
+
+
+def test_a_forged_tail_record_neither_steers_dedup_nor_gets_vouched_for() -> None:
+    catalog = _catalog()
+    msgs, lookup = _canonical_batch(catalog, 10)
+    out1, _ = _stage(catalog, lookup, [], FIRST_NOW, signed=True).process(msgs[:5])
+    broker = [m.value for m in _audits(out1)]  # five records' decisions, then the seal
+    assert json.loads(broker[-1])["kind"] == "seal"
+    forged = _forge_after(broker, raw_offset=9, canonical_offset=9)
+    broker.append(forged)
+    forged_at = len(broker) - 1
+    # the links hold and, without the chain's trust, the forgery would say raw 5..9 are decided
+    assert verify_chain(list(enumerate(broker))) == []
+    assert resume_from_audit(broker).origins.written(TOPO.raw(PROVIDER, DATASET), 0, 7)
+
+    second = _stage(catalog, lookup, broker, datetime(2026, 6, 2, tzinfo=UTC), signed=True)
+    screened = second.screen(_ingested(msgs[5:]))
+    assert screened.skipped == 0 and len(screened.write) == 5  # none suppressed
+    out2, stats2 = second.process(msgs[5:])
+    assert stats2.skipped == 0 and stats2.delivered > 0
+    audits2 = [json.loads(m.value) for m in _audits(out2)]
+    resume_seal = audits2[0]
+    assert resume_seal["kind"] == "seal" and resume_seal["disowned"] == [forged_at]
+    assert resume_seal["resumes"] == json.loads(broker[-2])["hash"]  # the worker's own seal
+    decided = Counter(r["origin"]["offset"] for r in audits2 if r["kind"] == "decision")
+    assert set(decided) == set(range(5, 10))
+
+    partition = list(enumerate(broker + [m.value for m in _audits(out2)]))
+    assert verify_chain(partition) == []  # one unbroken line of links
+    verdict = verify_seals(TOPO.audit(DATASET), 0, partition, KEYS)
+    assert [o for o, _ in verdict.breaks] == [forged_at]
+    assert "disowned by the resume seal" in verdict.breaks[0][1]
+    assert verdict.unsigned_tail == 0
+
+
+def test_the_workers_own_unsealed_tail_is_trusted_and_sealed_once() -> None:
+    catalog = _catalog()
+    msgs, lookup = _canonical_batch(catalog, 10)
+    out1, _ = _stage(catalog, lookup, [], FIRST_NOW, signed=True).process(msgs[:5])
+    broker = [m.value for m in _audits(out1)][:-1]  # killed after its records, before the seal
+    assert all("mac" in json.loads(v) for v in broker)
+    second = _stage(catalog, lookup, broker, datetime(2026, 6, 2, tzinfo=UTC), signed=True)
+    out2, stats2 = second.process(msgs)  # the whole batch again: 0..4 decided already
+    assert stats2.skipped == 5
+    audits2 = [json.loads(m.value) for m in _audits(out2)]
+    assert not any("resumes" in r for r in audits2)
+    partition = list(enumerate(broker + [m.value for m in _audits(out2)]))
+    verdict = verify_seals(TOPO.audit(DATASET), 0, partition, KEYS)
+    assert verdict.breaks == [] and verdict.unsigned_tail == 0 and verdict.seals == 1
+
+
+def test_a_forged_record_with_a_seal_by_another_key_is_disowned_too() -> None:
+    catalog = _catalog()
+    msgs, lookup = _canonical_batch(catalog, 10)
+    out1, _ = _stage(catalog, lookup, [], FIRST_NOW, signed=True).process(msgs[:5])
+    broker = [m.value for m in _audits(out1)]
+    broker.append(_forge_after(broker, raw_offset=9, canonical_offset=9))
+    last = json.loads(broker[-1])
+    broker.append(build_seal(AuditChain(last["hash"], next_seq=last["seq"] + 1),
+                             SigningKey.generate(CHAIN_KEY.key_id), topic=TOPO.audit(DATASET),
+                             partition=0, ts=FIRST_NOW, worker="w"))
+    second = _stage(catalog, lookup, broker, datetime(2026, 6, 2, tzinfo=UTC), signed=True)
+    out2, stats2 = second.process(msgs[5:])
+    assert stats2.skipped == 0
+    assert json.loads(_audits(out2)[0].value)["disowned"] == [len(broker) - 2, len(broker) - 1]
+    partition = list(enumerate(broker + [m.value for m in _audits(out2)]))
+    verdict = verify_seals(TOPO.audit(DATASET), 0, partition, KEYS)
+    assert sorted(o for o, _ in verdict.breaks) == [len(broker) - 2, len(broker) - 1]

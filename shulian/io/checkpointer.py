@@ -1,8 +1,8 @@
-"""The worker's audit checkpoints: every N records or T seconds, between batches (when every
-record and seal of the last batch is acknowledged), the heads of the audit chains it writes,
-signed with the chain's key, appended to the store outside Kafka
-(:mod:`shulian.logic.checkpoint`, :mod:`shulian.io.checkpoints`) and copied to the audit topic
-``audit.sharing-list``.
+"""Audit checkpoints, the worker's and the verification gateway's: every N records or T
+seconds, between batches (when every record and seal of the last batch is acknowledged), the
+heads of the audit chains it writes, signed with the chain's key, appended to the store outside
+Kafka (:mod:`shulian.logic.checkpoint`, :mod:`shulian.io.checkpoints`); the worker also copies
+each to the audit topic ``audit.sharing-list``.
 
 A store that fails is logged and tried again at the next occasion: checkpoints guard the
 audit log, they never stop the chain."""
