@@ -17,8 +17,9 @@ from typing import Any
 
 from fastavro import parse_schema
 
+from shulian.catalog.keys import CHAIN, Keyring, SigningKey
 from shulian.catalog.load import load_catalog
-from shulian.catalog.models import Catalog, ShareType
+from shulian.catalog.models import Catalog, PublicKey, ShareType
 from shulian.chain.dedup import resume_from_audit
 from shulian.chain.enforce import AuditPartition, EnforceStage, ViewSchema
 from shulian.chain.messages import InMessage, OutMessage
@@ -27,6 +28,7 @@ from shulian.chain.wire import encode_wire
 from shulian.clock import FixedClock
 from shulian.io.publish import load_raw_schemas
 from shulian.logic.audit import verify_chain
+from shulian.logic.egress import SIGNATURE_HEADER, verify_egress
 from shulian.logic.generate import generators_for
 from shulian.logic.harmonise import Harmoniser
 from shulian.logic.policy import PolicyEngine
@@ -84,7 +86,8 @@ def _canonical_batch(catalog: Catalog, n: int) -> tuple[list[InMessage], Lookup]
     return msgs, Lookup({CANONICAL_ID: parsed})
 
 
-def _stage(catalog: Catalog, lookup: Lookup, audit: list[bytes], now: datetime) -> EnforceStage:
+def _stage(catalog: Catalog, lookup: Lookup, audit: list[bytes], now: datetime,
+           signer: SigningKey | None = None) -> EnforceStage:
     sl = catalog.current_list
     views: dict[tuple[int, str], ViewSchema] = {
         (sl.version, str(e.id)): ViewSchema(100 + i, parse_schema(
@@ -96,7 +99,7 @@ def _stage(catalog: Catalog, lookup: Lookup, audit: list[bytes], now: datetime) 
 
     return EnforceStage(topology=TOPO, schemas=lookup, engine=PolicyEngine(
         catalog=catalog, sharing_list=sl, master_key=b"k"), views=views, resume_loader=loader,
-        worker="w", clock=FixedClock(now))
+        worker="w", clock=FixedClock(now), signer=signer)
 
 
 def _audits(out: list[OutMessage]) -> list[OutMessage]:
@@ -206,3 +209,25 @@ def test_screen_passes_dead_letters_and_records_without_origin() -> None:
                       partition=0)
     screened = _stage(catalog, lookup, [], EXAMPLE_NOW).screen([dead, bare])
     assert screened.write == [dead, bare] and screened.finish == [] and screened.skipped == 0
+
+
+def test_a_batch_egress_is_signed_once_and_each_record_verifies_alone() -> None:
+    """One signature over the batch's Merkle root; every egress record verifies on its own
+    with the chain's public key, and not with another record's proof."""
+    catalog = _catalog()
+    msgs, lookup = _canonical_batch(catalog, 9)
+    signer = SigningKey.generate("chain-test")
+    keys = Keyring([PublicKey.model_validate({
+        "id": signer.key_id, "owner": CHAIN, "public_key": signer.public_b64,
+        "valid_from": "2026-01-01T00:00:00+00:00"})])
+    out, stats = _stage(catalog, lookup, [], EXAMPLE_NOW, signer).process(msgs)
+    egress = [m for m in out if m.topic.startswith(TOPO.prefix("egress"))]
+    assert len(egress) == stats.delivered > 2
+    assert len({dict(m.headers)[SIGNATURE_HEADER] for m in egress}) == 1
+    for m in egress:
+        assert verify_egress(topic=m.topic, key=m.key, value=m.value, headers=m.headers,
+                             keys=keys, at=EXAMPLE_NOW, now=EXAMPLE_NOW) is None
+    a, b = egress[0], egress[1]
+    swapped = [(k, dict(b.headers)[k] if k == "shulian.sig.proof" else v) for k, v in a.headers]
+    assert verify_egress(topic=a.topic, key=a.key, value=a.value, headers=swapped, keys=keys,
+                         at=EXAMPLE_NOW, now=None) is not None
