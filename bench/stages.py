@@ -31,6 +31,7 @@ from shulian.chain.messages import InMessage, OutMessage, read_back
 from shulian.chain.topology import Topology, subject_of
 from shulian.clock import DEMO_CLOCK, parse_clock
 from shulian.logic.audit import AuditChain
+from shulian.logic.egress import LEAVES_PER_SIGNATURE
 from shulian.logic.harmonise import Harmoniser
 from shulian.logic.policy import PolicyEngine
 from shulian.logic.views import view_schema
@@ -60,7 +61,8 @@ class Stages:
     raw_schema_id: int
 
 
-def build_stages(catalog: Catalog, *, namespace: str = "stages") -> Stages:
+def build_stages(catalog: Catalog, *, namespace: str = "stages",
+                 leaves_per_signature: int = LEAVES_PER_SIGNATURE) -> Stages:
     topology = Topology(namespace=namespace, partitions=1)
     schemas = LocalSchemas({}, {})
     raw_id = 1
@@ -95,7 +97,8 @@ def build_stages(catalog: Catalog, *, namespace: str = "stages") -> Stages:
                            schemas=schemas, canonical=canonical),
         enforce=EnforceStage(topology=topology, schemas=schemas, engine=engine, views=views,
                              resume_loader=fresh, worker="bench-stages", clock=clock,
-                             signer=SigningKey.generate("bench-chain")),
+                             signer=SigningKey.generate("bench-chain"),
+                             leaves_per_signature=leaves_per_signature),
         topology=topology,
         raw_schema_id=raw_id,
     )
@@ -112,10 +115,15 @@ class StageTimes:
     ingest_us: float  # per raw record
     enforce_us: float  # per canonical record
     outputs_per_record: float
+    egress: int = 0  # egress records
+    egress_header_bytes: int = 0  # their headers: names and values
+    egress_sig_bytes: int = 0  # of which the signature's (shulian.sig*, shulian.digest)
+    egress_value_bytes: int = 0
 
 
-def run_once(catalog: Catalog, records: Sequence[tuple[bytes, bytes]]) -> StageTimes:
-    stages = build_stages(catalog)
+def run_once(catalog: Catalog, records: Sequence[tuple[bytes, bytes]],
+             leaves_per_signature: int = LEAVES_PER_SIGNATURE) -> StageTimes:
+    stages = build_stages(catalog, leaves_per_signature=leaves_per_signature)
     raw_topic = stages.topology.raw(AGENCY, DATASET)
     canonical_topic = stages.topology.canonical(DATASET)
     msgs = [InMessage(topic=raw_topic, partition=0, offset=i, key=k, value=v, timestamp_ms=0)
@@ -130,27 +138,48 @@ def run_once(catalog: Catalog, records: Sequence[tuple[bytes, bytes]]) -> StageT
     canon = _as_input(canonical_out, first_offset=0)
     enforce_s = 0.0
     outputs = 0
+    sizes = [0, 0, 0, 0]  # egress records, header bytes, signature header bytes, value bytes
+    egress = stages.topology.prefix("egress")
     for i in range(0, len(canon), BATCH):
         t0 = time.perf_counter()
         out2, _ = stages.enforce.process(canon[i:i + BATCH])
         enforce_s += time.perf_counter() - t0
         outputs += len(out2)
+        for m in out2:  # outside the timed part
+            if m.topic.startswith(egress):
+                _add_sizes(sizes, m)
     return StageTimes(records=len(msgs), canonical=len(canon),
                       ingest_us=ingest_s / len(msgs) * 1e6,
                       enforce_us=enforce_s / max(1, len(canon)) * 1e6,
-                      outputs_per_record=(len(canon) + outputs) / len(msgs))
+                      outputs_per_record=(len(canon) + outputs) / len(msgs),
+                      egress=sizes[0], egress_header_bytes=sizes[1], egress_sig_bytes=sizes[2],
+                      egress_value_bytes=sizes[3])
+
+
+def _add_sizes(sizes: list[int], m: OutMessage) -> None:
+    sizes[0] += 1
+    for k, v in m.headers:
+        n = len(k.encode("utf-8")) + len(v or b"")
+        sizes[1] += n
+        if k.startswith("shulian.sig") or k == "shulian.digest":
+            sizes[2] += n
+    sizes[3] += len(m.value)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.stages", description=__doc__)
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--leaves-per-signature", type=int, default=LEAVES_PER_SIGNATURE,
+                        help="egress records per Ed25519 signature at most (one Merkle tree "
+                             "each; 1: one signature per record)")
     args = parser.parse_args(argv)
     catalog = reference_catalog(CATALOG_DIR, SCHEMAS_DIR)
     workload = generate_workload(catalog, SCHEMAS_DIR, schema_id=1, records=args.records,
                                  latency_records=1, warmup_records=1)
     run_once(catalog, workload.throughput.records[:BATCH])  # warm caches
-    runs = [run_once(catalog, workload.throughput.records) for _ in range(args.repeats)]
+    runs = [run_once(catalog, workload.throughput.records, args.leaves_per_signature)
+            for _ in range(args.repeats)]
     ingest = statistics.median(r.ingest_us for r in runs)
     enforce = statistics.median(r.enforce_us for r in runs)
     share = runs[0].canonical / runs[0].records
@@ -161,6 +190,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"enforce  {enforce:7.1f} us per canonical record")
     print(f"together {per_raw:7.1f} us per raw record = {1e6 / per_raw:,.0f} records/s "
           "on one core, stages only")
+    r = runs[0]
+    if r.egress:
+        print(f"egress   {r.egress / r.canonical:7.2f} records per canonical record; per egress "
+              f"record: value {r.egress_value_bytes / r.egress:.0f} B, headers "
+              f"{r.egress_header_bytes / r.egress:.0f} B (signature and digest "
+              f"{r.egress_sig_bytes / r.egress:.0f} B)")
 
 
 if __name__ == "__main__":

@@ -132,11 +132,9 @@ def sign_rederived(made: Sequence[Rederived | Refused], signer: SigningKey, *, a
     one signature per ``batch`` records over their Merkle root, a proof in each."""
     out = list(made)
     todo = [(i, r) for i, r in enumerate(out) if isinstance(r, Rederived)]
-    for start in range(0, len(todo), batch):
-        chunk = todo[start:start + batch]
-        signed = sign_batch(signer, [r.content for _, r in chunk], at=at)
-        for (i, r), extra in zip(chunk, signed, strict=True):
-            out[i] = replace(r, headers=[*r.headers, *extra])
+    signed = sign_batch(signer, [r.content for _, r in todo], at=at, per_signature=batch)
+    for (i, r), extra in zip(todo, signed, strict=True):
+        out[i] = replace(r, headers=[*r.headers, *extra])
     return out
 
 

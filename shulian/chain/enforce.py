@@ -30,7 +30,7 @@ from shulian.clock import Clock
 from shulian.log import get_logger
 from shulian.logic.audit import AuditBuilder, audit_ts, record_digest
 from shulian.logic.auditseal import build_seal
-from shulian.logic.egress import EgressContent, sign_batch
+from shulian.logic.egress import LEAVES_PER_SIGNATURE, EgressContent, sign_batch
 from shulian.logic.policy import Decision, Outcome, PolicyEngine
 from shulian.logic.result import Reason, Rejected
 from shulian.logic.verify import Projection
@@ -84,11 +84,14 @@ class EnforceStage:
         worker: str,
         clock: Clock,
         signer: SigningKey | None = None,
+        leaves_per_signature: int = LEAVES_PER_SIGNATURE,
     ) -> None:
         """``signer``: the chain's key; every egress record carries its signature, one per
         batch over a Merkle root (shulian.logic.egress; the worker always has one; sinks
-        dead-letter unsigned records)."""
+        dead-letter unsigned records); ``leaves_per_signature``: egress records per signature
+        at most (the proof in each has log2 of it steps)."""
         self._signer = signer
+        self._leaves_per_signature = leaves_per_signature
         self._topology = topology
         self._schemas = schemas
         self._engine = engine
@@ -292,7 +295,8 @@ class EnforceStage:
         Merkle root of all of them, each record with its own inclusion proof."""
         if self._signer is None or not signing:
             return
-        signed = sign_batch(self._signer, [c for _, c in signing], at=now)
+        signed = sign_batch(self._signer, [c for _, c in signing], at=now,
+                            per_signature=self._leaves_per_signature)
         for (i, _), extra in zip(signing, signed, strict=True):
             out[i] = replace(out[i], headers=[*out[i].headers, *extra])
 

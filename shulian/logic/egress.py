@@ -43,6 +43,7 @@ from shulian.logic.merkle import Tree, leaf_hash, root_of
 __all__ = [
     "DIGEST_HEADER",
     "ENTRY_HEADER",
+    "LEAVES_PER_SIGNATURE",
     "PROOF_HEADER",
     "SCHEME_HEADER",
     "SCHEME_V1",
@@ -76,6 +77,11 @@ _DOMAIN_V1 = b"shulian/egress/v1"
 _DOMAIN_LEAF = b"shulian/egress/v2"
 _DOMAIN_ROOT = b"shulian/egress-root/v2"
 _SCHEME_V2 = SCHEME_V2.encode("ascii")
+
+LEAVES_PER_SIGNATURE = 4096
+"""Records per signature at most (a proof of at most 12 steps, 528 base64 characters); an
+enforce batch of 1,000 canonical records makes about 2,000 egress records (docs/BENCHMARKS.md,
+"Per-batch egress signatures", weighs signatures against header bytes)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,22 +126,28 @@ def root_message(key_id: str, signed_at: str, root: bytes) -> bytes:
                        root.hex().encode("ascii")))
 
 
-def sign_batch(signer: SigningKey, records: Sequence[EgressContent], *, at: datetime
-               ) -> list[list[tuple[str, bytes]]]:
+def sign_batch(signer: SigningKey, records: Sequence[EgressContent], *, at: datetime,
+               per_signature: int = LEAVES_PER_SIGNATURE) -> list[list[tuple[str, bytes]]]:
     """The signature headers of each record of a batch (digest, scheme, key, time, signature,
-    proof; entry and version headers are the caller's), with one signature for all."""
-    if not records:
-        return []
-    tree = Tree([leaf_hash(leaf_message(r.topic, r.key, r.value, r.entry, str(r.list_version),
-                                        r.digest)) for r in records])
+    proof; entry and version headers are the caller's): one signature per ``per_signature``
+    records, over the Merkle root of those records."""
+    if per_signature < 1:
+        raise ValueError("per_signature must be at least 1")
     signed_at = audit_ts(at)
-    common = [(SCHEME_HEADER, _SCHEME_V2),
-              (SIGNATURE_KEY_HEADER, signer.key_id.encode("utf-8")),
-              (SIGNED_AT_HEADER, signed_at.encode("ascii")),
-              (SIGNATURE_HEADER,
-               signer.sign(root_message(signer.key_id, signed_at, tree.root)).encode("ascii"))]
-    return [[(DIGEST_HEADER, r.digest.encode("ascii")), *common,
-             (PROOF_HEADER, base64.b64encode(tree.proof(i)))] for i, r in enumerate(records)]
+    out: list[list[tuple[str, bytes]]] = []
+    for start in range(0, len(records), per_signature):
+        chunk = records[start:start + per_signature]
+        tree = Tree([leaf_hash(leaf_message(r.topic, r.key, r.value, r.entry,
+                                            str(r.list_version), r.digest)) for r in chunk])
+        sig = signer.sign(root_message(signer.key_id, signed_at, tree.root))
+        common = [(SCHEME_HEADER, _SCHEME_V2),
+                  (SIGNATURE_KEY_HEADER, signer.key_id.encode("utf-8")),
+                  (SIGNED_AT_HEADER, signed_at.encode("ascii")),
+                  (SIGNATURE_HEADER, sig.encode("ascii"))]
+        out.extend([(DIGEST_HEADER, r.digest.encode("ascii")), *common,
+                    (PROOF_HEADER, base64.b64encode(tree.proof(i)))]
+                   for i, r in enumerate(chunk))
+    return out
 
 
 def _text(headers: Sequence[tuple[str, bytes | None]], name: str) -> str | None:

@@ -235,3 +235,15 @@ def test_the_documented_consumer_snippet_verifies_on_its_own(n: int) -> None:
     k0, v0, h0 = _batch(n)[0]
     with pytest.raises(InvalidSignature):  # another key's signature
         verify(TOPIC, k0, v0, dict(h0), SigningKey.generate("other").public_b64)
+
+
+def test_a_batch_split_into_several_trees_verifies_record_by_record() -> None:
+    contents = [_content(i) for i in range(7)]
+    signed = sign_batch(CHAIN_KEY, contents, at=T0, per_signature=3)
+    assert len({_get(h, SIGNATURE_HEADER) for h in signed}) == 3  # trees of 3, 3 and 1
+    assert [len(_get(h, PROOF_HEADER)) for h in signed] == [88, 88, 44, 88, 88, 44, 0]
+    for c, h in zip(contents, signed, strict=True):
+        headers = [("shulian.entry", c.entry.encode()), ("shulian.list.version", b"2"), *h]
+        assert _check(KEYS, c.key, c.value, headers) is None
+    with pytest.raises(ValueError):
+        sign_batch(CHAIN_KEY, contents, at=T0, per_signature=0)
