@@ -10,9 +10,10 @@ Every egress record carries, in headers:
   catalog/keys.yaml);
 - ``shulian.sig``: base64 Ed25519 signature.
 
-Scheme ``ed25519-merkle/v2`` (what the chain writes): one signature per batch. Each record's
-:func:`leaf_message` (topic, SHA-256 of key and value, entry, list version, canonical digest)
-is a leaf of a SHA-256 Merkle tree over the batch's egress records (:mod:`shulian.logic.merkle`);
+Scheme ``ed25519-merkle/v2`` (what the chain writes): one signature per batch and egress
+topic. Each record's :func:`leaf_message` (topic, SHA-256 of key and value, entry, list version,
+canonical digest) is a leaf of a SHA-256 Merkle tree over the batch's records of that topic
+(:mod:`shulian.logic.merkle`; :func:`sign_batch` says why per topic);
 ``shulian.sig`` signs :func:`root_message` (key id, the batch's time, the root), and the record
 carries ``shulian.sig.time`` (that time, ISO 8601 UTC) and ``shulian.sig.proof`` (base64 of its
 audit path, empty for a one-record batch). A record is verified alone: its leaf and proof give
@@ -79,9 +80,9 @@ _DOMAIN_ROOT = b"shulian/egress-root/v2"
 _SCHEME_V2 = SCHEME_V2.encode("ascii")
 
 LEAVES_PER_SIGNATURE = 4096
-"""Records per signature at most (a proof of at most 12 steps, 528 base64 characters); an
-enforce batch of 1,000 canonical records makes about 2,000 egress records (docs/BENCHMARKS.md,
-"Per-batch egress signatures", weighs signatures against header bytes)."""
+"""Records of one egress topic per signature at most (a proof of at most 12 steps, 528 base64
+characters); docs/BENCHMARKS.md, "Per-batch egress signatures", weighs signatures against
+header bytes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,25 +130,39 @@ def root_message(key_id: str, signed_at: str, root: bytes) -> bytes:
 def sign_batch(signer: SigningKey, records: Sequence[EgressContent], *, at: datetime,
                per_signature: int = LEAVES_PER_SIGNATURE) -> list[list[tuple[str, bytes]]]:
     """The signature headers of each record of a batch (digest, scheme, key, time, signature,
-    proof; entry and version headers are the caller's): one signature per ``per_signature``
-    records, over the Merkle root of those records."""
+    proof; entry and version headers are the caller's), in the order of ``records``.
+
+    One tree, and one signature over its root, per egress topic of the batch and per
+    ``per_signature`` records of it: a proof shows its siblings' hashes, and a sibling from
+    another consumer's topic would let a consumer test guesses of that consumer's view (a field
+    masked for one and clear for the other), so a tree holds only records its one consumer
+    receives anyway."""
     if per_signature < 1:
         raise ValueError("per_signature must be at least 1")
     signed_at = audit_ts(at)
-    out: list[list[tuple[str, bytes]]] = []
-    for start in range(0, len(records), per_signature):
-        chunk = records[start:start + per_signature]
-        tree = Tree([leaf_hash(leaf_message(r.topic, r.key, r.value, r.entry,
-                                            str(r.list_version), r.digest)) for r in chunk])
-        sig = signer.sign(root_message(signer.key_id, signed_at, tree.root))
-        common = [(SCHEME_HEADER, _SCHEME_V2),
-                  (SIGNATURE_KEY_HEADER, signer.key_id.encode("utf-8")),
-                  (SIGNED_AT_HEADER, signed_at.encode("ascii")),
-                  (SIGNATURE_HEADER, sig.encode("ascii"))]
-        out.extend([(DIGEST_HEADER, r.digest.encode("ascii")), *common,
-                    (PROOF_HEADER, base64.b64encode(tree.proof(i)))]
-                   for i, r in enumerate(chunk))
+    by_topic: dict[str, list[int]] = {}
+    for i, r in enumerate(records):
+        by_topic.setdefault(r.topic, []).append(i)
+    out: list[list[tuple[str, bytes]]] = [[] for _ in records]
+    for indexes in by_topic.values():
+        for start in range(0, len(indexes), per_signature):
+            chunk = indexes[start:start + per_signature]
+            _sign_tree(signer, signed_at, records, chunk, out)
     return out
+
+
+def _sign_tree(signer: SigningKey, signed_at: str, records: Sequence[EgressContent],
+               chunk: Sequence[int], out: list[list[tuple[str, bytes]]]) -> None:
+    tree = Tree([leaf_hash(leaf_message(r.topic, r.key, r.value, r.entry, str(r.list_version),
+                                        r.digest)) for r in (records[i] for i in chunk)])
+    sig = signer.sign(root_message(signer.key_id, signed_at, tree.root))
+    common = [(SCHEME_HEADER, _SCHEME_V2),
+              (SIGNATURE_KEY_HEADER, signer.key_id.encode("utf-8")),
+              (SIGNED_AT_HEADER, signed_at.encode("ascii")),
+              (SIGNATURE_HEADER, sig.encode("ascii"))]
+    for leaf, i in enumerate(chunk):
+        out[i] = [(DIGEST_HEADER, records[i].digest.encode("ascii")), *common,
+                  (PROOF_HEADER, base64.b64encode(tree.proof(leaf)))]
 
 
 def _text(headers: Sequence[tuple[str, bytes | None]], name: str) -> str | None:

@@ -247,3 +247,18 @@ def test_a_batch_split_into_several_trees_verifies_record_by_record() -> None:
         assert _check(KEYS, c.key, c.value, headers) is None
     with pytest.raises(ValueError):
         sign_batch(CHAIN_KEY, contents, at=T0, per_signature=0)
+
+
+def test_each_egress_topic_has_its_own_tree() -> None:
+    """A proof shows sibling hashes: they come from the same consumer's topic only, never from
+    another consumer's records (which could be tested against guesses of their view)."""
+    contents = [_content(i, topic=TOPIC if i % 3 else "egress.hrss.business_licence")
+                for i in range(9)]
+    signed = sign_batch(CHAIN_KEY, contents, at=T0)
+    sigs: dict[str, set[bytes]] = {c.topic: set() for c in contents}
+    for c, h in zip(contents, signed, strict=True):
+        sigs[c.topic].add(_get(h, SIGNATURE_HEADER))
+        headers = [("shulian.entry", c.entry.encode()), ("shulian.list.version", b"2"), *h]
+        assert _check(KEYS, c.key, c.value, headers, topic=c.topic) is None
+    assert all(len(v) == 1 for v in sigs.values()) and len(set.union(*sigs.values())) == 2
+    assert [len(_get(h, PROOF_HEADER)) for h in signed[:3]] == [88, 132, 132]  # 3 and 6 leaves
