@@ -16,14 +16,15 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from fastavro import parse_schema
 
 from bench.data import AGENCY, DATASET, generate_workload, raw_schema, reference_catalog
 from bench.harness import CATALOG_DIR, MASTER_KEY, SCHEMAS_DIR
-from shulian.catalog.keys import SigningKey
-from shulian.catalog.models import DELIVERING, Catalog
+from shulian.catalog.keys import CHAIN, Keyring, SigningKey
+from shulian.catalog.models import DELIVERING, Catalog, PublicKey
 from shulian.chain.dedup import AuditResume
 from shulian.chain.enforce import AuditPartition, EnforceStage, ViewSchema
 from shulian.chain.ingest import CanonicalSchema, IngestStage
@@ -31,7 +32,16 @@ from shulian.chain.messages import InMessage, OutMessage, read_back
 from shulian.chain.topology import Topology, subject_of
 from shulian.clock import DEMO_CLOCK, parse_clock
 from shulian.logic.audit import AuditChain
-from shulian.logic.egress import LEAVES_PER_SIGNATURE
+from shulian.logic.egress import (
+    DIGEST_HEADER,
+    ENTRY_HEADER,
+    LEAVES_PER_SIGNATURE,
+    SIGNATURE_HEADER,
+    SIGNATURE_KEY_HEADER,
+    VERSION_HEADER,
+    egress_message,
+    verify_egress,
+)
 from shulian.logic.harmonise import Harmoniser
 from shulian.logic.policy import PolicyEngine
 from shulian.logic.views import view_schema
@@ -60,6 +70,7 @@ class Stages:
     enforce: EnforceStage
     topology: Topology
     raw_schema_id: int
+    signer: SigningKey
 
 
 def build_stages(catalog: Catalog, *, namespace: str = "stages",
@@ -93,15 +104,16 @@ def build_stages(catalog: Catalog, *, namespace: str = "stages",
     engine = PolicyEngine(catalog=catalog, sharing_list=sharing,
                           master_key=MASTER_KEY.encode("utf-8"))
     clock = parse_clock(DEMO_CLOCK)  # the same decisions in any year
+    signer = SigningKey.generate("bench-chain")
     return Stages(
         ingest=IngestStage(topology=topology, harmoniser=Harmoniser(catalog, clock=clock),
                            schemas=schemas, canonical=canonical),
         enforce=EnforceStage(topology=topology, schemas=schemas, engine=engine, views=views,
                              resume_loader=fresh, worker="bench-stages", clock=clock,
-                             signer=SigningKey.generate("bench-chain"),
-                             leaves_per_signature=leaves_per_signature),
+                             signer=signer, leaves_per_signature=leaves_per_signature),
         topology=topology,
         raw_schema_id=raw_id,
+        signer=signer,
     )
 
 
@@ -120,6 +132,8 @@ class StageTimes:
     egress_header_bytes: int = 0  # their headers: names and values
     egress_sig_bytes: int = 0  # of which the signature's (shulian.sig*, shulian.digest)
     egress_value_bytes: int = 0
+    sample: tuple[OutMessage, ...] = ()  # the last batch's egress records
+    signer: SigningKey | None = None
 
 
 def run_once(catalog: Catalog, records: Sequence[tuple[bytes, bytes]],
@@ -142,20 +156,49 @@ def run_once(catalog: Catalog, records: Sequence[tuple[bytes, bytes]],
     outputs = 0
     sizes = [0, 0, 0, 0]  # egress records, header bytes, signature header bytes, value bytes
     egress = stages.topology.prefix("egress")
+    sample: list[OutMessage] = []
     for i in range(0, len(canon), BATCH):
         t0 = clock()
         out2, _ = stages.enforce.process(canon[i:i + BATCH])
         enforce_s += clock() - t0
         outputs += len(out2)
-        for m in out2:  # outside the timed part
-            if m.topic.startswith(egress):
-                _add_sizes(sizes, m)
+        sample = [m for m in out2 if m.topic.startswith(egress)]  # outside the timed part
+        for m in sample:
+            _add_sizes(sizes, m)
     return StageTimes(records=len(msgs), canonical=len(canon),
                       ingest_us=ingest_s / len(msgs) * 1e6,
                       enforce_us=enforce_s / max(1, len(canon)) * 1e6,
                       outputs_per_record=(len(canon) + outputs) / len(msgs),
                       egress=sizes[0], egress_header_bytes=sizes[1], egress_sig_bytes=sizes[2],
-                      egress_value_bytes=sizes[3])
+                      egress_value_bytes=sizes[3], sample=tuple(sample),
+                      signer=stages.signer)
+
+
+def verify_costs(sample: Sequence[OutMessage], signer: SigningKey,
+                 clock: Callable[[], float]) -> tuple[float, float]:
+    """Microseconds per egress record for a sink's check (``verify_egress``): the records as
+    signed (a batch's trees), and the same records signed one by one (scheme v1, as before)."""
+    keys = Keyring([PublicKey(id=signer.key_id, owner=CHAIN, public_key=signer.public_b64,
+                              valid_from=datetime(2026, 1, 1, tzinfo=UTC))])
+    at = parse_clock(DEMO_CLOCK).now()
+    v1 = []
+    for m in sample:
+        h = dict(m.headers)
+        entry, version, digest = (h[n].decode() for n in (ENTRY_HEADER, VERSION_HEADER,
+                                                           DIGEST_HEADER))
+        sig = signer.sign(egress_message(m.topic, m.key, m.value, entry, version, digest))
+        v1.append([(ENTRY_HEADER, h[ENTRY_HEADER]), (VERSION_HEADER, h[VERSION_HEADER]),
+                   (DIGEST_HEADER, h[DIGEST_HEADER]), (SIGNATURE_KEY_HEADER,
+                   signer.key_id.encode()), (SIGNATURE_HEADER, sig.encode())])
+    costs = []
+    for headers in ([m.headers for m in sample], v1):
+        t0 = clock()
+        bad = sum(verify_egress(topic=m.topic, key=m.key, value=m.value, headers=hs, keys=keys,
+                                at=at, now=at) is not None for m, hs in zip(sample, headers,
+                                                                           strict=True))
+        costs.append((clock() - t0) / len(sample) * 1e6)
+        assert bad == 0, f"{bad} records of the sample do not verify"
+    return costs[0], costs[1]
 
 
 def _add_sizes(sizes: list[int], m: OutMessage) -> None:
@@ -175,6 +218,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--leaves-per-signature", type=int, default=LEAVES_PER_SIGNATURE,
                         help="egress records per Ed25519 signature at most (one Merkle tree "
                              "each; 1: one signature per record)")
+    parser.add_argument("--verify", action="store_true",
+                        help="also time a sink's signature check of one batch's egress records")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
                         help="wall: elapsed time; cpu: CPU time of the measuring thread (steadier "
                              "on a machine shared with other work)")
@@ -201,6 +246,10 @@ def main(argv: Sequence[str] | None = None) -> None:
               f"record: value {r.egress_value_bytes / r.egress:.0f} B, headers "
               f"{r.egress_header_bytes / r.egress:.0f} B (signature and digest "
               f"{r.egress_sig_bytes / r.egress:.0f} B)")
+    if args.verify and r.sample and r.signer is not None:
+        merkle, single = verify_costs(r.sample, r.signer, CLOCKS[args.clock])
+        print(f"verify   {merkle:7.1f} us per egress record as signed (one Ed25519 check per "
+              f"tree); {single:.1f} us signed one by one (v1)")
 
 
 if __name__ == "__main__":
