@@ -27,12 +27,10 @@ from shulian.logic.audit import record_digest
 from shulian.logic.egress import DIGEST_HEADER, EgressContent, sign_batch
 from shulian.logic.policy import Decision, Outcome
 
-__all__ = ["REPLAY_HEADER", "SIGN_BATCH", "Decider", "Rederived", "Refused", "rederive",
+__all__ = ["REPLAY_HEADER", "Decider", "Rederived", "Refused", "rederive",
            "select_deliveries", "sign_rederived"]
 
 REPLAY_HEADER = "shulian.replay"
-SIGN_BATCH = 2048
-"""Records per signature when re-sending (a proof of at most 11 steps, as a worker's batch)."""
 
 
 class Decider(Protocol):
@@ -126,13 +124,14 @@ def rederive(
                                    str(audit["record_digest"])))
 
 
-def sign_rederived(made: Sequence[Rederived | Refused], signer: SigningKey, *, at: datetime,
-                   batch: int = SIGN_BATCH) -> list[Rederived | Refused]:
-    """``made`` with every re-derived record signed as the enforce stage signs its batches:
-    one signature per ``batch`` records over their Merkle root, a proof in each."""
+def sign_rederived(made: Sequence[Rederived | Refused], signer: SigningKey, *,
+                   at: datetime) -> list[Rederived | Refused]:
+    """``made`` with every re-derived record signed as the enforce stage signs its batches
+    (:func:`shulian.logic.egress.sign_batch`: a Merkle tree per topic and per
+    ``LEAVES_PER_SIGNATURE`` records, one signature over its root, a proof in each record)."""
     out = list(made)
     todo = [(i, r) for i, r in enumerate(out) if isinstance(r, Rederived)]
-    signed = sign_batch(signer, [r.content for _, r in todo], at=at, per_signature=batch)
+    signed = sign_batch(signer, [r.content for _, r in todo], at=at)
     for (i, r), extra in zip(todo, signed, strict=True):
         out[i] = replace(r, headers=[*r.headers, *extra])
     return out
