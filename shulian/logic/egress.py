@@ -180,6 +180,23 @@ def _has(headers: Sequence[tuple[str, bytes | None]], name: str) -> bool:
     return any(k == name for k, _ in headers)
 
 
+_SIGNED = frozenset({ENTRY_HEADER, VERSION_HEADER, DIGEST_HEADER, SCHEME_HEADER,
+                     SIGNATURE_KEY_HEADER, SIGNATURE_HEADER, SIGNED_AT_HEADER, PROOF_HEADER})
+
+
+def _twice(headers: Sequence[tuple[str, bytes | None]]) -> list[str]:
+    """Signature headers that occur more than once (readers differ on which one counts: this
+    module reads the first, ``dict(headers)`` the last)."""
+    seen: set[str] = set()
+    twice: list[str] = []
+    for k, _ in headers:
+        if k in _SIGNED:
+            if k in seen and k not in twice:
+                twice.append(k)
+            seen.add(k)
+    return twice
+
+
 @lru_cache(maxsize=256)
 def _signature_holds(public_key: str, message: bytes, sig: str) -> bool:
     """Ed25519 verification, remembered: a batch's records share one root signature."""
@@ -192,6 +209,9 @@ def verify_egress(*, topic: str, key: bytes | None, value: bytes | None,
     """Why the record is not a genuine egress record of the chain (None: it is). ``at``: when
     it was written (its timestamp; scheme v1's key must have been valid then, v2's at its
     signed time); ``now``: refuse keys revoked by now (a stolen key can backdate)."""
+    twice = _twice(headers)
+    if twice:
+        return f"not signed by the chain: {', '.join(twice)} header more than once"
     scheme = _text(headers, SCHEME_HEADER)
     if scheme is None and not _has(headers, SCHEME_HEADER):
         scheme = SCHEME_V1
@@ -227,7 +247,8 @@ def _verify_v2(content: tuple[str, bytes | None, bytes | None, str, str, str], k
         return f"egress signature: malformed {SIGNED_AT_HEADER} or {PROOF_HEADER} header"
     root = root_of(leaf_hash(leaf_message(*content)), proof)
     if root is None:
-        return f"egress signature: malformed {PROOF_HEADER} header (not whole steps)"
+        return (f"egress signature: malformed {PROOF_HEADER} header (not whole 33-byte steps "
+                "of L or R and a hash, or too long)")
     why = keys.unusable(key_id, owner=CHAIN, at=when, now=now)
     if why is None:
         public = keys.get(key_id)

@@ -265,3 +265,13 @@ def test_each_egress_topic_has_its_own_tree() -> None:
         assert _check(KEYS, c.key, c.value, headers, topic=c.topic) is None
     assert all(len(v) == 1 for v in sigs.values()) and len(set.union(*sigs.values())) == 2
     assert [len(_get(h, PROOF_HEADER)) for h in signed[:3]] == [88, 132, 132]  # 3 and 6 leaves
+
+
+def test_a_signature_header_given_twice_is_refused() -> None:
+    """Readers differ on which of two same-named headers counts (the first here, the last in
+    ``dict(headers)``): a record must not verify with one value and be read with another."""
+    key, value, headers = _batch(3)[1]
+    for name in ("shulian.list.version", "shulian.entry", PROOF_HEADER, SIGNATURE_HEADER):
+        twice = [*headers, (name, b"9")]
+        assert "more than once" in (_check(KEYS, key, value, twice) or ""), name
+    assert _check(KEYS, key, value, [*headers, ("shulian.provider", b"amr")]) is None
