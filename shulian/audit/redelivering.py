@@ -77,7 +77,7 @@ def run_redeliver(settings: Settings, *, topology: Topology, consumer: str, data
     audit record and signed like the worker (:func:`shulian.audit.rederive.rederive`). No
     egress record is ever copied, so a forgery on the egress topic cannot be re-sent. With
     ``sink`` the records go straight into the sink it makes instead of the egress topic."""
-    from shulian.audit.rederive import Rederived, rederive, select_deliveries
+    from shulian.audit.rederive import Rederived, rederive, select_deliveries, sign_rederived
     from shulian.io.kafka import TopicSpec, admin_client, ensure_topics
     from shulian.io.reader import read_topics, read_window
     from shulian.io.setup import register_views, registry_client
@@ -120,9 +120,11 @@ def run_redeliver(settings: Settings, *, topology: Topology, consumer: str, data
         canonical = {(m.topic, m.partition, m.offset): m for msgs in read_topics(
             settings, [topology.canonical(dataset)], progress=progress).values() for m in msgs}
     schemas = SchemaCache(settings.registry_url, auth=settings.registry_auth_conf())
-    made = [(rederive(e.record, (e.topic, e.partition, e.offset), canonical=canonical,
-                      engines=engines, views=views, schemas=schemas, signer=signer), m)
-            for e, m in delivers]
+    now = settings.decision_clock().now()
+    signed = sign_rederived([rederive(e.record, (e.topic, e.partition, e.offset),
+                                      canonical=canonical, engines=engines, views=views,
+                                      schemas=schemas) for e, _ in delivers], signer, at=now)
+    made = list(zip(signed, (m for _, m in delivers), strict=True))
     sends = [(r, m) for r, m in made if isinstance(r, Rederived)]
     for r, _ in made:
         if not isinstance(r, Rederived):
@@ -147,7 +149,6 @@ def run_redeliver(settings: Settings, *, topology: Topology, consumer: str, data
         for m in read_tails(settings, [tp], depth=REPLAY_RESUME_DEPTH)[tp]],
         TailTrust(trust.keys, tag))
     chain = tail.chain(tag)
-    now = settings.decision_clock().now()
     sealed: list[Outgoing] = []
     if sends and tail.needs_resume_seal:
         log.error("audit.tail_disowned", topic=replay_topic, partition=0,

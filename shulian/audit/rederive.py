@@ -5,14 +5,15 @@ re-sending what is there would launder a forgery as a replay. Instead, for every
 ``deliver`` audit record of the window, the canonical record it names is taken from the
 canonical topic, its SHA-256 must equal the audited ``record_digest``, the list version the
 audit names re-decides it with the audited ``ts`` as *now*, and the entry's view is encoded
-and signed exactly as the enforce stage does (:mod:`shulian.chain.enforce`). Whatever does not
-re-derive to a delivery is refused with the reason, never sent.
+as the enforce stage does (:mod:`shulian.chain.enforce`) and signed as it signs, per batch
+over a Merkle root (:func:`sign_rederived`). Whatever does not re-derive to a delivery is
+refused with the reason, never sent.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -23,11 +24,11 @@ from shulian.chain.enforce import ViewSchema
 from shulian.chain.messages import InMessage, header_str
 from shulian.chain.wire import decode_body, encode_wire, split_wire
 from shulian.logic.audit import record_digest
-from shulian.logic.egress import DIGEST_HEADER, signature_headers
+from shulian.logic.egress import DIGEST_HEADER, EgressContent, sign_batch
 from shulian.logic.policy import Decision, Outcome
 
 __all__ = ["REPLAY_HEADER", "Decider", "Rederived", "Refused", "decode_value", "rederive",
-           "select_deliveries"]
+           "select_deliveries", "sign_rederived"]
 
 REPLAY_HEADER = "shulian.replay"
 
@@ -43,7 +44,8 @@ class Schemas(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Rederived:
-    """One egress record to send again, with the audit record it re-derives."""
+    """One egress record to send again, with the audit record it re-derives (its signature
+    headers are added by :func:`sign_rederived`)."""
 
     topic: str
     key: bytes
@@ -51,6 +53,7 @@ class Rederived:
     headers: list[tuple[str, bytes]]
     audit: Mapping[str, Any]
     audit_position: tuple[str, int, int]
+    content: EgressContent
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,10 +80,10 @@ def rederive(
     engines: Mapping[int, Decider],
     views: Mapping[tuple[int, str], ViewSchema],
     schemas: Schemas,
-    signer: SigningKey,
 ) -> Rederived | Refused:
     """The egress record the chain sent for ``audit`` (a live ``deliver`` audit record at
-    ``position``), made again from the canonical record, or why it cannot be."""
+    ``position``), made again from the canonical record, or why it cannot be. Unsigned: sign
+    what is sent with :func:`sign_rederived`."""
     src = audit.get("source")
     if not isinstance(src, dict):
         return Refused(position, "the audit record names no canonical record")
@@ -116,11 +119,23 @@ def rederive(
     kbytes = egress_key.encode("utf-8")
     value = encode_wire(view.schema_id, view.parsed, decision.view)
     headers = [(H.ENTRY, H.text_bytes(entry)), (H.LIST_VERSION, str(version).encode()),
-               (H.PROVIDER, H.text_bytes(decision.provider)),
-               *signature_headers(signer, topic=topic, key=kbytes, value=value, entry=entry,
-                                  list_version=version, digest=str(audit["record_digest"])),
-               (REPLAY_HEADER, b"1")]
-    return Rederived(topic, kbytes, value, headers, audit, position)
+               (H.PROVIDER, H.text_bytes(decision.provider)), (REPLAY_HEADER, b"1")]
+    return Rederived(topic, kbytes, value, headers, audit, position,
+                     EgressContent(topic, kbytes, value, entry, version,
+                                   str(audit["record_digest"])))
+
+
+def sign_rederived(made: Sequence[Rederived | Refused], signer: SigningKey, *,
+                   at: datetime) -> list[Rederived | Refused]:
+    """``made`` with every re-derived record signed as the enforce stage signs its batches
+    (:func:`shulian.logic.egress.sign_batch`: a Merkle tree per topic and per
+    ``LEAVES_PER_SIGNATURE`` records, one signature over its root, a proof in each record)."""
+    out = list(made)
+    todo = [(i, r) for i, r in enumerate(out) if isinstance(r, Rederived)]
+    signed = sign_batch(signer, [r.content for _, r in todo], at=at)
+    for (i, r), extra in zip(todo, signed, strict=True):
+        out[i] = replace(r, headers=[*r.headers, *extra])
+    return out
 
 
 def select_deliveries(egress: Sequence[InMessage], entries: Iterable[AuditEntry]

@@ -10,7 +10,7 @@ chain of the canonical record's partition.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -30,7 +30,7 @@ from shulian.clock import Clock
 from shulian.log import get_logger
 from shulian.logic.audit import AuditBuilder, audit_ts, record_digest
 from shulian.logic.auditseal import build_seal
-from shulian.logic.egress import signature_headers
+from shulian.logic.egress import LEAVES_PER_SIGNATURE, EgressContent, sign_batch
 from shulian.logic.policy import Decision, Outcome, PolicyEngine
 from shulian.logic.result import Reason, Rejected
 from shulian.logic.verify import Projection
@@ -84,10 +84,14 @@ class EnforceStage:
         worker: str,
         clock: Clock,
         signer: SigningKey | None = None,
+        leaves_per_signature: int = LEAVES_PER_SIGNATURE,
     ) -> None:
-        """``signer``: the chain's key; every egress record carries its signature (the worker
-        always has one; sinks dead-letter unsigned records)."""
+        """``signer``: the chain's key; every egress record carries its signature, one per
+        batch over a Merkle root (shulian.logic.egress; the worker always has one; sinks
+        dead-letter unsigned records); ``leaves_per_signature``: egress records per signature
+        at most (the proof in each has log2 of it steps)."""
         self._signer = signer
+        self._leaves_per_signature = leaves_per_signature
         self._topology = topology
         self._schemas = schemas
         self._engine = engine
@@ -213,6 +217,7 @@ class EnforceStage:
         batch_ts = audit_ts(batch_now)
         touched: set[tuple[str, int]] = set()  # audit partitions this batch appended to
         out.extend(self._resume_seals(batch_now))
+        signing: list[tuple[int, EgressContent]] = []  # (index in out, what to sign)
         for msg in batch:
             dataset = self._dataset(msg.topic)
             audit_topic = "" if dataset is None else self._audit_topic(dataset)
@@ -268,7 +273,11 @@ class EnforceStage:
                 if decision.outcome is Outcome.DELIVER and decision.view is not None:
                     egress_topic = self._egress_topic(decision.consumer, dataset)
                     egress_key = str(decision.view.get("_record_key", key))
-                    out.append(self._egress(egress_topic, egress_key, decision, digest))
+                    egress = self._egress(egress_topic, egress_key, decision)
+                    signing.append((len(out), EgressContent(
+                        egress_topic, egress.key or b"", egress.value, decision.entry_id,
+                        decision.list_version, digest)))
+                    out.append(egress)
                     delivered += 1
                 else:
                     withheld += 1
@@ -280,6 +289,7 @@ class EnforceStage:
                                       partition=msg.partition, phase=1))
         if skipped:
             log.info("enforce.skipped_decided", count=skipped, batch=len(batch))
+        self._sign(out, signing, batch_now)
         out.extend(self._seals(touched | self._unsealed, batch_now))
         self._unsealed.clear()
         return out, EnforceStats(delivered=delivered, withheld=withheld, rejected=rejected,
@@ -308,6 +318,17 @@ class EnforceStage:
             self._unsealed.discard((topic, partition))
         self._disowning.clear()
         return out
+
+    def _sign(self, out: list[OutMessage], signing: Sequence[tuple[int, EgressContent]],
+              now: datetime) -> None:
+        """The batch's egress records get their signature headers: one signature over the
+        Merkle root of all of them, each record with its own inclusion proof."""
+        if self._signer is None or not signing:
+            return
+        signed = sign_batch(self._signer, [c for _, c in signing], at=now,
+                            per_signature=self._leaves_per_signature)
+        for (i, _), extra in zip(signing, signed, strict=True):
+            out[i] = replace(out[i], headers=[*out[i].headers, *extra])
 
     def _seals(self, touched: set[tuple[str, int]], now: datetime) -> list[OutMessage]:
         """One signed seal per audit partition the batch appended to, after its records
@@ -350,8 +371,8 @@ class EnforceStage:
             return Rejected(Reason.UNKNOWN_SCHEMA_ID, f"schema id {schema_id} is not registered")
         return decode_body(parsed, body)
 
-    def _egress(self, topic: str, egress_key: str, decision: Decision, digest: str
-                ) -> OutMessage:
+    def _egress(self, topic: str, egress_key: str, decision: Decision) -> OutMessage:
+        """The view, unsigned yet (:meth:`_sign` adds the signature headers per batch)."""
         view = self._views.get((decision.list_version, decision.entry_id))
         if view is None:  # registered when the list version was applied; absence is a bug
             raise KeyError(f"no view schema for entry {decision.entry_id} "
@@ -369,10 +390,6 @@ class EnforceStage:
             ]
         key = egress_key.encode("utf-8")
         value = encode_wire(view.schema_id, view.parsed, decision.view)
-        if self._signer is not None:
-            headers = headers + signature_headers(
-                self._signer, topic=topic, key=key, value=value, entry=decision.entry_id,
-                list_version=decision.list_version, digest=digest)
         return OutMessage(topic=topic, key=key, value=value, headers=headers)
 
     def _changelog(self, dataset: str, projection: Projection,

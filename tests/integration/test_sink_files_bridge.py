@@ -9,9 +9,13 @@ import pytest
 
 from connectors.sinks.config import FileSinkConfig, KafkaBridgeSinkConfig
 from connectors.sinks.kafka_bridge import KafkaBridgeSink
+from shulian.catalog.keys import Keyring
+from shulian.catalog.load import load_catalog
 from shulian.embedded.net import free_port, wait_until
 from shulian.errors import SinkError
 from shulian.io.kafka import TopicSpec, admin_client, ensure_topics
+from shulian.logic.egress import verify_egress
+from tests.fixtures.clock import EXAMPLE_NOW
 from tests.fixtures.registry import RegistryProcess
 from tests.fixtures.sinks import (
     make_topic,
@@ -72,8 +76,13 @@ def test_kafka_bridge_forwards_keys_headers_and_raw_bytes(
     assert forwarded[0].headers()[:2] == [("shulian.entry", b"tax-licence"),
                                           ("shulian.list.version", b"1")]
     # the chain's signature travels with the record: the agency can verify it on its side
-    assert [k for k, _ in forwarded[0].headers()[2:]] == ["shulian.digest", "shulian.sig.key",
-                                                          "shulian.sig"]
+    assert [k for k, _ in forwarded[0].headers()[2:]] == [
+        "shulian.digest", "shulian.sig.scheme", "shulian.sig.key", "shulian.sig.time",
+        "shulian.sig", "shulian.sig.proof"]
+    keys = Keyring(load_catalog(settings.catalog_dir, schemas_dir=settings.schemas_dir).keys)
+    for m in forwarded:  # with the original egress topic's name, as docs/SECURITY.md says
+        assert verify_egress(topic=topic, key=m.key(), value=m.value(), headers=m.headers(),
+                             keys=keys, at=EXAMPLE_NOW, now=None) is None
 
 
 def test_kafka_bridge_unreachable_target_is_a_clear_error_at_start(unique: str) -> None:

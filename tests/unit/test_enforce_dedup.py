@@ -30,6 +30,7 @@ from shulian.io.publish import load_raw_schemas
 from shulian.logic.audit import AuditChain, encode, hash_record, verify_chain
 from shulian.logic.auditseal import build_seal, verify_seals
 from shulian.logic.audittrail import TailTrust, tail_tagger
+from shulian.logic.egress import SIGNATURE_HEADER, verify_egress
 from shulian.logic.generate import generators_for
 from shulian.logic.harmonise import Harmoniser
 from shulian.logic.policy import PolicyEngine
@@ -93,7 +94,7 @@ KEYS = Keyring([PublicKey(id=CHAIN_KEY.key_id, owner=CHAIN, public_key=CHAIN_KEY
 
 
 def _stage(catalog: Catalog, lookup: Lookup, audit: list[bytes], now: datetime, *,
-           signed: bool = False) -> EnforceStage:
+           signed: bool = False, signer: SigningKey | None = None) -> EnforceStage:
     """The stage over ``audit`` (the partition as the broker holds it); ``signed``: with the
     chain's key, as a production worker (seals, tail tags, only trusted records learnt)."""
     sl = catalog.current_list
@@ -110,7 +111,8 @@ def _stage(catalog: Catalog, lookup: Lookup, audit: list[bytes], now: datetime, 
 
     return EnforceStage(topology=TOPO, schemas=lookup, engine=PolicyEngine(
         catalog=catalog, sharing_list=sl, master_key=b"k"), views=views, resume_loader=loader,
-        worker="w", clock=FixedClock(now), signer=CHAIN_KEY if signed else None)
+        worker="w", clock=FixedClock(now),
+        signer=signer if signer is not None else (CHAIN_KEY if signed else None))
 
 
 def _audits(out: list[OutMessage]) -> list[OutMessage]:
@@ -312,3 +314,29 @@ def test_a_forged_record_with_a_seal_by_another_key_is_disowned_too() -> None:
     partition = list(enumerate(broker + [m.value for m in _audits(out2)]))
     verdict = verify_seals(TOPO.audit(DATASET), 0, partition, KEYS)
     assert sorted(o for o, _ in verdict.breaks) == [len(broker) - 2, len(broker) - 1]
+
+
+def test_a_batch_egress_is_signed_once_and_each_record_verifies_alone() -> None:
+    """One signature per egress topic over the Merkle root of the batch's records of that
+    topic; every egress record verifies on its own with the chain's public key, and not with
+    another record's proof."""
+    catalog = _catalog()
+    msgs, lookup = _canonical_batch(catalog, 9)
+    signer = SigningKey.generate("chain-test")
+    keys = Keyring([PublicKey.model_validate({
+        "id": signer.key_id, "owner": CHAIN, "public_key": signer.public_b64,
+        "valid_from": "2026-01-01T00:00:00+00:00"})])
+    out, stats = _stage(catalog, lookup, [], EXAMPLE_NOW, signer=signer).process(msgs)
+    egress = [m for m in out if m.topic.startswith(TOPO.prefix("egress"))]
+    assert len(egress) == stats.delivered > 2
+    topics = {m.topic for m in egress}
+    # one signature per egress topic of the batch, not per record
+    assert len({dict(m.headers)[SIGNATURE_HEADER] for m in egress}) == len(topics)
+    for m in egress:
+        assert verify_egress(topic=m.topic, key=m.key, value=m.value, headers=m.headers,
+                             keys=keys, at=EXAMPLE_NOW, now=EXAMPLE_NOW) is None
+    a = egress[0]
+    b = next(m for m in egress[1:] if m.topic == a.topic)
+    swapped = [(k, dict(b.headers)[k] if k == "shulian.sig.proof" else v) for k, v in a.headers]
+    assert verify_egress(topic=a.topic, key=a.key, value=a.value, headers=swapped, keys=keys,
+                         at=EXAMPLE_NOW, now=None) is not None
