@@ -187,7 +187,8 @@ class PolicyEngine:
         self._projections: dict[str, Projection] = {
             str(d.id): p for d in catalog.datasets.values()
                              if (p := Projection.of([e for e in sharing_list.entries
-                                                     if e.dataset == d.id], d.key))}
+                                                     if e.dataset == d.id], d.key,
+                                                    d.order_by))}
 
     @staticmethod
     def _plan(catalog: Catalog, entry: ListEntry, master_key: bytes) -> _Plan:
