@@ -1,23 +1,25 @@
 """The list versions published on the control topic: parsed and checked (not yet judged: see
 :func:`shulian.catalog.describe.history`), and followed (:class:`ControlFollower`, the chain
-worker's and the verifying gateway's). Reading never creates the topic."""
+worker's and the verifying gateway's), and published (:func:`publish_list`). Reading never
+creates the topic."""
 
 from __future__ import annotations
 
 import os
 import time
+from datetime import datetime
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from shulian.catalog.load import load_sharing_list_text
 from shulian.catalog.models import Catalog, SharingList
-from shulian.errors import ConfigError, ConfigIssue
+from shulian.errors import BrokerError, ConfigError, ConfigIssue
 from shulian.io.kafka import consumer_config
 from shulian.io.reader import read_topics
 from shulian.log import get_logger
 from shulian.settings import Settings
 
-__all__ = ["ControlFollower", "published_versions"]
+__all__ = ["ControlFollower", "publish_list", "published_versions"]
 
 log = get_logger(__name__)
 
@@ -79,3 +81,29 @@ class ControlFollower:
 
     def close(self) -> None:
         self._consumer.close()
+
+
+def publish_list(settings: Settings, catalog: Catalog, text: str, sl: SharingList, *,
+                 topic: str, now: datetime) -> list[str]:
+    """Put list version ``sl`` (read from ``text``, which is what goes out) on the control
+    topic, if a worker would take it (approved, every signature valid, keys not revoked by
+    ``now``); else the reasons, and nothing is written. ``shulian sharing publish`` and the
+    console's publish both come here. BrokerError when the broker does not acknowledge it."""
+    from confluent_kafka import Producer
+
+    from shulian.catalog.approval import verify_version
+    from shulian.catalog.keys import Keyring
+    from shulian.io.kafka import producer_config
+
+    why = verify_version(sl, Keyring(catalog.keys), predecessor=sl.supersedes, now=now)
+    if why:
+        return why
+    producer = Producer(producer_config(settings))
+    errors: list[str] = []
+    producer.produce(topic, text.encode("utf-8"), str(sl.version).encode(),
+                     on_delivery=lambda err, _m: errors.append(str(err)) if err else None)
+    if producer.flush(30) or errors:
+        raise BrokerError(f"publishing list version {sl.version} to {topic} failed: "
+                          f"{errors or 'not acknowledged within 30 s'}")
+    log.info("sharing_list.published", version=sl.version, topic=topic)
+    return []
