@@ -154,6 +154,10 @@ class Settings(BaseSettings):
     console_governance_token: SecretStr | None = None
     console_auditor_token: SecretStr | None = None
     console_session_key: SecretStr | None = None
+    # the folder of proposed list versions: the list files `shulian sharing propose` makes and
+    # `sharing sign` signs (one file per proposal); the console shows them with their
+    # signatures, adds uploaded ones to the same files and publishes them (unset: none shown)
+    sharing_proposals_dir: Path | None = None
 
     @field_validator("clock")
     @classmethod

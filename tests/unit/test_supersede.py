@@ -45,7 +45,7 @@ def test_the_dataset_names_its_source_time_and_the_changelog_record_carries_it(
     assert catalog.datasets["household_change"].order_by == "recorded_at"
     assert projection.order_by == "recorded_at" and projection.record_key == ("serial_no",)
     at = datetime(2026, 5, 1, 8, 30, tzinfo=UTC)
-    key, value = projection.project(_record("S-2", "张三", at)) or (b"", b"")
+    _, value = projection.project(_record("S-2", "张三", at)) or (b"", b"")
     order = projection.order(_record("S-2", "张三", at), fallback_ms=1, stored=value)
     assert order.at_ms == int(at.timestamp() * 1000) and order.key == "S-2"
     assert SourceOrder.decode(order.encode()) == order
