@@ -108,6 +108,10 @@ class EnforceStage:
     def list_version(self) -> int:
         return self._engine.list_version
 
+    def verified_datasets(self) -> list[str]:
+        """The datasets whose records the list in force projects into a verification store."""
+        return self._engine.projected_datasets()
+
     def apply_list(self, engine: PolicyEngine, views: dict[tuple[int, str], ViewSchema]) -> None:
         """Switch to a new list version; it decides from the next record on."""
         self._views = {**self._views, **views}

@@ -76,12 +76,13 @@ class ChangelogTable:
             self.late += 1
         self.applied += 1
 
-    def start(self, *, wait_s: float = 120.0) -> None:
-        """Rebuild from offset 0 (blocks until caught up), then follow in the background."""
+    def start(self, *, wait_s: float | None = 120.0) -> None:
+        """Rebuild from offset 0 (blocks until caught up; ``wait_s=None``: returns at once),
+        then follow in the background."""
         self._thread = threading.Thread(target=self._run, name=f"changelog-{self.topic}",
                                         daemon=True)
         self._thread.start()
-        if not self._ready.wait(wait_s):
+        if wait_s is not None and not self._ready.wait(wait_s):
             raise BrokerError(f"changelog {self.topic} not rebuilt within {wait_s:.0f} s: "
                               f"{self._failure or 'still reading'}")
 

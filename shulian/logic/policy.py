@@ -247,6 +247,10 @@ class PolicyEngine:
     def sharing_list(self) -> SharingList:
         return self._list
 
+    def projected_datasets(self) -> list[str]:
+        """The datasets with a verify entry in this list version (sorted)."""
+        return sorted(self._projections)
+
     def projection(self, dataset: str) -> Projection | None:
         """What the verification store keeps of this dataset's records (None: no verify
         entry in this list version)."""
