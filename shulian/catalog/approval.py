@@ -53,7 +53,6 @@ __all__ = [
     "seal",
     "sign_entries",
     "signature_status",
-    "signature_targets",
     "supersedes",
     "target_message",
     "target_owner",
@@ -255,16 +254,6 @@ class ListLedger:
 # --- one signature at a time (the console's upload; the CLI's `sign --detached`) --------------
 
 VERSION_TARGET = "version"
-
-
-def signature_targets(sl: SharingList, owner: str) -> list[str]:
-    """What ``owner`` must sign in ``sl``: ``<entry id>:<role>`` for each role it holds in an
-    entry, and ``version`` for the governance office."""
-    out = [f"{e.id}:{role}" for e in sl.entries for role in ROLES
-           if _role_owner(e, role) == owner]
-    if owner == GOVERNANCE:
-        out.append(VERSION_TARGET)
-    return out
 
 
 def target_owner(sl: SharingList, target: str) -> str | None:

@@ -133,22 +133,26 @@ class StoreFold:
 
     def apply(self, key: bytes, value: bytes | None, order: bytes | None) -> bool:
         """Fold one changelog record in; False when it is older than the record held (ignored,
-        and ``key`` is marked late)."""
+        and ``key`` is marked late). Orders are decoded only when both records have one (an
+        unreadable order counts as none: arrival order)."""
         entry = self._data.get(key)
-        new = SourceOrder.decode(order)
-        if entry is not None and new is not None:
-            old = SourceOrder.decode(entry[:entry.index(b"\n")])
-            if old is not None and new < old:
-                self.late.add(key)
-                return False
-        self.late.discard(key)
-        was_deleted = entry is not None and entry[entry.index(b"\n") + 1:][:1] == _DELETED
-        if value is None and new is None:  # a deletion in arrival order: nothing to remember
-            self._data.pop(key, None)
-            self._deleted -= was_deleted
+        was_deleted = False
+        if entry is not None:
+            cut = entry.index(b"\n")
+            was_deleted = entry[cut + 1:cut + 2] == _DELETED
+            if cut and order:
+                new, old = SourceOrder.decode(order), SourceOrder.decode(entry[:cut])
+                if new is not None and old is not None and new < old:
+                    self.late.add(key)
+                    return False
+        if self.late:
+            self.late.discard(key)
+        if value is None and not order:  # a deletion in arrival order: nothing to remember
+            if entry is not None:
+                del self._data[key]
+                self._deleted -= was_deleted
             return True
-        head = (order or b"") if new is not None else b""
-        self._data[key] = head + b"\n" + (_DELETED if value is None else _VALUE + value)
+        self._data[key] = (order or b"") + b"\n" + (_DELETED if value is None else _VALUE + value)
         self._deleted += (value is None) - was_deleted
         return True
 
