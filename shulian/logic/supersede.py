@@ -12,8 +12,8 @@ arrive": it keeps the one that is **newest at the source**, by :class:`SourceOrd
 2. ``key``     the record's dataset key as canonical text (the serial number: agencies number
                later registrations higher), so two records of one instant are still ordered;
 3. ``deleted`` a deletion beats an update of the same instant and serial number;
-4. ``digest``  SHA-256 of the stored bytes: two different values that agree on all the above
-               are still ordered, the same way everywhere.
+4. ``digest``  the first 16 hex digits of SHA-256 of the stored bytes: two different values
+               that agree on all the above are still ordered, the same way everywhere.
 
 This is a total order, so any arrival order of the same records folds to the same store
 (a hypothesis property holds it: tests/unit/test_supersede.py). The order travels with every
@@ -92,7 +92,9 @@ def order_of(record: Mapping[str, Any], *, order_by: str | None, record_key: Seq
     """The source order of ``record`` (stored as ``stored``; None: a deletion)."""
     at = source_ms(record.get(order_by)) if order_by else None
     key = "|".join(canonical_text(record.get(k)) for k in record_key)
-    digest = hashlib.sha256(stored).hexdigest() if stored is not None else ""
+    # 64 bits of SHA-256: a tie-break among records that agree on time and serial number
+    # (the whole digest would add 48 bytes to every key the stores hold)
+    digest = hashlib.sha256(stored).hexdigest()[:16] if stored is not None else ""
     return SourceOrder(fallback_ms if at is None else at, key, stored is None, digest)
 
 

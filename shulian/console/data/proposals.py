@@ -133,10 +133,8 @@ class ProposalBook:
                 return "no_proposal", f"no pending proposal {name!r}"
             for target, _ in pasted:
                 owner = target_owner(proposal.sl, target)
-                if owner != signer:
-                    return "not_yours", (f"{target}: " + (
-                        f"signed by {owner}, not by {signer}" if owner else
-                        f"version {proposal.sl.version} has nothing of that name to sign"))
+                if owner != signer:  # whose it is (or whether it exists) is not told
+                    return "not_yours", f"{target}: not {signer}'s to sign in this version"
             sl = proposal.sl
             for target, signature in pasted:
                 signed = with_signature(sl, target, signature, self._keys, signer=signer,
