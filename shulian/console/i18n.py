@@ -128,6 +128,10 @@ _TEXT: dict[str, tuple[str, str]] = {
     "shown_first": ("显示前", "showing the first"),
     "proposals": ("待生效的清单版本（签名中）", "Pending list versions (being signed)"),
     "no_proposals": ("没有待签名的清单版本。", "No list version is waiting for signatures."),
+    "no_proposals_dir": ("（提案文件夹未设置：SHULIAN_SHARING_PROPOSALS_DIR，即运行 "
+                         "shulian sharing propose 的文件夹。）",
+                         "(No proposals folder is set: SHULIAN_SHARING_PROPOSALS_DIR, the folder "
+                         "shulian sharing propose is run in.)"),
     "proposal_file": ("提案文件", "Proposal file"),
     "supersedes": ("取代", "supersedes"),
     "sig_provider": ("提供方签名", "Provider's signature"),

@@ -166,6 +166,7 @@ def _sharing_pages(app: FastAPI) -> None:
         return render(request, "sharing.html", sl=sl, in_force=in_force, entries=entries,
                       history=[lists[v] for v in sorted(lists, reverse=True)],
                       proposals=proposal_views(c, s.principal, lang),
+                      proposals_dir=c.settings.sharing_proposals_dir,
                       signed=_int(request, "signed", 0),
                       published=_int(request, "published", 0))
 

@@ -155,3 +155,20 @@ def test_the_governance_office_completes_the_version_and_may_publish_it(rig: Rig
     assert status_of(page, "version", "version") == "valid"
     assert 'class="publish"' in page  # complete: the governance office may publish
     assert "sharing/proposals" in page and 'class="good proposal-state"' in page
+
+
+def test_without_a_proposals_folder_the_page_says_where_proposals_come_from(
+        tmp_path: Path) -> None:
+    gw = tmp_path / "connectors"
+    gw.mkdir()
+    (gw / "gw.yaml").write_text(
+        "name: gw\ntype: http_gateway\nagencies:\n"
+        f"  psb:\n    token_sha256: {token_sha256(TOKENS['psb'])}\n"
+        "    datasets: [household_change]\n", "utf-8")
+    settings = load_settings(connectors_dir=gw, console_governance_token=GOV)
+    console, _ = build_console(settings, {}, namespace=None, clock=lambda: NOW)
+    with TestClient(create_app(console), base_url="http://127.0.0.1") as c:
+        login(c, GOV)
+        page = c.get("/sharing").text
+    assert 'id="no-proposals"' in page and "SHULIAN_SHARING_PROPOSALS_DIR" in page
+    assert "sign-form" not in page and 'class="publish"' not in page
