@@ -20,13 +20,18 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.rss import read_status_kb
 from shulian.catalog.elements import citizen_id_check_char
 from shulian.clock import FixedClock
+from shulian.logic.supersede import StoreFold
+
+
+class _OrderedStore(StoreFold):
+    ready = True
 
 if TYPE_CHECKING:
     from shulian.io.kafka import TopicSpec
@@ -56,7 +61,7 @@ def main() -> None:
     from connectors.sources.verify_api import verify_router
     from shulian.logic.policy import PolicyEngine
     from shulian.verification.service import VerifyService
-    from tests.fixtures.verify import IN_FORCE, ChainedAudit, MemoryStore, verify_catalog
+    from tests.fixtures.verify import IN_FORCE, ChainedAudit, verify_catalog
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-verify-"))
     catalog = verify_catalog(tmp)
@@ -64,7 +69,7 @@ def main() -> None:
     projection = PolicyEngine(catalog=catalog, sharing_list=sl, master_key=b"k" * 32
                               ).projection("household_change")
     assert projection is not None
-    store = MemoryStore()
+    store = _OrderedStore()  # as the gateway's ChangelogTable holds it: value + source order
     gc.collect()
     before = (read_status_kb(__import__("os").getpid(), "VmRSS") or 0) * 1024
     keys: list[str] = []
@@ -72,16 +77,17 @@ def main() -> None:
         # distinct keys: vary the sequence and birth year in the ID
         first17 = f"4401{i % 100:02d}{1950 + (i // 100) % 60:04d}0101" + f"{i // 6000:03d}"
         c = first17[:17] + citizen_id_check_char(first17[:17])
-        p = projection.project({"citizen_id": c, "name": f"张{i % 5000}",
-                                "birth_date": date(1950 + (i // 100) % 60, 1, 1),
-                                "change_type": "01"})
+        rec = {"citizen_id": c, "name": f"张{i % 5000}", "serial_no": f"S{i:012d}",
+               "birth_date": date(1950 + (i // 100) % 60, 1, 1), "change_type": "01",
+               "recorded_at": datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=i)}
+        p = projection.project(rec)
         assert p is not None
-        store.apply(*p)
+        store.apply(*p, projection.order(rec, fallback_ms=0, stored=p[1]).encode())
         if i % max(1, args.keys // args.requests) == 0:
             keys.append(c)
     gc.collect()
     after = (read_status_kb(__import__("os").getpid(), "VmRSS") or 0) * 1024
-    held = len(store.data)
+    held = len(store)
     audit = ChainedAudit()
     service = VerifyService(catalog=catalog, sharing_list=sl,
                             stores={"household_change": store},
@@ -137,6 +143,7 @@ def _tansu_with(spec: TopicSpec) -> Iterator[tuple[Settings, Sender]]:
 def rebuild(n: int, projection: object) -> dict[str, object]:
     """Produce ``n`` projections to a changelog topic on an embedded Tansu broker and time a
     ChangelogTable's rebuild from offset 0."""
+    from shulian.chain.headers import ORDER
     from shulian.io.changelog import ChangelogTable
     from shulian.io.kafka import TopicSpec
 
@@ -145,9 +152,12 @@ def rebuild(n: int, projection: object) -> dict[str, object]:
     topic = "changelog.verify.household_change"
     with _tansu_with(TopicSpec(topic, 3, (("cleanup.policy", "compact"),))) as (settings, sender):
         for i in range(n):
-            p = projection.project({"citizen_id": f"K{i:017d}", "name": f"张{i}",  # type: ignore[attr-defined]
-                                    "birth_date": date(1980, 1, 1), "change_type": "01"})
-            sender.send(topic, p[1], p[0])
+            rec = {"citizen_id": f"K{i:017d}", "name": f"张{i}", "serial_no": f"S{i:012d}",
+                   "birth_date": date(1980, 1, 1), "change_type": "01",
+                   "recorded_at": datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=i)}
+            p = projection.project(rec)  # type: ignore[attr-defined]
+            order = projection.order(rec, fallback_ms=0, stored=p[1])  # type: ignore[attr-defined]
+            sender.send(topic, p[1], p[0], headers=[(ORDER, order.encode())])
         sender.flush(120)
         table = ChangelogTable(settings, topic)
         table.start(wait_s=600)

@@ -116,6 +116,12 @@ class Settings(BaseSettings):
     # 1,000 rec/s it is paid once per hop (0.05 -> 0.01 s: latency p99 541-840 -> 266-298 ms)
     batch_within_s: float = Field(default=0.01, gt=0)
     hmac_master_key: SecretStr | None = None
+    # a chain worker keeps the verification changelogs of the datasets with a verify entry:
+    # it follows them and writes a record again when an older one (at the source) arrived
+    # after it, so compaction keeps the newest (docs/VERIFY.md, "Supersession"). It holds the
+    # store in memory (about 240 MB per million keys); off: rebuilds after compaction may
+    # lose a newer record whose older sibling was written after it
+    verify_keeper: bool = True
     # the chain's Ed25519 signing key (egress and audit signatures, docs/SECURITY.md): PKCS#8
     # PEM or base64 of the 32-byte seed, inline or in a file; its public half is a
     # ``chain`` key in catalog/keys.yaml. Never logged.
@@ -152,6 +158,10 @@ class Settings(BaseSettings):
     console_governance_token: SecretStr | None = None
     console_auditor_token: SecretStr | None = None
     console_session_key: SecretStr | None = None
+    # the folder of proposed list versions: the list files `shulian sharing propose` makes and
+    # `sharing sign` signs (one file per proposal); the console shows them with their
+    # signatures, adds uploaded ones to the same files and publishes them (unset: none shown)
+    sharing_proposals_dir: Path | None = None
 
     @field_validator("clock")
     @classmethod

@@ -249,7 +249,8 @@ def build_parts(settings: Settings, *, namespace: str | None = None) -> ChainPar
         canonical_topics=plan.canonical,
         metrics=metrics,
         on_batch=_between_batches(lists.poll, _checkpointer(settings, trust.signer, enforce,
-                                                            clock, report)),
+                                                            clock, report),
+                                  _keeper(settings, topology, enforce)),
     )
 
 
@@ -269,6 +270,18 @@ def _checkpointer(settings: Settings, signer: SigningKey, enforce: EnforceStage,
                         every_records=settings.audit_checkpoint_records,
                         every_s=settings.audit_checkpoint_seconds,
                         also=report.checkpoint).maybe
+
+
+def _keeper(settings: Settings, topology: Topology, enforce: EnforceStage
+            ) -> Callable[[], None] | None:
+    """The keeper of the verification changelogs (streams/keeper.py), unless turned off."""
+    if not settings.verify_keeper:
+        return None
+    from streams.keeper import ChangelogKeeper
+
+    keeper = ChangelogKeeper(settings, topology, enforce.verified_datasets)
+    keeper.sync()
+    return keeper.sync
 
 
 def _between_batches(*calls: Callable[[], None] | None) -> Callable[[], None]:

@@ -127,6 +127,7 @@ class VerifyRuntime:
         partition = zlib.crc32(name.encode()) % t.partitions
         self._settings = settings
         self._control = t.control
+        # no repair: a gateway may read the store's changelog, never write it (docs/VERIFY.md)
         self.tables = {d: ChangelogTable(settings, t.verify_changelog(d)) for d in datasets}
         self.audit = {d: VerificationAuditWriter(settings, t.verify_audit(d), partition,
                                                  signer=trust.signer, keys=trust.keys,

@@ -30,6 +30,7 @@ from typing import Any
 
 from shulian.catalog.keys import GOVERNANCE, Keyring, SigningKey
 from shulian.catalog.models import (
+    EntryId,
     EntrySignatures,
     ListEntry,
     ListSignatures,
@@ -40,6 +41,7 @@ from shulian.catalog.models import (
 
 __all__ = [
     "ROLES",
+    "VERSION_TARGET",
     "ListAccepted",
     "ListIgnored",
     "ListLedger",
@@ -47,12 +49,17 @@ __all__ = [
     "ListVerdict",
     "canonical_json",
     "entry_message",
+    "held_signature",
     "seal",
     "sign_entries",
+    "signature_status",
     "supersedes",
+    "target_message",
+    "target_owner",
     "verify_version",
     "version_content",
     "version_digest",
+    "with_signature",
 ]
 
 ROLES = ("provider", "consumer", "governance")
@@ -242,3 +249,75 @@ class ListLedger:
         if isinstance(verdict, ListAccepted):
             self.accept(verdict)
         return verdict
+
+
+# --- one signature at a time (the console's upload; the CLI's `sign --detached`) --------------
+
+VERSION_TARGET = "version"
+
+
+def target_owner(sl: SharingList, target: str) -> str | None:
+    """Whose signature ``target`` (``<entry id>:<role>`` or ``version``) is; None: no such."""
+    if target == VERSION_TARGET:
+        return GOVERNANCE
+    entry_id, _, role = target.rpartition(":")
+    entry = next((e for e in sl.entries if e.id == entry_id), None)
+    if entry is None or role not in ROLES:
+        return None
+    return _role_owner(entry, role)
+
+
+def target_message(sl: SharingList, target: str) -> bytes:
+    """The canonical bytes the signature for ``target`` covers (``target_owner`` is not None)."""
+    if target == VERSION_TARGET:
+        return _VERSION_DOMAIN + version_content(sl)
+    entry_id, _, role = target.rpartition(":")
+    entry = next(e for e in sl.entries if e.id == entry_id)
+    return entry_message(entry, role)
+
+
+def held_signature(sl: SharingList, target: str) -> Signature | None:
+    sigs = sl.signatures or ListSignatures()
+    if target == VERSION_TARGET:
+        return sigs.version
+    entry_id, _, role = target.rpartition(":")
+    got = sigs.entries.get(EntryId(entry_id))
+    return None if got is None else getattr(got, role, None)
+
+
+def signature_status(sl: SharingList, target: str, keys: Keyring, *,
+                     now: datetime | None) -> tuple[str, str | None]:
+    """(``valid`` | ``missing`` | ``invalid``, why invalid) of ``target``'s signature."""
+    sig = held_signature(sl, target)
+    owner = target_owner(sl, target)
+    if sig is None or owner is None:
+        return "missing", None
+    why = keys.check(sig.key, target_message(sl, target), sig.sig, owner=owner,
+                     at=sl.published, now=now)
+    return ("invalid", why) if why else ("valid", None)
+
+
+def with_signature(sl: SharingList, target: str, signature: Signature, keys: Keyring, *,
+                   signer: str, now: datetime | None) -> SharingList | str:
+    """``sl`` carrying ``signature`` for ``target``, or why it is refused: ``target`` must be
+    ``signer``'s to sign, and the signature valid over its canonical bytes by a key of
+    ``signer``'s usable at the version's time and not revoked by ``now``."""
+    owner = target_owner(sl, target)
+    if owner is None:
+        return f"version {sl.version} has nothing called {target!r} to sign"
+    if owner != signer:
+        return f"{target} is signed by {owner}, not by {signer}"
+    why = keys.check(signature.key, target_message(sl, target), signature.sig, owner=signer,
+                     at=sl.published, now=now)
+    if why is not None:
+        return why
+    sigs = sl.signatures or ListSignatures()
+    if target == VERSION_TARGET:
+        sigs = sigs.model_copy(update={"version": signature})
+    else:
+        entry_id, _, role = target.rpartition(":")
+        eid = EntryId(entry_id)
+        got = sigs.entries.get(eid) or EntrySignatures()
+        entries = {**sigs.entries, eid: got.model_copy(update={role: signature})}
+        sigs = sigs.model_copy(update={"entries": entries})
+    return sl.model_copy(update={"signatures": sigs})

@@ -114,6 +114,16 @@ class Dataset(Frozen):
     description: str = ""
     key: list[str] = Field(min_length=1, description="fields whose values form the record key")
     fields: list[DatasetField] = Field(min_length=1)
+    order_by: str | None = Field(default=None, description=(
+        "the field holding the record's source time (a timestamp or date): of two records "
+        "for one verification lookup key, the store keeps the one newest by it "
+        "(docs/VERIFY.md); unset: the time the record entered the chain"))
+
+    @model_validator(mode="after")
+    def _order_by_is_a_field(self) -> Dataset:
+        if self.order_by is not None and self.field(self.order_by) is None:
+            raise ValueError(f"order_by: {self.order_by!r} is not a field of the dataset")
+        return self
 
     def field(self, name: str) -> DatasetField | None:
         return next((f for f in self.fields if f.name == name), None)

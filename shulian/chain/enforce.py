@@ -114,6 +114,10 @@ class EnforceStage:
     def list_version(self) -> int:
         return self._engine.list_version
 
+    def verified_datasets(self) -> list[str]:
+        """The datasets whose records the list in force projects into a verification store."""
+        return self._engine.projected_datasets()
+
     def apply_list(self, engine: PolicyEngine, views: dict[tuple[int, str], ViewSchema]) -> None:
         """Switch to a new list version; it decides from the next record on."""
         self._views = {**self._views, **views}
@@ -255,7 +259,7 @@ class EnforceStage:
             )
             projection = self._engine.projection(dataset)
             if projection is not None and provider in projection.providers:
-                out.extend(self._changelog(dataset, projection, record))
+                out.extend(self._changelog(dataset, projection, record, msg.timestamp_ms))
             digest = record_digest(msg.value or b"")
             source = (msg.topic, msg.partition, msg.offset)
             from_raw = None if origin is None else (origin.topic, origin.partition,
@@ -392,15 +396,17 @@ class EnforceStage:
         value = encode_wire(view.schema_id, view.parsed, decision.view)
         return OutMessage(topic=topic, key=key, value=value, headers=headers)
 
-    def _changelog(self, dataset: str, projection: Projection,
-                   record: dict[str, Any]) -> list[OutMessage]:
-        """The verification store's upsert for this record (phase 0, keyed by the lookup key:
-        compaction keeps the latest per key)."""
+    def _changelog(self, dataset: str, projection: Projection, record: dict[str, Any],
+                   entered_ms: int) -> list[OutMessage]:
+        """The verification store's upsert for this record (phase 0, keyed by the lookup key),
+        with its source order: the store keeps the newest at the source whatever order the
+        workers write in (shulian.logic.supersede)."""
         projected = projection.project(record)
         if projected is None:
             return []
+        order = projection.order(record, fallback_ms=entered_ms, stored=projected[1])
         return [OutMessage(topic=self._topology.verify_changelog(dataset), key=projected[0],
-                           value=projected[1])]
+                           value=projected[1], headers=[(H.ORDER, order.encode())])]
 
     def _deadletter(self, msg: InMessage, dataset: str, rej: Rejected) -> OutMessage:
         return OutMessage(

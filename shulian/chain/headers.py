@@ -74,6 +74,7 @@ ENTRY = "shulian.entry"
 LIST_VERSION = "shulian.list.version"
 MAPPING_VERSION = "shulian.mapping.version"
 RAW_SCHEMA_ID = "shulian.raw.schema_id"
+ORDER = "shulian.order"  # a verification changelog record's source order (logic/supersede.py)
 ORIG_PREFIX = "orig."
 """A dead letter carries the original record's headers untouched, their names prefixed."""
 

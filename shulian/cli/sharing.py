@@ -111,11 +111,14 @@ def propose(ctx: click.Context, catalog_dir: Path | None, list_file: Path,
 @click.option("--entry", "entries", multiple=True,
               help="Sign only this entry, repeatable [default every entry your agency is "
               "provider or consumer of]")
+@click.option("--detached", is_flag=True,
+              help="Leave LIST_FILE as it is; print each signature as '<what> <key id> "
+              "<signature>' to paste into the console's sharing page")
 @click.pass_context
 @friendly_errors
 def sign(ctx: click.Context, catalog_dir: Path | None, list_file: Path, key_file: Path,
-         entries: tuple[str, ...]) -> None:
-    """Sign LIST_FILE with your key (rewritten in place).
+         entries: tuple[str, ...], detached: bool) -> None:
+    """Sign LIST_FILE with your key (rewritten in place, or printed with --detached).
 
     An agency's key signs the entries where the agency is provider or consumer; the
     governance office's key signs every entry and the version itself.
@@ -143,6 +146,14 @@ def sign(ctx: click.Context, catalog_dir: Path | None, list_file: Path, key_file
     if not done:
         raise click.ClickException(f"key {key.key_id} ({owner}) has nothing to sign in "
                                    f"version {sl.version}")
+    if detached:
+        from shulian.catalog.approval import held_signature
+
+        for target in done:
+            sig = held_signature(sl, target)
+            assert sig is not None
+            click.echo(f"{target} {sig.key} {sig.sig}")
+        return
     list_file.write_text(with_approval(list_file.read_text(encoding="utf-8"), sl),
                          encoding="utf-8")
     click.echo(f"{list_file}: signed by {key.key_id} ({owner}): {', '.join(done)}")
@@ -193,28 +204,17 @@ def publish(ctx: click.Context, bootstrap_servers: str | None, catalog_dir: Path
     Running workers apply it from their next batch on, if it is approved and signed and names
     the version in force; the audit names the version.
     """
-    from confluent_kafka import Producer
-
-    from shulian.catalog.approval import verify_version
-    from shulian.catalog.keys import Keyring
     from shulian.chain.topology import Topology
-    from shulian.io.kafka import producer_config
+    from shulian.io.control import publish_list
 
     settings = settings_from(ctx, bootstrap_servers=bootstrap_servers, catalog_dir=catalog_dir)
     catalog = _catalog(settings)
-    text = list_file.read_text(encoding="utf-8")
     sl = _read(list_file, catalog)
-    why = verify_version(sl, Keyring(catalog.keys), predecessor=sl.supersedes,
-                         now=datetime.now(UTC))
+    why = publish_list(settings, catalog, list_file.read_text(encoding="utf-8"), sl,
+                       topic=Topology.from_settings(settings, namespace).control,
+                       now=datetime.now(UTC))
     if why:
         raise click.ClickException("not published, workers would refuse it: " + "; ".join(why))
-    producer = Producer(producer_config(settings))
-    errors: list[str] = []
-    producer.produce(Topology.from_settings(settings, namespace).control, text.encode("utf-8"),
-                     str(sl.version).encode(),
-                     on_delivery=lambda err, _m: errors.append(str(err)) if err else None)
-    if producer.flush(30) or errors:
-        raise click.ClickException(f"publishing failed: {errors or 'timeout'}")
     click.echo(f"published list version {sl.version} ({len(sl.entries)} entries)")
 
 

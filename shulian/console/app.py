@@ -26,6 +26,7 @@ from shulian.catalog.models import Catalog, SharingList
 from shulian.chain.topology import Topology
 from shulian.console.auth import Page, Principal, Session, SessionCodec, TokenBook
 from shulian.console.data.health import Health
+from shulian.console.data.proposals import ProposalBook
 from shulian.console.data.store import Store
 from shulian.console.data.tail import Lag
 from shulian.console.i18n import LANGS, t
@@ -66,6 +67,7 @@ class Console:
     lag: Callable[[], Lag] = field(default=Lag)
     secure_cookies: bool = False  # set behind TLS
     env: Environment = field(init=False)
+    proposals: ProposalBook = field(init=False)
 
     def __post_init__(self) -> None:
         self.env = Environment(loader=FileSystemLoader(HERE / "templates"),
@@ -73,6 +75,7 @@ class Console:
                                lstrip_blocks=True)
         self.env.filters["fmt_ms"] = fmt_ms
         self.env.filters["with_page"] = with_page
+        self.proposals = ProposalBook(self.settings.sharing_proposals_dir, self.catalog)
 
     def now_ms(self) -> int:
         return int(self.clock().timestamp() * 1000)
@@ -227,6 +230,7 @@ def _auth_routes(app: FastAPI) -> None:
 
 def create_app(console: Console) -> FastAPI:
     from shulian.console.pages import add_pages
+    from shulian.console.signing import add_signing
 
     app = FastAPI(title="Shulian console", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.console = console
@@ -247,6 +251,7 @@ def create_app(console: Console) -> FastAPI:
 
     _auth_routes(app)
     add_pages(app)
+    add_signing(app)
     return app
 
 

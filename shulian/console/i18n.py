@@ -126,6 +126,33 @@ _TEXT: dict[str, tuple[str, str]] = {
     "region_codes": ("行政区划代码（GB/T 2260）", "Region codes (GB/T 2260)"),
     "retired_codes": ("已撤销代码", "Retired codes"),
     "shown_first": ("显示前", "showing the first"),
+    "proposals": ("待生效的清单版本（签名中）", "Pending list versions (being signed)"),
+    "no_proposals": ("没有待签名的清单版本。", "No list version is waiting for signatures."),
+    "no_proposals_dir": ("（提案文件夹未设置：SHULIAN_SHARING_PROPOSALS_DIR，即运行 "
+                         "shulian sharing propose 的文件夹。）",
+                         "(No proposals folder is set: SHULIAN_SHARING_PROPOSALS_DIR, the folder "
+                         "shulian sharing propose is run in.)"),
+    "proposal_file": ("提案文件", "Proposal file"),
+    "supersedes": ("取代", "supersedes"),
+    "sig_provider": ("提供方签名", "Provider's signature"),
+    "sig_consumer": ("接收方签名", "Consumer's signature"),
+    "sig_governance": ("数据管理机构签名", "Governance office's signature"),
+    "sig_version": ("版本签名（数据管理机构）", "Version signature (governance office)"),
+    "st_valid": ("有效", "valid"),
+    "st_missing": ("缺少", "missing"),
+    "st_invalid": ("无效", "invalid"),
+    "complete": ("签名齐全，可以发布", "Every signature is present and valid: ready to publish"),
+    "incomplete": ("尚不能生效", "Cannot take effect yet"),
+    "your_signatures": ("您需要签署", "Yours to sign"),
+    "sign_offline": ("私钥不进入控制台：请在您的机器上用命令行签名，然后把输出粘贴到下面。",
+                     "Private keys never enter the console: sign on your own machine with the "
+                     "CLI, then paste its output below."),
+    "paste_signatures": ("签名（命令输出）", "Signatures (the command's output)"),
+    "upload_signatures": ("提交签名", "Submit signatures"),
+    "publish": ("发布该版本", "Publish this version"),
+    "signed_ok": ("签名已验证并保存。", "Signatures verified and saved."),
+    "published_ok": ("已发布清单版本", "Published list version"),
+    "refused": ("已拒绝", "Refused"),
 }
 
 

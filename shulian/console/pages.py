@@ -161,8 +161,14 @@ def _sharing_pages(app: FastAPI) -> None:
         lang = lang_of(request)
         entries = [{"e": e, "words": entry_words(e, c.catalog, lang)} for e in sl.entries
                    if s.principal.party_to(e.provider, e.consumer)]
+        from shulian.console.signing import proposal_views
+
         return render(request, "sharing.html", sl=sl, in_force=in_force, entries=entries,
-                      history=[lists[v] for v in sorted(lists, reverse=True)])
+                      history=[lists[v] for v in sorted(lists, reverse=True)],
+                      proposals=proposal_views(c, s.principal, lang),
+                      proposals_dir=c.settings.sharing_proposals_dir,
+                      signed=_int(request, "signed", 0),
+                      published=_int(request, "published", 0))
 
     @app.get("/sharing/diff", response_class=HTMLResponse)
     async def diff(request: Request) -> Response:

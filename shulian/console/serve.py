@@ -32,7 +32,11 @@ def build_console(settings: Settings, environ: Mapping[str, str], *, namespace: 
 
     catalog = load_catalog(settings.catalog_dir, schemas_dir=settings.schemas_dir)
     topology = Topology.from_settings(settings, namespace)
-    store = Store(topology)
+    from shulian.catalog.approval import ListLedger
+    from shulian.catalog.keys import Keyring
+
+    store = Store(topology, ListLedger.starting_at(Keyring(catalog.keys),
+                                                   catalog.sharing_lists.values()))
     tailer = Tailer(settings, catalog, topology, store, clock=clock, interval_s=interval_s)
     key = settings.console_session_key
     codec = SessionCodec(key.get_secret_value().encode() if key is not None

@@ -4,9 +4,12 @@ changelog topic (``changelog.verify.<dataset>``), and the writer of verification
 The table is rebuilt by reading every partition of the changelog from offset 0 (the broker's
 compaction keeps the latest value per key; without compaction the fold gives the same table,
 only slower) and then follows the topic, so a restarted or moved process answers as before.
-A tombstone (null value) removes the key. Values are kept as the changelog's bytes (a few
-hundred bytes of sorted JSON) and decoded on lookup: 1 million keys fit in a few hundred MB
-(docs/BENCHMARKS.md). No consumer group: nothing is committed, every process reads it all.
+Of two records for one key the table keeps the one newest at the source (the ``shulian.order``
+header, :mod:`shulian.logic.supersede`), whatever order they arrive in; a tombstone (null
+value) removes the key, and with an order it also refuses older records arriving later. Values
+are kept as the changelog's bytes (a few hundred bytes of sorted JSON) and decoded on lookup:
+1 million keys fit in a few hundred MB (docs/BENCHMARKS.md). No consumer group: nothing is
+committed, every process reads it all.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from datetime import UTC, datetime
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from shulian.catalog.keys import Keyring, SigningKey
+from shulian.chain.headers import ORDER
 from shulian.errors import BrokerError
 from shulian.io.kafka import consumer_config
 from shulian.io.reader import partition_counts, read_partitions
@@ -27,6 +31,7 @@ from shulian.log import get_logger
 from shulian.logic.audit import AuditChain
 from shulian.logic.auditseal import build_seal
 from shulian.logic.audittrail import Tail, TailTrust, tail_tagger, trusted_tail
+from shulian.logic.supersede import StoreFold
 from shulian.settings import Settings
 
 __all__ = ["ChangelogTable", "VerificationAuditWriter", "read_since"]
@@ -35,44 +40,52 @@ log = get_logger(__name__)
 
 
 class ChangelogTable:
-    """key -> latest value bytes of one changelog topic, kept up to date by a thread."""
+    """key -> the value newest at the source of one changelog topic, kept up to date by a
+    thread (:class:`shulian.logic.supersede.StoreFold`: arrival order does not matter).
 
-    def __init__(self, settings: Settings, topic: str) -> None:
+    With ``repair``, a record that arrived after a newer one for its key makes the table write
+    the newer one again (same value, same order header), once caught up: compaction keeps the
+    last record per key by offset, and must keep the newest at the source."""
+
+    def __init__(self, settings: Settings, topic: str, *, repair: bool = False) -> None:
         self.topic = topic
         self._settings = settings
-        self._data: dict[bytes, bytes] = {}
+        self._fold = StoreFold()
+        self._repair = repair
+        self._sender: Sender | None = None
         self._ready = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
         self.rebuild_s: float | None = None
         self.applied = 0
+        self.late = 0  # records that arrived after a newer one for their key (ignored)
+        self.rewritten = 0  # newer records written again so compaction keeps them
 
     def get(self, key: bytes) -> bytes | None:
-        return self._data.get(key)
+        return self._fold.get(key)
 
     def __len__(self) -> int:
-        return len(self._data)
+        return len(self._fold)
 
     @property
     def ready(self) -> bool:
         return self._ready.is_set()
 
-    def apply(self, key: bytes | None, value: bytes | None) -> None:
+    def apply(self, key: bytes | None, value: bytes | None, order: bytes | None = None) -> None:
         if key is None:
             return
-        if value is None:
-            self._data.pop(key, None)
-        else:
-            self._data[key] = value
+        if not self._fold.apply(key, value, order):
+            self.late += 1
         self.applied += 1
 
-    def start(self, *, wait_s: float = 120.0) -> None:
-        """Rebuild from offset 0 (blocks until caught up), then follow in the background."""
+    def start(self, *, wait_s: float | None = 120.0) -> None:
+        """Rebuild from offset 0 (blocks until caught up; ``wait_s=None``: returns at once),
+        then follow in the background."""
         self._thread = threading.Thread(target=self._run, name=f"changelog-{self.topic}",
                                         daemon=True)
         self._thread.start()
-        if not self._ready.wait(wait_s):
+        if wait_s is not None and not self._ready.wait(wait_s):
             raise BrokerError(f"changelog {self.topic} not rebuilt within {wait_s:.0f} s: "
                               f"{self._failure or 'still reading'}")
 
@@ -110,14 +123,43 @@ class ChangelogTable:
                             at_end.add(int(m.partition() or 0))
                             continue
                         raise BrokerError(f"reading {self.topic}: {err}")
-                    self.apply(m.key(), m.value())
+                    self.apply(m.key(), m.value(), _order(m.headers()))
                 if not self._ready.is_set() and len(at_end) == count:
                     self.rebuild_s = time.monotonic() - started
                     self._ready.set()
-                    log.info("changelog.rebuilt", topic=self.topic, keys=len(self._data),
-                             seconds=round(self.rebuild_s, 3))
+                    log.info("changelog.rebuilt", topic=self.topic, keys=len(self._fold),
+                             seconds=round(self.rebuild_s, 3), late=self.late)
+                if self._ready.is_set() and self._fold.late:
+                    self._rewrite_late()
         finally:
             consumer.close()
+            if self._sender is not None:
+                self._sender.flush(10)
+
+    def _rewrite_late(self) -> None:
+        """Write the held (newer) record of every late key again; its echo folds in as equal."""
+        late, self._fold.late = self._fold.late, set()
+        if not self._repair:
+            return
+        if self._sender is None:
+            self._sender = Sender(self._settings)
+        for key in sorted(late):
+            held = self._fold.held(key)
+            if held is None or held[1] is None:
+                continue
+            value, order = held
+            self._sender.send(self.topic, value, key, headers=[(ORDER, order)])
+            self.rewritten += 1
+        self._sender.poll(0)
+        log.info("changelog.rewrote_newer", topic=self.topic, keys=len(late))
+
+
+def _order(headers: object) -> bytes | None:
+    """The ``shulian.order`` header of a consumed message (confluent-kafka gives a list)."""
+    for name, value in headers if isinstance(headers, list) else ():
+        if name == ORDER:
+            return value if isinstance(value, bytes) else None
+    return None
 
 
 VERIFY_RESUME_DEPTH = 10_000

@@ -1,10 +1,12 @@
 """The list versions published on the control topic: parsed and checked (not yet judged: see
 :func:`shulian.catalog.describe.history`), and followed (:class:`ControlFollower`, the chain
-worker's and the verifying gateway's). Reading never creates the topic."""
+worker's and the verifying gateway's), and published (:func:`publish_list`). Reading never
+creates the topic."""
 
 from __future__ import annotations
 
 import os
+from datetime import datetime
 
 from confluent_kafka import Consumer, Message, TopicPartition
 
@@ -15,9 +17,12 @@ from shulian.errors import ConfigError, ConfigIssue
 from shulian.io.kafka import consumer_config
 from shulian.io.reader import read_topics
 from shulian.io.tail import EndRule, drain
+from shulian.log import get_logger
 from shulian.settings import Settings
 
-__all__ = ["ControlFollower", "published_versions"]
+__all__ = ["ControlFollower", "publish_list", "published_versions"]
+
+log = get_logger(__name__)
 
 
 
@@ -78,3 +83,23 @@ class ControlFollower:
 
     def close(self) -> None:
         self._consumer.close()
+
+
+def publish_list(settings: Settings, catalog: Catalog, text: str, sl: SharingList, *,
+                 topic: str, now: datetime) -> list[str]:
+    """Put list version ``sl`` (read from ``text``, which is what goes out) on the control
+    topic, if a worker would take it (approved, every signature valid, keys not revoked by
+    ``now``); else the reasons, and nothing is written. ``shulian sharing publish`` and the
+    console's publish both come here. BrokerError when the broker does not acknowledge it."""
+    from shulian.catalog.approval import verify_version
+    from shulian.catalog.keys import Keyring
+    from shulian.io.sender import Sender
+
+    why = verify_version(sl, Keyring(catalog.keys), predecessor=sl.supersedes, now=now)
+    if why:
+        return why
+    sender = Sender(settings)
+    sender.send(topic, text.encode("utf-8"), str(sl.version).encode())
+    sender.settle(30, what=f"list version {sl.version} on {topic}")  # else DeliveryFailed
+    log.info("sharing_list.published", version=sl.version, topic=topic)
+    return []

@@ -96,6 +96,15 @@ def register_views(
     return views
 
 
+CHANGELOG_CONFIG = (
+    ("cleanup.policy", "compact"),
+    # a record stays at least 7 days before compaction may drop it for a later one of its key:
+    # a changelog keeper (streams/keeper.py) down for less than that still finds a newer record
+    # that an older one was written after, and writes it again (docs/VERIFY.md)
+    ("min.compaction.lag.ms", str(7 * 24 * 3600 * 1000)),
+)
+
+
 def init_topology(settings: Settings, catalog: Catalog, topology: Topology) -> InitReport:
     """Create every topic and register every schema the catalogue needs. Idempotent."""
     plan = plan_topics(catalog, topology)
@@ -103,7 +112,7 @@ def init_topology(settings: Settings, catalog: Catalog, topology: Topology) -> I
     ensure_topics(
         admin_client(settings),
         [TopicSpec(name, parts, (("max.message.bytes", str(MAX_MESSAGE_BYTES)),
-                                 *((("cleanup.policy", "compact"),) if name in compacted else ())))
+                                 *(CHANGELOG_CONFIG if name in compacted else ())))
          for name, parts in plan.all()],
         replication_factor=settings.replication_factor,
     )

@@ -187,7 +187,8 @@ class PolicyEngine:
         self._projections: dict[str, Projection] = {
             str(d.id): p for d in catalog.datasets.values()
                              if (p := Projection.of([e for e in sharing_list.entries
-                                                     if e.dataset == d.id], d.key))}
+                                                     if e.dataset == d.id], d.key,
+                                                    d.order_by))}
 
     @staticmethod
     def _plan(catalog: Catalog, entry: ListEntry, master_key: bytes) -> _Plan:
@@ -245,6 +246,10 @@ class PolicyEngine:
     @property
     def sharing_list(self) -> SharingList:
         return self._list
+
+    def projected_datasets(self) -> list[str]:
+        """The datasets with a verify entry in this list version (sorted)."""
+        return sorted(self._projections)
 
     def projection(self, dataset: str) -> Projection | None:
         """What the verification store keeps of this dataset's records (None: no verify

@@ -36,6 +36,7 @@ from shulian.catalog.specs import normaliser
 from shulian.clock import Clock
 from shulian.logic.masking import canonical_text
 from shulian.logic.result import Rejected
+from shulian.logic.supersede import SourceOrder, order_of
 
 __all__ = ["MAX_CLAIMS", "Answer", "Claim", "EntryCheck", "Projection", "Query", "Refusal",
            "VerifyPlan", "answer", "entry_in_force", "parse_queries", "stored_text"]
@@ -281,9 +282,12 @@ class Projection:
     providers: frozenset[str]
     key: tuple[str, ...]
     fields: tuple[str, ...]
+    record_key: tuple[str, ...] = ()  # the dataset key (a serial number): source-order tie-break
+    order_by: str | None = None  # the dataset's source time field (shulian.logic.supersede)
 
     @classmethod
-    def of(cls, entries: Sequence[ListEntry], dataset_key: Sequence[str]) -> Projection | None:
+    def of(cls, entries: Sequence[ListEntry], dataset_key: Sequence[str],
+           order_by: str | None = None) -> Projection | None:
         verify = [e for e in entries if e.verify is not None]
         if not verify:
             return None
@@ -292,7 +296,14 @@ class Projection:
         key = tuple(first.key) or tuple(dataset_key)
         fields = sorted({*key, *(f for e in verify for f in (e.verify.claims if e.verify
                                                               else {}))})
-        return cls(verify[0].dataset, frozenset(e.provider for e in verify), key, tuple(fields))
+        return cls(verify[0].dataset, frozenset(e.provider for e in verify), key, tuple(fields),
+                   tuple(dataset_key), order_by)
+
+    def order(self, record: Mapping[str, Any], *, fallback_ms: int,
+              stored: bytes | None) -> SourceOrder:
+        """Where ``record`` (stored as ``stored``, None: deleted) stands in source order."""
+        return order_of(record, order_by=self.order_by, record_key=self.record_key,
+                        fallback_ms=fallback_ms, stored=stored)
 
     def project(self, record: Mapping[str, Any]) -> tuple[bytes, bytes] | None:
         """(store key, value bytes) of a canonical record; None when a key field is null."""

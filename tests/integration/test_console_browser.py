@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+import structlog.testing
 import uvicorn
 from playwright.sync_api import Browser, Page, sync_playwright
 
@@ -33,6 +34,7 @@ from shulian.console.serve import build_console
 from shulian.embedded.net import free_port, wait_until
 from shulian.logic.generate import generators_for
 from tests.fixtures.chain import ChainEnv, StartChain
+from tests.fixtures.proposals import CHANGED, propose_next, sign_detached, sign_in_place
 
 os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")  # Debian's chromium only
 
@@ -52,6 +54,7 @@ class Stack:
     gateway_url: str
     console_url: str
     broken: dict[str, str]  # agency -> the field its rejected record broke
+    proposals: Path  # the folder `shulian sharing propose` works in, which the console shows
 
 
 def _records(chain: ChainEnv, agency: str, *, invalid: bool, n: int) -> list[dict[str, Any]]:
@@ -89,9 +92,11 @@ def stack(start_chain_module: StartChain, tmp_path_factory: pytest.TempPathFacto
                             metrics=ConnectorMetrics.create())
     gateway.setup()
     gateway.start()
+    proposals = tmp_path_factory.mktemp("console-proposals")
     settings = chain.settings.model_copy(update={
         "connectors_dir": conn_dir, "console_governance_token": _secret(GOV),
-        "gateway_port": gateway.port, "metrics_port": free_port()})
+        "gateway_port": gateway.port, "metrics_port": free_port(),
+        "sharing_proposals_dir": proposals})
     console, tailer = build_console(settings, {}, namespace=None, interval_s=0.5)
     tailer.start()
     port = free_port()
@@ -105,7 +110,7 @@ def stack(start_chain_module: StartChain, tmp_path_factory: pytest.TempPathFacto
                            json=body, headers={"Authorization": f"Bearer {TOKENS[agency]}"},
                            timeout=30)
             assert r.status_code == 200, r.text  # the gateway takes them; the chain judges
-        yield Stack(chain, gateway.url, f"http://127.0.0.1:{port}", broken)
+        yield Stack(chain, gateway.url, f"http://127.0.0.1:{port}", broken, proposals)
     finally:
         server.should_exit = True
         thread.join(15)
@@ -269,3 +274,95 @@ def test_governance_sees_everything_and_the_list_diff(stack: Stack,
     assert "Compare versions" in main_text(page)
     shot(page, "sharing-diff-en")
     assert overview
+
+
+def _status(page: Page, entry: str, role: str) -> str | None:
+    return page.get_attribute(f"tr[data-entry='{entry}'] td[data-role='{role}']", "data-status")
+
+
+def _applied(stack: Stack, version: int) -> bool:
+    """The chain worker logged applying list ``version`` (it judged it as the signed next)."""
+    marks = (f"version={version} ", f'"version": {version},', f'"version":{version},')
+    return any("sharing_list.applied" in line and any(m in line for m in marks)
+               for line in stack.chain.worker.log_text().splitlines())
+
+
+def _paste(page: Page, proposal: str, text: str) -> int:
+    """Paste signatures into the proposal's form and submit; the response's status."""
+    form = f"section[data-proposal='{proposal}'] form.sign-form"
+    page.fill(f"{form} textarea", text)
+    with page.expect_navigation() as nav:
+        page.click(f"{form} button")
+    response = nav.value
+    assert response is not None
+    return response.status
+
+
+def test_signed_list_versions_are_signed_and_published_from_the_console(
+        stack: Stack, session: tuple[Page, Watch]) -> None:
+    """An agency signs (offline, pasting what `shulian sharing sign --detached` printed) the
+    pending entry it is party to, is refused another's entry and a bad signature (403,
+    logged); the consumer signs the file with the CLI; the governance office completes the
+    version and publishes it; the worker applies it and the console shows it in force. Runs
+    last in this module: the version it publishes replaces v2 for the session's stack."""
+    page, _ = session
+    lists = stack.chain.catalog.sharing_lists
+    assert max(lists) == 2, "the example catalogue's newest version should be v2"
+    path = propose_next(stack.proposals, stack.chain.settings.catalog_dir / "sharing" /
+                        "list.v2.yaml")
+    name = path.name
+    login(page, stack, TOKENS["psb"])
+    page.goto(f"{stack.console_url}/sharing")
+    assert page.get_attribute(f"section[data-proposal='{name}']", "data-version") == "3"
+    assert _status(page, CHANGED, "provider") == "missing"
+    assert _status(page, CHANGED, "consumer") == "missing"
+    assert page.locator("tr[data-entry='amr-tax-licence']").count() == 0  # not party to it
+    command = page.inner_text("pre.command")
+    assert command == f"shulian sharing sign {path} --key <psb-private-key.pem> --detached"
+    shot(page, "sharing-proposal-psb")
+    psb = sign_detached(path, "psb-dev-1.pem")  # offline, with psb's own key file
+    before = path.read_text("utf-8")
+    line = next(x for x in psb.splitlines() if x.startswith(f"{CHANGED}:provider "))
+    target, key, sig = line.split()
+    with structlog.testing.capture_logs() as logs:
+        assert _paste(page, name, f"amr-tax-licence:provider {key} {sig}") == 403
+        assert "not psb's to sign" in page.inner_text("#refused-why")
+        assert "amr" not in page.inner_text("#refused-why").replace("amr-tax-licence", "")
+        shot(page, "sharing-sign-refused-psb")
+        page.goto(f"{stack.console_url}/sharing")
+        flipped = sig[:10] + ("A" if sig[10] != "A" else "B") + sig[11:]
+        assert _paste(page, name, f"{target} {key} {flipped}") == 403
+        assert "invalid signature by key 'psb-dev-1'" in page.inner_text("#refused-why")
+    refusals = [e for e in logs if e["event"] == "console.forbidden"]
+    assert [e["code"] for e in refusals] == ["not_yours", "invalid"], logs
+    assert all(e["principal"] == "agency:psb" for e in refusals)
+    assert path.read_text("utf-8") == before  # nothing written
+    page.goto(f"{stack.console_url}/sharing")
+    assert _paste(page, name, psb) == 200  # 303 -> the sharing page
+    assert page.is_visible("#signed-ok")
+    assert _status(page, CHANGED, "provider") == "valid"
+    assert page.locator("form.sign-form").count() == 0  # nothing left for psb to sign
+    sign_in_place(path, "hrss-dev-1.pem")  # hrss (no console login here) signs with the CLI
+
+    login(page, stack, GOV)
+    page.goto(f"{stack.console_url}/sharing")
+    assert _status(page, CHANGED, "consumer") == "valid"
+    assert _status(page, CHANGED, "governance") == "missing"
+    assert page.locator("button.publish").count() == 0  # incomplete: nothing to publish
+    assert _paste(page, name, sign_detached(path, "governance-dev-1.pem")) == 200
+    assert _status(page, CHANGED, "governance") == "valid"
+    assert _status(page, "version", "version") == "valid"
+    shot(page, "sharing-proposal-complete")
+    with page.expect_navigation():
+        page.click(f"section[data-proposal='{name}'] button.publish")
+    assert page.is_visible("#published-ok")
+    deadline = time.monotonic() + 60
+    while not _applied(stack, 3) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _applied(stack, 3), stack.chain.worker.log_text()[-3000:]
+    text = eventually(page, f"{stack.console_url}/sharing",
+                      lambda t: "v3" in t.split("\n", 1)[0])
+    assert "v3" in page.inner_text("h1") and "现行" in page.inner_text("h1"), text[:200]
+    assert page.locator("section.proposal").count() == 0  # in force: no longer pending
+    assert "含跨市迁移" in page.inner_text(f"#entries li[data-entry='{CHANGED}']")
+    shot(page, "sharing-published-v3")

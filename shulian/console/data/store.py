@@ -22,10 +22,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shulian.audit.check import AuditEntry, audit_entries
+from shulian.catalog.approval import ListLedger, ListRefused
 from shulian.catalog.models import SharingList
 from shulian.chain.messages import InMessage, header_str
 from shulian.chain.topology import Topology
+from shulian.log import get_logger
 from shulian.logic.audit import GENESIS, parse_audit, verify_chain
+
+log = get_logger(__name__)
 
 __all__ = ["DeadLetter", "PartitionCheck", "Store"]
 
@@ -90,8 +94,10 @@ def parse_deadletter_topic(topology: Topology, topic: str) -> tuple[str, str] | 
 class Store:
     """Counts per minute, dead letters, audit entries and chain checks, list versions."""
 
-    def __init__(self, topology: Topology) -> None:
+    def __init__(self, topology: Topology, ledger: ListLedger | None = None) -> None:
         self.topology = topology
+        # judges the control topic's versions as a worker does: only accepted ones are kept
+        self.ledger = ledger
         self._lock = threading.Lock()
         # (metric, agency, dataset, consumer) -> minute -> records
         self._counts: dict[tuple[str, str, str, str], Counter[int]] = defaultdict(Counter)
@@ -180,6 +186,12 @@ class Store:
     def add_lists(self, lists: Iterable[SharingList]) -> None:
         with self._lock:
             for sl in lists:
+                if self.ledger is not None:
+                    verdict = self.ledger.offer(sl, now=None)
+                    if isinstance(verdict, ListRefused):
+                        log.info("console.list_refused", version=sl.version,
+                                 reasons=len(verdict.reasons))
+                        continue
                 self._lists[sl.version] = sl
 
     def mark_updated(self, now_ms: int) -> None:
