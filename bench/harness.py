@@ -36,7 +36,13 @@ from shulian.embedded.net import free_port, wait_until
 from shulian.embedded.process import spawn, stop_process
 from shulian.embedded.tansu import TansuProcess
 from shulian.errors import BrokerError, EmbeddedProcessError
-from shulian.io.kafka import TopicSpec, admin_client, consumer_config, ensure_topics
+from shulian.io.kafka import (
+    TopicSpec,
+    admin_client,
+    client_config,
+    consumer_config,
+    ensure_topics,
+)
 from shulian.io.reader import partition_counts
 from shulian.settings import BrokerEngine, Settings, load_settings
 
@@ -170,7 +176,7 @@ def running_stack(*, keep_workdir: bool = False, engine: BrokerEngine = "tansu"
 def produce_all(settings: Settings, topic: str, records: Sequence[tuple[bytes | None, bytes]],
                 ) -> None:
     """Produce (key, value) pairs as fast as the client goes; raise unless all are acked."""
-    producer = Producer({**settings.kafka_common(), "acks": "all", "linger.ms": 20,
+    producer = Producer({**client_config(settings), "acks": "all", "linger.ms": 20,
                          "batch.size": 1_000_000, "queue.buffering.max.messages": 1_000_000,
                          "log_level": 3})
     errors: list[str] = []

@@ -19,7 +19,7 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from bench.report import LatencyResult, latency_result
 from shulian.errors import BrokerError
-from shulian.io.kafka import consumer_config
+from shulian.io.kafka import client_config, consumer_config
 from shulian.io.reader import partition_counts
 from shulian.settings import Settings
 
@@ -71,7 +71,7 @@ def measure_latency(settings: Settings, *, raw_topic: str, egress_topic: str,
     try:
         if not caught_up.wait(60):
             raise BrokerError(f"could not read {egress_topic} to its end")
-        producer = Producer({**settings.kafka_common(), "acks": "all", "linger.ms": 1,
+        producer = Producer({**client_config(settings), "acks": "all", "linger.ms": 1,
                              "log_level": 3})
         total = int(rate * seconds)
         per_slice = rate * SLICE_S
