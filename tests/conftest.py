@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.postgres",
     "tests.fixtures.chain",
     "tests.fixtures.cluster",
+    "tests.fixtures.secure_kafka",
 ]

@@ -26,10 +26,21 @@ from shulian.cli.common import engine_option, friendly_errors, settings_from
 @click.option("--nodes", type=click.IntRange(1, 9), default=1, show_default=True,
               help="kafka engine: nodes of a local cluster (each a broker and a controller "
                    "voter, on its own ports); node 1 listens on --port")
+@click.option("--secure", is_flag=True, default=False,
+              help="kafka engine: SASL_SSL (SCRAM-SHA-512) for every client, mutual TLS "
+                   "between nodes, ACLs enforced (nothing allowed without one); TLS material "
+                   "under DIR/kafka/tls, the admin's secret in --admin-secret-file "
+                   "(docs/SECURITY.md)")
+@click.option("--admin-secret-file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, envvar="SHULIAN_KAFKA_ADMIN_SECRET_FILE",
+              help="with --secure: the super user `admin`'s SCRAM secret (first line, mode "
+                   "0600); made with a random secret when missing [default DIR/kafka/"
+                   "credentials/admin; env SHULIAN_KAFKA_ADMIN_SECRET_FILE]")
 @click.pass_context
 @friendly_errors
 def broker(ctx: click.Context, host: str, port: int | None, data_dir: Path | None,
-           engine: str | None, nodes: int) -> None:
+           engine: str | None, nodes: int, secure: bool, admin_secret_file: Path | None
+           ) -> None:
     """Run the broker until Ctrl-C or SIGTERM: Tansu (default) or Apache Kafka.
 
     Reports ready only once the broker answers metadata (kafka: once every node is listed).
@@ -42,11 +53,14 @@ def broker(ctx: click.Context, host: str, port: int | None, data_dir: Path | Non
     settings = settings_from(ctx, broker_port=port, data_dir=data_dir, broker_engine=engine)
     if settings.broker_engine != "kafka" and nodes != 1:
         raise click.UsageError("--nodes needs --engine kafka (Tansu runs one broker)")
+    if settings.broker_engine != "kafka" and (secure or admin_secret_file is not None):
+        raise click.UsageError("--secure needs --engine kafka (Tansu enforces no ACLs)")
     eb: EmbeddedBroker | KafkaCluster
     if settings.broker_engine == "kafka":
         eb = KafkaCluster(host=host, port=settings.broker_port, nodes=nodes,
                           data_dir=None if settings.data_dir is None
-                          else settings.data_dir / "kafka")
+                          else settings.data_dir / "kafka",
+                          secure=secure, admin_secret_file=admin_secret_file)
     else:
         eb = EmbeddedBroker(host=host, port=settings.broker_port, data_dir=settings.data_dir)
     stop = threading.Event()
@@ -68,6 +82,9 @@ def broker(ctx: click.Context, host: str, port: int | None, data_dir: Path | Non
     if settings.broker_engine == "kafka":
         where = f"data in {eb.log_dir}" if settings.data_dir else "temporary data"
         mode = f"Apache Kafka, {nodes} node(s), {where}"
+        if isinstance(eb, KafkaCluster) and eb.security is not None:
+            mode += (f", SASL_SSL/SCRAM-SHA-512, CA {eb.security.ca_file}, admin "
+                     f"`{eb.security.admin}` with the secret in {eb.security.admin_secret_file}")
     else:
         mode = f"durable, data in {settings.data_dir}" if settings.data_dir else "memory"
     click.echo(f"broker ready: bootstrap servers {eb.bootstrap} ({mode}); logs in {eb.log_dir}",

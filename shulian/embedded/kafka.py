@@ -28,9 +28,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from shulian.embedded.kafka_config import (
+    ADMIN_PRINCIPAL,
     KAFKA_VERSION,
     LOG4J2_TEMPLATE,
+    NODE_CN,
+    SCRAM_MECHANISM,
     KafkaNodeConfig,
+    SecureNode,
     Voter,
     node_properties,
     render_properties,
@@ -108,12 +112,53 @@ def _java_argv(libs: Path, *args: str) -> list[str]:
     return [_tool("java"), *args, "-cp", str(libs / "*")]
 
 
-def broker_count(bootstrap: str, *, timeout_s: float = 2.0) -> int:
-    """How many brokers the metadata of ``bootstrap`` lists (0 when it does not answer)."""
+def broker_count(bootstrap: str, *, timeout_s: float = 2.0,
+                 conf: dict[str, Any] | None = None) -> int:
+    """How many brokers the metadata of ``bootstrap`` lists (0 when it does not answer).
+    ``conf``: client security settings (a secured cluster's :meth:`KafkaCluster.admin_config`)."""
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    admin = AdminClient({**(conf or {}), "bootstrap.servers": bootstrap, "log_level": 0})
     return len(admin.list_topics(timeout=timeout_s).brokers)
+
+
+def _read_secret(path: Path) -> str:
+    lines = path.read_text("utf-8").splitlines()
+    if not lines or not lines[0].strip():
+        raise EmbeddedProcessError(f"{path}: empty secret")
+    return lines[0].strip()
+
+
+def _write_secret(path: Path) -> None:
+    import secrets
+
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.touch(mode=0o600)
+    path.write_text(secrets.token_urlsafe(32) + "\n", "utf-8")
+
+
+@dataclass(frozen=True)
+class ClusterSecurity:
+    """A secured cluster's client-facing facts: the CA file clients verify the brokers with,
+    and the admin (super user) principal with its secret's file (mode 0600). Never log the
+    secret; :meth:`admin_config` holds it."""
+
+    ca_file: Path
+    keystore: Path
+    admin_secret_file: Path
+    admin: str = ADMIN_PRINCIPAL
+
+    def admin_secret(self) -> str:
+        return _read_secret(self.admin_secret_file)
+
+    def client_config(self, username: str, password: str) -> dict[str, Any]:
+        """librdkafka settings for ``username`` on the SASL_SSL listener."""
+        return {"security.protocol": "SASL_SSL", "sasl.mechanism": SCRAM_MECHANISM,
+                "sasl.username": username, "sasl.password": password,
+                "ssl.ca.location": str(self.ca_file)}
+
+    def admin_config(self) -> dict[str, Any]:
+        return self.client_config(self.admin, self.admin_secret())
 
 
 @dataclass
@@ -124,6 +169,7 @@ class KafkaNode:
     cluster_id: str
     home: Path  # server.properties, log4j2.properties and server.log live here
     libs: Path
+    admin_secret_file: Path | None = None  # secured: the admin's SCRAM user made at format
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     @property
@@ -147,11 +193,25 @@ class KafkaNode:
         props = self.write_config()
         if (self.config.log_dir / "meta.properties").exists():
             return
-        done = subprocess.run(
-            [*_java_argv(self.libs, "-Xmx256m", *self._log_opts()), "kafka.tools.StorageTool",
-             "format", "-t", self.cluster_id, "-c", str(props), "--ignore-formatted"],
-            capture_output=True, text=True, check=False, timeout=120,
-        )
+        args = ["kafka.tools.StorageTool", "format", "-t", self.cluster_id, "-c", str(props),
+                "--ignore-formatted"]
+        if self.admin_secret_file is not None:  # the admin's SCRAM user, bootstrapped
+            secret = _read_secret(self.admin_secret_file)
+            args += ["--add-scram",
+                     f"{SCRAM_MECHANISM}=[name={ADMIN_PRINCIPAL},password=\"{secret}\"]"]
+        # the arguments go in a java @argfile (mode 0600, removed at once), never in argv:
+        # the admin's password would be readable in /proc/<pid>/cmdline
+        argfile = self.home / ".format-args"
+        argfile.touch(mode=0o600)
+        argfile.write_text("\n".join('"' + a.replace("\\", "\\\\").replace('"', '\\"') + '"'
+                                     for a in args) + "\n", "utf-8")
+        try:
+            done = subprocess.run(
+                [*_java_argv(self.libs, "-Xmx256m", *self._log_opts()), f"@{argfile}"],
+                capture_output=True, text=True, check=False, timeout=120,
+            )
+        finally:
+            argfile.unlink(missing_ok=True)
         if done.returncode != 0:
             raise EmbeddedProcessError(
                 f"formatting Kafka node {self.config.node_id} failed: "
@@ -164,7 +224,10 @@ class KafkaNode:
     def start(self) -> None:
         """Spawn the JVM (after ``format``); readiness is the cluster's to wait for."""
         props = self.write_config()
-        for port in (self.config.port, self.config.controller_port):
+        ports = [self.config.port, self.config.controller_port]
+        if self.config.secure is not None:
+            ports.append(self.config.secure.internal_port)
+        for port in ports:
             if not wait_until(partial(port_free, self.config.host, port), timeout_s=30):
                 raise EmbeddedProcessError(f"port {port} on {self.config.host} stays in use")
         argv = [*_java_argv(self.libs, *HEAP, "-XX:+UseG1GC", "-Djava.awt.headless=true",
@@ -200,7 +263,10 @@ class KafkaCluster:
     data_dir: Path | None = None
     ready_timeout_s: float = 120.0
     overrides: tuple[tuple[str, str], ...] = ()
+    secure: bool = False  # SASL_SSL/SCRAM for clients, mTLS between nodes, ACLs enforced
+    admin_secret_file: Path | None = None  # secured: default DIR/credentials/admin, generated
     members: list[KafkaNode] = field(default_factory=list, init=False)
+    security: ClusterSecurity | None = field(default=None, init=False)
     _tmp: Path | None = field(default=None, init=False, repr=False)
     _lock: IO[bytes] | None = field(default=None, init=False, repr=False)
 
@@ -222,6 +288,10 @@ class KafkaCluster:
                     f"{root} holds a {len(saved['nodes'])}-node Kafka cluster, not {self.nodes}"
                     " (a KRaft quorum cannot change size by restarting; use another --data-dir)")
             saved["nodes"][0]["port"] = self.port
+            if self.secure and any("internal_port" not in n for n in saved["nodes"]):
+                raise EmbeddedProcessError(
+                    f"{root} holds an unsecured Kafka cluster; a secured one needs a fresh "
+                    "--data-dir (its SCRAM admin is bootstrapped when the nodes are formatted)")
             return saved
         # the port given (node 1's) is not bound yet, so free_port can hand it out again:
         # every port is drawn until it differs from all the others
@@ -233,11 +303,30 @@ class KafkaCluster:
             taken.add(port)
             return port
 
-        ports = [{"port": self.port if i == 0 else fresh(), "controller_port": fresh()}
-                 for i in range(self.nodes)]
+        ports = [{"port": self.port if i == 0 else fresh(), "controller_port": fresh(),
+                  "internal_port": fresh()} for i in range(self.nodes)]
         layout = {"cluster_id": new_cluster_id(), "nodes": ports}
         state.write_text(json.dumps(layout, indent=2), "utf-8")
         return layout
+
+    def _secure_setup(self, root: Path) -> ClusterSecurity:
+        """TLS material (made once, under DIR/tls) and the admin's secret file."""
+        import datetime as dt
+
+        from shulian.perimeter.tls import make_broker_pki
+
+        tls = root / "tls"
+        if not (tls / "node-keystore.pem").is_file():
+            make_broker_pki(tls, now=dt.datetime.now(dt.UTC), node_cn=NODE_CN,
+                            hosts=tuple(dict.fromkeys((self.host, "127.0.0.1", "localhost"))))
+        secret = self.admin_secret_file or root / "credentials" / ADMIN_PRINCIPAL
+        if not secret.is_file():
+            _write_secret(secret)
+        return ClusterSecurity(tls / "ca.pem", tls / "node-keystore.pem", secret)
+
+    def admin_config(self) -> dict[str, Any]:
+        """Client security settings of the admin (empty for an unsecured cluster)."""
+        return self.security.admin_config() if self.security is not None else {}
 
     def start(self) -> KafkaCluster:
         libs = kafka_libs()
@@ -248,14 +337,22 @@ class KafkaCluster:
         self._lock = lock_data_dir(root)
         try:
             layout = self._layout(root)
+            if self.secure:
+                self.security = self._secure_setup(root)
+            sec = self.security
             voters = tuple(Voter(i + 1, self.host, n["controller_port"])
                            for i, n in enumerate(layout["nodes"]))
             for i, n in enumerate(layout["nodes"]):
                 home = root / f"node-{i + 1}"
+                node_sec = None if sec is None else SecureNode(
+                    n["internal_port"], keystore=sec.keystore, truststore=sec.ca_file)
                 cfg = KafkaNodeConfig(node_id=i + 1, host=self.host, port=n["port"],
                                       controller_port=n["controller_port"], voters=voters,
-                                      log_dir=home / "data", overrides=self.overrides)
-                self.members.append(KafkaNode(cfg, layout["cluster_id"], home, libs))
+                                      log_dir=home / "data", overrides=self.overrides,
+                                      secure=node_sec)
+                self.members.append(KafkaNode(
+                    cfg, layout["cluster_id"], home, libs,
+                    admin_secret_file=None if sec is None else sec.admin_secret_file))
             with ThreadPoolExecutor(max_workers=self.nodes) as pool:
                 list(pool.map(KafkaNode.format, self.members))
             for node in self.members:
@@ -273,8 +370,9 @@ class KafkaCluster:
         timeout = self.ready_timeout_s if timeout_s is None else timeout_s
         must_run = self.members if starting is None else starting
         want = sum(1 for n in self.members if n.alive())
+        conf = self.admin_config()
         ok = wait_until(lambda: all(n.alive() for n in must_run)
-                        and broker_count(self.bootstrap) >= want,
+                        and broker_count(self.bootstrap, conf=conf) >= want,
                         timeout_s=timeout, interval_s=0.3)
         if not ok:
             dead = [n.config.node_id for n in must_run if not n.alive()]

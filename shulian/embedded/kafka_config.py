@@ -22,6 +22,22 @@ KAFKA_VERSION = "4.1.1"
 CONTROLLER = "CONTROLLER"
 INTER_BROKER = "PLAINTEXT"
 
+# --- the secured broker (docs/SECURITY.md) ---------------------------------------------------
+CLIENT = "CLIENT"  # SASL_SSL + SCRAM-SHA-512: every client, agencies and components alike
+INTERNAL = "INTERNAL"  # SSL with client certificates: the nodes among themselves
+SCRAM_MECHANISM = "SCRAM-SHA-512"
+ADMIN_PRINCIPAL = "admin"
+"""The one SCRAM super user: ``shulian acl apply`` and topic set-up run as it. Bootstrapped when
+a node is formatted (``StorageTool format --add-scram``), since SCRAM users live in the
+metadata log and the broker must be reachable by someone before any can be created."""
+NODE_CN = "shulian-kafka-node"
+"""The nodes' certificate subject: their principal (``User:CN=...``) on the mutual-TLS
+controller and inter-broker listeners. KRaft controllers cannot authenticate with SCRAM (the
+credentials are in the very log the controllers serve), and the StandardAuthorizer lets only
+super users in before the metadata is loaded, so the nodes' principal is a super user; nothing
+but a holder of the nodes' private key can present it."""
+STANDARD_AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+
 SHARED_PROPERTIES: dict[str, str] = {
     "process.roles": "broker,controller",  # every node votes in the quorum and serves data
     "controller.listener.names": CONTROLLER,
@@ -52,6 +68,41 @@ def cluster_properties(*, nodes: int, partitions: int = 3) -> dict[str, str]:
         "transaction.state.log.replication.factor": str(rf),
         "transaction.state.log.min.isr": str(isr),
     }
+
+
+def secure_properties(*, keystore: str, truststore: str) -> dict[str, str]:
+    """What a secured node runs with beyond :data:`SHARED_PROPERTIES`: the StandardAuthorizer
+    with nothing allowed that no ACL allows, SCRAM-SHA-512 over TLS for clients, mutual TLS
+    between nodes. ``keystore``: the node's PEM key and certificate chain; ``truststore``: the
+    CA's PEM certificate. Holds no secret (SCRAM credentials live in the metadata log)."""
+    client, internal, ctrl = (n.lower() for n in (CLIENT, INTERNAL, CONTROLLER))
+    return {
+        "authorizer.class.name": STANDARD_AUTHORIZER,
+        "allow.everyone.if.no.acl.found": "false",
+        "super.users": f"User:{ADMIN_PRINCIPAL};User:CN={NODE_CN}",
+        "inter.broker.listener.name": INTERNAL,
+        "sasl.enabled.mechanisms": SCRAM_MECHANISM,
+        f"listener.name.{client}.sasl.enabled.mechanisms": SCRAM_MECHANISM,
+        f"listener.name.{client}.{SCRAM_MECHANISM.lower()}.sasl.jaas.config":
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+        f"listener.name.{internal}.ssl.client.auth": "required",
+        f"listener.name.{ctrl}.ssl.client.auth": "required",
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": keystore,
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": truststore,
+        "ssl.endpoint.identification.algorithm": "https",
+        "ssl.enabled.protocols": "TLSv1.3,TLSv1.2",
+    }
+
+
+@dataclass(frozen=True)
+class SecureNode:
+    """A secured node's inter-broker port and TLS files (paths as the node sees them)."""
+
+    internal_port: int
+    keystore: Path
+    truststore: Path
 
 
 @dataclass(frozen=True)
@@ -91,8 +142,17 @@ class KafkaNodeConfig:
     partitions: int = 3
     extra_listeners: tuple[Listener, ...] = ()
     overrides: tuple[tuple[str, str], ...] = ()  # last word, for tests (segment sizes, ...)
+    secure: SecureNode | None = None  # SASL_SSL on ``port``, mutual TLS between nodes
 
     def listeners(self) -> tuple[Listener, ...]:
+        if self.secure is not None:
+            return (
+                Listener(CLIENT, self.host, self.port, protocol="SASL_SSL"),
+                Listener(INTERNAL, self.host, self.secure.internal_port, protocol="SSL"),
+                Listener(CONTROLLER, self.host, self.controller_port, protocol="SSL",
+                         advertised=False),
+                *self.extra_listeners,
+            )
         return (
             Listener(INTER_BROKER, self.host, self.port),
             Listener(CONTROLLER, self.host, self.controller_port, advertised=False),
@@ -114,6 +174,9 @@ def node_properties(cfg: KafkaNodeConfig) -> dict[str, str]:
                                                    for li in listeners),
         "log.dirs": str(cfg.log_dir),
     }
+    if cfg.secure is not None:
+        props.update(secure_properties(keystore=str(cfg.secure.keystore),
+                                       truststore=str(cfg.secure.truststore)))
     props.update(dict(cfg.overrides))
     return props
 

@@ -17,7 +17,7 @@ from typing import Any
 from shulian.errors import ConfigError, ConfigIssue
 from shulian.settings import Settings
 
-__all__ = ["TlsFiles", "make_test_pki", "uvicorn_ssl"]
+__all__ = ["BrokerTls", "TlsFiles", "make_broker_pki", "make_test_pki", "uvicorn_ssl"]
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,8 @@ def _write_cert(path: Path, cert: Any) -> None:
 
 
 def _cert(subject_cn: str, key: Any, issuer: Any, issuer_key: Any, *, now: dt.datetime,
-          days: int, ca: bool, sans: Sequence[str] = (), server: bool = False) -> Any:
+          days: int, ca: bool, sans: Sequence[str] = (), server: bool = False,
+          client: bool = True) -> Any:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -66,8 +67,9 @@ def _cert(subject_cn: str, key: Any, issuer: Any, issuer_key: Any, *, now: dt.da
                                           key_agreement=False, encipher_only=False,
                                           decipher_only=False), critical=True)
     else:
-        usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
-        b = b.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        usages = [ExtendedKeyUsageOID.SERVER_AUTH] if server else []
+        usages += [ExtendedKeyUsageOID.CLIENT_AUTH] if client or not server else []
+        b = b.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
     if sans:
         alt: list[x509.GeneralName] = []
         for s in sans:
@@ -98,9 +100,44 @@ def make_test_pki(folder: Path, *, now: dt.datetime, hosts: Sequence[str] = ("lo
             (files.client_cert, files.client_key, client_cn, False)):
         key = ec.generate_private_key(ec.SECP256R1())
         cert = _cert(cn, key, ca.subject, ca_key, now=now, days=days, ca=False,
-                     sans=hosts if server else (), server=server)
+                     sans=hosts if server else (), server=server, client=not server)
         _write_cert(cert_path, cert)
         _write_key(key_path, key)
+    return files
+
+
+@dataclass(frozen=True)
+class BrokerTls:
+    """A broker's TLS material: the CA clients trust, and the nodes' PEM keystore (private key
+    then certificate, mode 0600) that serves the client listeners and authenticates the nodes to
+    each other (mutual TLS on the controller and inter-broker listeners)."""
+
+    ca_cert: Path
+    keystore: Path
+
+
+def make_broker_pki(folder: Path, *, now: dt.datetime, node_cn: str,
+                    hosts: Sequence[str] = ("127.0.0.1", "localhost"),
+                    days: int = 365) -> BrokerTls:
+    """A fresh CA and one node certificate (CN ``node_cn``, SANs ``hosts``, usable as server and
+    as client) for every node of a Kafka cluster, written into ``folder``. ``now`` is injected.
+    The CA's key is not kept: nothing else can be signed by it later."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = _cert("Shulian broker CA", ca_key, None, ca_key, now=now, days=days, ca=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    node = _cert(node_cn, key, ca.subject, ca_key, now=now, days=days, ca=False, sans=hosts,
+                 server=True, client=True)
+    files = BrokerTls(folder / "ca.pem", folder / "node-keystore.pem")
+    _write_cert(files.ca_cert, ca)
+    _write_key(files.keystore, key)
+    from cryptography.hazmat.primitives import serialization
+
+    with files.keystore.open("ab") as out:  # the chain after the key: Kafka's PEM keystore
+        out.write(node.public_bytes(serialization.Encoding.PEM))
+        out.write(ca.public_bytes(serialization.Encoding.PEM))
     return files
 
 

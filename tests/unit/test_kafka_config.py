@@ -9,10 +9,13 @@ import pytest
 
 from shulian.embedded.kafka import POM
 from shulian.embedded.kafka_config import (
+    ADMIN_PRINCIPAL,
     KAFKA_VERSION,
+    NODE_CN,
     SHARED_PROPERTIES,
     KafkaNodeConfig,
     Listener,
+    SecureNode,
     Voter,
     cluster_properties,
     compose_env_name,
@@ -99,3 +102,50 @@ def test_engine_defaults_and_overrides() -> None:
                            fetch_max_wait_ms=25).behaviour()
     assert not forced.idempotence and forced.fetch_max_wait_ms == 25
     assert forced.session_timeout_ms == kafka.session_timeout_ms
+
+
+def test_a_secured_node_has_sasl_ssl_for_clients_and_mutual_tls_between_nodes() -> None:
+    sec = SecureNode(internal_port=9200, keystore=Path("/tls/node.pem"),
+                     truststore=Path("/tls/ca.pem"))
+    props = node_properties(_node(2, 3, secure=sec))
+    assert props["listeners"] == ("CLIENT://127.0.0.1:9102,INTERNAL://127.0.0.1:9200,"
+                                  "CONTROLLER://127.0.0.1:19002")
+    assert props["advertised.listeners"] == "CLIENT://127.0.0.1:9102,INTERNAL://127.0.0.1:9200"
+    assert props["listener.security.protocol.map"] == \
+        "CLIENT:SASL_SSL,INTERNAL:SSL,CONTROLLER:SSL"  # nothing in plain text
+    assert props["inter.broker.listener.name"] == "INTERNAL"
+    assert props["authorizer.class.name"].endswith("StandardAuthorizer")
+    assert props["allow.everyone.if.no.acl.found"] == "false"
+    assert props["super.users"] == f"User:{ADMIN_PRINCIPAL};User:CN={NODE_CN}"
+    assert props["listener.name.internal.ssl.client.auth"] == "required"
+    assert props["listener.name.controller.ssl.client.auth"] == "required"
+    assert props["listener.name.client.sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    assert props["ssl.keystore.location"] == "/tls/node.pem"
+    assert props["ssl.truststore.location"] == "/tls/ca.pem"
+    assert not any("password" in k for k in props)  # no secret in server.properties
+    assert props == {**node_properties(_node(2, 3)) | props}  # the shared ones are kept
+
+    for key, value in SHARED_PROPERTIES.items():
+        if key != "inter.broker.listener.name":
+            assert props[key] == value, key
+
+
+def test_the_broker_pki_makes_one_node_certificate_for_both_ends(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    from shulian.perimeter.tls import make_broker_pki
+
+    files = make_broker_pki(tmp_path / "tls", now=dt.datetime(2026, 3, 1, tzinfo=dt.UTC),
+                            node_cn=NODE_CN, hosts=("127.0.0.1", "kafka"))
+    text = files.keystore.read_text("ascii")
+    assert text.startswith("-----BEGIN PRIVATE KEY-----")  # PKCS#8, what Kafka's PEM reads
+    assert text.count("BEGIN CERTIFICATE") == 2 and files.keystore.stat().st_mode & 0o077 == 0
+    node = x509.load_pem_x509_certificates(text.encode())[0]
+    usage = node.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert set(usage) == {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH}
+    assert node.subject.rfc4514_string() == f"CN={NODE_CN}"
+    sans = node.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.DNSName) == ["kafka"]
