@@ -23,12 +23,13 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from shulian.embedded.kafka_config import ADMIN_PRINCIPAL, SCRAM_MECHANISM
 from shulian.perimeter.identities import Principal, Role
 from shulian.settings import Settings
 
 __all__ = ["ADMIN", "StackSecurity", "prepare_security", "secured_broker_answers"]
 
-ADMIN = "admin"  # the broker's super user (shulian.embedded.kafka_config.ADMIN_PRINCIPAL)
+ADMIN = ADMIN_PRINCIPAL  # the broker's super user
 PROTOCOL = "SASL_SSL"
 
 # the principal each child of the stack runs as (the connect child: one per connector)
@@ -122,7 +123,7 @@ def secured_broker_answers(bootstrap: str, security: StackSecurity, *,
     if not lines:
         return False
     admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0,
-                         "security.protocol": PROTOCOL, "sasl.mechanism": "SCRAM-SHA-512",
+                         "security.protocol": PROTOCOL, "sasl.mechanism": SCRAM_MECHANISM,
                          "sasl.username": ADMIN, "sasl.password": lines[0].strip(),
                          "ssl.ca.location": str(security.ca_file)})
     return len(admin.list_topics(timeout=timeout_s).brokers) > 0
