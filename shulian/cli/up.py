@@ -18,6 +18,7 @@ from pydantic import SecretStr
 
 from shulian.cli.common import engine_option, friendly_errors, settings_from
 from shulian.embedded.secure_stack import (
+    ADMIN,
     INIT_PRINCIPAL,
     StackSecurity,
     apply_perimeter,
@@ -168,7 +169,8 @@ def stack_ports(settings: Settings, children: list[ChildSpec], *, postgres_port:
 def print_credentials(security: StackSecurity) -> None:
     """The development secrets made by this run, once, on stdout (never logged)."""
     click.echo(f"Kafka and registry credentials in {security.credentials} (mode 0600; each "
-               f"child is given its own; CA {security.ca_file})")
+               f"child is given its own; CA {security.ca_file}; the broker's super user "
+               f"{ADMIN}: secret in {security.admin_secret_file})")
     if security.generated:
         click.echo("development secrets made by this run (shown once):")
         for name, secret in sorted(security.generated.items()):
