@@ -3,7 +3,8 @@
 ACL) with its default connectors; an agency POSTs through the gateway, the worker (Faust and its
 confluent-kafka producers, as ``chain``), the registry (as ``registry``, checking HTTP Basic) and
 the PostgreSQL sink (as ``sink.tax-business-licence-pg``) deliver the masked rows, and
-``audit verify`` runs as ``auditor``. Nothing else is allowed: a principal without ACLs, an
+``audit verify`` runs as ``auditor``; a list version published by the governance office moves
+the ACLs within 10 s (the ``acl-sync`` child). Nothing else is allowed: a principal without ACLs, an
 agency outside its grants, a wrong password and a plaintext client are refused.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import (  # type: ignore[attr-defined]
     AdminClient,
@@ -26,8 +29,11 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     UserScramCredentialUpsertion,
 )
 
+from shulian.catalog.load import load_catalog
 from shulian.cli.up import UNAUTHENTICATED
 from shulian.embedded.net import free_port, wait_until
+from shulian.settings import REPO_ROOT
+from tests.fixtures.signing import next_version
 from tests.fixtures.up import LICENCES, SHULIAN, licence_rows, running_up, stack_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka_only]
@@ -182,6 +188,20 @@ def test_the_whole_chain_runs_authenticated_and_nothing_else_is_allowed(
     assert "canonical.business_licence" in refused.stderr
     full = _verify(ports, ca, creds / "chain", "chain")
     assert full.returncode == 0, full.stdout[-3000:] + full.stderr[-2000:]
+
+    # the list moves the perimeter: the governance office publishes a version without the
+    # licence entries; the stack's acl-sync child takes the tax bureau's READ away
+    sl = next_version(load_catalog(REPO_ROOT / "catalog", schemas_dir=REPO_ROOT / "schemas"),
+                      ("amr", "business_licence"))
+    gov = Producer(_client(bootstrap, ca, "governance", secrets["governance"]))
+    gov.produce("control.sharing-list", yaml.safe_dump(
+        sl.model_dump(mode="json", exclude_none=True), allow_unicode=True).encode())
+    assert gov.flush(15) == 0
+    published = time.monotonic()
+    assert wait_until(lambda: _read(tax, "egress.tax.business_licence",
+                                    group="agency.tax.reader") == "TOPIC_AUTHORIZATION_FAILED",
+                      timeout_s=10, interval_s=0.2), "revocation took longer than 10 s"
+    print(f"revoked after {time.monotonic() - published:.1f} s")  # a figure for the report
 
     # secrets are shown once and never logged
     logs = Path(re.search(r"^logs in (\S+)$", text, re.MULTILINE).group(1))  # type: ignore[union-attr]
