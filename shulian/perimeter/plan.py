@@ -14,7 +14,11 @@ Who may do what (the matrix in docs/SECURITY.md is generated from this):
   (and creates) its own ``deadletter._sink.<c>``.
 - ``chain`` reads raw, canonical, egress, audit, dead letters and control; writes canonical,
   egress, audit and dead letters; creates the replay audit topics. The console reads as the
-  chain (it shows the chain's own view to the users it authenticates itself).
+  chain (it shows the chain's own view to the users it authenticates itself). What the
+  worker's Faust app needs beyond that: its consumer group (the app id); no internal topics
+  (the leader topic is disabled, the chain has no tables); its idempotent producers need only
+  WRITE on the topics they write (Kafka >= 3.0). Checked on the secured broker by
+  tests/integration/test_up_secured.py: the worker is refused nothing.
 - ``registry`` alone touches ``_schemas``.
 - ``governance`` alone writes the control topic, and creates the chain's topics (``init``).
 - ``auditor`` reads audit, egress and control topics.
