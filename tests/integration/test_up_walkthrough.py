@@ -29,8 +29,9 @@ def up_stack(tmp_path: Path, unique: str, engine: str
     out = tmp_path / "up.out"
     args = [a for k, p in ports.items() for a in (f"--{k}-port", str(p))]
     args += ["--engine", engine]  # the session's engine; `up` starts its own broker
-    with running_up(args, env=stack_env(unique), out=out, mark=unique,
-                    leftover_timeout_s=15) as proc:
+    # the secured Kafka stack (SCRAM, ACLs, TLS) takes longer to start on a busy machine
+    with running_up(args, env=stack_env(unique), out=out, mark=unique, leftover_timeout_s=30,
+                    ready_timeout_s=300 if engine == "kafka" else 90) as proc:
         yield proc, out, ports
 
 
