@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fixtures.chain",
     "tests.fixtures.cluster",
     "tests.fixtures.secure_kafka",
+    "tests.fixtures.perimeter",
 ]

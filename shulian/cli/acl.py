@@ -89,15 +89,16 @@ def _secrets(settings: Any, names: list[str]) -> Any:
 @friendly_errors
 def apply(ctx: click.Context, bootstrap_servers: str | None, catalog_dir: Path | None,
           connectors_dir: Path | None, rotate: tuple[str, ...]) -> None:
-    """Reconcile the cluster to the plan: add missing ACLs and SCRAM users, remove Shulian's
-    that the plan no longer has. Idempotent."""
+    """Reconcile the cluster to the plan under the list in force (the catalogue's newest, then
+    the signed versions on the control topic): add missing ACLs and SCRAM users, remove
+    Shulian's that the plan no longer has. Idempotent."""
     from shulian.io.kafka import admin_client
     from shulian.perimeter.kafka_admin import reconcile
-    from shulian.perimeter.service import load_plan
+    from shulian.perimeter.service import load_live_plan
 
     settings = settings_from(ctx, bootstrap_servers=bootstrap_servers, catalog_dir=catalog_dir,
                              connectors_dir=connectors_dir)
-    p = load_plan(settings)
+    p = load_live_plan(settings)
     done = reconcile(admin_client(settings), p, _secrets(settings, p.identities.names()),
                      rotate=rotate)
     click.echo(f"list version {p.list_version}: {len(done.acls.add)} ACL(s) added, "
@@ -115,13 +116,14 @@ def check(ctx: click.Context, bootstrap_servers: str | None, catalog_dir: Path |
     """Exit 1 when the cluster's ACLs or SCRAM users differ from the plan (prints the drift)."""
     from shulian.io.kafka import admin_client
     from shulian.perimeter.kafka_admin import check as check_drift
-    from shulian.perimeter.service import load_plan, plan_table
+    from shulian.perimeter.service import load_live_plan, plan_table
 
     settings = settings_from(ctx, bootstrap_servers=bootstrap_servers, catalog_dir=catalog_dir,
                              connectors_dir=connectors_dir)
-    drift = check_drift(admin_client(settings), load_plan(settings))
+    p = load_live_plan(settings)
+    drift = check_drift(admin_client(settings), p)
     if drift.empty:
-        click.echo("no drift: the cluster matches the plan")
+        click.echo(f"no drift: the cluster matches the plan (list version {p.list_version})")
         return
     for title, acls in (("missing", drift.acls.add), ("unexpected", drift.acls.remove)):
         if acls:
@@ -157,10 +159,13 @@ def sync(ctx: click.Context, bootstrap_servers: str | None, catalog_dir: Path | 
 
 @acl.command("credentials")
 @_common
+@click.option("--owner", type=int, default=None, metavar="UID",
+              help="Give the folder and the secrets to this user (run as root: the Shulian "
+                   "image's user, 10001)")
 @click.pass_context
 @friendly_errors
 def credentials(ctx: click.Context, catalog_dir: Path | None,
-                connectors_dir: Path | None) -> None:
+                connectors_dir: Path | None, owner: int | None) -> None:
     """Create a random secret (mode 0600) in SHULIAN_CREDENTIALS_DIR for every principal that
     has none (development and first set-up; prints names, never secrets)."""
     from shulian.perimeter.identities import generate_credentials
@@ -171,5 +176,48 @@ def credentials(ctx: click.Context, catalog_dir: Path | None,
         raise ConfigError([ConfigIssue("<environment>", "SHULIAN_CREDENTIALS_DIR", "not set")])
     _, _, identities = load_inputs(settings)
     made = generate_credentials(settings.credentials_dir, identities.principals)
+    if owner is not None:
+        import os
+
+        for path in (settings.credentials_dir, *settings.credentials_dir.iterdir()):
+            os.chown(path, owner, -1)
     click.echo(f"{len(made)} new secret(s) in {settings.credentials_dir}"
                + (f": {', '.join(made)}" if made else ""))
+
+
+@acl.command("pki")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              required=True, help="Folder for ca.pem and node-keystore.pem")
+@click.option("--host", "hosts", multiple=True, required=True,
+              help="A name or IP the brokers are reached at (repeat: every node's host name "
+                   "and the external one)")
+@click.option("--days", type=click.IntRange(1, 3650), default=365, show_default=True,
+              help="Validity of the CA and node certificates")
+@click.option("--keystore-owner", type=int, default=None, metavar="UID",
+              help="Give the keystore to this user (run as root: the brokers' user, 1000 in "
+                   "the apache/kafka image)")
+@friendly_errors
+def pki(out_dir: Path, hosts: tuple[str, ...], days: int, keystore_owner: int | None) -> None:
+    """Make the brokers' TLS material once (development and first set-up): a CA (ca.pem, the
+    file every client trusts) and the nodes' keystore (key and chain, mode 0600), whose
+    certificate the nodes present to each other and to clients. Keeps existing material; the
+    CA's key is not kept. Production uses the operator's own CA (docs/SECURITY.md)."""
+    import datetime as dt
+
+    from shulian.embedded.kafka_config import NODE_CN
+    from shulian.perimeter.tls import make_broker_pki
+
+    keystore = out_dir / "node-keystore.pem"
+    if keystore.exists():
+        click.echo(f"kept the existing TLS material in {out_dir}")
+        return
+    files = make_broker_pki(out_dir, now=dt.datetime.now(dt.UTC), node_cn=NODE_CN,
+                            hosts=hosts, days=days)
+    out_dir.chmod(0o755)  # the CA is for everyone; the keystore stays 0600
+    files.ca_cert.chmod(0o644)
+    if keystore_owner is not None:
+        import os
+
+        os.chown(files.keystore, keystore_owner, -1)
+    click.echo(f"CA {files.ca_cert}, node keystore {files.keystore} (CN={NODE_CN}, "
+               f"hosts {', '.join(hosts)})")

@@ -70,21 +70,26 @@ def cluster_properties(*, nodes: int, partitions: int = 3) -> dict[str, str]:
     }
 
 
-def secure_properties(*, keystore: str, truststore: str) -> dict[str, str]:
+def secure_properties(*, keystore: str, truststore: str,
+                      sasl_listeners: tuple[str, ...] = (CLIENT,)) -> dict[str, str]:
     """What a secured node runs with beyond :data:`SHARED_PROPERTIES`: the StandardAuthorizer
-    with nothing allowed that no ACL allows, SCRAM-SHA-512 over TLS for clients, mutual TLS
+    with nothing allowed that no ACL allows, SCRAM-SHA-512 over TLS for clients (on each of
+    ``sasl_listeners``: compose adds EXTERNAL for agencies outside its network), mutual TLS
     between nodes. ``keystore``: the node's PEM key and certificate chain; ``truststore``: the
     CA's PEM certificate. Holds no secret (SCRAM credentials live in the metadata log)."""
-    client, internal, ctrl = (n.lower() for n in (CLIENT, INTERNAL, CONTROLLER))
+    internal, ctrl = INTERNAL.lower(), CONTROLLER.lower()
+    sasl: dict[str, str] = {}
+    for name in (n.lower() for n in sasl_listeners):
+        sasl[f"listener.name.{name}.sasl.enabled.mechanisms"] = SCRAM_MECHANISM
+        sasl[f"listener.name.{name}.{SCRAM_MECHANISM.lower()}.sasl.jaas.config"] = \
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;"
     return {
+        **sasl,
         "authorizer.class.name": STANDARD_AUTHORIZER,
         "allow.everyone.if.no.acl.found": "false",
         "super.users": f"User:{ADMIN_PRINCIPAL};User:CN={NODE_CN}",
         "inter.broker.listener.name": INTERNAL,
         "sasl.enabled.mechanisms": SCRAM_MECHANISM,
-        f"listener.name.{client}.sasl.enabled.mechanisms": SCRAM_MECHANISM,
-        f"listener.name.{client}.{SCRAM_MECHANISM.lower()}.sasl.jaas.config":
-            "org.apache.kafka.common.security.scram.ScramLoginModule required;",
         f"listener.name.{internal}.ssl.client.auth": "required",
         f"listener.name.{ctrl}.ssl.client.auth": "required",
         "ssl.keystore.type": "PEM",
@@ -175,8 +180,10 @@ def node_properties(cfg: KafkaNodeConfig) -> dict[str, str]:
         "log.dirs": str(cfg.log_dir),
     }
     if cfg.secure is not None:
+        sasl = tuple(li.name for li in listeners if li.protocol == "SASL_SSL")
         props.update(secure_properties(keystore=str(cfg.secure.keystore),
-                                       truststore=str(cfg.secure.truststore)))
+                                       truststore=str(cfg.secure.truststore),
+                                       sasl_listeners=sasl))
     props.update(dict(cfg.overrides))
     return props
 

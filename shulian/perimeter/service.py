@@ -21,8 +21,8 @@ from shulian.perimeter.identities import (
 from shulian.perimeter.plan import AclPlan, plan_acls
 from shulian.settings import Settings
 
-__all__ = ["connector_access", "load_inputs", "load_matrix_markdown", "load_plan", "plan_json",
-           "plan_table"]
+__all__ = ["connector_access", "load_inputs", "load_live_plan", "load_matrix_markdown",
+           "load_plan", "plan_json", "plan_table"]
 
 
 def connector_access(configs: Iterable[Any]) -> ConnectorAccess:
@@ -77,6 +77,18 @@ def load_plan(settings: Settings, *, list_version: int | None = None,
         sl = cat.sharing_lists[list_version]
     return plan_acls(cat, access, sharing_list=sl, topology=Topology(namespace=namespace),
                      schemas_topic=settings.schemas_topic)
+
+
+def load_live_plan(settings: Settings, *, namespace: str | None = None) -> AclPlan:
+    """The plan under the list in force on the cluster: the catalogue's newest version, then
+    every signed successor published on the control topic (what ``acl sync`` and the worker
+    follow), so ``acl apply`` never re-grants what a published version revoked."""
+    from shulian.catalog.load import load_catalog
+    from shulian.perimeter.sync import list_in_force
+
+    cat = load_catalog(settings.catalog_dir, schemas_dir=settings.schemas_dir)
+    sl = list_in_force(settings, cat, topology=Topology(namespace=namespace))
+    return load_plan(settings, catalog=cat, sharing_list=sl, namespace=namespace)
 
 
 def load_matrix_markdown(settings: Settings) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -94,3 +95,17 @@ def test_admin_may_everything_and_a_user_without_acls_nothing(secure_kafka: Secu
     ok = Producer({**secure_kafka.admin_config(), **QUIET})
     ok.produce(topic, b"admin")
     assert ok.flush(10) == 0
+
+
+def test_the_admin_secret_is_in_no_argv_config_or_log(secure_kafka: SecureKafka) -> None:
+    """Formatting took the admin's password through a java @argfile that is gone; the running
+    JVM's command line, server.properties and the node's logs never hold it."""
+    secret = secure_kafka.admin_secret.get_secret_value().encode()
+    node = secure_kafka.cluster.members[0]
+    assert node.proc is not None
+    assert secret not in Path(f"/proc/{node.proc.pid}/cmdline").read_bytes()
+    assert not (node.home / ".format-args").exists()
+    for path in node.home.glob("*"):
+        if path.is_file():
+            assert secret not in path.read_bytes(), path
+    assert secure_kafka.admin_secret_file.stat().st_mode & 0o077 == 0

@@ -27,12 +27,16 @@ from shulian.catalog.load import load_catalog
 from shulian.chain.topology import Topology, plan_topics
 from shulian.cli.main import cli
 from shulian.embedded.kafka_config import (
+    CLIENT,
     SHARED_PROPERTIES,
     KafkaNodeConfig,
+    Listener,
+    SecureNode,
     Voter,
     cluster_properties,
     compose_property,
     node_properties,
+    secure_properties,
 )
 from shulian.settings import Settings
 
@@ -187,7 +191,11 @@ def test_no_secret_is_written_in_the_compose_file() -> None:
     text = COMPOSE.read_text(encoding="utf-8")
     assert not URL_WITH_PASSWORD.search(text)
     for name, svc in _services().items():
-        for key in _environment(svc):
+        for key, value in _environment(svc).items():
+            if SECRET_NAME.search(key) and key.endswith(("_FILE", "_DIR")):
+                # where a secret is, not the secret: a path in the credentials volume
+                assert value.startswith("/run/shulian/credentials"), f"{name}: {key}"
+                continue
             assert not SECRET_NAME.search(key), f"{name}: {key} belongs in an env_file"
     env_files = {f for svc in _services().values() for f in svc.get("env_file") or []}
     assert env_files == {"deploy/shulian.env", "deploy/postgres.env"}
@@ -254,7 +262,7 @@ def test_kraft_cluster(profile: str | None, env: Mapping[str, str], count: int) 
     assert set(voter_hosts) == ids
     for name, b in brokers.items():
         assert voter_hosts[int(b["KAFKA_NODE_ID"])] == name
-        assert f"PLAINTEXT://{name}:9092" in _interpolate(b["KAFKA_ADVERTISED_LISTENERS"], env)
+        assert f"CLIENT://{name}:9092" in _interpolate(b["KAFKA_ADVERTISED_LISTENERS"], env)
         assert "broker" in b["KAFKA_PROCESS_ROLES"] and "controller" in b["KAFKA_PROCESS_ROLES"]
         assert b["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
         assert _interpolate(b["KAFKA_LOG_RETENTION_MS"], env) == "-1"
@@ -274,6 +282,7 @@ def test_kraft_cluster(profile: str | None, env: Mapping[str, str], count: int) 
 NODE_PROPERTIES = {"node.id", "listeners", "advertised.listeners", "controller.quorum.voters",
                    "log.dirs", "listener.security.protocol.map"}
 NOT_PROPERTIES = {"CLUSTER_ID", "KAFKA_HEAP_OPTS"}  # read by the image's scripts, not the broker
+TLS_KEYSTORE, TLS_CA = "/etc/kafka/tls/node-keystore.pem", "/etc/kafka/tls/ca.pem"  # kafka-tls
 
 
 @pytest.mark.parametrize(("profile", "env", "count"), [(None, DEFAULTS, 1), ("prod", PROD, 3)],
@@ -289,16 +298,58 @@ def test_compose_deploys_the_broker_configuration_the_tests_run(
                  if k.startswith("KAFKA_") and k not in NOT_PROPERTIES}
         shared = {k: v for k, v in props.items() if k not in NODE_PROPERTIES}
         partitions = int(props["num.partitions"])
-        assert shared == SHARED_PROPERTIES | cluster_properties(nodes=count,
-                                                                partitions=partitions), name
+        secure = secure_properties(keystore=TLS_KEYSTORE, truststore=TLS_CA,
+                                   sasl_listeners=(CLIENT, "EXTERNAL"))
+        assert shared == SHARED_PROPERTIES | cluster_properties(
+            nodes=count, partitions=partitions) | secure, name
         voters = tuple(Voter(i, "127.0.0.1", 9093) for i in range(1, count + 1))
         tested = node_properties(KafkaNodeConfig(
             node_id=int(props["node.id"]), host="127.0.0.1", port=9092, controller_port=9093,
-            voters=voters, log_dir=Path("/var/lib/kafka/data"), partitions=partitions))
+            voters=voters, log_dir=Path("/var/lib/kafka/data"), partitions=partitions,
+            secure=SecureNode(9091, Path(TLS_KEYSTORE), Path(TLS_CA)),
+            extra_listeners=(Listener("EXTERNAL", "127.0.0.1", 9094, protocol="SASL_SSL"),)))
         assert set(tested) == set(props), name
         tested_map = set(tested["listener.security.protocol.map"].split(","))
-        assert tested_map <= set(props["listener.security.protocol.map"].split(",")), name
+        assert tested_map == set(props["listener.security.protocol.map"].split(",")), name
+        assert not any(p.endswith(":PLAINTEXT") for p in tested_map), name  # secure only
+        listeners = {u.split("://")[0] for u in props["listeners"].split(",")}
+        assert listeners == {u.split("://")[0] for u in tested["listeners"].split(",")}, name
         assert props["log.dirs"] == "/var/lib/kafka/data"
+
+
+def test_nothing_is_published_in_plain_text_beyond_loopback() -> None:
+    """A port published on every interface is a broker's SASL_SSL listener; the registry, the
+    gateway and the monitoring are bound to loopback (HTTPS first, docs/SECURITY.md)."""
+    published = 0
+    for name, svc in _services().items():
+        env = _environment(svc)
+        for spec in map(str, svc.get("ports") or []):
+            if spec.startswith("127.0.0.1:"):
+                continue
+            published += 1
+            assert "KAFKA_NODE_ID" in env, f"{name}: {spec} is published beyond loopback"
+            port = spec.rsplit(":", 1)[1]
+            by_port = {u.rsplit(":", 1)[1]: u.split("://")[0]
+                       for u in env["KAFKA_LISTENERS"].split(",")}
+            protocols = dict(m.split(":") for m in
+                             env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+            assert protocols[by_port[port]] == "SASL_SSL", f"{name}: {spec}"
+    assert published
+
+
+def test_the_perimeter_is_applied_before_any_client_starts() -> None:
+    services = _services()
+    assert _command(services["kafka-acl"])[:3] == ["shulian", "acl", "apply"]
+    assert _command(services["acl-sync"])[:3] == ["shulian", "acl", "sync"]
+    for name in ("registry", "init"):
+        deps = services[name]["depends_on"]
+        assert "kafka-acl" in deps or "registry" in deps, name
+    principals = {n: _environment(s).get("SHULIAN_PRINCIPAL") for n, s in services.items()
+                  if _is_shulian(s) and _long_running(s) and n != "acl-sync"}
+    assert principals == {"registry": "registry", "worker": "chain",
+                          "gateway": "source.ingest-gateway",
+                          "sink-tax-postgres": "sink.tax-business-licence-pg"}
+    assert _environment(services["init"])["SHULIAN_PRINCIPAL"] == "governance"
 
 
 @pytest.mark.parametrize("env", [DEFAULTS, PROD], ids=["single", "prod"])
