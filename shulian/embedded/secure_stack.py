@@ -131,24 +131,16 @@ def secured_broker_answers(bootstrap: str, security: StackSecurity, *,
 
 def apply_perimeter(settings: Settings, security: StackSecurity) -> str:
     """``shulian acl apply`` as the admin: every SCRAM user and ACL of the plan under the list
-    in force (the catalogue's newest version, or a newer one already on the control topic of a
-    restarted stack: a revoked grant must not come back until ``acl sync`` catches up). What
-    was done, in words."""
-    from shulian.catalog.load import load_catalog
-    from shulian.chain.topology import Topology
+    in force (the catalogue's newest version, then the signed successors already on the
+    control topic of a restarted stack: a revoked grant must not come back until ``acl sync``
+    catches up). What was done, in words."""
     from shulian.io.kafka import admin_client
-    from shulian.io.reader import read_topics
     from shulian.perimeter.identities import load_credentials
     from shulian.perimeter.kafka_admin import reconcile
-    from shulian.perimeter.service import load_plan
-    from shulian.perimeter.sync import next_in_force
+    from shulian.perimeter.service import load_live_plan
 
     admin = security.settings_as(settings, ADMIN)
-    catalog = load_catalog(settings.catalog_dir, schemas_dir=settings.schemas_dir)
-    published = [m.value for msgs in read_topics(admin, [Topology().control]).values()
-                 for m in msgs if m.value]
-    in_force = next_in_force(catalog.current_list, published, catalog)
-    plan = load_plan(admin, catalog=catalog, sharing_list=in_force)
+    plan = load_live_plan(admin)
     done = reconcile(admin_client(admin), plan,
                      load_credentials(security.credentials, plan.identities.principals))
     return (f"perimeter: list version {plan.list_version}, {len(plan.identities.principals)} "
