@@ -37,7 +37,12 @@ from shulian.embedded.net import free_port, wait_until
 from shulian.embedded.process import spawn, stop_process
 from shulian.embedded.tansu import TansuProcess
 from shulian.errors import BrokerError, EmbeddedProcessError
-from shulian.io.kafka import TopicSpec, admin_client, consumer_config, ensure_topics
+from shulian.io.kafka import (
+    TopicSpec,
+    admin_client,
+    consumer_config,
+    ensure_topics,
+)
 from shulian.io.reader import partition_counts
 from shulian.io.sender import Sender
 from shulian.io.tail import EndRule, ReadTimedOut, drain

@@ -83,8 +83,13 @@ def connector_type(config: Any, *, file: str = "<config>",
 
 def build_connector(config: Any, *, settings: Settings, metrics: ConnectorMetrics,
                     file: str = "<config>") -> Connector:
-    """The connector for one validated config (secrets are read from the environment here)."""
+    """The connector for one validated config (secrets are read from the environment here).
+
+    It connects as its own principal, ``source.<name>`` or ``sink.<name>``, when the settings
+    name a folder of principal secrets (:meth:`Settings.for_principal`); otherwise as the
+    process's principal."""
     entry = connector_type(config, file=file)
+    settings = settings.for_principal(f"{entry.role}.{config.name}")
     if entry.role == "sink":
         from connectors.sinks.connector import SinkConnector
 

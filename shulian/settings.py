@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     # every principal's secret, one file per principal named like it (mode 0600): read by
     # `shulian acl apply` (SCRAM credentials) and the registry (HTTP Basic); unset = no auth
     credentials_dir: Path | None = None
+    # a process that acts as several principals (`connect run`: each connector as
+    # `source.<name>` or `sink.<name>`) finds each one's secret here, in a file named like the
+    # principal (mode 0600); holds only those principals' secrets (`shulian up` makes it)
+    principal_secrets_dir: Path | None = None
     # HTTPS: the CA clients verify the registry and gateway against, and the certificate and key
     # the registry and gateway serve (both unset = plain HTTP on loopback)
     tls_ca_file: Path | None = None
@@ -215,6 +219,14 @@ class Settings(BaseSettings):
                                            f"cannot read: {exc.strerror or exc}")]) from None
         lines = text.splitlines()
         return SecretStr(lines[0].strip()) if lines and lines[0].strip() else None
+
+    def for_principal(self, name: str) -> Settings:
+        """These settings acting as principal ``name``, its secret read from
+        ``principal_secrets_dir/<name>`` (unchanged when no such folder is configured)."""
+        if self.principal_secrets_dir is None:
+            return self
+        return self.model_copy(update={"principal": name, "secret": None,
+                                       "secret_file": self.principal_secrets_dir / name})
 
     def registry_auth_conf(self) -> dict[str, Any]:
         """SchemaRegistryClient settings for this identity: HTTP Basic (the principal and its

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 import faust
 from faust.sensors import Monitor
+from faust.types.auth import CredentialsT
 
 from shulian.chain.enforce import EnforceStage
 from shulian.chain.ingest import IngestStage
@@ -35,6 +36,7 @@ from shulian.chain.messages import InMessage, OutMessage, read_back
 from shulian.errors import InfrastructureError
 from shulian.log import get_logger
 from shulian.settings import ENGINE_DEFAULTS, EngineBehaviour, Settings
+from streams.credentials import faust_credentials
 from streams.metrics import ChainMetrics
 from streams.runtime import OutputProducer
 from streams.transport import ChainTransport
@@ -156,14 +158,18 @@ METADATA_MAX_AGE_MS = 10_000
 
 
 def faust_app(app_id: str, *, bootstrap_servers: str, datadir: Path | str,
-              behaviour: EngineBehaviour | None = None) -> faust.App:
+              behaviour: EngineBehaviour | None = None,
+              credentials: CredentialsT | None = None) -> faust.App:
     """A Faust app set up the chain's way (raw bytes in and out, batches of up to 5,000 per
     fetch, the engine's fetch wait and session timeout, topics never declared by Faust). No
-    agents yet. ``behaviour``: the engine's (default: the embedded broker's)."""
+    agents yet. ``behaviour``: the engine's (default: the embedded broker's); ``credentials``:
+    this process's identity on a SASL or TLS listener (:func:`streams.credentials.
+    faust_credentials`)."""
     beh = behaviour or ENGINE_DEFAULTS["tansu"]
     app = faust.App(
         app_id,
         broker=[f"kafka://{b}" for b in bootstrap_servers.split(",")],
+        broker_credentials=credentials,
         value_serializer="raw",
         key_serializer="raw",
         web_enabled=False,
@@ -193,7 +199,8 @@ def faust_app(app_id: str, *, bootstrap_servers: str, datadir: Path | str,
 def create_app(settings: Settings, parts: ChainParts, *, app_id: str) -> faust.App:
     """A Faust app wired to the given parts. No side effects until a worker runs it."""
     app = faust_app(app_id, bootstrap_servers=settings.bootstrap_servers,
-                    datadir=faust_datadir(settings), behaviour=settings.behaviour())
+                    datadir=faust_datadir(settings), behaviour=settings.behaviour(),
+                    credentials=faust_credentials(settings))
     raw = app.topic(*parts.raw_topics, schema=RawBytes())
     canonical_topics = frozenset(parts.canonical_topics)
     batch, within = settings.batch_size, settings.batch_within_s

@@ -77,14 +77,18 @@ def run(ctx: click.Context, files: tuple[Path, ...], bootstrap_servers: str | No
 
     from connectors.config import load_connector_files
     from connectors.metrics import ConnectorMetrics
-    from connectors.table import build_connector
+    from connectors.table import build_connector, connector_type
     from shulian.io.kafka import require_broker
 
     settings = settings_from(ctx, bootstrap_servers=bootstrap_servers, registry_url=registry_url,
                              probe_broker=False)
     loaded = load_connector_files(files)
     _check_refs(loaded, settings)
-    require_broker(settings)  # the configs are good: now one clear line if nobody answers
+    # the configs are good: now one clear line if nobody answers (as the first connector's
+    # principal when each connector is its own, Settings.for_principal)
+    first = loaded[0].config if loaded else None
+    require_broker(settings if first is None else settings.for_principal(
+        f"{connector_type(first).role}.{first.name}"))
     metrics = ConnectorMetrics.create(REGISTRY)
     connectors = [build_connector(c.config, settings=settings, metrics=metrics,
                                   file=str(c.path)) for c in loaded]

@@ -17,6 +17,7 @@ import click
 from pydantic import SecretStr
 
 from shulian.cli.common import catalog_option, engine_option, friendly_errors, settings_from
+from shulian.embedded.secure_stack import ADMIN, INIT_PRINCIPAL, StackSecurity
 from shulian.embedded.stack import (
     STACK_LIST,
     ConnectorPlan,
@@ -30,11 +31,14 @@ from shulian.embedded.stack import (
 from shulian.embedded.supervisor import ChildDied, ChildSpec, StopRequested, Supervisor
 from shulian.errors import ConfigError, ConfigIssue
 from shulian.log import get_logger
+from shulian.perimeter.devstack import apply_perimeter, prepare_security
 from shulian.settings import Settings
 
 log = get_logger(__name__)
 
 DEFAULT_POSTGRES_PORT = 5433  # beside, not on, a PostgreSQL the machine may already run
+UNAUTHENTICATED = ("note: Tansu enforces no authentication or ACLs: this stack is unauthenticated, "
+                   "for a single developer machine only (--engine kafka runs the secured stack)")
 
 
 def initialise(settings: Settings) -> None:
@@ -99,6 +103,7 @@ class RunDirs:
             return f"data kept in {self.base} (mode 0700)"
         shutil.rmtree(self.state, ignore_errors=True)
         shutil.rmtree(self.postgres, ignore_errors=True)
+        shutil.rmtree(self.base / "kafka", ignore_errors=True)  # a secured broker's data
         return (f"connector state and database of this run removed; logs kept in {self.logs} "
                 "(mode 0700)")
 
@@ -153,6 +158,17 @@ def stack_ports(settings: Settings, children: list[ChildSpec], *, postgres_port:
         uses.append(PortUse("PostgreSQL", "127.0.0.1", postgres_port, "--postgres-port",
                             "SHULIAN_POSTGRES_PORT"))
     return uses
+
+
+def print_credentials(security: StackSecurity) -> None:
+    """The development secrets made by this run, once, on stdout (never logged)."""
+    click.echo(f"Kafka and registry credentials in {security.credentials} (mode 0600; each "
+               f"child is given its own; CA {security.ca_file}; the broker's super user "
+               f"{ADMIN}: secret in {security.admin_secret_file})")
+    if security.generated:
+        click.echo("development secrets made by this run (shown once):")
+        for name, secret in sorted(security.generated.items()):
+            click.echo(f"  {name}={secret.get_secret_value()}")
 
 
 def print_tokens(plan: ConnectorPlan) -> None:
@@ -258,9 +274,17 @@ def up(ctx: click.Context, data_dir: Path | None, broker_port: int | None,
     pg_spec: ChildSpec | None = None
     if wants_pg:
         pg_spec, stack_dsn = postgres_child(dirs, pg_port)
+    security = None
+    if settings.broker_engine == "kafka":
+        security = prepare_security(settings, state_dir=dirs.state,
+                                    broker_data=settings.data_dir or dirs.base)
     children = stack_children(settings, endpoints, commands=commands, connectors=plan,
-                              postgres=pg_spec)
+                              postgres=pg_spec, security=security)
 
+    if security is None:
+        click.echo(UNAUTHENTICATED)
+    else:
+        print_credentials(security)
     click.echo(f"logs in {dirs.logs}")
     if plan is not None:
         print_tokens(plan)
@@ -285,8 +309,12 @@ def up(ctx: click.Context, data_dir: Path | None, broker_port: int | None,
     signal.signal(signal.SIGINT, on_signal)
     code = 0
     try:
-        sup.start_all(c for c in children if not c.needs_init)
-        initialise(settings)
+        sup.start_all(c for c in children if c.name == "broker")
+        if security is not None:  # every principal and ACL before anyone connects
+            click.echo(apply_perimeter(settings, security))
+        sup.start_all(c for c in children if not c.needs_init and c.name != "broker")
+        initialise(settings if security is None
+                   else security.settings_as(settings, INIT_PRINCIPAL.name))
         sup.start_all(c for c in children if c.needs_init)
         running = {c.name for c in sup.children}
         extra: list[tuple[str, str]] = []

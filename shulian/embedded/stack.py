@@ -18,6 +18,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from shulian.embedded.net import http_answers, port_free
+from shulian.embedded.secure_stack import StackSecurity, secured_broker_answers
 from shulian.embedded.supervisor import ChildSpec
 from shulian.embedded.tansu import broker_answers_metadata
 from shulian.errors import ConfigError, ConfigIssue
@@ -110,7 +111,8 @@ def dev_token() -> str:
 def _registry_ready(url: str) -> bool:
     import httpx
 
-    return httpx.get(f"{url}/subjects", timeout=1.0).status_code == 200
+    # 401: a registry that checks credentials (the secured stack) answers too
+    return httpx.get(f"{url}/subjects", timeout=1.0).status_code in (200, 401)
 
 
 def connector_configs(settings: Settings) -> list[Path]:
@@ -188,22 +190,35 @@ def busy_ports(uses: Sequence[PortUse], *, free: Callable[[str, int], bool] = po
 def stack_children(
     settings: Settings, endpoints: Endpoints, *, commands: Collection[str],
     connectors: ConnectorPlan | None = None, postgres: ChildSpec | None = None,
+    security: StackSecurity | None = None,
 ) -> list[ChildSpec]:
     """The children of ``shulian up`` in start order; only those whose command exists.
 
     ``needs_init`` children start after topics and schemas are initialised. ``connectors``:
     the planned connector set (default: :func:`connector_configs`, environment as it is);
-    ``postgres``: the stack's own database, started before the connectors.
+    ``postgres``: the stack's own database, started before the connectors; ``security``: the
+    secured Kafka stack's files (each child then connects as its own principal, and an
+    ``acl-sync`` child moves the ACLs with the list versions).
     """
     env = child_env(settings, endpoints)
+
+    def own(child: str) -> dict[str, str]:
+        return {**env, **(security.child_env(child) if security is not None else {})}
+
     broker_argv = ["broker", "--engine", settings.broker_engine,
                    "--port", str(settings.broker_port)]
-    if settings.data_dir is not None:
-        broker_argv += ["--data-dir", str(settings.data_dir)]
+    broker_ready: Callable[[], bool]
+    if security is not None:
+        broker_argv += security.broker_args()
+        broker_ready = partial(secured_broker_answers, endpoints.bootstrap, security)
+    else:
+        broker_ready = partial(broker_answers_metadata, endpoints.bootstrap)
+        if settings.data_dir is not None:
+            broker_argv += ["--data-dir", str(settings.data_dir)]
     children = [
         ChildSpec(
             "broker", shulian_argv(*broker_argv), env=env,
-            ready=partial(broker_answers_metadata, endpoints.bootstrap),
+            ready=broker_ready,
             ready_timeout_s=120.0,
             stop_timeout_s=30.0,  # a durable broker stops SeaweedFS too (5 s grace + kill)
             critical=True,  # every other child needs it: its death stops the stack
@@ -214,20 +229,25 @@ def stack_children(
             "registry",
             shulian_argv("registry", "--bootstrap", endpoints.bootstrap,
                          "--port", str(settings.registry_port)),
-            env=env, ready=partial(_registry_ready, endpoints.registry_url),
+            env=own("registry"), ready=partial(_registry_ready, endpoints.registry_url),
             ready_timeout_s=60.0, critical=True,
         ))
     if "worker" in commands:
         children.append(ChildSpec(
             "worker", shulian_argv("worker"),
-            env={**env, "SHULIAN_WORKER_ID": settings.worker_id,
+            env={**own("worker"), "SHULIAN_WORKER_ID": settings.worker_id,
                  "SHULIAN_METRICS_PORT": str(settings.metrics_port)},
             needs_init=True, stop_timeout_s=20.0,
         ))
+    if security is not None and "acl" in commands:
+        children.append(ChildSpec(
+            "acl-sync", shulian_argv("acl", "sync"),
+            env={**own("acl-sync"), "SHULIAN_CONNECTORS_DIR": str(settings.connectors_dir)},
+            needs_init=True, stop_timeout_s=20.0))
     if postgres is not None:
         children.append(postgres)
     if "console" in commands:
-        children.append(console_child(settings, endpoints, env, connectors))
+        children.append(console_child(settings, endpoints, own("console"), connectors))
     if "connect" not in commands:
         return children
     if connectors is None:
@@ -240,7 +260,8 @@ def stack_children(
         ready = None if url is None else partial(http_answers, url)
     if configs:
         children.append(ChildSpec(
-            "connect", shulian_argv("connect", "run", *map(str, configs)), env={**env, **extra},
+            "connect", shulian_argv("connect", "run", *map(str, configs)),
+            env={**own("connect"), **extra},
             ready=ready, needs_init=True, stop_timeout_s=20.0,
         ))
     return children

@@ -10,13 +10,21 @@ Records are held in memory: fine for audit windows, not meant for months of traf
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import Consumer, KafkaError, KafkaException
 
 from shulian.chain.window import Window, resolve_offsets
-from shulian.errors import BrokerError
-from shulian.io.kafka import admin_client
-from shulian.io.tail import READ_TIMEOUT_S, EndRule, Partitions, Progress, read_to_end
+from shulian.errors import BrokerError, ConfigError, ConfigIssue
+from shulian.io.kafka import admin_client, consumer_config
+from shulian.io.tail import (
+    READ_TIMEOUT_S,
+    EndRule,
+    Partitions,
+    Progress,
+    read_to_end,
+    reader_group,
+)
 from shulian.settings import Settings
 
 __all__ = ["Partitions", "partition_counts", "read_partitions", "read_topics", "read_window"]
@@ -26,16 +34,48 @@ FETCH_MAX_BYTES = 16 * 1024 * 1024
 
 
 def partition_counts(settings: Settings, topics: Iterable[str]) -> dict[str, int]:
-    """Partition count per topic; a topic that does not exist has 0."""
+    """Partition count per topic; a topic that does not exist has 0.
+
+    A topic this process's principal may not read is a ConfigError naming the principal and
+    the topics, never an empty topic: an auditor's verification must not report the records
+    it may not read as missing."""
+    topics = list(topics)
     try:
         md = admin_client(settings).list_topics(timeout=15)
+        refused = _refused(settings, topics, md)
     except KafkaException as exc:
         raise BrokerError(f"cannot list topics: {exc}") from exc
+    if refused:
+        who = settings.principal or "this process (no SHULIAN_PRINCIPAL)"
+        raise ConfigError([ConfigIssue("<environment>", "SHULIAN_PRINCIPAL",
+                                       f"{who} may not read {', '.join(refused)} (the "
+                                       "perimeter's ACLs, docs/SECURITY.md)")])
     out: dict[str, int] = {}
     for t in topics:
         meta = md.topics.get(t)
         out[t] = 0 if meta is None or meta.error is not None else len(meta.partitions)
     return out
+
+
+def _refused(settings: Settings, topics: list[str], md: Any) -> list[str]:
+    """The topics among ``topics`` the broker refuses to describe to this principal. A
+    metadata request for all topics leaves them out silently, so they are asked for by name."""
+    missing = [t for t in topics if t not in md.topics]
+    if not missing:
+        return []
+    consumer = Consumer(consumer_config(settings, group_id=reader_group(),
+                                        **{"allow.auto.create.topics": False, "log_level": 0}))
+    try:
+        out = []
+        for t in missing:
+            meta = consumer.list_topics(t, timeout=15).topics.get(t)
+            err = None if meta is None else meta.error
+            if err is not None and err.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+                out.append(t)
+        return out
+    finally:
+        consumer.close()
+
 
 
 def read_partitions(

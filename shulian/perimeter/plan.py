@@ -12,8 +12,13 @@ Who may do what (the matrix in docs/SECURITY.md is generated from this):
   those pairs' dead letters when it writes them (file drop, table source).
 - ``sink.<c>`` reads the egress topics of its config, in its own consumer group, and writes
   (and creates) its own ``deadletter._sink.<c>``.
-- ``chain`` reads raw, canonical, egress, audit and control; writes canonical, egress, audit and
-  dead letters; creates the replay audit topics.
+- ``chain`` reads raw, canonical, egress, audit, dead letters and control; writes canonical,
+  egress, audit and dead letters; creates the replay audit topics. The console reads as the
+  chain (it shows the chain's own view to the users it authenticates itself). What the
+  worker's Faust app needs beyond that: its consumer group (the app id); no internal topics
+  (the leader topic is disabled, the chain has no tables); its idempotent producers need only
+  WRITE on the topics they write (Kafka >= 3.0). Checked on the secured broker by
+  tests/integration/test_up_secured.py: the worker is refused nothing.
 - ``registry`` alone touches ``_schemas``.
 - ``governance`` alone writes the control topic, and creates the chain's topics (``init``).
 - ``auditor`` reads audit, egress and control topics.
@@ -172,7 +177,9 @@ def _chain(px: _Prefixes, t: Topology) -> list[Acl]:
            *(_acl(p, TOPIC, f, PRE, op)
              for f in (px.canonical, px.egress, px.audit, px.changelog)
              for op in (Op.READ, Op.WRITE)),
-           _acl(p, TOPIC, px.deadletter, PRE, Op.WRITE),
+           # READ: a restarted worker reads its dead-letter tails so that a raw record it
+           # already rejected is not rejected twice (IngestStage deadletter_tails)
+           *(_acl(p, TOPIC, px.deadletter, PRE, op) for op in (Op.READ, Op.WRITE)),
            _acl(p, TOPIC, t.audit("replay."), PRE, Op.CREATE),
            _acl(p, TOPIC, t.control, LIT, Op.READ)]
     # the Faust app id, and drills' shulian-chain-<namespace>

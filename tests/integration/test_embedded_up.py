@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 
+from shulian.cli.up import UNAUTHENTICATED
 from shulian.embedded.net import free_port, http_answers, wait_until
 from shulian.embedded.process import pids_with_env
 from shulian.embedded.tansu import broker_answers_metadata
@@ -44,6 +45,10 @@ def test_up_serves_its_endpoints_and_stops_on_sigterm_leaving_nothing(
         bootstrap = f"127.0.0.1:{ports['broker']}"
         registry = f"http://127.0.0.1:{ports['registry']}"
         assert bootstrap in text and registry in text
+        # Tansu enforces nothing: one line says so, and nothing claims credentials
+        assert [line for line in text.splitlines() if "unauthenticated" in line] == \
+            [UNAUTHENTICATED]
+        assert "credentials" not in text and "perimeter:" not in text
         assert broker_answers_metadata(bootstrap, timeout_s=5)
         subjects = httpx.get(f"{registry}/subjects", timeout=5).json()
         assert subjects, "up registered the schemas from schemas/"

@@ -7,60 +7,19 @@ stop (SIGTERM -> exit 0, nothing left running).
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
-import psycopg
 import pytest
 
 from shulian.embedded.net import free_port, wait_until
-from tests.fixtures.up import MARK, running_up
+from tests.fixtures.up import DROPPED_CSV, LICENCES, licence_rows, running_up, stack_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.both_engines]
-
-
-# two licences as the market regulator writes them (its field names, Chinese code values,
-# capital in 万元, district names, two date formats); real check digits
-LICENCES: list[dict[str, Any]] = [
-    {"TYSHXYDM": "91440106MA59B8K2XT", "QYMC": "广州穗信数据科技有限公司", "QYLX": "有限责任公司",
-     "FDDBR": "陈志明", "FDDBRSFZH": "440106198503172237", "ZCZB": "500", "ZSQX": "天河区",
-     "ZS": "广州市天河区体育西路103号", "CLRQ": "2026年11月02日", "DJZT": "存续",
-     "LXDH": "020-38880001", "JYFW": "软件开发；信息技术咨询服务", "DJSJ": 1793577600000},
-    {"TYSHXYDM": "91440104MA5CQ1H7R5", "QYMC": "广州越秀云图信息有限公司", "QYLX": "股份有限公司",
-     "FDDBR": "林晓燕", "FDDBRSFZH": "440104199007091018", "ZCZB": "1200.5", "ZSQX": "越秀区",
-     "ZS": "广州市越秀区中山五路219号", "CLRQ": "2026-11-09", "DJZT": "在业",
-     "LXDH": None, "JYFW": None, "DJSJ": 1794182400000},
-]
-DROPPED_CSV = (
-    "TYSHXYDM,QYMC,QYLX,FDDBR,FDDBRSFZH,ZCZB,ZSQX,ZS,CLRQ,DJZT,LXDH,JYFW,DJSJ\n"
-    "91440106MA59B8K2XT,广州穗信数据科技有限公司,有限责任公司,陈志明,440106198503172237,800,"
-    "天河区,广州市天河区体育西路103号,2026年11月02日,存续,020-38880001,软件开发,1793577600000\n"
-)
-
-
-def stack_env(mark: str) -> dict[str, str]:
-    """Our environment without anything that would change what ``up`` supplies (but the
-    decision clock, which .ci/run moves for its second pass)."""
-    drop = ("_GATEWAY_TOKEN", "_PG_DSN")
-    env = {k: v for k, v in os.environ.items()
-           if not k.endswith(drop) and (not k.startswith("SHULIAN_") or k == "SHULIAN_CLOCK")}
-    return {**env, MARK: mark, "SHULIAN_LOG_FORMAT": "json"}
-
-
-def rows(dsn: str) -> dict[str, dict[str, Any]]:
-    try:
-        with psycopg.connect(dsn, connect_timeout=2) as conn:
-            cur = conn.execute("SELECT * FROM shulian.tax_business_licence")
-            names = [d.name for d in cur.description or []]
-            return {r[0]: dict(zip(names, r, strict=True)) for r in cur.fetchall()}
-    except psycopg.Error:
-        return {}
 
 
 @pytest.fixture
@@ -70,8 +29,9 @@ def up_stack(tmp_path: Path, unique: str, engine: str
     out = tmp_path / "up.out"
     args = [a for k, p in ports.items() for a in (f"--{k}-port", str(p))]
     args += ["--engine", engine]  # the session's engine; `up` starts its own broker
-    with running_up(args, env=stack_env(unique), out=out, mark=unique,
-                    leftover_timeout_s=15) as proc:
+    # the secured Kafka stack (SCRAM, ACLs, TLS) takes longer to start on a busy machine
+    with running_up(args, env=stack_env(unique), out=out, mark=unique, leftover_timeout_s=30,
+                    ready_timeout_s=300 if engine == "kafka" else 90) as proc:
         yield proc, out, ports
 
 
@@ -99,9 +59,9 @@ def test_agency_publishes_through_the_gateway_and_the_consumer_receives_in_postg
     assert reply.status_code == 200, reply.text
     assert reply.json()["accepted"] == 2
 
-    assert wait_until(lambda: len(rows(dsn)) == 2, timeout_s=60, interval_s=0.2), \
-        f"rows: {rows(dsn)}"
-    got = rows(dsn)
+    assert wait_until(lambda: len(licence_rows(dsn)) == 2, timeout_s=60, interval_s=0.2), \
+        f"rows: {licence_rows(dsn)}"
+    got = licence_rows(dsn)
     first, second = got["91440106MA59B8K2XT"], got["91440104MA5CQ1H7R5"]
     # harmonised onto the canonical elements
     assert first["enterprise_type"] == "1100" and second["enterprise_type"] == "1200"
@@ -123,10 +83,10 @@ def test_agency_publishes_through_the_gateway_and_the_consumer_receives_in_postg
     (drop / "export.csv.part").write_text(DROPPED_CSV, encoding="utf-8")
     (drop / "export.csv.part").rename(drop / "export.csv")
     assert wait_until(
-        lambda: rows(dsn)["91440106MA59B8K2XT"]["registered_capital"] == 800 * 10_000 * 100,
+        lambda: licence_rows(dsn)["91440106MA59B8K2XT"]["registered_capital"] == 800 * 10_000 * 100,
         timeout_s=60, interval_s=0.2)
     assert (drop / "done" / "export.csv").exists()
-    assert len(rows(dsn)) == 2  # upserted by record key
+    assert len(licence_rows(dsn)) == 2  # upserted by record key
 
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=120) == 0
