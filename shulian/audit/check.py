@@ -12,7 +12,11 @@
   (:func:`forged_egress`); a forgery is a break even when a deliver audit record matches its
   key, entry and version.
 - Digests: where the canonical record an audit record names (``source``) was read, its
-  SHA-256 must equal the audited ``record_digest``.
+  SHA-256 must equal the audited ``record_digest``. An egress record's ``shulian.digest`` is
+  keyed (:mod:`shulian.logic.digests`) and matches the audited ``egress_digest`` (records
+  written before keyed digests: the plain ``record_digest``), so tying egress to audit needs no
+  key; with the master key, :func:`egress_digest_breaks` also recomputes each audited
+  ``egress_digest`` from its ``record_digest``.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from shulian.chain import headers as H
 from shulian.chain.messages import InMessage, header_str
 from shulian.logic.audit import parse_audit, record_digest, verify_chain
 from shulian.logic.auditseal import is_seal, verify_seals
+from shulian.logic.digests import egress_digest
 from shulian.logic.egress import DIGEST_HEADER, verify_egress
 
 __all__ = [
@@ -35,10 +40,12 @@ __all__ = [
     "Break",
     "Delivery",
     "audit_entries",
+    "audited_egress_digest",
     "completeness",
     "deliveries_from_audit",
     "deliveries_from_egress",
     "digest_breaks",
+    "egress_digest_breaks",
     "forged_egress",
     "ts_ms",
     "verify_partitions",
@@ -141,8 +148,15 @@ def deliveries_from_audit(entries: Iterable[AuditEntry]) -> list[Delivery]:
         key = r.get("egress_key") or r.get("record_key", "")
         out.append(Delivery(str(r["egress_topic"]), str(key), str(r.get("entry_id", "")),
                             int(r.get("list_version", -1)), e.topic, e.partition, e.offset,
-                            e.ts_ms, digest=r.get("record_digest")))
+                            e.ts_ms, digest=audited_egress_digest(r)))
     return out
+
+
+def audited_egress_digest(record: Mapping[str, Any]) -> str | None:
+    """The ``shulian.digest`` the audited delivery's egress record carries: ``egress_digest``
+    (keyed), or for audit records written before keyed digests their ``record_digest``."""
+    value = record.get("egress_digest") or record.get("record_digest")
+    return None if value is None else str(value)
 
 
 def deliveries_from_egress(msgs: Iterable[InMessage]) -> tuple[list[Delivery], list[Break]]:
@@ -224,4 +238,22 @@ def digest_breaks(
             breaks.append(Break(e.topic, e.partition, e.offset,
                                 f"record_digest differs from canonical record "
                                 f"{where[0]}[{where[1]}]@{where[2]}"))
+    return breaks
+
+
+def egress_digest_breaks(entries: Iterable[AuditEntry], master_key: bytes, *,
+                         window: Window) -> list[Break]:
+    """``deliver`` audit records (inside ``window``) whose ``egress_digest`` is not the keyed
+    digest of their ``record_digest`` on their egress topic (needs the chain's master key;
+    records written before keyed digests carry none and are skipped)."""
+    breaks: list[Break] = []
+    for e in entries:
+        r = e.record
+        got = r.get("egress_digest")
+        if got is None or not r.get("egress_topic") or not window.contains(e.ts_ms):
+            continue
+        want = egress_digest(master_key, str(r["egress_topic"]), str(r.get("record_digest")))
+        if got != want:
+            breaks.append(Break(e.topic, e.partition, e.offset,
+                                "egress_digest is not the keyed digest of record_digest"))
     return breaks

@@ -5,9 +5,10 @@ re-sending what is there would launder a forgery as a replay. Instead, for every
 ``deliver`` audit record of the window, the canonical record it names is taken from the
 canonical topic, its SHA-256 must equal the audited ``record_digest``, the list version the
 audit names re-decides it with the audited ``ts`` as *now*, and the entry's view is encoded
-as the enforce stage does (:mod:`shulian.chain.enforce`) and signed as it signs, per batch
-over a Merkle root (:func:`sign_rederived`). Whatever does not re-derive to a delivery is
-refused with the reason, never sent.
+as the enforce stage does (:mod:`shulian.chain.enforce`), its ``shulian.digest`` keyed as the
+stage keys it (:mod:`shulian.logic.digests`; an audited ``egress_digest`` must agree), and signed
+as it signs, per batch over a Merkle root (:func:`sign_rederived`). Whatever does not
+re-derive to a delivery is refused with the reason, never sent.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from shulian.audit.check import AuditEntry, ts_ms
+from shulian.audit.check import AuditEntry, audited_egress_digest, ts_ms
 from shulian.catalog.keys import SigningKey
 from shulian.chain import headers as H
 from shulian.chain.enforce import ViewSchema
@@ -36,6 +37,8 @@ REPLAY_HEADER = "shulian.replay"
 class Decider(Protocol):
     def decide(self, *, dataset: str, provider: str, record: Mapping[str, Any],
                record_key: str, now: datetime) -> list[Decision]: ...
+
+    def egress_digest(self, topic: str, record_digest: str) -> str: ...
 
 
 class Schemas(Protocol):
@@ -116,13 +119,16 @@ def rederive(
     if egress_key != str(audit.get("egress_key") or audit.get("record_key")):
         return Refused(position, "the re-derived record key differs from the audited one")
     topic = str(audit["egress_topic"])
+    digest = engine.egress_digest(topic, str(audit["record_digest"]))
+    if audit.get("egress_digest") not in (None, digest):
+        return Refused(position, "the audited egress_digest is not the keyed digest of the "
+                                 "canonical record (another master key?)")
     kbytes = egress_key.encode("utf-8")
     value = encode_wire(view.schema_id, view.parsed, decision.view)
     headers = [(H.ENTRY, H.text_bytes(entry)), (H.LIST_VERSION, str(version).encode()),
                (H.PROVIDER, H.text_bytes(decision.provider)), (REPLAY_HEADER, b"1")]
     return Rederived(topic, kbytes, value, headers, audit, position,
-                     EgressContent(topic, kbytes, value, entry, version,
-                                   str(audit["record_digest"])))
+                     EgressContent(topic, kbytes, value, entry, version, digest))
 
 
 def sign_rederived(made: Sequence[Rederived | Refused], signer: SigningKey, *,
@@ -154,7 +160,7 @@ def select_deliveries(egress: Sequence[InMessage], entries: Iterable[AuditEntry]
         base = (str(r.get("egress_topic")), str(r.get("egress_key") or r.get("record_key")),
                 str(r.get("entry_id")), str(r.get("list_version")))
         by_match.setdefault(base, e)
-        by_match.setdefault((*base, str(r.get("record_digest"))), e)
+        by_match.setdefault((*base, str(audited_egress_digest(r))), e)
     chosen: dict[tuple[str, int, int], tuple[AuditEntry, InMessage]] = {}
     unmatched: list[InMessage] = []
     for m in egress:

@@ -270,13 +270,15 @@ class EnforceStage:
                     continue
                 egress_topic: str | None = None
                 egress_key: str | None = None
+                egress_digest: str | None = None
                 if decision.outcome is Outcome.DELIVER and decision.view is not None:
                     egress_topic = self._egress_topic(decision.consumer, dataset)
                     egress_key = str(decision.view.get("_record_key", key))
                     egress = self._egress(egress_topic, egress_key, decision)
+                    egress_digest = self._engine.egress_digest(egress_topic, digest)
                     signing.append((len(out), EgressContent(
                         egress_topic, egress.key or b"", egress.value, decision.entry_id,
-                        decision.list_version, digest)))
+                        decision.list_version, egress_digest)))
                     out.append(egress)
                     delivered += 1
                 else:
@@ -285,6 +287,7 @@ class EnforceStage:
                                      origin=from_raw, part=(index, total))
                 audit["egress_topic"] = egress_topic
                 audit["egress_key"] = egress_key
+                audit["egress_digest"] = egress_digest  # the egress record's shulian.digest
                 out.append(OutMessage(topic=audit_topic, key=key_bytes, value=chain.seal(audit),
                                       partition=msg.partition, phase=1))
         if skipped:
