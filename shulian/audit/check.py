@@ -12,11 +12,10 @@
   (:func:`forged_egress`); a forgery is a break even when a deliver audit record matches its
   key, entry and version.
 - Digests: where the canonical record an audit record names (``source``) was read, its
-  SHA-256 must equal the audited ``record_digest``. An egress record's ``shulian.digest`` is
-  keyed (:mod:`shulian.logic.digests`) and matches the audited ``egress_digest`` (records
-  written before keyed digests: the plain ``record_digest``), so tying egress to audit needs no
-  key; with the master key, :func:`egress_digest_breaks` also recomputes each audited
-  ``egress_digest`` from its ``record_digest``.
+  SHA-256 must equal the audited ``record_digest``. An egress record's ``shulian.digest`` is a
+  digest of its view (:mod:`shulian.logic.digests`), recomputed here from the record itself,
+  and matches the audited ``egress_digest``; records written before carry the plain
+  ``record_digest`` instead. So egress -> audit -> canonical needs no secret key.
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ from shulian.chain import headers as H
 from shulian.chain.messages import InMessage, header_str
 from shulian.logic.audit import parse_audit, record_digest, verify_chain
 from shulian.logic.auditseal import is_seal, verify_seals
-from shulian.logic.digests import egress_digest
+from shulian.logic.digests import DIGEST_PLAIN, DIGEST_VIEW, digest_scheme, view_digest
 from shulian.logic.egress import DIGEST_HEADER, verify_egress
 
 __all__ = [
@@ -45,7 +44,6 @@ __all__ = [
     "deliveries_from_audit",
     "deliveries_from_egress",
     "digest_breaks",
-    "egress_digest_breaks",
     "forged_egress",
     "ts_ms",
     "verify_partitions",
@@ -154,7 +152,7 @@ def deliveries_from_audit(entries: Iterable[AuditEntry]) -> list[Delivery]:
 
 def audited_egress_digest(record: Mapping[str, Any]) -> str | None:
     """The ``shulian.digest`` the audited delivery's egress record carries: ``egress_digest``
-    (keyed), or for audit records written before keyed digests their ``record_digest``."""
+    (a digest of the view), or for audit records written before it their ``record_digest``."""
     value = record.get("egress_digest") or record.get("record_digest")
     return None if value is None else str(value)
 
@@ -174,9 +172,25 @@ def deliveries_from_egress(msgs: Iterable[InMessage]) -> tuple[list[Delivery], l
             breaks.append(Break(m.topic, m.partition, m.offset,
                                 "egress record without key or shulian.entry/list.version headers"))
             continue
+        digest = header_str(m.headers, DIGEST_HEADER)
+        why = None if digest is None else _digest_wrong(m, digest, entry, version)
+        if why is not None:
+            breaks.append(Break(m.topic, m.partition, m.offset, why))
         out.append(Delivery(m.topic, key, entry, int(version), m.topic, m.partition, m.offset,
-                            m.timestamp_ms, digest=header_str(m.headers, DIGEST_HEADER)))
+                            m.timestamp_ms, digest=digest))
     return out, breaks
+
+
+def _digest_wrong(m: InMessage, digest: str, entry: str, version: str) -> str | None:
+    """Why an egress record's ``shulian.digest`` is not one the chain writes (None: it is)."""
+    scheme = digest_scheme(digest)
+    if scheme == DIGEST_PLAIN:
+        return None  # written before view digests: matched against the audited record_digest
+    if scheme != DIGEST_VIEW:
+        return "egress record with an unknown shulian.digest scheme"
+    if digest != view_digest(m.topic, m.key, m.value, entry, version):
+        return "egress record whose shulian.digest is not the digest of its view"
+    return None
 
 
 def forged_egress(msgs: Iterable[InMessage], keys: Keyring, *, now: datetime | None
@@ -240,20 +254,3 @@ def digest_breaks(
                                 f"{where[0]}[{where[1]}]@{where[2]}"))
     return breaks
 
-
-def egress_digest_breaks(entries: Iterable[AuditEntry], master_key: bytes, *,
-                         window: Window) -> list[Break]:
-    """``deliver`` audit records (inside ``window``) whose ``egress_digest`` is not the keyed
-    digest of their ``record_digest`` on their egress topic (needs the chain's master key;
-    records written before keyed digests carry none and are skipped)."""
-    breaks: list[Break] = []
-    for e in entries:
-        r = e.record
-        got = r.get("egress_digest")
-        if got is None or not r.get("egress_topic") or not window.contains(e.ts_ms):
-            continue
-        want = egress_digest(master_key, str(r["egress_topic"]), str(r.get("record_digest")))
-        if got != want:
-            breaks.append(Break(e.topic, e.partition, e.offset,
-                                "egress_digest is not the keyed digest of record_digest"))
-    return breaks

@@ -5,9 +5,9 @@ re-sending what is there would launder a forgery as a replay. Instead, for every
 ``deliver`` audit record of the window, the canonical record it names is taken from the
 canonical topic, its SHA-256 must equal the audited ``record_digest``, the list version the
 audit names re-decides it with the audited ``ts`` as *now*, and the entry's view is encoded
-as the enforce stage does (:mod:`shulian.chain.enforce`), its ``shulian.digest`` keyed as the
-stage keys it (:mod:`shulian.logic.digests`; an audited ``egress_digest`` must agree), and signed
-as it signs, per batch over a Merkle root (:func:`sign_rederived`). Whatever does not
+as the enforce stage does (:mod:`shulian.chain.enforce`; the digest of that view must equal
+the audited ``egress_digest`` where there is one, :mod:`shulian.logic.digests`) and signed as
+it signs, per batch over a Merkle root (:func:`sign_rederived`). Whatever does not
 re-derive to a delivery is refused with the reason, never sent.
 """
 
@@ -25,6 +25,7 @@ from shulian.chain.enforce import ViewSchema
 from shulian.chain.messages import InMessage, header_str
 from shulian.chain.wire import decode_body, encode_wire, split_wire
 from shulian.logic.audit import record_digest
+from shulian.logic.digests import view_digest
 from shulian.logic.egress import DIGEST_HEADER, EgressContent, sign_batch
 from shulian.logic.policy import Decision, Outcome
 
@@ -37,8 +38,6 @@ REPLAY_HEADER = "shulian.replay"
 class Decider(Protocol):
     def decide(self, *, dataset: str, provider: str, record: Mapping[str, Any],
                record_key: str, now: datetime) -> list[Decision]: ...
-
-    def egress_digest(self, topic: str, record_digest: str) -> str: ...
 
 
 class Schemas(Protocol):
@@ -119,12 +118,12 @@ def rederive(
     if egress_key != str(audit.get("egress_key") or audit.get("record_key")):
         return Refused(position, "the re-derived record key differs from the audited one")
     topic = str(audit["egress_topic"])
-    digest = engine.egress_digest(topic, str(audit["record_digest"]))
-    if audit.get("egress_digest") not in (None, digest):
-        return Refused(position, "the audited egress_digest is not the keyed digest of the "
-                                 "canonical record (another master key?)")
     kbytes = egress_key.encode("utf-8")
     value = encode_wire(view.schema_id, view.parsed, decision.view)
+    digest = view_digest(topic, kbytes, value, entry, version)
+    if audit.get("egress_digest") not in (None, digest):
+        return Refused(position, "the re-derived view differs from the audited one "
+                                 "(egress_digest; another master key?)")
     headers = [(H.ENTRY, H.text_bytes(entry)), (H.LIST_VERSION, str(version).encode()),
                (H.PROVIDER, H.text_bytes(decision.provider)), (REPLAY_HEADER, b"1")]
     return Rederived(topic, kbytes, value, headers, audit, position,

@@ -30,6 +30,7 @@ from shulian.clock import Clock
 from shulian.log import get_logger
 from shulian.logic.audit import AuditBuilder, audit_ts, record_digest
 from shulian.logic.auditseal import build_seal
+from shulian.logic.digests import view_digest
 from shulian.logic.egress import LEAVES_PER_SIGNATURE, EgressContent, sign_batch
 from shulian.logic.policy import Decision, Outcome, PolicyEngine
 from shulian.logic.result import Reason, Rejected
@@ -275,7 +276,10 @@ class EnforceStage:
                     egress_topic = self._egress_topic(decision.consumer, dataset)
                     egress_key = str(decision.view.get("_record_key", key))
                     egress = self._egress(egress_topic, egress_key, decision)
-                    egress_digest = self._engine.egress_digest(egress_topic, digest)
+                    # of the view only: a digest of the canonical record would let the
+                    # consumer test guesses of its masked fields (shulian.logic.digests)
+                    egress_digest = view_digest(egress_topic, egress.key, egress.value,
+                                                decision.entry_id, decision.list_version)
                     signing.append((len(out), EgressContent(
                         egress_topic, egress.key or b"", egress.value, decision.entry_id,
                         decision.list_version, egress_digest)))

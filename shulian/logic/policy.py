@@ -52,7 +52,6 @@ from shulian.catalog.models import (
     SharingList,
 )
 from shulian.catalog.sharing import require_valid_list
-from shulian.logic.digests import egress_digest
 from shulian.logic.masking import MaskFn, canonical_text, masker
 from shulian.logic.verify import Projection
 from shulian.logic.views import META_ENTRY_ID, META_LIST_VERSION, META_RECORD_KEY
@@ -175,7 +174,6 @@ class PolicyEngine:
     def __init__(self, *, catalog: Catalog, sharing_list: SharingList, master_key: bytes) -> None:
         self._list = sharing_list
         self._version = sharing_list.version
-        self._master_key = master_key
         require_valid_list(sharing_list, catalog=catalog,
                            source=f"sharing/list.v{sharing_list.version}.yaml")
         index: dict[tuple[str, str], list[_Plan]] = {}
@@ -247,13 +245,6 @@ class PolicyEngine:
     @property
     def sharing_list(self) -> SharingList:
         return self._list
-
-    def egress_digest(self, topic: str, record_digest: str) -> str:
-        """The ``shulian.digest`` header of a view delivered on ``topic`` from the canonical
-        record with SHA-256 hex ``record_digest``: keyed with the master key the views are
-        masked with, so a consumer cannot test guesses of its masked fields against it
-        (:mod:`shulian.logic.digests`)."""
-        return egress_digest(self._master_key, topic, record_digest)
 
     def projection(self, dataset: str) -> Projection | None:
         """What the verification store keeps of this dataset's records (None: no verify
