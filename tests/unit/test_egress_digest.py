@@ -119,7 +119,8 @@ def _egress(out: list[OutMessage]) -> OutMessage:
 
 
 def _deliver_audit(out: list[OutMessage]) -> dict[str, Any]:
-    recs = [json.loads(m.value) for m in out if m.topic == TOPO.audit(DATASET)]
+    recs: list[dict[str, Any]] = [json.loads(m.value) for m in out
+                                  if m.topic == TOPO.audit(DATASET)]
     [rec] = [r for r in recs if r.get("consumer") == CONSUMER and r.get("decision") == "deliver"]
     return rec
 
@@ -133,7 +134,8 @@ def _header(m: OutMessage, name: str) -> str:
 def test_masked_twins_reach_the_consumer_identical() -> None:
     catalog = _catalog()
     one, two = _canonical(RECORD), _canonical(TWIN)
-    assert one.value != two.value and record_digest(one.value) != record_digest(two.value)
+    assert one.value and two.value and one.value != two.value
+    assert record_digest(one.value) != record_digest(two.value)
     out1, out2 = _enforce(catalog, one), _enforce(catalog, two)
     e1, e2 = _egress(out1), _egress(out2)
     # everything the consumer receives: key, value and every header, signature included
