@@ -44,6 +44,7 @@ __all__ = [
     "deliveries_from_audit",
     "deliveries_from_egress",
     "digest_breaks",
+    "digest_wrong",
     "forged_egress",
     "ts_ms",
     "verify_partitions",
@@ -172,35 +173,38 @@ def deliveries_from_egress(msgs: Iterable[InMessage]) -> tuple[list[Delivery], l
             breaks.append(Break(m.topic, m.partition, m.offset,
                                 "egress record without key or shulian.entry/list.version headers"))
             continue
-        digest = header_str(m.headers, DIGEST_HEADER)
-        why = None if digest is None else _digest_wrong(m, digest, entry, version)
-        if why is not None:
-            breaks.append(Break(m.topic, m.partition, m.offset, why))
         out.append(Delivery(m.topic, key, entry, int(version), m.topic, m.partition, m.offset,
-                            m.timestamp_ms, digest=digest))
+                            m.timestamp_ms, digest=header_str(m.headers, DIGEST_HEADER)))
     return out, breaks
 
 
-def _digest_wrong(m: InMessage, digest: str, entry: str, version: str) -> str | None:
-    """Why an egress record's ``shulian.digest`` is not one the chain writes (None: it is)."""
+def digest_wrong(m: InMessage) -> str | None:
+    """Why a signed egress record's ``shulian.digest`` is not one the chain writes (None: it
+    is, or the record has none): not the digest of its own view, or of no known scheme."""
+    digest = header_str(m.headers, DIGEST_HEADER)
+    if digest is None:
+        return None
     scheme = digest_scheme(digest)
     if scheme == DIGEST_PLAIN:
         return None  # written before view digests: matched against the audited record_digest
     if scheme != DIGEST_VIEW:
-        return "egress record with an unknown shulian.digest scheme"
+        return "unknown shulian.digest scheme"
+    entry = header_str(m.headers, H.ENTRY) or ""
+    version = header_str(m.headers, H.LIST_VERSION) or ""
     if digest != view_digest(m.topic, m.key, m.value, entry, version):
-        return "egress record whose shulian.digest is not the digest of its view"
+        return "its shulian.digest is not the digest of its view"
     return None
 
 
 def forged_egress(msgs: Iterable[InMessage], keys: Keyring, *, now: datetime | None
                   ) -> list[Break]:
-    """Egress records whose chain signature does not hold (shulian.logic.egress)."""
+    """Egress records whose chain signature does not hold (shulian.logic.egress), or whose
+    digest header the chain would not have written (:func:`digest_wrong`)."""
     breaks: list[Break] = []
     for m in msgs:
         why = verify_egress(topic=m.topic, key=m.key, value=m.value, headers=m.headers,
                             keys=keys, at=datetime.fromtimestamp(m.timestamp_ms / 1000, UTC),
-                            now=now)
+                            now=now) or digest_wrong(m)
         if why is not None:
             breaks.append(Break(m.topic, m.partition, m.offset, f"forged egress record: {why}"))
     return breaks
