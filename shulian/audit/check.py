@@ -12,7 +12,10 @@
   (:func:`forged_egress`); a forgery is a break even when a deliver audit record matches its
   key, entry and version.
 - Digests: where the canonical record an audit record names (``source``) was read, its
-  SHA-256 must equal the audited ``record_digest``.
+  SHA-256 must equal the audited ``record_digest``. An egress record's ``shulian.digest`` is a
+  digest of its view (:mod:`shulian.logic.digests`), recomputed here from the record itself,
+  and matches the audited ``egress_digest``; records written before carry the plain
+  ``record_digest`` instead. So egress -> audit -> canonical needs no secret key.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from shulian.chain import headers as H
 from shulian.chain.messages import InMessage, header_str
 from shulian.logic.audit import parse_audit, record_digest, verify_chain
 from shulian.logic.auditseal import is_seal, verify_seals
+from shulian.logic.digests import DIGEST_PLAIN, DIGEST_VIEW, digest_scheme, view_digest
 from shulian.logic.egress import DIGEST_HEADER, verify_egress
 
 __all__ = [
@@ -35,10 +39,12 @@ __all__ = [
     "Break",
     "Delivery",
     "audit_entries",
+    "audited_egress_digest",
     "completeness",
     "deliveries_from_audit",
     "deliveries_from_egress",
     "digest_breaks",
+    "digest_wrong",
     "forged_egress",
     "ts_ms",
     "verify_partitions",
@@ -141,8 +147,15 @@ def deliveries_from_audit(entries: Iterable[AuditEntry]) -> list[Delivery]:
         key = r.get("egress_key") or r.get("record_key", "")
         out.append(Delivery(str(r["egress_topic"]), str(key), str(r.get("entry_id", "")),
                             int(r.get("list_version", -1)), e.topic, e.partition, e.offset,
-                            e.ts_ms, digest=r.get("record_digest")))
+                            e.ts_ms, digest=audited_egress_digest(r)))
     return out
+
+
+def audited_egress_digest(record: Mapping[str, Any]) -> str | None:
+    """The ``shulian.digest`` the audited delivery's egress record carries: ``egress_digest``
+    (a digest of the view), or for audit records written before it their ``record_digest``."""
+    value = record.get("egress_digest") or record.get("record_digest")
+    return None if value is None else str(value)
 
 
 def deliveries_from_egress(msgs: Iterable[InMessage]) -> tuple[list[Delivery], list[Break]]:
@@ -165,14 +178,33 @@ def deliveries_from_egress(msgs: Iterable[InMessage]) -> tuple[list[Delivery], l
     return out, breaks
 
 
+def digest_wrong(m: InMessage) -> str | None:
+    """Why a signed egress record's ``shulian.digest`` is not one the chain writes (None: it
+    is, or the record has none): not the digest of its own view, or of no known scheme."""
+    digest = header_str(m.headers, DIGEST_HEADER)
+    if digest is None:
+        return None
+    scheme = digest_scheme(digest)
+    if scheme == DIGEST_PLAIN:
+        return None  # written before view digests: matched against the audited record_digest
+    if scheme != DIGEST_VIEW:
+        return "unknown shulian.digest scheme"
+    entry = header_str(m.headers, H.ENTRY) or ""
+    version = header_str(m.headers, H.LIST_VERSION) or ""
+    if digest != view_digest(m.topic, m.key, m.value, entry, version):
+        return "its shulian.digest is not the digest of its view"
+    return None
+
+
 def forged_egress(msgs: Iterable[InMessage], keys: Keyring, *, now: datetime | None
                   ) -> list[Break]:
-    """Egress records whose chain signature does not hold (shulian.logic.egress)."""
+    """Egress records whose chain signature does not hold (shulian.logic.egress), or whose
+    digest header the chain would not have written (:func:`digest_wrong`)."""
     breaks: list[Break] = []
     for m in msgs:
         why = verify_egress(topic=m.topic, key=m.key, value=m.value, headers=m.headers,
                             keys=keys, at=datetime.fromtimestamp(m.timestamp_ms / 1000, UTC),
-                            now=now)
+                            now=now) or digest_wrong(m)
         if why is not None:
             breaks.append(Break(m.topic, m.partition, m.offset, f"forged egress record: {why}"))
     return breaks
@@ -225,3 +257,4 @@ def digest_breaks(
                                 f"record_digest differs from canonical record "
                                 f"{where[0]}[{where[1]}]@{where[2]}"))
     return breaks
+

@@ -30,7 +30,7 @@ REPLAY_AUDIT_PARTITIONS = 1
 _AUDIT_CONTENT = (
     "dataset", "provider", "consumer", "entry_id", "list_version", "share_type", "decision",
     "reason", "fields_delivered", "fields_masked", "record_key", "record_digest", "source",
-    "egress_key",
+    "egress_key", "egress_digest",
 )
 
 
@@ -51,9 +51,14 @@ def replay_audit_record(
     egress_topic: str | None,
     ts: datetime,
     worker: str,
+    egress_digest: str | None = None,
 ) -> dict[str, Any]:
-    """The unsealed replay audit record of one re-delivery (seal it with ``AuditChain.seal``)."""
+    """The unsealed replay audit record of one re-delivery (seal it with ``AuditChain.seal``).
+    ``egress_digest``: the ``shulian.digest`` the re-delivered copy carries (default: the
+    original's; an original written before keyed digests has none)."""
     rec: dict[str, Any] = {k: original.get(k) for k in _AUDIT_CONTENT}
+    if egress_digest is not None:
+        rec["egress_digest"] = egress_digest
     rec.update({
         "v": original.get("v", 1),
         "ts": _iso(ts),

@@ -161,7 +161,8 @@ def run_redeliver(settings: Settings, *, topology: Topology, consumer: str, data
         (replay_topic, 0, str(r.audit.get("record_key")).encode("utf-8"),
          chain.seal(replay_audit_record(r.audit, original_position=r.audit_position,
                                         target=where, egress_topic=audit_egress, ts=now,
-                                        worker=REPLAY_WORKER)), [])
+                                        worker=REPLAY_WORKER,
+                                        egress_digest=r.content.digest)), [])
         for r, _ in sends]
     if sealed:  # signed like the worker's batches (shulian.logic.auditseal)
         sealed.append((replay_topic, 0, b"", build_seal(chain, signer, topic=replay_topic,

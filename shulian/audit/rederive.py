@@ -5,9 +5,10 @@ re-sending what is there would launder a forgery as a replay. Instead, for every
 ``deliver`` audit record of the window, the canonical record it names is taken from the
 canonical topic, its SHA-256 must equal the audited ``record_digest``, the list version the
 audit names re-decides it with the audited ``ts`` as *now*, and the entry's view is encoded
-as the enforce stage does (:mod:`shulian.chain.enforce`) and signed as it signs, per batch
-over a Merkle root (:func:`sign_rederived`). Whatever does not re-derive to a delivery is
-refused with the reason, never sent.
+as the enforce stage does (:mod:`shulian.chain.enforce`; the digest of that view must equal
+the audited ``egress_digest`` where there is one, :mod:`shulian.logic.digests`) and signed as
+it signs, per batch over a Merkle root (:func:`sign_rederived`). Whatever does not
+re-derive to a delivery is refused with the reason, never sent.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from shulian.audit.check import AuditEntry, ts_ms
+from shulian.audit.check import AuditEntry, audited_egress_digest, ts_ms
 from shulian.catalog.keys import SigningKey
 from shulian.chain import headers as H
 from shulian.chain.enforce import ViewSchema
 from shulian.chain.messages import InMessage, header_str
 from shulian.chain.wire import decode_body, encode_wire, split_wire
 from shulian.logic.audit import record_digest
+from shulian.logic.digests import view_digest
 from shulian.logic.egress import DIGEST_HEADER, EgressContent, sign_batch
 from shulian.logic.policy import Decision, Outcome
 
@@ -118,11 +120,14 @@ def rederive(
     topic = str(audit["egress_topic"])
     kbytes = egress_key.encode("utf-8")
     value = encode_wire(view.schema_id, view.parsed, decision.view)
+    digest = view_digest(topic, kbytes, value, entry, version)
+    if audit.get("egress_digest") not in (None, digest):
+        return Refused(position, "the re-derived view differs from the audited one "
+                                 "(egress_digest; another master key?)")
     headers = [(H.ENTRY, H.text_bytes(entry)), (H.LIST_VERSION, str(version).encode()),
                (H.PROVIDER, H.text_bytes(decision.provider)), (REPLAY_HEADER, b"1")]
     return Rederived(topic, kbytes, value, headers, audit, position,
-                     EgressContent(topic, kbytes, value, entry, version,
-                                   str(audit["record_digest"])))
+                     EgressContent(topic, kbytes, value, entry, version, digest))
 
 
 def sign_rederived(made: Sequence[Rederived | Refused], signer: SigningKey, *,
@@ -154,7 +159,7 @@ def select_deliveries(egress: Sequence[InMessage], entries: Iterable[AuditEntry]
         base = (str(r.get("egress_topic")), str(r.get("egress_key") or r.get("record_key")),
                 str(r.get("entry_id")), str(r.get("list_version")))
         by_match.setdefault(base, e)
-        by_match.setdefault((*base, str(r.get("record_digest"))), e)
+        by_match.setdefault((*base, str(audited_egress_digest(r))), e)
     chosen: dict[tuple[str, int, int], tuple[AuditEntry, InMessage]] = {}
     unmatched: list[InMessage] = []
     for m in egress:

@@ -30,6 +30,7 @@ from shulian.clock import Clock
 from shulian.log import get_logger
 from shulian.logic.audit import AuditBuilder, audit_ts, record_digest
 from shulian.logic.auditseal import build_seal
+from shulian.logic.digests import view_digest
 from shulian.logic.egress import LEAVES_PER_SIGNATURE, EgressContent, sign_batch
 from shulian.logic.policy import Decision, Outcome, PolicyEngine
 from shulian.logic.result import Reason, Rejected
@@ -274,13 +275,18 @@ class EnforceStage:
                     continue
                 egress_topic: str | None = None
                 egress_key: str | None = None
+                egress_digest: str | None = None
                 if decision.outcome is Outcome.DELIVER and decision.view is not None:
                     egress_topic = self._egress_topic(decision.consumer, dataset)
                     egress_key = str(decision.view.get("_record_key", key))
                     egress = self._egress(egress_topic, egress_key, decision)
+                    # of the view only: a digest of the canonical record would let the
+                    # consumer test guesses of its masked fields (shulian.logic.digests)
+                    egress_digest = view_digest(egress_topic, egress.key, egress.value,
+                                                decision.entry_id, decision.list_version)
                     signing.append((len(out), EgressContent(
                         egress_topic, egress.key or b"", egress.value, decision.entry_id,
-                        decision.list_version, digest)))
+                        decision.list_version, egress_digest)))
                     out.append(egress)
                     delivered += 1
                 else:
@@ -289,6 +295,7 @@ class EnforceStage:
                                      origin=from_raw, part=(index, total))
                 audit["egress_topic"] = egress_topic
                 audit["egress_key"] = egress_key
+                audit["egress_digest"] = egress_digest  # the egress record's shulian.digest
                 out.append(OutMessage(topic=audit_topic, key=key_bytes, value=chain.seal(audit),
                                       partition=msg.partition, phase=1))
         if skipped:

@@ -3,8 +3,12 @@
 Every egress record carries, in headers:
 
 - ``shulian.entry``, ``shulian.list.version``: the list entry and version that shaped it;
-- ``shulian.digest``: SHA-256 hex of the canonical record it was derived from (the
-  ``record_digest`` of its ``deliver`` audit record);
+- ``shulian.digest``: a digest of the consumer's view (:func:`shulian.logic.digests.
+  view_digest`: ``view-sha256/v1:`` + SHA-256 over topic, key, value, entry, version), the
+  ``egress_digest`` of its ``deliver`` audit record, which ties it to the canonical record's
+  ``record_digest``. Never a digest of the canonical record: a consumer could test guesses of
+  the fields masked for it against one. Records written before carry the canonical record's
+  plain SHA-256 hex; they verify as before;
 - ``shulian.sig.scheme``: how it is signed (no such header: ``ed25519/v1``);
 - ``shulian.sig.key``: the id of the chain key that signed (a ``chain`` key in
   catalog/keys.yaml);
@@ -95,7 +99,7 @@ class EgressContent:
     value: bytes
     entry: str
     list_version: int
-    digest: str
+    digest: str  # the shulian.digest header (shulian.logic.digests.view_digest)
 
 
 def _content(domain: bytes, topic: str, key: bytes | None, value: bytes | None, entry: str,
