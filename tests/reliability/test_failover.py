@@ -209,6 +209,7 @@ def test_two_of_three_down_writes_fail_the_chain_waits_and_carries_on(
     # everything acknowledged is in the raw topic: 4,000 published, plus the outage's acks
     # (a write that timed out on the client may still have been appended: it is processed too)
     in_raw = len(expected.valid) + len(expected.invalid)
+    figures["outage_appended"] = in_raw - 4_000
     assert 4_000 + acked <= in_raw <= 4_000 + len(sample)
     audit, dlq = t.audit(DATASET), t.deadletter(PROVIDER, DATASET)
     tally = Tally(settings, [audit, dlq], t.partitions)
