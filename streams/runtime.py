@@ -37,6 +37,13 @@ from shulian.settings import Settings
 log = get_logger(__name__)
 
 
+FLUSH_STEP_S = 30.0
+"""How often a long wait for acknowledgements is logged."""
+
+OUTLAST_S = 60.0
+"""How much longer than the worker's own patience the client keeps a message."""
+
+
 class OutputProducer:
     """Produces a batch of OutMessages and waits until every one is acknowledged.
 
@@ -51,8 +58,15 @@ class OutputProducer:
 
     def __init__(self, settings: Settings, *, fatal_after_s: float = 300.0) -> None:
         self._reported: list[tuple[str | None, bytes | None, bytes | None, KafkaError]] = []
-        self._producer = Sender(settings, on_failure=self._on_failure, failures_only=True)
-        self._tracked = Sender(settings)
+        # the client keeps retrying a message (same producer id and sequence: no duplicate)
+        # for longer than the worker waits, so an outage ends in the worker's exit before the
+        # client gives up on anything in flight: a failure report is then never followed by
+        # later records of the same partition that were delivered (a gap the retry would
+        # fill out of order, breaking an audit chain)
+        timeout_ms = int((fatal_after_s + OUTLAST_S) * 1000)
+        self._producer = Sender(settings, on_failure=self._on_failure, failures_only=True,
+                                conf={"message.timeout.ms": timeout_ms})
+        self._tracked = Sender(settings, conf={"message.timeout.ms": timeout_ms})
         self._fatal_after_s = fatal_after_s
 
     def _on_failure(self, err: KafkaError | None, msg: Any) -> None:
@@ -87,14 +101,17 @@ class OutputProducer:
         return failed
 
     def _flush(self, producer: Sender, pending: Sequence[OutMessage],
-               failed: list[tuple[OutMessage, KafkaError]]) -> None:
-        remaining = producer.flush(60)
-        if remaining:
-            log.warning("egress.flush_timeout", remaining=remaining)
-            # their reports are still outstanding: count the whole batch as failed (a retry
-            # may duplicate; restarts de-duplicate, sinks are idempotent)
-            failed[:] = [(m, KafkaError(KafkaError._TIMED_OUT)) for m in pending]
-        elif producer is self._producer and self._reported:
+               failed: list[tuple[OutMessage, KafkaError]], deadline: float) -> None:
+        """Wait for every report of ``pending``. Messages still unacknowledged are still the
+        client's (it retries them with their sequence numbers): producing them again would
+        write them twice, and audit records out of order, so the wait goes on until the
+        deadline, then the worker exits (nothing acked; a restart re-reads the batch)."""
+        while remaining := producer.flush(FLUSH_STEP_S):
+            log.warning("output.waiting_for_acks", remaining=remaining)
+            if time.monotonic() > deadline:
+                log.critical("output.giving_up", count=remaining)
+                os._exit(70)
+        if producer is self._producer and self._reported:
             failed.extend(_matched(pending, self._reported))
         if producer is self._producer:
             self._reported.clear()
@@ -121,7 +138,8 @@ class OutputProducer:
             backoff = 0.2
             while pending:
                 failed = self._produce(producer, pending, offsets)
-                await loop.run_in_executor(None, self._flush, producer, pending, failed)
+                await loop.run_in_executor(None, self._flush, producer, pending, failed,
+                                           deadline)
                 pending = self._retry_or_exit(failed, deadline, backoff)
                 if pending:
                     await asyncio.sleep(backoff)

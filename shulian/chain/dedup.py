@@ -106,8 +106,11 @@ class SourceMarks:
         if mark is None or offset > mark:
             self.marks[key] = offset
 
-    def clear(self) -> None:
-        self.marks.clear()
+    def reload(self) -> None:
+        """Read every source again on next use (after a rebalance another worker may have
+        written more), keeping the marks known so far as floors: they name acknowledged
+        outputs, which never disappear, so a read that shows less (a tail read below a new
+        leader's settling high watermark) cannot move a mark back."""
         self._loaded.clear()
 
 

@@ -27,6 +27,7 @@ from shulian.chain.messages import (
 from shulian.chain.topology import Topology
 from shulian.chain.wire import decode_body, encode_wire, split_wire
 from shulian.clock import Clock
+from shulian.errors import BrokerError
 from shulian.log import get_logger
 from shulian.logic.audit import AuditBuilder, audit_ts, record_digest
 from shulian.logic.auditseal import build_seal
@@ -46,6 +47,16 @@ AuditPartition = tuple[str, int, str]
 ResumeLoader = Callable[[Sequence[AuditPartition]], dict[AuditPartition, AuditResume]]
 """Reads the tails of audit partitions: the chain resumed after the last record there, and
 what was decided already (see :mod:`shulian.chain.dedup`)."""
+
+
+class AuditTailBehind(BrokerError):
+    """An audit tail read back ends before records this worker had acknowledged there (a
+    stale read); retried by the worker until the broker shows them."""
+
+    def __init__(self, behind: dict[str, tuple[int, int]]) -> None:
+        self.behind = behind
+        super().__init__("audit tail read behind acknowledged records (next seq read, "
+                         f"written): {behind}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +112,9 @@ class EnforceStage:
         self._worker = worker
         self._clock = clock
         self._resumes: dict[tuple[str, int], AuditResume] = {}
+        # next seq of every chain forgotten at a rebalance: this worker's records up to there
+        # are acknowledged, so a tail read that ends below it is stale, never continued
+        self._floors: dict[tuple[str, int], int] = {}
         self._unsealed: set[tuple[str, int]] = set()  # resumed with an unsigned tail
         # resumed after records the chain did not write: a resume seal goes first
         self._disowning: set[tuple[str, int]] = set()
@@ -126,7 +140,10 @@ class EnforceStage:
 
     def forget_chains(self) -> None:
         """Drop cached chain heads and de-dup marks (after a rebalance another worker may have
-        written): they are read again from the audit tails on next use."""
+        written): they are read again from the audit tails on next use. What this worker
+        wrote stays a floor: a tail read must reach it (see :meth:`_load_resumes`)."""
+        for key, resume in self._resumes.items():
+            self._floors[key] = max(self._floors.get(key, 0), resume.chain.next_seq)
         self._resumes.clear()
         self._unsealed.clear()
         self._disowning.clear()
@@ -173,7 +190,15 @@ class EnforceStage:
                 wanted[key] = (key[0], key[1], msg.topic)
         if wanted:
             loaded = self._resume_loader(list(wanted.values()))
+            behind = {f"{key[0]}[{key[1]}]": (loaded[part].chain.next_seq, self._floors[key])
+                      for key, part in wanted.items()
+                      if loaded[part].chain.next_seq < self._floors.get(key, 0)}
+            if behind:
+                # e.g. read from a new leader before its high watermark covered what the old
+                # one acknowledged: continuing there would reuse seqs and decide records again
+                raise AuditTailBehind(behind)
             for key, part in wanted.items():
+                self._floors.pop(key, None)
                 self._resumes[key] = loaded[part]
                 if not loaded[part].sealed:  # a worker stopped between records and seal
                     self._unsealed.add(key)

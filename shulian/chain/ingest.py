@@ -64,8 +64,9 @@ class IngestStage:
         self._topics: dict[str, _RawTopic | None] = {}
 
     def forget(self) -> None:
-        """Drop the dead-letter marks (after a rebalance): read again on next use."""
-        self._dead.clear()
+        """Read the dead-letter marks again on next use (after a rebalance), never below
+        those this worker wrote (:meth:`SourceMarks.reload`)."""
+        self._dead.reload()
 
     def process(self, msgs: Iterable[InMessage]) -> tuple[list[OutMessage], list[Rejected]]:
         """Outputs for a batch (canonical and dead letters) and the rejections, in order.

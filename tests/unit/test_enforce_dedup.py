@@ -15,17 +15,19 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from fastavro import parse_schema
 
 from shulian.catalog.keys import CHAIN, Keyring, SigningKey
 from shulian.catalog.load import load_catalog
 from shulian.catalog.models import Catalog, PublicKey, ShareType
 from shulian.chain.dedup import resume_from_audit
-from shulian.chain.enforce import AuditPartition, EnforceStage, ViewSchema
+from shulian.chain.enforce import AuditPartition, AuditTailBehind, EnforceStage, ViewSchema
 from shulian.chain.messages import InMessage, OutMessage
 from shulian.chain.topology import Topology
 from shulian.chain.wire import encode_wire
 from shulian.clock import FixedClock
+from shulian.errors import InfrastructureError
 from shulian.io.publish import load_raw_schemas
 from shulian.logic.audit import AuditChain, encode, hash_record, verify_chain
 from shulian.logic.auditseal import build_seal, verify_seals
@@ -340,3 +342,35 @@ def test_a_batch_egress_is_signed_once_and_each_record_verifies_alone() -> None:
     swapped = [(k, dict(b.headers)[k] if k == "shulian.sig.proof" else v) for k, v in a.headers]
     assert verify_egress(topic=a.topic, key=a.key, value=a.value, headers=swapped, keys=keys,
                          at=EXAMPLE_NOW, now=None) is not None
+
+
+def test_a_stale_tail_after_a_rebalance_is_refused_until_it_shows_what_was_written() -> None:
+    """After a rebalance the stage reads its audit tails again. A read that ends before the
+    records this worker had acknowledged (a new leader's high watermark still settling after
+    a broker died) must not be continued: the chain would reuse seqs ("seq went back") and
+    decide records again. It is refused (an infrastructure error, retried) until the read
+    shows them; then the chain goes on after them, each decision once."""
+    catalog = _catalog()
+    msgs, lookup = _canonical_batch(catalog, 10)
+    broker: list[bytes] = []
+    stage = _stage(catalog, lookup, broker, EXAMPLE_NOW)
+    first, _ = stage.process(msgs[:5])
+    broker.extend(m.value for m in _audits(first))  # acknowledged
+    stage.forget_chains()  # a rebalance
+
+    acknowledged = list(broker)
+    del broker[len(broker) // 2:]  # what a stale read of the tail shows
+    with pytest.raises(AuditTailBehind) as refused:
+        stage.process(msgs)
+    assert list(refused.value.behind.values()) == [
+        (json.loads(broker[-1])["seq"] + 1, json.loads(acknowledged[-1])["seq"] + 1)]
+    assert isinstance(refused.value, InfrastructureError)  # the worker waits and retries
+
+    broker[:] = acknowledged  # the high watermark has settled
+    second, stats = stage.process(msgs)  # Faust hands the uncommitted batch again
+    assert stats.skipped == 5
+    values = acknowledged + [m.value for m in _audits(second)]
+    assert verify_chain(list(enumerate(values))) == []
+    decided = Counter((r["origin"]["offset"], r["entry_id"])
+                      for r in (json.loads(v) for v in values) if r.get("kind") != "seal")
+    assert set(o for o, _ in decided) == set(range(10)) and set(decided.values()) == {1}
