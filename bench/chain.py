@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from bench.data import AGENCY, DATASET, Workload
-from bench.harness import (
+from shulian.bench.data import AGENCY, DATASET, Workload
+from shulian.bench.harness import (
     MASTER_KEY,
     Stack,
     merge_scans,
@@ -29,9 +29,9 @@ from bench.harness import (
     scan_topics,
     wait_for,
 )
-from bench.latency import measure_latency
-from bench.report import MB, LatencyResult, PhaseResult, RssResult, rate_of
-from bench.rss import RssSampler
+from shulian.bench.latency import measure_latency
+from shulian.bench.report import MB, LatencyResult, PhaseResult, RssResult, rate_of
+from shulian.bench.rss import RssSampler
 from shulian.catalog.load import load_catalog
 from shulian.chain.topology import TopicPlan, Topology, plan_topics
 from shulian.clock import DEMO_CLOCK

@@ -1,6 +1,6 @@
 """How long the console's pages take with 100,000 audit records and 10,000 dead letters.
 
-    python -m bench.console_pages [--audit 100000] [--dead 10000] [--runs 5]
+    python -m shulian.bench.console_pages [--audit 100000] [--dead 10000] [--runs 5]
 
 The store is filled with synthetic messages shaped like the chain's (hash-chained audit records
 sealed by :class:`shulian.logic.audit.AuditChain`, dead letters with the chain's headers) through

@@ -2,7 +2,7 @@
 time for ``--seconds``; meanwhile a normal client polls /healthz. Reports how long each kind
 of slow socket lasted before the server cut it and the worst /healthz answer time.
 
-    python -m bench.gateway_slowloris --sockets 300 --seconds 30
+    python -m shulian.bench.gateway_slowloris --sockets 300 --seconds 30
 
 HTTP layer only (uvicorn with the gateway's header deadline, the app's body deadline): no
 broker is needed, since no slow request ever gets to produce. Loopback, a free port.
@@ -22,12 +22,12 @@ import httpx
 import uvicorn
 from prometheus_client import CollectorRegistry
 
-from connectors.metrics import ConnectorMetrics
-from connectors.sources.config import GatewayConfig
-from connectors.sources.gateway import AsyncDelivery, build_authenticator, create_app
-from connectors.sources.gateway_auth import token_sha256
-from connectors.sources.gateway_server import server_config
-from connectors.sources.plumbing import RawProducer, RawSchemas
+from shulian.connectors.metrics import ConnectorMetrics
+from shulian.connectors.sources.config import GatewayConfig
+from shulian.connectors.sources.gateway import AsyncDelivery, build_authenticator, create_app
+from shulian.connectors.sources.gateway_auth import token_sha256
+from shulian.connectors.sources.gateway_server import server_config
+from shulian.connectors.sources.plumbing import RawProducer, RawSchemas
 from shulian.embedded.net import free_port
 from shulian.settings import load_settings
 

@@ -1,4 +1,5 @@
-"""The one-hop baselines as child processes: bench.limit, bench.naive, bench.tuned.
+"""The one-hop baselines as child processes: shulian.bench.limit, shulian.bench.naive,
+shulian.bench.tuned.
 
 Each run gets fresh source/sink topics holding the same generated records; the child consumes
 the backlog, and the rate is taken from the sink's record timestamps: records / (last - first),
@@ -11,9 +12,9 @@ import json
 import uuid
 from pathlib import Path
 
-from bench.data import Workload
-from bench.harness import Stack, produce_all, python_argv, scan_topics, wait_for
-from bench.report import PhaseResult, rate_of
+from shulian.bench.data import Workload
+from shulian.bench.harness import Stack, produce_all, python_argv, scan_topics, wait_for
+from shulian.bench.report import PhaseResult, rate_of
 
 PARTITIONS = 3
 
@@ -44,7 +45,7 @@ def run_limit(stack: Stack, workload: Workload, *, run: int,
     records = workload.throughput.records
     produce_all(stack.settings(), source, records)
     proc = stack.spawn(f"limit-{run}", python_argv(
-        "bench.limit", "--bootstrap", stack.bootstrap, "--source", source, "--sink", sink,
+        "shulian.bench.limit", "--bootstrap", stack.bootstrap, "--source", source, "--sink", sink,
         "--count", str(len(records)), "--schema", str(_schema_file(stack, workload)),
         "--partitions", str(PARTITIONS)))
     wait_for(lambda: proc.poll() is not None, timeout_s=timeout_s, what="limit hop")
@@ -56,7 +57,8 @@ def run_limit(stack: Stack, workload: Workload, *, run: int,
 
 def run_faust_hop(stack: Stack, workload: Workload, *, hop: str, run: int,
                   timeout_s: float = 900.0) -> PhaseResult:
-    """A Faust hop as a child: ``naive`` (bench.naive) or ``tuned`` (bench.tuned)."""
+    """A Faust hop as a child: ``naive`` (shulian.bench.naive) or ``tuned``
+    (shulian.bench.tuned)."""
     source, sink = _topics(stack, hop, run)
     records = workload.throughput.records
     produce_all(stack.settings(), source, records)

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-from bench.report import LatencyResult, latency_result
+from shulian.bench.report import LatencyResult, latency_result
 from shulian.errors import BrokerError
 from shulian.io.kafka import consumer_config
 from shulian.io.reader import partition_counts

@@ -4,7 +4,7 @@ consume -> fastavro decode -> change one field -> encode -> produce, until ``--c
 have been consumed; then flush and exit 0. Partitions are assigned (no consumer group), and the
 producer uses the same settings as the chain's (shulian.io.kafka.producer_config).
 
-    python -m bench.limit --bootstrap H:P --source T --sink T --count N --schema FILE
+    python -m shulian.bench.limit --bootstrap H:P --source T --sink T --count N --schema FILE
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ def hop_value(parsed: Any, value: bytes) -> bytes:
 
 
 def hop_parser(description: str | None, *, faust_app: bool = False) -> argparse.ArgumentParser:
-    """The arguments every measured hop takes (this one, bench.naive, bench.tuned); a Faust
-    hop also writes ``--done`` when finished and keeps its state under ``--datadir``."""
+    """The arguments every measured hop takes (this one, shulian.bench.naive, shulian.bench.tuned);
+    a Faust hop also writes ``--done`` when finished and keeps its state under ``--datadir``."""
     ap = argparse.ArgumentParser(description=description)
     for name in ("--bootstrap", "--source", "--sink"):
         ap.add_argument(name, required=True)

@@ -1,4 +1,4 @@
-"""The "naive" hop: the same one-hop transformation as bench.limit, written as an idiomatic,
+"""The "naive" hop: the same one-hop transformation as shulian.bench.limit, written as an idiomatic,
 untuned Faust agent (``async for`` over the stream, ``await topic.send`` per record).
 
 Only what it needs to run here is set: raw serializers, no web server, topics not declared
@@ -6,7 +6,7 @@ Only what it needs to run here is set: raw serializers, no web server, topics no
 group join on the embedded broker does not take ~23 s (joining happens before the measured
 interval). When ``--count`` records are sent it writes ``--done`` (the harness then stops it).
 
-    python -m bench.naive --bootstrap H:P --source T --sink T --count N --schema F \\
+    python -m shulian.bench.naive --bootstrap H:P --source T --sink T --count N --schema F \\
         --done F --datadir D
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 
 import faust
 
-from bench.limit import hop_parser, hop_value, load_schema
+from shulian.bench.limit import hop_parser, hop_value, load_schema
 
 
 def build_app(*, bootstrap: str, source: str, sink: str, count: int, parsed: Any,

@@ -8,7 +8,7 @@ subject, a look-up of an unregistered schema). Then, ``--pairs`` times, it regis
 subject through instance one and immediately asks instance two for it (it must be found: the
 consistency docs/REGISTRY.md promises). Prints one JSON object; exits 1 when a check fails.
 
-    python -m bench.registry_misses [--requests 500] [--pairs 100]
+    python -m shulian.bench.registry_misses [--requests 500] [--pairs 100]
 """
 
 from __future__ import annotations

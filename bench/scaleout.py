@@ -16,10 +16,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from bench.chain import Progress, cpu_seconds, read_progress, spawn_worker
-from bench.data import AGENCY, DATASET, Workload
-from bench.harness import Stack, merge_scans, produce_all, scan_topics, wait_for
-from bench.report import rate_of
+from shulian.bench.chain import Progress, cpu_seconds, read_progress, spawn_worker
+from shulian.bench.data import AGENCY, DATASET, Workload
+from shulian.bench.harness import Stack, merge_scans, produce_all, scan_topics, wait_for
+from shulian.bench.report import rate_of
 from shulian.catalog.load import load_catalog
 from shulian.chain.topology import Topology, plan_topics
 from shulian.embedded.net import free_port

@@ -1,8 +1,8 @@
 """The chain's pure stages alone: microseconds per record, no broker, no registry, no Faust.
 
-``python -m bench.stages [--records N] [--repeats R]`` runs the ingest stage and then the enforce
-stage on the reference workload (bench/catalog) in batches of 1,000, in this process, and prints
-the median microseconds per raw record of each. Schemas get local ids (an in-memory lookup
+``python -m shulian.bench.stages [--records N] [--repeats R]`` runs the ingest stage and then the
+enforce stage on the reference workload (bench/catalog) in batches of 1,000, in this process, and
+prints the median microseconds per raw record of each. Schemas get local ids (an in-memory lookup
 stands in for the registry's cache), so the figures are the stages' own cost: decode, harmonise,
 encode, decide, mask, encode views, seal audit records. What the whole chain adds on top
 (consuming, producing, acknowledgements) is what ``shulian bench`` measures.
@@ -21,8 +21,8 @@ from typing import Any
 
 from fastavro import parse_schema
 
-from bench.data import AGENCY, DATASET, generate_workload, raw_schema, reference_catalog
-from bench.harness import CATALOG_DIR, MASTER_KEY, SCHEMAS_DIR
+from shulian.bench.data import AGENCY, DATASET, generate_workload, raw_schema, reference_catalog
+from shulian.bench.harness import CATALOG_DIR, MASTER_KEY, SCHEMAS_DIR
 from shulian.catalog.keys import CHAIN, Keyring, SigningKey
 from shulian.catalog.models import DELIVERING, Catalog, PublicKey
 from shulian.chain.dedup import AuditResume
@@ -217,7 +217,7 @@ def _add_sizes(sizes: list[int], m: OutMessage) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.stages", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m shulian.bench.stages", description=__doc__)
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--leaves-per-signature", type=int, default=LEAVES_PER_SIGNATURE,

@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.chain import run_chain, run_chain_latency
-from bench.data import (
+from shulian.bench.chain import run_chain, run_chain_latency
+from shulian.bench.data import (
     AGENCY,
     DATASET,
     Workload,
@@ -22,10 +22,10 @@ from bench.data import (
     raw_schema,
     reference_catalog,
 )
-from bench.harness import CATALOG_DIR, SCHEMAS_DIR, Stack, load_average, running_stack
-from bench.hops import run_limit, run_naive, run_tuned
-from bench.report import LatencyResult, machine_info, run_record, summarise
-from bench.scaleout import run_workers
+from shulian.bench.harness import CATALOG_DIR, SCHEMAS_DIR, Stack, load_average, running_stack
+from shulian.bench.hops import run_limit, run_naive, run_tuned
+from shulian.bench.report import LatencyResult, machine_info, run_record, summarise
+from shulian.bench.scaleout import run_workers
 from shulian.errors import RegistryError
 from shulian.serde import SchemaCache
 from shulian.settings import BrokerEngine

@@ -1,12 +1,12 @@
-"""The "tuned" hop: the same one-hop transformation as bench.limit and bench.naive, run the way
-the chain runs its agents: the chain's Faust app settings (:func:`streams.app.faust_app`),
-``take_events`` batches, raw bytes, fastavro in the agent, and the chain's own output producer
-(no per-record await; the batch is acknowledged only after the broker acknowledged every
-output). Comparing it with the naive hop shows what batching buys in Faust; comparing the chain
-with it shows what the chain's work (two hops, harmonising, four decisions, audit) costs on
-top of Faust's own per-event price.
+"""The "tuned" hop: the same one-hop transformation as shulian.bench.limit and shulian.bench.naive,
+run the way the chain runs its agents: the chain's Faust app settings
+(:func:`shulian.streams.app.faust_app`), ``take_events`` batches, raw bytes, fastavro in the agent,
+and the chain's own output producer (no per-record await; the batch is acknowledged only after the
+broker acknowledged every output). Comparing it with the naive hop shows what batching buys in
+Faust; comparing the chain with it shows what the chain's work (two hops, harmonising, four
+decisions, audit) costs on top of Faust's own per-event price.
 
-    python -m bench.tuned --bootstrap H:P --source T --sink T --count N --schema F \\
+    python -m shulian.bench.tuned --bootstrap H:P --source T --sink T --count N --schema F \\
         --done F --datadir D
 """
 
@@ -20,12 +20,12 @@ from typing import Any
 
 import faust
 
-from bench.limit import hop_parser, hop_value, load_schema
+from shulian.bench.limit import hop_parser, hop_value, load_schema
 from shulian.chain.messages import OutMessage
 from shulian.settings import load_settings
-from streams.app import RawBytes, faust_app
-from streams.runtime import OutputProducer
-from streams.worker import tune_gc
+from shulian.streams.app import RawBytes, faust_app
+from shulian.streams.runtime import OutputProducer
+from shulian.streams.worker import tune_gc
 
 
 def build_app(*, bootstrap: str, source: str, sink: str, count: int, parsed: Any,

@@ -1,7 +1,7 @@
 """Joint verification: latency of one claim with N keys in the store, memory per million keys,
 and the store's rebuild time from its changelog on a real (embedded Tansu) broker.
 
-    python -m bench.verify --keys 1000000 --requests 20000 --rebuild-keys 1000000 \
+    python -m shulian.bench.verify --keys 1000000 --requests 20000 --rebuild-keys 1000000 \
         --restore-queries 100000
 
 Latency is measured through the HTTP route (FastAPI TestClient in-process, so no socket), the
@@ -24,7 +24,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.rss import read_status_kb
+from shulian.bench.rss import read_status_kb
 from shulian.catalog.elements import citizen_id_check_char
 from shulian.clock import FixedClock
 from shulian.logic.supersede import StoreFold
@@ -57,8 +57,8 @@ def main() -> None:
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
-    from connectors.sources.gateway_auth import Authenticator, token_sha256
-    from connectors.sources.verify_api import verify_router
+    from shulian.connectors.sources.gateway_auth import Authenticator, token_sha256
+    from shulian.connectors.sources.verify_api import verify_router
     from shulian.logic.policy import PolicyEngine
     from shulian.verification.service import VerifyService
     from tests.fixtures.verify import IN_FORCE, ChainedAudit, verify_catalog

@@ -13,9 +13,10 @@ Lifecycle, in this order, each called once from the runner's thread:
     wait for the broker's acknowledgements and persist their position), release resources.
     Idempotent.
 
-A sink type implements :class:`connectors.sinks.loop.BatchSink` instead (``setup``,
-``write_batch`` of :class:`connectors.sinks.records.SinkRecord`, ``flush``, ``close``): the one
-:class:`~connectors.sinks.connector.SinkConnector` runs every sink in its loop.
+A sink type implements :class:`shulian.connectors.sinks.loop.BatchSink` instead (``setup``,
+``write_batch`` of :class:`shulian.connectors.sinks.records.SinkRecord`, ``flush``, ``close``): the
+one
+:class:`~shulian.connectors.sinks.connector.SinkConnector` runs every sink in its loop.
 
 While running, ``failure()`` returns the exception that ended the connector's background work
 (None while it is healthy), so the runner can stop the others and exit non-zero.

@@ -11,10 +11,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from connectors.config import LoadedConnector
-from connectors.sinks.config import SinkCommon
-from connectors.sources.config import FileDropConfig, GatewayConfig, TableSourceConfig
 from shulian.catalog.models import Catalog
+from shulian.connectors.config import LoadedConnector
+from shulian.connectors.sinks.config import SinkCommon
+from shulian.connectors.sources.config import FileDropConfig, GatewayConfig, TableSourceConfig
 from shulian.errors import ConfigIssue
 
 _EGRESS = re.compile(r"(?:^|\.)egress\.(?P<consumer>[a-z0-9_]+)\.(?P<dataset>[a-z0-9_]+)$")

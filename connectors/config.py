@@ -5,7 +5,7 @@ listing every problem as (file, field, why). Secrets are never in a file: a fiel
 ends in ``_env`` names an environment variable; :func:`missing_env` lists the unset ones and
 :func:`env_secret` reads one as a ``SecretStr``.
 
-Adding a connector type: one line in :data:`connectors.table.CONNECTORS` (its config model,
+Adding a connector type: one line in :data:`shulian.connectors.table.CONNECTORS` (its config model,
 with ``type: Literal[...]``, and its class); the union below is built from that table.
 """
 
@@ -19,8 +19,8 @@ from typing import Annotated, Any, Union
 import yaml
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from connectors.sinks.config import env_secret
-from connectors.table import CONNECTORS
+from shulian.connectors.sinks.config import env_secret
+from shulian.connectors.table import CONNECTORS
 from shulian.errors import ConfigError, ConfigIssue
 from shulian.validation import validation_issues
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from connectors.sinks.metrics import SinkMetrics
+from shulian.connectors.sinks.metrics import SinkMetrics
 
 __all__ = ["ConnectorMetrics", "SourceMetrics"]
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from connectors.config import load_connector_files
-from connectors.sources.config import FileDropConfig, GatewayConfig, TableSourceConfig
+from shulian.connectors.config import load_connector_files
+from shulian.connectors.sources.config import FileDropConfig, GatewayConfig, TableSourceConfig
 from shulian.embedded.stack import ConnectorPlan, dev_token
 
 __all__ = ["plan_connectors"]

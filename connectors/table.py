@@ -1,15 +1,16 @@
 """The one connector table: config ``type`` -> (config model, factory).
 
-Config loading (:mod:`connectors.config`) builds its discriminated union from this table, and
-:func:`build_connector` and :func:`connectors.sinks.build.build_sink` build from it: a new
+Config loading (:mod:`shulian.connectors.config`) builds its discriminated union from this table,
+and
+:func:`build_connector` and :func:`shulian.connectors.sinks.build.build_sink` build from it: a new
 connector type is one line here (plus its config model and its class). A factory is named
 ``"module:Class"`` and imported only when a connector of that type is built, so reading and
 checking configs does not load every connector's libraries (FastAPI, psycopg, ...).
 
-A source's factory is its :class:`~connectors.base.Connector` class, built as
+A source's factory is its :class:`~shulian.connectors.base.Connector` class, built as
 ``cls(config, settings=settings, metrics=metrics)``. A sink's factory is its
-:class:`~connectors.sinks.loop.BatchSink` class, built as ``cls(config)`` and run by the one
-:class:`~connectors.sinks.connector.SinkConnector` loop.
+:class:`~shulian.connectors.sinks.loop.BatchSink` class, built as ``cls(config)`` and run by the one
+:class:`~shulian.connectors.sinks.connector.SinkConnector` loop.
 """
 
 from __future__ import annotations
@@ -20,18 +21,18 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
-from connectors.sinks.config import (
+from shulian.connectors.sinks.config import (
     FileSinkConfig,
     KafkaBridgeSinkConfig,
     PostgresSinkConfig,
     WebhookSinkConfig,
 )
-from connectors.sources.config import FileDropConfig, GatewayConfig, TableSourceConfig
+from shulian.connectors.sources.config import FileDropConfig, GatewayConfig, TableSourceConfig
 from shulian.errors import ConfigError, ConfigIssue
 
 if TYPE_CHECKING:
-    from connectors.base import Connector
-    from connectors.metrics import ConnectorMetrics
+    from shulian.connectors.base import Connector
+    from shulian.connectors.metrics import ConnectorMetrics
     from shulian.settings import Settings
 
 __all__ = ["CONNECTORS", "ConnectorType", "build_connector", "connector_type"]
@@ -52,18 +53,18 @@ class ConnectorType:
 
 
 CONNECTORS: dict[str, ConnectorType] = {
-    "http_gateway": ConnectorType(GatewayConfig, "connectors.sources.gateway:GatewaySource",
+    "http_gateway": ConnectorType(GatewayConfig, "shulian.connectors.sources.gateway:GatewaySource",
                                   "source"),
-    "file_drop": ConnectorType(FileDropConfig, "connectors.sources.filedrop:FileDropSource",
+    "file_drop": ConnectorType(FileDropConfig, "shulian.connectors.sources.filedrop:FileDropSource",
                                "source"),
-    "postgres_table": ConnectorType(TableSourceConfig, "connectors.sources.table:TableSource",
-                                    "source"),
-    "postgres": ConnectorType(PostgresSinkConfig, "connectors.sinks.postgres:PostgresSink",
+    "postgres_table": ConnectorType(TableSourceConfig,
+                                    "shulian.connectors.sources.table:TableSource", "source"),
+    "postgres": ConnectorType(PostgresSinkConfig, "shulian.connectors.sinks.postgres:PostgresSink",
                               "sink"),
-    "webhook": ConnectorType(WebhookSinkConfig, "connectors.sinks.webhook:WebhookSink", "sink"),
-    "files": ConnectorType(FileSinkConfig, "connectors.sinks.files:FilesSink", "sink"),
-    "kafka_bridge": ConnectorType(KafkaBridgeSinkConfig,
-                                  "connectors.sinks.kafka_bridge:KafkaBridgeSink", "sink"),
+    "webhook": ConnectorType(WebhookSinkConfig, "shulian.connectors.sinks.webhook:WebhookSink",
+    "sink"), "files": ConnectorType(FileSinkConfig, "shulian.connectors.sinks.files:FilesSink",
+    "sink"), "kafka_bridge": ConnectorType(KafkaBridgeSinkConfig,
+                                  "shulian.connectors.sinks.kafka_bridge:KafkaBridgeSink", "sink"),
 }
 
 
@@ -91,7 +92,7 @@ def build_connector(config: Any, *, settings: Settings, metrics: ConnectorMetric
     entry = connector_type(config, file=file)
     settings = settings.for_principal(f"{entry.role}.{config.name}")
     if entry.role == "sink":
-        from connectors.sinks.connector import SinkConnector
+        from shulian.connectors.sinks.connector import SinkConnector
 
         return SinkConnector(config, settings=settings, metrics=metrics, file=file)
     connector: Connector = entry.load()(config, settings=settings, metrics=metrics)

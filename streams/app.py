@@ -36,10 +36,10 @@ from shulian.chain.messages import InMessage, OutMessage, read_back
 from shulian.errors import InfrastructureError
 from shulian.log import get_logger
 from shulian.settings import ENGINE_DEFAULTS, EngineBehaviour, Settings
-from streams.credentials import faust_credentials
-from streams.metrics import ChainMetrics
-from streams.runtime import OutputProducer
-from streams.transport import ChainTransport
+from shulian.streams.credentials import faust_credentials
+from shulian.streams.metrics import ChainMetrics
+from shulian.streams.runtime import OutputProducer
+from shulian.streams.transport import ChainTransport
 
 log = get_logger(__name__)
 S = TypeVar("S", bound=Sequence[Any])
@@ -48,7 +48,7 @@ T = TypeVar("T")
 
 @dataclass
 class ChainParts:
-    """Everything the agents call; built by :func:`streams.worker.build_parts`."""
+    """Everything the agents call; built by :func:`shulian.streams.worker.build_parts`."""
 
     ingest: IngestStage
     enforce: EnforceStage
@@ -163,7 +163,7 @@ def faust_app(app_id: str, *, bootstrap_servers: str, datadir: Path | str,
     """A Faust app set up the chain's way (raw bytes in and out, batches of up to 5,000 per
     fetch, the engine's fetch wait and session timeout, topics never declared by Faust). No
     agents yet. ``behaviour``: the engine's (default: the embedded broker's); ``credentials``:
-    this process's identity on a SASL or TLS listener (:func:`streams.credentials.
+    this process's identity on a SASL or TLS listener (:func:`shulian.streams.credentials.
     faust_credentials`)."""
     beh = behaviour or ENGINE_DEFAULTS["tansu"]
     app = faust.App(

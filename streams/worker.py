@@ -41,10 +41,10 @@ from shulian.logic.harmonise import Harmoniser
 from shulian.logic.policy import PolicyEngine
 from shulian.serde import SchemaCache
 from shulian.settings import Settings
-from streams.app import ChainParts, create_app, faust_datadir
-from streams.listaudit import ListAuditWriter
-from streams.metrics import ChainMetrics
-from streams.runtime import ControlFollower, OutputProducer, audit_resumes, last_messages
+from shulian.streams.app import ChainParts, create_app, faust_datadir
+from shulian.streams.listaudit import ListAuditWriter
+from shulian.streams.metrics import ChainMetrics
+from shulian.streams.runtime import ControlFollower, OutputProducer, audit_resumes, last_messages
 
 log = get_logger(__name__)
 
@@ -277,7 +277,7 @@ def _keeper(settings: Settings, topology: Topology, enforce: EnforceStage
     """The keeper of the verification changelogs (streams/keeper.py), unless turned off."""
     if not settings.verify_keeper:
         return None
-    from streams.keeper import ChangelogKeeper
+    from shulian.streams.keeper import ChangelogKeeper
 
     keeper = ChangelogKeeper(settings, topology, enforce.verified_datasets)
     keeper.sync()

@@ -5,19 +5,19 @@ from __future__ import annotations
 from confluent_kafka import Consumer
 from prometheus_client import CollectorRegistry
 
-from connectors.sinks.config import SinkCommon
-from connectors.sinks.deadletter import KafkaDeadLetter
-from connectors.sinks.loop import BatchSink, SinkLoop
-from connectors.sinks.metrics import SinkMetrics
-from connectors.table import connector_type
 from shulian.catalog.keys import Keyring
+from shulian.connectors.sinks.config import SinkCommon
+from shulian.connectors.sinks.deadletter import KafkaDeadLetter
+from shulian.connectors.sinks.loop import BatchSink, SinkLoop
+from shulian.connectors.sinks.metrics import SinkMetrics
+from shulian.connectors.table import connector_type
 from shulian.io.kafka import consumer_config
 from shulian.serde import SchemaCache
 from shulian.settings import Settings
 
 __all__ = ["SinkConfig", "build_sink", "build_sink_loop"]
 
-SinkConfig = SinkCommon  # every sink type's config (connectors.table.CONNECTORS) extends it
+SinkConfig = SinkCommon  # every sink type's config (shulian.connectors.table.CONNECTORS) extends it
 
 
 def build_sink(config: SinkConfig, *, file: str = "<config>") -> BatchSink:

@@ -14,9 +14,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from connectors.sinks.backoff import RetryPolicy
-from connectors.sinks.failures import deadletter_topic
 from shulian.chain.topology import sink_group
+from shulian.connectors.sinks.backoff import RetryPolicy
+from shulian.connectors.sinks.failures import deadletter_topic
 from shulian.errors import ConfigError, ConfigIssue
 
 __all__ = [

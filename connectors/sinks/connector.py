@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import threading
 
-from connectors.base import ThreadedConnector
-from connectors.metrics import ConnectorMetrics
-from connectors.sinks.build import SinkConfig, build_sink_loop
+from shulian.connectors.base import ThreadedConnector
+from shulian.connectors.metrics import ConnectorMetrics
+from shulian.connectors.sinks.build import SinkConfig, build_sink_loop
 from shulian.settings import Settings
 
 

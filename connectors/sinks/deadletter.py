@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 from confluent_kafka import KafkaException
 
-from connectors.sinks.failures import SinkFailure, deadletter_headers
-from connectors.sinks.records import SinkRecord
+from shulian.connectors.sinks.failures import SinkFailure, deadletter_headers
+from shulian.connectors.sinks.records import SinkRecord
 from shulian.errors import BrokerError
 from shulian.io.kafka import TopicSpec, admin_client, ensure_topics
 from shulian.io.sender import Sender

@@ -1,8 +1,8 @@
 """Writing records straight into a sink, without consuming them: ``shulian replay deliver
 --to-sink``. The sink connector's own parts do it: the config loaded and checked like every
-connector config (:mod:`connectors.config`), the sink built from the connector table
-(:func:`~connectors.sinks.build.build_sink`), each record verified and decoded by
-:func:`~connectors.sinks.loop.decode_record` as the loop does, and written with the sink's
+connector config (:mod:`shulian.connectors.config`), the sink built from the connector table
+(:func:`~shulian.connectors.sinks.build.build_sink`), each record verified and decoded by
+:func:`~shulian.connectors.sinks.loop.decode_record` as the loop does, and written with the sink's
 ``write_batch`` in batches of its ``batch_size``. A record the loop would dead-letter is an
 error here: nothing is written."""
 
@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from connectors.config import load_connector_files
-from connectors.sinks.build import SinkConfig, build_sink, chain_keys
-from connectors.sinks.loop import decode_record
-from connectors.sinks.records import SinkRecord
-from connectors.table import connector_type
 from shulian.chain.messages import InMessage
+from shulian.connectors.config import load_connector_files
+from shulian.connectors.sinks.build import SinkConfig, build_sink, chain_keys
+from shulian.connectors.sinks.loop import decode_record
+from shulian.connectors.sinks.records import SinkRecord
+from shulian.connectors.table import connector_type
 from shulian.errors import BrokerError, ConfigError, ConfigIssue
 from shulian.serde import SchemaCache
 from shulian.settings import Settings

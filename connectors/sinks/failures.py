@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from enum import StrEnum
 from typing import Protocol
 
-from connectors.sinks.records import SinkRecord
 from shulian.chain import headers as H
 from shulian.chain.topology import Topology
+from shulian.connectors.sinks.records import SinkRecord
 from shulian.errors import SinkError
 
 __all__ = [

@@ -36,12 +36,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from connectors.sinks.backoff import RetryPolicy
-from connectors.sinks.config import FileFormat, FileSinkConfig
-from connectors.sinks.failures import RetryableSinkError
-from connectors.sinks.jsonable import to_jsonable
-from connectors.sinks.records import SinkRecord
-from connectors.sinks.webhook import webhook_records
+from shulian.connectors.sinks.backoff import RetryPolicy
+from shulian.connectors.sinks.config import FileFormat, FileSinkConfig
+from shulian.connectors.sinks.failures import RetryableSinkError
+from shulian.connectors.sinks.jsonable import to_jsonable
+from shulian.connectors.sinks.records import SinkRecord
+from shulian.connectors.sinks.webhook import webhook_records
 from shulian.errors import SinkError
 from shulian.log import get_logger
 

@@ -14,10 +14,10 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
-from connectors.sinks.backoff import RetryPolicy
-from connectors.sinks.config import KafkaBridgeSinkConfig
-from connectors.sinks.failures import PermanentSinkError, RetryableSinkError
-from connectors.sinks.records import SinkRecord
+from shulian.connectors.sinks.backoff import RetryPolicy
+from shulian.connectors.sinks.config import KafkaBridgeSinkConfig
+from shulian.connectors.sinks.failures import PermanentSinkError, RetryableSinkError
+from shulian.connectors.sinks.records import SinkRecord
 from shulian.errors import SinkError
 from shulian.io.sender import DeliveryFailed, Sender
 from shulian.log import get_logger

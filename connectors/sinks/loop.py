@@ -27,16 +27,16 @@ from typing import Any, Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from connectors.sinks.backoff import RetryPolicy
-from connectors.sinks.failures import (
+from shulian.catalog.keys import Keyring
+from shulian.connectors.sinks.backoff import RetryPolicy
+from shulian.connectors.sinks.failures import (
     DeadLetter,
     PermanentSinkError,
     RetryableSinkError,
     SinkFailure,
 )
-from connectors.sinks.metrics import SinkMetrics
-from connectors.sinks.records import SinkRecord
-from shulian.catalog.keys import Keyring
+from shulian.connectors.sinks.metrics import SinkMetrics
+from shulian.connectors.sinks.records import SinkRecord
 from shulian.errors import BrokerError, RegistryError
 from shulian.log import get_logger
 from shulian.logic.egress import verify_egress
@@ -314,7 +314,7 @@ def decode_record(rec: SinkRecord, *, schemas: Schemas,
     """One consumed egress record checked and decoded the way every sink takes it: the chain's
     signature verified (shulian.logic.egress; a forgery is never written), then the value
     decoded (Confluent wire format, schema by id). A failure is the record with its reason.
-    The loop and a direct write (:mod:`connectors.sinks.direct`) both call this."""
+    The loop and a direct write (:mod:`shulian.connectors.sinks.direct`) both call this."""
     raw = rec.raw_value
     forged = verify_egress(topic=rec.topic, key=rec.key, value=raw, headers=rec.headers,
                            keys=keys, at=_written_at(rec.timestamp_ms), now=datetime.now(UTC))

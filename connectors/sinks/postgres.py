@@ -16,10 +16,10 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from connectors.sinks.backoff import RetryPolicy
-from connectors.sinks.config import PostgresSinkConfig
-from connectors.sinks.failures import PermanentSinkError, RetryableSinkError
-from connectors.sinks.pgschema import (
+from shulian.connectors.sinks.backoff import RetryPolicy
+from shulian.connectors.sinks.config import PostgresSinkConfig
+from shulian.connectors.sinks.failures import PermanentSinkError, RetryableSinkError
+from shulian.connectors.sinks.pgschema import (
     LOAD_COLUMNS,
     Column,
     add_column_sql,
@@ -31,7 +31,7 @@ from connectors.sinks.pgschema import (
     upsert_sql,
     view_columns,
 )
-from connectors.sinks.records import SinkRecord, load_columns, record_key
+from shulian.connectors.sinks.records import SinkRecord, load_columns, record_key
 from shulian.errors import SinkError
 from shulian.log import get_logger
 

@@ -4,7 +4,7 @@ Body: ``{"records": [...], "batch_id": "<connector>:<topic>:<partition>:<first>-
 each record is the consumer view (dates as ISO strings) plus ``_kafka_topic``,
 ``_kafka_partition``, ``_kafka_offset``; a tombstone is ``{"_record_key": k, "_deleted": true}``.
 Headers: ``Idempotency-Key`` (= batch_id, the same for every retry of the batch),
-``X-Shulian-Timestamp`` and ``X-Shulian-Signature`` (see :mod:`connectors.sinks.signature`).
+``X-Shulian-Timestamp`` and ``X-Shulian-Signature`` (see :mod:`shulian.connectors.sinks.signature`).
 
 2xx: delivered. 408, 429, 5xx, timeouts and connection errors: retried with backoff by the loop;
 after ``retry.max_attempts`` the batch goes to the dead-letter topic. Any other 4xx: permanent,
@@ -18,12 +18,12 @@ from typing import Any
 
 import httpx
 
-from connectors.sinks.backoff import RetryPolicy
-from connectors.sinks.config import WebhookSinkConfig
-from connectors.sinks.failures import PermanentSinkError, RetryableSinkError
-from connectors.sinks.jsonable import batch_body, batch_id
-from connectors.sinks.records import SinkRecord, load_columns, record_key
-from connectors.sinks.signature import IDEMPOTENCY_HEADER, signature_headers
+from shulian.connectors.sinks.backoff import RetryPolicy
+from shulian.connectors.sinks.config import WebhookSinkConfig
+from shulian.connectors.sinks.failures import PermanentSinkError, RetryableSinkError
+from shulian.connectors.sinks.jsonable import batch_body, batch_id
+from shulian.connectors.sinks.records import SinkRecord, load_columns, record_key
+from shulian.connectors.sinks.signature import IDEMPOTENCY_HEADER, signature_headers
 from shulian.errors import SinkError
 from shulian.log import get_logger
 

@@ -1,9 +1,9 @@
 """File drop: CSV or JSON Lines files dropped in a directory, produced to the raw topic.
 
 One (agency, dataset) per connector. Each record is checked and encoded like the gateway's
-(:func:`connectors.coerce.encode_checked`); a bad record goes to ``deadletter.<agency>.<dataset>``
-with its original bytes and reason headers (``shulian.reason/.detail/.field/.check``,
-``shulian.source.file/.line``), never dropped.
+(:func:`shulian.connectors.coerce.encode_checked`); a bad record goes to
+``deadletter.<agency>.<dataset>`` with its original bytes and reason headers
+(``shulian.reason/.detail/.field/.check``, ``shulian.source.file/.line``), never dropped.
 
 Which files are taken, oldest first:
 
@@ -21,8 +21,8 @@ Which files are taken, oldest first:
   place, which is atomic.
 
 Every file ends in ``done/`` or ``failed/``. A finished file moves to ``done/`` with
-``<file>.outcome`` (:mod:`connectors.sources.filedrop_outcome`): counts, the dead-lettered lines
-and their reasons, the raw offsets written, and where the rows the chain rejects later go. A
+``<file>.outcome`` (:mod:`shulian.connectors.sources.filedrop_outcome`): counts, the dead-lettered
+lines and their reasons, the raw offsets written, and where the rows the chain rejects later go. A
 file that cannot be read as a whole (CSV header naming unknown fields or lacking required
 ones) moves to ``failed/`` with a ``.reason`` note.
 
@@ -46,19 +46,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from connectors.base import ThreadedConnector
-from connectors.coerce import RawSchema, encode_checked, record_key
-from connectors.metrics import ConnectorMetrics
-from connectors.sources.config import FileDropConfig
-from connectors.sources.filedrop_outcome import FileOutcome, display_name
-from connectors.sources.filedrop_read import (
+from shulian.connectors.base import ThreadedConnector
+from shulian.connectors.coerce import RawSchema, encode_checked, record_key
+from shulian.connectors.metrics import ConnectorMetrics
+from shulian.connectors.sources.config import FileDropConfig
+from shulian.connectors.sources.filedrop_outcome import FileOutcome, display_name
+from shulian.connectors.sources.filedrop_read import (
     DropRecord,
     HeaderProblem,
     not_regular_reason,
     open_regular,
     read_records,
 )
-from connectors.sources.plumbing import (
+from shulian.connectors.sources.plumbing import (
     Outgoing,
     RawProducer,
     RawSchemas,

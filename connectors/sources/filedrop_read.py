@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from connectors.coerce import RawSchema
-from connectors.sources.config import DropFormat, FileDropConfig
+from shulian.connectors.coerce import RawSchema
+from shulian.connectors.sources.config import DropFormat, FileDropConfig
 from shulian.logic.result import Reason, Rejected
 
 __all__ = ["DropRecord", "HeaderProblem", "not_regular_reason", "open_regular", "read_records"]

@@ -10,14 +10,14 @@ dataset this gateway does not take (a misspelt URL), 403 an existing dataset the
 publish to; 415 a body that is not ``application/json``; 413 body over ``max_body_bytes``
 (refused while reading) or too many records; 408 a body slower than ``body_timeout_s``; 400
 invalid UTF-8 / JSON, a duplicate key, an over-long integer, too deep
-(:mod:`connectors.sources.gateway_body`); 409 same Idempotency-Key still in flight, 422 same key
-with another body, 503 broker or registry unavailable (retry).
+(:mod:`shulian.connectors.sources.gateway_body`); 409 same Idempotency-Key still in flight, 422
+same key with another body, 503 broker or registry unavailable (retry).
 ``Idempotency-Key``: a retried POST with the same key and body gets the stored reply and
 nothing is produced twice (keys live in memory for ``idempotency_ttl_s``).
 
 Slow clients: request headers must arrive within ``header_timeout_s``
-(:mod:`connectors.sources.gateway_server`), the body within ``body_timeout_s``; a client that
-hangs up is one log line. ``/docs`` is never served (FastAPI's page loads its scripts from a
+(:mod:`shulian.connectors.sources.gateway_server`), the body within ``body_timeout_s``; a client
+that hangs up is one log line. ``/docs`` is never served (FastAPI's page loads its scripts from a
 CDN, unreachable on an offline government network); ``/openapi.json`` only with ``openapi:
 true`` (then to anyone who can reach the port: it holds the routes, no agencies or datasets).
 """
@@ -39,25 +39,25 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.requests import ClientDisconnect
 
-from connectors.coerce import RawSchema, encode_checked, record_key
-from connectors.config import env_secret
-from connectors.metrics import ConnectorMetrics
-from connectors.sources.config import GatewayConfig
-from connectors.sources.gateway_auth import (
+from shulian.connectors.coerce import RawSchema, encode_checked, record_key
+from shulian.connectors.config import env_secret
+from shulian.connectors.metrics import ConnectorMetrics
+from shulian.connectors.sources.config import GatewayConfig
+from shulian.connectors.sources.gateway_auth import (
     Authenticator,
     AuthOutcome,
     IdempotencyStore,
     token_sha256,
 )
-from connectors.sources.gateway_body import (
+from shulian.connectors.sources.gateway_body import (
     BodyError,
     is_json_media_type,
     json_depth,
     parse_records,
 )
-from connectors.sources.gateway_server import server_config
-from connectors.sources.plumbing import RawProducer, RawSchemas, raw_subject, raw_topic
-from connectors.sources.verify_api import VerifyRuntime, verify_router
+from shulian.connectors.sources.gateway_server import server_config
+from shulian.connectors.sources.plumbing import RawProducer, RawSchemas, raw_subject, raw_topic
+from shulian.connectors.sources.verify_api import VerifyRuntime, verify_router
 from shulian.errors import BrokerError, InfrastructureError, RegistryError
 from shulian.log import get_logger
 from shulian.logic.result import Rejected

@@ -3,7 +3,7 @@ record's acknowledgement, reachability checks, the one send loop for a batch of 
 the state file each source keeps its position in.
 
 Every source turns an agency record into checked Avro bytes the same way:
-:meth:`RawSchemas.get` then :func:`connectors.coerce.encode_checked`.
+:meth:`RawSchemas.get` then :func:`shulian.connectors.coerce.encode_checked`.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message
 
-from connectors.coerce import RawSchema
-from connectors.metrics import SourceMetrics
 from shulian.chain.headers import CONNECTOR, rejected_headers
 from shulian.chain.topology import Topology, subject_of
+from shulian.connectors.coerce import RawSchema
+from shulian.connectors.metrics import SourceMetrics
 from shulian.errors import BrokerError, InfrastructureError, RegistryError
 from shulian.io.kafka import admin_client
 from shulian.io.sender import DeliveryCallback, Sender

@@ -27,12 +27,12 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from connectors.base import ThreadedConnector
-from connectors.coerce import RawSchema, encode_checked, record_key
-from connectors.config import env_secret
-from connectors.metrics import ConnectorMetrics
-from connectors.sources.config import CursorKind, TableSourceConfig
-from connectors.sources.plumbing import (
+from shulian.connectors.base import ThreadedConnector
+from shulian.connectors.coerce import RawSchema, encode_checked, record_key
+from shulian.connectors.config import env_secret
+from shulian.connectors.metrics import ConnectorMetrics
+from shulian.connectors.sources.config import CursorKind, TableSourceConfig
+from shulian.connectors.sources.plumbing import (
     Outgoing,
     RawProducer,
     RawSchemas,

@@ -17,10 +17,10 @@ from collections.abc import Callable, Sequence
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 
-from connectors.sources.gateway_auth import Authenticator
 from shulian.catalog.keys import SigningKey
 from shulian.chain.topology import Topology
 from shulian.clock import Clock
+from shulian.connectors.sources.gateway_auth import Authenticator
 from shulian.errors import ConfigError, ConfigIssue, InfrastructureError
 from shulian.io.changelog import ChangelogTable, VerificationAuditWriter, read_since
 from shulian.io.control import ControlFollower

@@ -4,7 +4,7 @@ window, to its egress topic or straight into a sink, audited in ``audit.replay.<
 Called by ``shulian replay deliver``, the tests and a future console alike. What is sent is
 re-derived by the pure :mod:`shulian.audit.rederive`; the replay audit records are the pure
 :mod:`shulian.audit.redeliver`. Writing into a sink is the sink connector's own code
-(``connectors.sinks.direct``), which this layer may not import: the caller passes a
+(``shulian.connectors.sinks.direct``), which this layer may not import: the caller passes a
 :data:`SinkFactory` in. Kafka is imported inside the function.
 """
 
@@ -41,7 +41,7 @@ REPLAY_RESUME_DEPTH = 10_000  # replay audit records read back to judge the tail
 
 
 class SinkTarget(Protocol):
-    """A sink written to directly (``connectors.sinks.direct.DirectSink``)."""
+    """A sink written to directly (``shulian.connectors.sinks.direct.DirectSink``)."""
 
     @property
     def target(self) -> str:

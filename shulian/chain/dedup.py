@@ -27,7 +27,7 @@ judged by :func:`shulian.logic.audittrail.trusted_tail` (what the last valid sea
 then the worker's own tagged records); the rest is disowned: not learnt from, and named by the
 resume seal the worker writes before its next record.
 
-Everything here is pure: the I/O that reads the tails lives in :mod:`streams.runtime`.
+Everything here is pure: the I/O that reads the tails lives in :mod:`shulian.streams.runtime`.
 """
 
 from __future__ import annotations

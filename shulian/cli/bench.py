@@ -61,9 +61,9 @@ def bench(records: int, seconds: float, latency_rate: float, runs: int, soak_sec
     failure or Ctrl-C.
     """
     try:
-        from bench.report import table
-        from bench.scaleout import scale_table
-        from bench.suite import BenchParams, run_benchmark, write_json
+        from shulian.bench.report import table
+        from shulian.bench.scaleout import scale_table
+        from shulian.bench.suite import BenchParams, run_benchmark, write_json
     except ImportError as exc:
         raise click.ClickException(
             "the bench/ package is not importable: run from a source checkout") from exc

@@ -18,7 +18,7 @@ from shulian.log import get_logger
 from shulian.settings import Settings, load_settings
 
 if TYPE_CHECKING:
-    from connectors.config import LoadedConnector
+    from shulian.connectors.config import LoadedConnector
 
 log = get_logger(__name__)
 
@@ -30,8 +30,8 @@ def connect() -> None:
 
 def _check_refs(loaded: Sequence[LoadedConnector], settings: Settings) -> None:
     """Agencies, datasets and egress topics the configs name must be in the catalogue."""
-    from connectors.catalog_refs import check_connector_refs
     from shulian.catalog.load import load_catalog
+    from shulian.connectors.catalog_refs import check_connector_refs
 
     catalog = load_catalog(settings.catalog_dir, schemas_dir=settings.schemas_dir)
     issues = check_connector_refs(loaded, catalog)
@@ -48,7 +48,7 @@ def _check_refs(loaded: Sequence[LoadedConnector], settings: Settings) -> None:
 @friendly_errors
 def check(files: tuple[Path, ...], skip_env: bool) -> None:
     """Validate connector config FILES; errors name file, field and why (exit 2)."""
-    from connectors.config import load_connector_files
+    from shulian.connectors.config import load_connector_files
 
     loaded = load_connector_files(files, check_env=not skip_env)
     _check_refs(loaded, load_settings())
@@ -75,9 +75,9 @@ def run(ctx: click.Context, files: tuple[Path, ...], bootstrap_servers: str | No
     """
     from prometheus_client import REGISTRY, start_http_server
 
-    from connectors.config import load_connector_files
-    from connectors.metrics import ConnectorMetrics
-    from connectors.table import build_connector, connector_type
+    from shulian.connectors.config import load_connector_files
+    from shulian.connectors.metrics import ConnectorMetrics
+    from shulian.connectors.table import build_connector, connector_type
     from shulian.io.kafka import require_broker
 
     settings = settings_from(ctx, bootstrap_servers=bootstrap_servers, registry_url=registry_url,

@@ -114,7 +114,7 @@ def deliver(ctx: click.Context, bootstrap_servers: str | None, registry_url: str
     """
     settings = settings_from(ctx, bootstrap_servers=bootstrap_servers, registry_url=registry_url,
                              catalog_dir=catalog_dir)
-    from connectors.sinks.direct import direct_sink
+    from shulian.connectors.sinks.direct import direct_sink
 
     res = run_redeliver(settings, topology=Topology.from_settings(settings, namespace),
                         consumer=consumer, dataset=dataset, window=window_of(start, end),

@@ -251,7 +251,7 @@ def up(ctx: click.Context, data_dir: Path | None, broker_port: int | None,
     stack_dsn = postgres_dsn or f"postgresql://postgres@127.0.0.1:{pg_port}/postgres"
     plan: ConnectorPlan | None = None
     if "connect" in commands:
-        from connectors.plan import plan_connectors
+        from shulian.connectors.plan import plan_connectors
 
         plan = plan_connectors(
             connector_configs(settings), environ=os.environ, state_dir=dirs.state,

@@ -35,7 +35,7 @@ def worker(ctx: click.Context, bootstrap_servers: str | None, registry_url: str 
     Runs until Ctrl-C or SIGTERM. Scale by running more workers (one per partition at most);
     the topics must exist (`shulian init`).
     """
-    from streams.worker import run_worker
+    from shulian.streams.worker import run_worker
 
     # the broker is probed by run_worker once the configuration is known to be good
     settings = settings_from(ctx, bootstrap_servers=bootstrap_servers, registry_url=registry_url,

@@ -22,9 +22,9 @@ __all__ = ["agency_digests", "token_book"]
 def agency_digests(paths: Sequence[Path], environ: Mapping[str, str]) -> dict[str, str]:
     """agency -> hex SHA-256 of its gateway token, over every gateway config in ``paths``.
     An agency whose ``token_env`` is unset cannot log in (left out, not an error)."""
-    from connectors.config import load_connector_files
-    from connectors.sources.config import GatewayConfig
-    from connectors.sources.gateway_auth import token_sha256
+    from shulian.connectors.config import load_connector_files
+    from shulian.connectors.sources.config import GatewayConfig
+    from shulian.connectors.sources.gateway_auth import token_sha256
 
     out: dict[str, str] = {}
     for loaded in load_connector_files(paths, check_env=False, env=environ):

@@ -51,7 +51,7 @@ class Sender:
     """One producer client. ``on_failure``: called with each failed delivery of a message sent
     without a callback of its own (default: collected in :attr:`failures`); ``failures_only``:
     successful deliveries call no Python at all (``delivery.report.only.error``: no callback per
-    message on the hot path, see :class:`streams.runtime.OutputProducer`); ``conf``: client
+    message on the hot path, see :class:`shulian.streams.runtime.OutputProducer`); ``conf``: client
     settings over :func:`~shulian.io.kafka.producer_config`'s."""
 
     def __init__(self, settings: Settings, *, on_failure: DeliveryCallback | None = None,

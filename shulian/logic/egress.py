@@ -85,7 +85,7 @@ _SCHEME_V2 = SCHEME_V2.encode("ascii")
 
 LEAVES_PER_SIGNATURE = 64
 """Records of one egress topic per tree and signature at most: a proof of at most 6 steps (264
-base64 characters). Measured with ``python -m bench.stages --clock cpu --verify``: against
+base64 characters). Measured with ``python -m shulian.bench.stages --clock cpu --verify``: against
 4,096 (one tree per topic and batch, ~11 steps) it saves ~170 header bytes per record at no
 measurable cost to the enforce stage or a sink's check (docs/BENCHMARKS.md)."""
 

@@ -26,8 +26,9 @@ __all__ = ["connector_access", "load_inputs", "load_live_plan", "load_matrix_mar
 
 
 def connector_access(configs: Iterable[Any]) -> ConnectorAccess:
-    """What each validated connector config (a member of ``connectors.config.ConnectorConfig``)
-    says about the topics and groups its principal needs."""
+    """What each validated connector config (a member of
+    ``shulian.connectors.config.ConnectorConfig``) says about the topics and groups its principal
+    needs."""
     sources: list[SourceAccess] = []
     sinks: list[SinkAccess] = []
     for c in configs:
@@ -51,8 +52,8 @@ def connector_access(configs: Iterable[Any]) -> ConnectorAccess:
 def load_inputs(settings: Settings, *, catalog: Catalog | None = None
                 ) -> tuple[Catalog, ConnectorAccess, Identities]:
     """The catalogue, what the connector configs need, and every principal."""
-    from connectors.config import load_connector_files
     from shulian.catalog.load import load_catalog
+    from shulian.connectors.config import load_connector_files
     from shulian.embedded.stack import connector_configs
 
     cat = catalog or load_catalog(settings.catalog_dir, schemas_dir=settings.schemas_dir)

@@ -25,10 +25,10 @@ import structlog.testing
 import uvicorn
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from connectors.metrics import ConnectorMetrics
-from connectors.sources.config import GatewayConfig
-from connectors.sources.gateway import GatewaySource
-from connectors.sources.gateway_auth import token_sha256
+from shulian.connectors.metrics import ConnectorMetrics
+from shulian.connectors.sources.config import GatewayConfig
+from shulian.connectors.sources.gateway import GatewaySource
+from shulian.connectors.sources.gateway_auth import token_sha256
 from shulian.console.app import create_app
 from shulian.console.serve import build_console
 from shulian.embedded.net import free_port, wait_until

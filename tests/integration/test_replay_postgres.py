@@ -25,15 +25,15 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from connectors.sinks.build import build_sink_loop
-from connectors.sinks.config import PostgresSinkConfig
-from connectors.sinks.loop import run_until
 from shulian.audit.check import audit_entries
 from shulian.audit.redeliver import replay_audit_topic
 from shulian.chain.messages import InMessage
 from shulian.chain.topology import Topology
 from shulian.chain.wire import decode_body, split_wire
 from shulian.cli.main import cli
+from shulian.connectors.sinks.build import build_sink_loop
+from shulian.connectors.sinks.config import PostgresSinkConfig
+from shulian.connectors.sinks.loop import run_until
 from shulian.io.publish import AgencyPublisher
 from shulian.io.reader import read_topics
 from shulian.serde import SchemaCache

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from connectors.sinks.config import FileSinkConfig, KafkaBridgeSinkConfig
-from connectors.sinks.kafka_bridge import KafkaBridgeSink
 from shulian.catalog.keys import Keyring
 from shulian.catalog.load import load_catalog
+from shulian.connectors.sinks.config import FileSinkConfig, KafkaBridgeSinkConfig
+from shulian.connectors.sinks.kafka_bridge import KafkaBridgeSink
 from shulian.embedded.net import free_port, wait_until
 from shulian.errors import SinkError
 from shulian.io.kafka import TopicSpec, admin_client, ensure_topics

@@ -15,11 +15,11 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from connectors.sinks.backoff import RetryPolicy
-from connectors.sinks.build import build_sink_loop
-from connectors.sinks.config import PostgresSinkConfig
 from shulian.catalog.keys import load_private_key
 from shulian.catalog.load import load_catalog
+from shulian.connectors.sinks.backoff import RetryPolicy
+from shulian.connectors.sinks.build import build_sink_loop
+from shulian.connectors.sinks.config import PostgresSinkConfig
 from shulian.embedded.net import free_port, wait_until
 from shulian.errors import SinkError
 from shulian.io.kafka import producer_config

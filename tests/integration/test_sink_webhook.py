@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from connectors.sinks.backoff import RetryPolicy
-from connectors.sinks.config import WebhookSinkConfig
-from connectors.sinks.signature import (
+from shulian.connectors.sinks.backoff import RetryPolicy
+from shulian.connectors.sinks.config import WebhookSinkConfig
+from shulian.connectors.sinks.signature import (
     IDEMPOTENCY_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,

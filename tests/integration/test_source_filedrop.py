@@ -17,10 +17,10 @@ from confluent_kafka import Consumer, TopicPartition
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
-from connectors.metrics import ConnectorMetrics
-from connectors.sources.config import FileDropConfig
-from connectors.sources.filedrop import FileDropSource
 from shulian.chain.headers import text_of
+from shulian.connectors.metrics import ConnectorMetrics
+from shulian.connectors.sources.config import FileDropConfig
+from shulian.connectors.sources.filedrop import FileDropSource
 from shulian.embedded.net import wait_until
 from shulian.io.kafka import TopicSpec, admin_client, consumer_config, ensure_topics
 from shulian.settings import Settings, load_settings

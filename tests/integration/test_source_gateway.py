@@ -16,16 +16,16 @@ import pytest
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
-from connectors.metrics import ConnectorMetrics
-from connectors.sources.config import GatewayConfig
-from connectors.sources.gateway import (
+from shulian.connectors.metrics import ConnectorMetrics
+from shulian.connectors.sources.config import GatewayConfig
+from shulian.connectors.sources.gateway import (
     AsyncDelivery,
     GatewaySource,
     build_authenticator,
     create_app,
 )
-from connectors.sources.gateway_auth import token_sha256
-from connectors.sources.plumbing import RawProducer, RawSchemas
+from shulian.connectors.sources.gateway_auth import token_sha256
+from shulian.connectors.sources.plumbing import RawProducer, RawSchemas
 from shulian.embedded.net import wait_until
 from shulian.settings import Settings, load_settings
 from tests.fixtures.registry import RegistryProcess

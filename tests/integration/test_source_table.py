@@ -11,9 +11,9 @@ import psycopg
 import pytest
 from prometheus_client import CollectorRegistry
 
-from connectors.metrics import ConnectorMetrics
-from connectors.sources.config import CursorKind, TableSourceConfig
-from connectors.sources.table import TableSource
+from shulian.connectors.metrics import ConnectorMetrics
+from shulian.connectors.sources.config import CursorKind, TableSourceConfig
+from shulian.connectors.sources.table import TableSource
 from shulian.errors import InfrastructureError
 from shulian.io.kafka import TopicSpec, admin_client, ensure_topics
 from shulian.settings import load_settings

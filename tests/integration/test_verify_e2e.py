@@ -23,10 +23,6 @@ from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
-from connectors.metrics import ConnectorMetrics
-from connectors.sources.config import GatewayConfig
-from connectors.sources.gateway import GatewaySource
-from connectors.sources.gateway_auth import token_sha256
 from shulian.audit.verifying import Topics, run_verify
 from shulian.audit.window import Window
 from shulian.catalog.elements import citizen_id_check_char
@@ -34,6 +30,10 @@ from shulian.catalog.keys import Keyring
 from shulian.catalog.load import load_catalog
 from shulian.cli.main import cli
 from shulian.clock import DEMO_CLOCK
+from shulian.connectors.metrics import ConnectorMetrics
+from shulian.connectors.sources.config import GatewayConfig
+from shulian.connectors.sources.gateway import GatewaySource
+from shulian.connectors.sources.gateway_auth import token_sha256
 from shulian.embedded.net import free_port, wait_until
 from shulian.io.kafka import producer_config
 from shulian.io.reader import read_topics

@@ -20,7 +20,7 @@ from shulian.io.kafka import TopicSpec, admin_client, ensure_topics, producer_co
 from shulian.logic.policy import PolicyEngine
 from shulian.logic.supersede import StoreFold
 from shulian.settings import Settings
-from streams.keeper import ChangelogKeeper
+from shulian.streams.keeper import ChangelogKeeper
 from tests.fixtures.sinks import read_all
 from tests.fixtures.verify import verify_catalog
 

@@ -135,10 +135,10 @@ def test_gateway_bad_bodies_get_a_clear_4xx_and_it_keeps_serving(
     a 10 MB body; then a valid record is accepted. Auth is in test_security.py."""
     from prometheus_client import CollectorRegistry
 
-    from connectors.metrics import ConnectorMetrics
-    from connectors.sources.config import GatewayConfig
-    from connectors.sources.gateway import GatewaySource
-    from connectors.sources.gateway_auth import token_sha256
+    from shulian.connectors.metrics import ConnectorMetrics
+    from shulian.connectors.sources.config import GatewayConfig
+    from shulian.connectors.sources.gateway import GatewaySource
+    from shulian.connectors.sources.gateway_auth import token_sha256
     from shulian.settings import load_settings
     from tests.fixtures.sources import household, setup_dataset
 

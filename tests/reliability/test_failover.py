@@ -22,13 +22,13 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 from prometheus_client import CollectorRegistry
 
-from connectors.metrics import ConnectorMetrics
-from connectors.sources.config import GatewayConfig
-from connectors.sources.gateway import AsyncDelivery, build_authenticator, create_app
-from connectors.sources.gateway_auth import token_sha256
-from connectors.sources.plumbing import RawProducer, RawSchemas
 from shulian.audit.verifying import catalogue_topics, run_verify
 from shulian.audit.window import Window
+from shulian.connectors.metrics import ConnectorMetrics
+from shulian.connectors.sources.config import GatewayConfig
+from shulian.connectors.sources.gateway import AsyncDelivery, build_authenticator, create_app
+from shulian.connectors.sources.gateway_auth import token_sha256
+from shulian.connectors.sources.plumbing import RawProducer, RawSchemas
 from shulian.embedded.kafka import KafkaCluster
 from shulian.embedded.net import wait_until
 from shulian.io.kafka import TopicSpec, admin_client, ensure_topics, producer_config

@@ -26,9 +26,9 @@ import httpx
 import psycopg
 import pytest
 
-from connectors.sinks.backoff import RetryPolicy
-from connectors.sinks.config import PostgresSinkConfig, WebhookSinkConfig
-from connectors.sinks.signature import (
+from shulian.connectors.sinks.backoff import RetryPolicy
+from shulian.connectors.sinks.config import PostgresSinkConfig, WebhookSinkConfig
+from shulian.connectors.sinks.signature import (
     IDEMPOTENCY_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,

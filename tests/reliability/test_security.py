@@ -27,9 +27,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
-from connectors.sources.config import GatewayConfig
-from connectors.sources.gateway import build_authenticator, create_app
-from connectors.sources.gateway_auth import Authenticator, AuthOutcome, token_sha256
 from shulian.catalog.load import load_catalog
 from shulian.catalog.models import (
     Approval,
@@ -40,6 +37,9 @@ from shulian.catalog.models import (
     SharingList,
 )
 from shulian.catalog.specs import mask_fits
+from shulian.connectors.sources.config import GatewayConfig
+from shulian.connectors.sources.gateway import build_authenticator, create_app
+from shulian.connectors.sources.gateway_auth import Authenticator, AuthOutcome, token_sha256
 from shulian.io.publish import load_raw_schemas
 from shulian.logic.generate import generators_for
 from shulian.logic.harmonise import Harmonised, Harmoniser
@@ -252,7 +252,7 @@ def test_the_gateway_app_holds_no_token(monkeypatch: pytest.MonkeyPatch) -> None
     """Walk the whole app the gateway serves (routes, closures, config, authenticator)."""
     from prometheus_client import CollectorRegistry
 
-    from connectors.metrics import ConnectorMetrics
+    from shulian.connectors.metrics import ConnectorMetrics
 
     config = gateway_config(monkeypatch)
 

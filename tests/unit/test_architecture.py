@@ -9,11 +9,18 @@ the list only shrinks, and says what is left)."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-TOP_LEVEL = ("shulian", "streams", "connectors", "bench")
+# the installed packages: shulian, with the top-level streams/, connectors/ and bench/ folders
+# installed under it as shulian.streams, shulian.connectors and shulian.bench (symlinks in shulian/)
+TOP_LEVEL = ("shulian",)
+FOLDERS = {"shulian": "shulian", "streams": "shulian.streams", "connectors": "shulian.connectors",
+           "bench": "shulian.bench"}
+GENERIC = ("streams", "connectors", "bench")
 
 RANK: dict[str, int] = {
     # base: what every layer may use
@@ -41,12 +48,12 @@ RANK: dict[str, int] = {
     "shulian.scenario": 7,  # the demo's scenario: publish, then measure what the chain did
     "shulian.perimeter": 7,  # identities, the ACL plan (pure) and its reconciliation
     # runtimes: Faust agents and connector loops
-    "streams": 8,
-    "connectors": 8,
+    "shulian.streams": 8,
+    "shulian.connectors": 8,
     # entry points: the console's pages, the benchmark harness (it measures the console too)
     # and the CLI, each parsing, calling a service and printing
     "shulian.console": 9,
-    "bench": 10,
+    "shulian.bench": 10,
     "shulian.cli": 11,
 }
 
@@ -56,7 +63,7 @@ IO_LIBRARIES = ("confluent_kafka", "faust", "mode", "aiokafka", "fastapi", "star
 
 KNOWN_DEBT: set[tuple[str, str]] = {
     # the ACL plan reads connector configs (which consumer group, which topics) the same way
-    ("shulian.perimeter.service", "connectors.config"),
+    ("shulian.perimeter.service", "shulian.connectors.config"),
     # views name their subjects from the topology, which belongs in a low wire-contract module
     # with the header names (issue 18, item 4)
     ("shulian.logic.views", "shulian.chain.topology"),
@@ -76,10 +83,12 @@ def package_of(module: str) -> str:
 
 
 def modules() -> Iterator[tuple[str, Path]]:
-    for top in TOP_LEVEL:
-        for path in sorted((ROOT / top).rglob("*.py")):
-            rel = path.relative_to(ROOT).with_suffix("")
-            name = ".".join(rel.parts)
+    for folder, package in FOLDERS.items():
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            rel = path.relative_to(ROOT / folder).with_suffix("")
+            if folder == "shulian" and rel.parts[0] in GENERIC:
+                continue  # the symlinked folders, walked under their own name
+            name = ".".join((package, *rel.parts))
             yield (name.removesuffix(".__init__"), path)
 
 
@@ -131,5 +140,23 @@ def test_the_pure_core_imports_no_io_library() -> None:
 
 def test_the_check_sees_a_violation() -> None:
     """The rank rule itself: a core module importing a runtime is against the direction."""
-    assert RANK[package_of("shulian.logic.policy")] < RANK[package_of("streams.app")]
+    assert RANK[package_of("shulian.logic.policy")] < RANK[package_of("shulian.streams.app")]
     assert RANK[package_of("shulian.io.kafka")] < RANK[package_of("shulian.audit.check")]
+
+
+def test_no_generic_top_level_package() -> None:
+    """streams, connectors and bench are installed under shulian.* only (issue 18, item 2): no
+    module imports them by their generic names, and outside the repository they do not exist."""
+    offenders = [(module, target) for module, path in modules() for target in imports_of(path)
+                 if target.split(".")[0] in GENERIC]
+    tests = [(str(path), target) for path in sorted((ROOT / "tests").rglob("*.py"))
+             for target in imports_of(path) if target.split(".")[0] in GENERIC]
+    assert not offenders and not tests, offenders + tests
+    for name in GENERIC:
+        assert (ROOT / "shulian" / name).resolve() == (ROOT / name).resolve()
+    probe = subprocess.run(
+        [sys.executable, "-c", "import importlib.util as u, sys; "
+         "sys.path = [p for p in sys.path if p not in ('', '.')]; "
+         "print([n for n in ('streams', 'connectors', 'bench') if u.find_spec(n)])"],
+        cwd="/", capture_output=True, text=True, check=True)
+    assert probe.stdout.strip() == "[]", probe.stdout

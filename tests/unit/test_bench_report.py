@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench.chain import Progress, parse_metrics
-from bench.report import (
+from shulian.bench.chain import Progress, parse_metrics
+from shulian.bench.report import (
     LatencyResult,
     PhaseResult,
     RssResult,

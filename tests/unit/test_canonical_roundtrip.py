@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from fastavro import parse_schema
 
-from bench.data import reference_catalog
-from bench.harness import CATALOG_DIR, SCHEMAS_DIR
+from shulian.bench.data import reference_catalog
+from shulian.bench.harness import CATALOG_DIR, SCHEMAS_DIR
 from shulian.catalog.load import load_catalog
 from shulian.catalog.models import Catalog
 from shulian.chain.wire import decode_body, encode_wire, split_wire

@@ -11,15 +11,15 @@ from typing import Any
 import fastavro
 import pytest
 
-from connectors.coerce import RawSchema, coerce_record, encode_checked, record_key
-from connectors.sources.gateway import json_depth
-from connectors.sources.gateway_auth import (
+from shulian.connectors.coerce import RawSchema, coerce_record, encode_checked, record_key
+from shulian.connectors.sources.gateway import json_depth
+from shulian.connectors.sources.gateway_auth import (
     Authenticator,
     AuthOutcome,
     IdempotencyStore,
     token_sha256,
 )
-from connectors.sources.table import dump_value, load_value
+from shulian.connectors.sources.table import dump_value, load_value
 from shulian.logic.result import Accepted, Reason, Rejected
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "raw"

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from connectors.config import load_connector_files
-from connectors.sources.config import FileDropConfig, GatewayConfig, TableSourceConfig
-from connectors.table import CONNECTORS
 from shulian.cli.main import cli
+from shulian.connectors.config import load_connector_files
+from shulian.connectors.sources.config import FileDropConfig, GatewayConfig, TableSourceConfig
+from shulian.connectors.table import CONNECTORS
 from shulian.embedded.net import free_port
 from shulian.errors import ConfigError
 
@@ -226,10 +226,10 @@ def test_every_table_entry_loads_and_names_its_own_type() -> None:
 
 
 def test_an_unknown_type_is_an_error_naming_file_and_field_not_the_kafka_bridge() -> None:
-    from connectors.metrics import ConnectorMetrics
-    from connectors.sinks.build import build_sink
-    from connectors.sinks.config import FileSinkConfig
-    from connectors.table import build_connector
+    from shulian.connectors.metrics import ConnectorMetrics
+    from shulian.connectors.sinks.build import build_sink
+    from shulian.connectors.sinks.config import FileSinkConfig
+    from shulian.connectors.table import build_connector
     from shulian.settings import Settings
 
     class Odd(FileSinkConfig):

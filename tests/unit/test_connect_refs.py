@@ -6,9 +6,9 @@ from pathlib import Path
 
 import yaml
 
-from connectors.catalog_refs import check_connector_refs
-from connectors.config import load_connector_files
 from shulian.catalog.load import load_catalog
+from shulian.connectors.catalog_refs import check_connector_refs
+from shulian.connectors.config import load_connector_files
 from shulian.settings import REPO_ROOT, load_settings
 
 EXAMPLES = REPO_ROOT / "connectors" / "examples"

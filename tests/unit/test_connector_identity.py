@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from connectors.metrics import ConnectorMetrics
-from connectors.sources.config import GatewayConfig
-from connectors.table import build_connector
+from shulian.connectors.metrics import ConnectorMetrics
+from shulian.connectors.sources.config import GatewayConfig
+from shulian.connectors.table import build_connector
 from shulian.io.kafka import security_config
 from shulian.settings import load_settings
 

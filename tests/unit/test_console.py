@@ -12,8 +12,8 @@ import pytest
 import structlog.testing
 from fastapi.testclient import TestClient
 
-from bench.console_pages import NOW, audit_messages, deadletter_messages
-from connectors.sources.gateway_auth import token_sha256
+from shulian.bench.console_pages import NOW, audit_messages, deadletter_messages
+from shulian.connectors.sources.gateway_auth import token_sha256
 from shulian.console.app import COOKIE, create_app
 from shulian.console.auth import Kind, Principal, SessionCodec, TokenBook
 from shulian.console.data.words import diff_lists, entry_words, reason_words

@@ -15,8 +15,8 @@ import pytest
 import structlog.testing
 from fastapi.testclient import TestClient
 
-from bench.console_pages import NOW
-from connectors.sources.gateway_auth import token_sha256
+from shulian.bench.console_pages import NOW
+from shulian.connectors.sources.gateway_auth import token_sha256
 from shulian.console.app import create_app
 from shulian.console.serve import build_console
 from shulian.settings import REPO_ROOT, load_settings

@@ -382,7 +382,7 @@ def test_partitions_match_the_catalogue_plan(env: Mapping[str, str]) -> None:
 def test_kafka_setup_precreates_the_sink_dead_letter_topics() -> None:
     """Sinks create deadletter._sink.<name> themselves with replication factor 1, which
     min.insync.replicas=2 would refuse: kafka-setup makes them first with the cluster's factor."""
-    from connectors.sinks.config import PostgresSinkConfig
+    from shulian.connectors.sinks.config import PostgresSinkConfig
 
     setup = " ".join(_command(_services()["kafka-setup"]))
     made = set(re.findall(r"--topic\s+(\S+)", setup))

@@ -13,8 +13,8 @@ from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 from shulian.errors import ConfigError
 from shulian.perimeter.tls import make_test_pki
 from shulian.settings import load_settings
-from streams.app import faust_app
-from streams.credentials import faust_credentials
+from shulian.streams.app import faust_app
+from shulian.streams.credentials import faust_credentials
 
 NOW = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)
 

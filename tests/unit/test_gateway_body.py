@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from connectors.sources.gateway_auth import Authenticator, AuthOutcome, token_sha256
-from connectors.sources.gateway_body import (
+from shulian.connectors.sources.gateway_auth import Authenticator, AuthOutcome, token_sha256
+from shulian.connectors.sources.gateway_body import (
     MAX_INT_DIGITS,
     BodyError,
     is_json_media_type,

@@ -7,10 +7,10 @@ import os
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connectors.sinks.failures import SinkFailure
-from connectors.sinks.failures import deadletter_headers as sink_headers
-from connectors.sinks.records import SinkRecord
 from shulian.chain import headers as H
+from shulian.connectors.sinks.failures import SinkFailure
+from shulian.connectors.sinks.failures import deadletter_headers as sink_headers
+from shulian.connectors.sinks.records import SinkRecord
 from shulian.logic.result import Reason, Rejected
 
 # every code point, lone surrogates included (what surrogateescape and broken input produce)

@@ -1,12 +1,12 @@
 """Delivery failures reported by (topic, key, value) are matched back to the OutMessages to
-retry (streams.runtime: the untracked client has one callback, not one per message)."""
+retry (shulian.streams.runtime: the untracked client has one callback, not one per message)."""
 
 from __future__ import annotations
 
 from confluent_kafka import KafkaError
 
 from shulian.chain.messages import OutMessage
-from streams.runtime import _matched
+from shulian.streams.runtime import _matched
 
 
 def test_each_report_matches_one_message() -> None:

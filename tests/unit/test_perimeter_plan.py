@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from connectors.config import load_connector_files
 from shulian.catalog.load import load_catalog
 from shulian.catalog.models import Agency, AgencyId, Catalog, SharingList
 from shulian.chain.enforce import CANONICAL_DEADLETTER_AGENCY
 from shulian.chain.topology import Topology
+from shulian.connectors.config import load_connector_files
 from shulian.embedded.stack import connector_configs
 from shulian.errors import ConfigError
 from shulian.perimeter.acl import (
@@ -166,8 +166,8 @@ def test_topic_names_complete_and_collision_free(catalog: Catalog,
     used |= {x for s in connectors.sinks for x in (*s.topics, s.deadletter)}
     used |= {t.deadletter(CANONICAL_DEADLETTER_AGENCY, d) for d in catalog.datasets}
     assert used <= set(inventory), sorted(used - set(inventory))
-    from connectors.sinks.failures import deadletter_topic as sink_dlq
-    from connectors.sources.plumbing import deadletter_topic, raw_topic
+    from shulian.connectors.sinks.failures import deadletter_topic as sink_dlq
+    from shulian.connectors.sources.plumbing import deadletter_topic, raw_topic
     from shulian.logic.views import egress_topic
     assert raw_topic("psb", "x") == t.raw("psb", "x")
     assert deadletter_topic("psb", "x") == t.deadletter("psb", "x")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-from connectors.plan import plan_connectors
+from shulian.connectors.plan import plan_connectors
 from shulian.embedded.secure_stack import CHILD_PRINCIPALS
 from shulian.embedded.stack import Endpoints, connector_configs, stack_children
 from shulian.perimeter.devstack import prepare_security

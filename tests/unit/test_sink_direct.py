@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from connectors.sinks.direct import direct_sink
 from shulian.chain.messages import InMessage
+from shulian.connectors.sinks.direct import direct_sink
 from shulian.errors import BrokerError, ConfigError
 from shulian.settings import Settings
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from pydantic import Field, TypeAdapter
 
-from connectors.sinks.config import (
+from shulian.connectors.sinks.config import (
     FileSinkConfig,
     KafkaBridgeSinkConfig,
     PostgresSinkConfig,
@@ -37,7 +37,7 @@ def test_examples_cover_every_sink_type() -> None:
 
 def test_up_list_plans_on_an_empty_environment(tmp_path: Path) -> None:
     """What `shulian up` runs by default needs nothing from the machine but what it supplies."""
-    from connectors.plan import plan_connectors
+    from shulian.connectors.plan import plan_connectors
     from shulian.embedded.stack import connector_configs
     from shulian.settings import load_settings
 

@@ -8,9 +8,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from connectors.sinks.config import FileFormat, FileSinkConfig
-from connectors.sinks.files import FilesSink
-from connectors.sinks.records import SinkRecord
+from shulian.connectors.sinks.config import FileFormat, FileSinkConfig
+from shulian.connectors.sinks.files import FilesSink
+from shulian.connectors.sinks.records import SinkRecord
 
 TOPIC = "egress.tax.business_licence"
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from connectors.sinks.pgschema import (
+from shulian.connectors.sinks.pgschema import (
     Column,
     add_column_sql,
     avro_sql_type,

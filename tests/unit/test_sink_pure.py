@@ -10,13 +10,13 @@ import random
 import pytest
 from pydantic import ValidationError
 
-from connectors.sinks.backoff import RetryPolicy
-from connectors.sinks.config import PostgresSinkConfig, WebhookSinkConfig
-from connectors.sinks.failures import SinkFailure, deadletter_headers
-from connectors.sinks.jsonable import batch_body, batch_id, to_jsonable
-from connectors.sinks.loop import split_units
-from connectors.sinks.records import SinkRecord, record_key
-from connectors.sinks.webhook import webhook_records
+from shulian.connectors.sinks.backoff import RetryPolicy
+from shulian.connectors.sinks.config import PostgresSinkConfig, WebhookSinkConfig
+from shulian.connectors.sinks.failures import SinkFailure, deadletter_headers
+from shulian.connectors.sinks.jsonable import batch_body, batch_id, to_jsonable
+from shulian.connectors.sinks.loop import split_units
+from shulian.connectors.sinks.records import SinkRecord, record_key
+from shulian.connectors.sinks.webhook import webhook_records
 from shulian.errors import ConfigError
 
 

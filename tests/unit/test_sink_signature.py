@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connectors.sinks.signature import (
+from shulian.connectors.sinks.signature import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     sign,

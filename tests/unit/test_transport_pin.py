@@ -14,7 +14,7 @@ from importlib.metadata import version
 
 from faust.transport.consumer import Consumer
 
-from streams.transport import ChainTransport, _Consumer
+from shulian.streams.transport import ChainTransport, _Consumer
 
 DRAIN_LOOP_SHA256 = "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f704ae93417"
 """sha256 of ``inspect.getsource(Consumer._drain_messages)`` in faust-streaming 0.15.3."""

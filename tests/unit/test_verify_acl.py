@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from connectors.sources.config import GatewayConfig
 from shulian.chain.topology import Topology
+from shulian.connectors.sources.config import GatewayConfig
 from shulian.perimeter.acl import Operation, ResourceType, allows
 from shulian.perimeter.identities import Principal, Role
 from shulian.perimeter.plan import plan_acls

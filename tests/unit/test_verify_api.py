@@ -13,10 +13,10 @@ from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connectors.sources.gateway_auth import Authenticator, token_sha256
-from connectors.sources.verify_api import verify_router
 from shulian.catalog.elements import citizen_id_check_char
 from shulian.catalog.models import Catalog
+from shulian.connectors.sources.gateway_auth import Authenticator, token_sha256
+from shulian.connectors.sources.verify_api import verify_router
 from shulian.logic.audit import verify_chain
 from shulian.logic.verify import Answer, Claim, ClaimHow, VerifyPlan, answer
 from shulian.verification.service import VerifyService
