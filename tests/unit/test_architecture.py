@@ -22,7 +22,7 @@ FOLDERS = {"shulian": "shulian", "streams": "shulian.streams", "connectors": "sh
            "bench": "shulian.bench"}
 GENERIC = ("streams", "connectors", "bench")
 
-RANK: dict[str, int] = {
+RANK: dict[str, float] = {
     # base: what every layer may use
     "shulian": 0,  # shulian/__init__.py (the version)
     "shulian.errors": 0,
@@ -33,6 +33,9 @@ RANK: dict[str, int] = {
     "shulian.validation": 1,  # pydantic's errors in Shulian's words (file, field, why)
     # the pure core: values, checks, harmonisation, policy, masking, audit links, stages
     "shulian.catalog": 2,
+    # the wire contract: topic names (and the subjects, groups and prefixes built from them),
+    # over the catalogue's values, under everything that names a topic (views name subjects)
+    "shulian.chain.topology": 2.5,
     "shulian.perimeter.identities": 2,  # principal names and secrets: values the registry uses
     "shulian.perimeter.tls": 2,  # certificates (cryptography only): the Kafka engine makes its PKI
     "shulian.logic": 3,
@@ -57,16 +60,13 @@ RANK: dict[str, int] = {
     "shulian.cli": 11,
 }
 
-PURE = ("shulian.catalog", "shulian.logic", "shulian.chain")
+PURE = ("shulian.catalog", "shulian.chain.topology", "shulian.logic", "shulian.chain")
 IO_LIBRARIES = ("confluent_kafka", "faust", "mode", "aiokafka", "fastapi", "starlette",
                 "httpx", "uvicorn", "psycopg", "prometheus_client")
 
 KNOWN_DEBT: set[tuple[str, str]] = {
     # the ACL plan reads connector configs (which consumer group, which topics) the same way
     ("shulian.perimeter.service", "shulian.connectors.config"),
-    # views name their subjects from the topology, which belongs in a low wire-contract module
-    # with the header names (issue 18, item 4)
-    ("shulian.logic.views", "shulian.chain.topology"),
 }
 
 
