@@ -104,8 +104,13 @@ def kafka_libs(*, cache: Path | None = None) -> Path:
 
 
 def new_cluster_id() -> str:
-    """A KRaft cluster id: 16 random bytes, base64url without padding (what StorageTool makes)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A KRaft cluster id: 16 random bytes, base64url without padding (what StorageTool makes),
+    never starting with ``-``: ``kafka-storage format -t -Xy...`` would read it as an option
+    (seen: 1 format in 64 failed). Kafka's own ``Uuid.randomUuid`` draws again the same way."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
 
 
 def _java_argv(libs: Path, *args: str) -> list[str]:
