@@ -67,14 +67,22 @@ def _refuse(request: Request, who: Principal, code: str, why: str, **fields: Any
     return render(request, "refused.html", status=403, why=why)
 
 
+async def _csrf_checked(request: Request, csrf: str, route: str) -> dict[str, str] | None:
+    """The posted form, or None (logged) when its CSRF token is not the session's."""
+    form = await form_of(request)
+    if not secrets.compare_digest(form.get("csrf", ""), csrf):
+        log.warning("console.csrf_refused", route=route)
+        return None
+    return form
+
+
 def add_signing(app: FastAPI) -> None:
     @app.post("/sharing/proposals/{name}/sign")
     async def sign(request: Request, name: str) -> Response:
         s = require(request, Page.SHARING)
         c: Console = request.app.state.console
-        form = await form_of(request)
-        if not secrets.compare_digest(form.get("csrf", ""), s.csrf):
-            log.warning("console.csrf_refused", route="/sharing/proposals/{name}/sign")
+        form = await _csrf_checked(request, s.csrf, "/sharing/proposals/{name}/sign")
+        if form is None:
             return Response("CSRF check failed", status_code=403)
         signer = signer_of(s.principal)
         if signer is None:
@@ -99,9 +107,8 @@ def add_signing(app: FastAPI) -> None:
 
         s = require(request, Page.SHARING)
         c: Console = request.app.state.console
-        form = await form_of(request)
-        if not secrets.compare_digest(form.get("csrf", ""), s.csrf):
-            log.warning("console.csrf_refused", route="/sharing/proposals/{name}/publish")
+        form = await _csrf_checked(request, s.csrf, "/sharing/proposals/{name}/publish")
+        if form is None:
             return Response("CSRF check failed", status_code=403)
         if s.principal.kind is not Kind.GOVERNANCE:
             raise Forbidden()
