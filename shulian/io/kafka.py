@@ -11,6 +11,7 @@ Settings chosen on purpose:
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -67,6 +68,8 @@ def client_config(settings: Settings) -> dict[str, Any]:
     from."""
     return {**settings.kafka_common(), **security_config(settings)}
 BROKER_PROBE_S = 4.0  # plus start-up: the error is out within 5 s
+TANSU_CLUSTER_ID = "tansu_cluster"  # what the embedded Tansu broker reports
+KRAFT_CLUSTER_ID = re.compile(r"[A-Za-z0-9_-]{22}")  # 16 bytes, base64url: Apache Kafka's
 
 
 class BrokerUnreachable(BrokerError):
@@ -92,6 +95,27 @@ def require_broker(settings: Settings, *, timeout_s: float = BROKER_PROBE_S) -> 
         raise BrokerUnreachable(settings.bootstrap_servers, timeout_s) from exc
     if not md.brokers:
         raise BrokerUnreachable(settings.bootstrap_servers, timeout_s)
+    why = engine_mismatch(settings.broker_engine, md.cluster_id)
+    if why is not None:
+        raise ConfigError([ConfigIssue("<environment>", "SHULIAN_BROKER_ENGINE",
+                                       f"the broker at {settings.bootstrap_servers} {why}")])
+
+
+def engine_mismatch(engine: str, cluster_id: str | None) -> str | None:
+    """Why the clients' engine behaviour does not fit the broker that answered, or None.
+
+    Pointed at Apache Kafka with the embedded engine's behaviour, producers are not idempotent
+    (a retried write can be stored twice: the three-node failover test once appended 300
+    refused writes twice) and Tansu-only waits apply; the other way round, Kafka's trust in
+    watermarks does not hold on Tansu. Known only when the cluster id says which it is."""
+    if engine == "tansu" and cluster_id and KRAFT_CLUSTER_ID.fullmatch(cluster_id):
+        return (f"is Apache Kafka (KRaft cluster id {cluster_id}) but the client behaviour is "
+                "the embedded broker's (no idempotent producers): set "
+                "SHULIAN_BROKER_ENGINE=kafka (or --engine kafka)")
+    if engine == "kafka" and cluster_id == TANSU_CLUSTER_ID:
+        return ("is the embedded Tansu broker but the client behaviour is Apache Kafka's: set "
+                "SHULIAN_BROKER_ENGINE=tansu")
+    return None
 
 
 @dataclass(frozen=True)

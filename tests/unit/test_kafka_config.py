@@ -164,3 +164,18 @@ def test_a_cluster_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) 
     assert base64.urlsafe_b64encode(b"\xf8" + b"\x00" * 15).decode().startswith("-")
     cid = kafka.new_cluster_id()
     assert not cid.startswith("-") and len(cid) == 22
+
+
+def test_the_engine_must_fit_the_broker_that_answers() -> None:
+    """Apache Kafka (a KRaft cluster id) with the embedded engine's client behaviour would run
+    producers without idempotence; Tansu with Kafka's would trust its lagging watermarks."""
+    from shulian.embedded.kafka import new_cluster_id
+    from shulian.io.kafka import TANSU_CLUSTER_ID, engine_mismatch
+
+    kraft = new_cluster_id()
+    assert "SHULIAN_BROKER_ENGINE=kafka" in (engine_mismatch("tansu", kraft) or "")
+    assert "SHULIAN_BROKER_ENGINE=tansu" in (engine_mismatch("kafka", TANSU_CLUSTER_ID) or "")
+    assert engine_mismatch("kafka", kraft) is None
+    assert engine_mismatch("tansu", TANSU_CLUSTER_ID) is None
+    assert engine_mismatch("tansu", "my-own-tansu") is None  # unknown: not refused
+    assert engine_mismatch("tansu", None) is None
